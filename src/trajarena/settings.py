@@ -1,0 +1,383 @@
+"""Settings as data: frozen dataclasses with validation and JSON round trips.
+
+Every settings object can be built from a plain dict (as DIAMBRA users write them), is validated on
+construction, and turns back into a JSON-ready dict that is stored in every trajectory file.
+
+>>> s = EnvironmentSettings.from_dict({"difficulty": 3, "frame_shape": (84, 84, 1)})
+>>> s.difficulty, s.frame_shape
+(3, (84, 84, 1))
+>>> EnvironmentSettings.from_dict({"dificulty": 3})
+Traceback (most recent call last):
+...
+trajarena.errors.SettingsError: unknown setting 'dificulty' for EnvironmentSettings. Did you mean 'difficulty'? Valid settings: action_space, characters, continue_game, difficulty, frame_shape, n_players, outfits, role, seed, step_ratio
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Self
+
+from trajarena.errors import SettingsError, close_matches
+
+#: The fighters of the built-in game, in the order of their ``character`` index.
+DUEL_CHARACTERS: tuple[str, ...] = ("Kenji", "Mira", "Brutus", "Longo")
+#: Number of outfits (colour palettes) per fighter.
+DUEL_OUTFITS = 4
+ROLES = ("P1", "P2")
+ACTION_SPACES = ("multi_discrete", "discrete")
+
+
+def _fail(owner: str, key: str, value: Any, expected: str) -> SettingsError:
+    return SettingsError(f"{owner}.{key} must be {expected}, got {value!r}.")
+
+
+class _Settings:
+    """Shared behaviour: ``from_dict`` with unknown-key errors, ``to_dict`` and validation hooks."""
+
+    _validators: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | Self | None = None, **overrides: Any) -> Self:
+        """Build settings from a dict (or return a copy of settings with ``overrides``)."""
+        if data is None:
+            data = {}
+        elif isinstance(data, cls):
+            data = data.to_dict(json=False)
+        elif dataclasses.is_dataclass(data) and not isinstance(data, type):
+            data = {f.name: getattr(data, f.name) for f in fields(data)}
+        elif not isinstance(data, Mapping):
+            raise SettingsError(
+                f"{cls.__name__} must be built from a dict or a {cls.__name__}, got {type(data).__name__}."
+            )
+        merged = {**dict(data), **overrides}
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        for key in merged:
+            if key not in names:
+                raise SettingsError(
+                    f"unknown setting {key!r} for {cls.__name__}.{close_matches(str(key), names)} "
+                    f"Valid settings: {', '.join(sorted(names))}"
+                )
+        return cls(**merged)
+
+    def to_dict(self, json: bool = True) -> dict[str, Any]:
+        """The settings as a dict; with ``json=True`` every value is JSON-serialisable."""
+        out = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = _jsonable(value) if json else value
+        return out
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some settings changed (validated again)."""
+        return self.from_dict(self, **changes)
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    return value
+
+
+def _int(owner: str, key: str, value: Any, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise _fail(owner, key, value, f"an integer >= {lo}" + (f" and <= {hi}" if hi is not None else ""))
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        raise _fail(owner, key, value, f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}")
+    return value
+
+
+def _bool(owner: str, key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise _fail(owner, key, value, "True or False")
+
+
+def _frame_shape(owner: str, key: str, value: Any) -> tuple[int, int, int]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 3:
+        raise _fail(owner, key, value, "a (height, width, channels) triple, 0 meaning 'keep'")
+    h, w, c = (_int(owner, key, v, 0) for v in value)
+    if c not in (0, 1, 3):
+        raise _fail(owner, key, value, "a shape whose channels are 0 (keep), 1 (greyscale) or 3 (RGB)")
+    if (h == 0) != (w == 0):
+        raise _fail(owner, key, value, "a shape with both height and width set, or both 0 (keep)")
+    return (h, w, c)
+
+
+def _choice(owner: str, key: str, value: Any, choices: Sequence[Any]) -> Any:
+    if value not in choices:
+        hint = close_matches(str(value), [str(c) for c in choices]) if isinstance(value, str) else ""
+        raise SettingsError(
+            f"{owner}.{key} must be one of {', '.join(map(repr, choices))}, got {value!r}.{hint}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class EnvironmentSettings(_Settings):
+    """Settings of the built-in fighting game ``duel`` (DIAMBRA's ``EnvironmentSettings``).
+
+    Per-player settings (``role``, ``characters``, ``outfits``, ``action_space``) take one value, or in
+    two-player mode a pair ``(P1's, P2's)``; a single value is used for both players.
+
+    Args:
+        n_players: 1 (agent vs CPU tower) or 2 (one match between two agents).
+        frame_shape: (H, W, C) of the observed frame; 0 keeps the native size/colour; C=1 is greyscale.
+        step_ratio: game frames simulated per env step (1 = human speed at 60 fps).
+        difficulty: CPU strength 1-8, or None for a random one per episode (1-player mode).
+        continue_game: 0 = game over on a lost match; p in (0, 1] = continue with probability p;
+            a negative integer -n = continue n times.
+        role: "P1", "P2" or None (random) — the side the agent plays.
+        characters: a name from ``DUEL_CHARACTERS`` or None (random); a pair in 2-player mode.
+        outfits: palette number 1-4; a pair in 2-player mode.
+        action_space: "multi_discrete" (moves, attacks) or "discrete" (moves + attacks - 1).
+        seed: seed used by the first ``reset()`` that is given no seed.
+
+    >>> EnvironmentSettings(n_players=2, characters=("Mira", "Brutus")).characters
+    ('Mira', 'Brutus')
+    """
+
+    n_players: int = 1
+    frame_shape: tuple[int, int, int] = (0, 0, 0)
+    step_ratio: int = 6
+    difficulty: int | None = None
+    continue_game: float = 0.0
+    role: Any = None
+    characters: Any = None
+    outfits: Any = 1
+    action_space: Any = "multi_discrete"
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        o = type(self).__name__
+        self._set("n_players", _int(o, "n_players", self.n_players, 1, 2))
+        self._set("frame_shape", _frame_shape(o, "frame_shape", self.frame_shape))
+        self._set("step_ratio", _int(o, "step_ratio", self.step_ratio, 1, 60))
+        if self.difficulty is not None:
+            self._set("difficulty", _int(o, "difficulty", self.difficulty, 1, 8))
+        cg = self.continue_game
+        if isinstance(cg, bool) or not isinstance(cg, int | float) or cg > 1 or (cg < 0 and int(cg) != cg):
+            raise _fail(o, "continue_game", cg, "a probability in [0, 1] or a negative integer of continues")
+        self._set("continue_game", float(cg))
+        if self.seed is not None:
+            self._set("seed", _int(o, "seed", self.seed, 0))
+        self._set("role", self._per_player("role", self.role, lambda k, v: None if v is None else _choice(o, k, v, ROLES)))
+        self._set(
+            "characters",
+            self._per_player("characters", self.characters, lambda k, v: None if v is None else _choice(o, k, v, DUEL_CHARACTERS)),
+        )
+        self._set("outfits", self._per_player("outfits", self.outfits, lambda k, v: _int(o, k, v, 1, DUEL_OUTFITS)))
+        self._set("action_space", self._per_player("action_space", self.action_space, lambda k, v: _choice(o, k, v, ACTION_SPACES)))
+        if self.n_players == 2 and isinstance(self.role, tuple):
+            a, b = self.role
+            if a is not None and a == b:
+                raise _fail(o, "role", self.role, "two different sides, e.g. ('P1', 'P2'), or (None, None)")
+
+    def _per_player(self, key: str, value: Any, check: Callable[[str, Any], Any]) -> Any:
+        if isinstance(value, list | tuple):
+            if self.n_players == 1:
+                raise _fail(type(self).__name__, key, value, "a single value in 1-player mode (pairs are for n_players=2)")
+            if len(value) != 2:
+                raise _fail(type(self).__name__, key, value, "a pair (P1's, P2's) in 2-player mode")
+            return tuple(check(key, v) for v in value)
+        value = check(key, value)
+        return (value, value) if self.n_players == 2 else value
+
+    def player(self, key: str, index: int) -> Any:
+        """The value of a per-player setting for player ``index`` (0 or 1).
+
+        >>> EnvironmentSettings(outfits=2).player("outfits", 0)
+        2
+        """
+        value = getattr(self, key)
+        return value[index] if self.n_players == 2 else value
+
+
+@dataclass(frozen=True)
+class WrappersSettings(_Settings):
+    """Wrappers applied on top of the raw env (DIAMBRA's ``WrappersSettings``).
+
+    The same settings build the same observations on a live env and on the replay env.
+
+    Args:
+        no_op_max: up to this many no-op steps after reset (seeded).
+        repeat_action: repeat each action this many steps.
+        normalize_reward: divide rewards by ``normalization_factor`` times the full health.
+        normalization_factor: see ``normalize_reward``.
+        clip_reward: reward → its sign.
+        no_attack_buttons_combinations: keep only single attack buttons in the action space.
+        frame_shape: resize/greyscale the frame (0 keeps).
+        stack_frames: stack this many frames on the last axis.
+        dilation: take every ``dilation``-th frame of the history when stacking.
+        add_last_action: add the last action(s) to the observation as ``action``.
+        stack_actions: how many last actions to keep.
+        scale: scale values to [0, 1] (one-hot for discrete values).
+        exclude_image_scaling: with ``scale``, leave the frame as uint8.
+        process_discrete_binary: with ``scale``, one-hot encode binary discrete values too.
+        role_relative: rename P1/P2 to own/opp from the agent's point of view.
+        flatten: flatten nested observation dicts to ``P1_health``-style keys.
+        filter_keys: keep only these keys (after flattening).
+        wrappers: user wrappers, a sequence of ``[WrapperClass, kwargs]`` applied last.
+
+    >>> WrappersSettings(stack_frames=4, scale=True).stack_frames
+    4
+    """
+
+    no_op_max: int = 0
+    repeat_action: int = 1
+    normalize_reward: bool = False
+    normalization_factor: float = 0.5
+    clip_reward: bool = False
+    no_attack_buttons_combinations: bool = False
+    frame_shape: tuple[int, int, int] = (0, 0, 0)
+    stack_frames: int = 1
+    dilation: int = 1
+    add_last_action: bool = False
+    stack_actions: int = 1
+    scale: bool = False
+    exclude_image_scaling: bool = False
+    process_discrete_binary: bool = False
+    role_relative: bool = False
+    flatten: bool = False
+    filter_keys: tuple[str, ...] | None = None
+    wrappers: tuple[Any, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        o = type(self).__name__
+        self._set("no_op_max", _int(o, "no_op_max", self.no_op_max, 0))
+        self._set("repeat_action", _int(o, "repeat_action", self.repeat_action, 1))
+        self._set("stack_frames", _int(o, "stack_frames", self.stack_frames, 1))
+        self._set("dilation", _int(o, "dilation", self.dilation, 1))
+        self._set("stack_actions", _int(o, "stack_actions", self.stack_actions, 1))
+        for name in (
+            "normalize_reward", "clip_reward", "no_attack_buttons_combinations", "add_last_action",
+            "scale", "exclude_image_scaling", "process_discrete_binary", "role_relative", "flatten",
+        ):
+            self._set(name, _bool(o, name, getattr(self, name)))
+        nf = self.normalization_factor
+        if isinstance(nf, bool) or not isinstance(nf, int | float) or not nf > 0:
+            raise _fail(o, "normalization_factor", nf, "a number > 0")
+        self._set("normalization_factor", float(nf))
+        self._set("frame_shape", _frame_shape(o, "frame_shape", self.frame_shape))
+        if self.filter_keys is not None:
+            if isinstance(self.filter_keys, str) or not all(isinstance(k, str) for k in self.filter_keys):
+                raise _fail(o, "filter_keys", self.filter_keys, "a list of observation key names, or None")
+            self._set("filter_keys", tuple(self.filter_keys))
+        self._set("wrappers", tuple(_user_wrapper(o, w) for w in (self.wrappers or ())))
+
+    @property
+    def is_identity(self) -> bool:
+        """True when these settings change nothing."""
+        return self == WrappersSettings()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WrappersSettings:
+        """Rebuild settings stored in a file; user wrappers are imported by their qualified names."""
+        data = dict(data)
+        data["wrappers"] = [[_import_qualified(w[0]), w[1]] for w in data.get("wrappers") or ()]
+        return cls.from_dict(data)
+
+
+def _user_wrapper(owner: str, item: Any) -> tuple[Any, dict[str, Any]]:
+    if isinstance(item, type):
+        item = (item, {})
+    if not isinstance(item, list | tuple) or len(item) != 2 or not callable(item[0]) or not isinstance(item[1], Mapping):
+        raise _fail(owner, "wrappers", item, "a [WrapperClass, kwargs_dict] pair")
+    return (item[0], dict(item[1]))
+
+
+def _import_qualified(name: Any) -> Any:
+    if not isinstance(name, str):
+        return name
+    module, _, qual = name.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError:
+        # nested qualname: walk back until a module imports
+        parts = name.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+            return obj
+        raise SettingsError(f"cannot import the user wrapper {name!r} stored in the file; install its package or pass wrappers_settings explicitly.") from None
+    try:
+        return getattr(obj, qual)
+    except AttributeError:
+        raise SettingsError(f"the user wrapper {name!r} stored in the file no longer exists; pass wrappers_settings explicitly.") from None
+
+
+@dataclass(frozen=True)
+class RecordingSettings(_Settings):
+    """Trajectory recording settings (DIAMBRA's ``RecordingSettings``, plus a few extras).
+
+    Args:
+        username: who played; stored in every file.
+        file_path: the folder the trajectory files go to (created if missing).
+        ignore_p2: 1 marks P2's side of a 2-player recording as not a demonstration (e.g. an agent
+            playing against a human P1); the loader then replays only P1's side.
+        players: who controls each side, e.g. ``{"P1": "human", "P2": "cpu"}``; stored in the metadata.
+        flush_seconds: the longest time steps stay in memory before reaching the disk.
+        compression: "zstd" (default), "lz4" or "none".
+        compression_level: codec level, None for the library's measured default.
+
+    >>> RecordingSettings(username="alex", file_path="data/duel").ignore_p2
+    0
+    """
+
+    username: str = ""
+    file_path: str = ""
+    ignore_p2: int = 0
+    players: dict[str, str] | None = None
+    flush_seconds: float = 2.0
+    compression: str = "zstd"
+    compression_level: int | None = None
+
+    def __post_init__(self) -> None:
+        o = type(self).__name__
+        if not isinstance(self.username, str):
+            raise _fail(o, "username", self.username, "a string")
+        if not isinstance(self.file_path, str) or not self.file_path:
+            import os
+
+            if isinstance(self.file_path, os.PathLike):
+                self._set("file_path", os.fspath(self.file_path))
+            else:
+                raise _fail(o, "file_path", self.file_path, "a non-empty folder path where files are written")
+        if self.ignore_p2 not in (0, 1) or isinstance(self.ignore_p2, float):
+            raise _fail(o, "ignore_p2", self.ignore_p2, "0 or 1")
+        self._set("ignore_p2", int(self.ignore_p2))
+        if self.players is not None:
+            if not isinstance(self.players, Mapping) or not all(
+                k in ROLES and isinstance(v, str) for k, v in self.players.items()
+            ):
+                raise _fail(o, "players", self.players, "a dict like {'P1': 'human', 'P2': 'cpu'}")
+            self._set("players", dict(self.players))
+        fs = self.flush_seconds
+        if isinstance(fs, bool) or not isinstance(fs, int | float) or not 0 < fs <= 3600:
+            raise _fail(o, "flush_seconds", fs, "a number of seconds in (0, 3600]")
+        self._set("compression", _choice(o, "compression", self.compression, ("zstd", "lz4", "none")))
+        if self.compression_level is not None:
+            self._set("compression_level", _int(o, "compression_level", self.compression_level, -7, 22))
+
+
+def as_settings(cls: type[_Settings], value: Any) -> Any:
+    """Coerce ``None``, a dict or an instance to ``cls``."""
+    return cls.from_dict(value)
