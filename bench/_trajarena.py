@@ -1,0 +1,266 @@
+"""Adapters from the bench scripts to trajarena: record, replay, sample, make ``duel``.
+
+The bench scripts only talk to trajarena through these few functions, so a change of the
+library's API is absorbed here. When a part of trajarena is missing (not written yet, or an
+import fails), the adapter raises :class:`NotAvailable` with a short reason and the scripts
+report that column as ``n/a (...)`` instead of failing.
+
+Recording uses ``trajarena.recorder.TrajectoryRecorder(env, file_path=folder)`` on the raw env
+(the same env factory as the raw and Minari runs); reading uses ``trajarena.reader``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _common import RssSampler, dir_size, pause_stats
+from _envs import EnvFactory, random_policy, run_loop
+
+
+class NotAvailable(Exception):
+    """This part of trajarena cannot be benchmarked here; ``str(exc)`` is the table cell."""
+
+
+def _import(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise NotAvailable(f"n/a (not available: {module} - {exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - a half-written module must not break the bench
+        raise NotAvailable(f"n/a ({module} failed to import: {type(exc).__name__}: {exc})") from exc
+
+
+def available() -> tuple[bool, str]:
+    """Return ``(True, "")`` when trajarena's recorder and reader import, else ``(False, why)``."""
+    try:
+        _import("trajarena.recorder")
+        _import("trajarena.reader")
+    except NotAvailable as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def version() -> str:
+    try:
+        return _import("trajarena").__version__
+    except (NotAvailable, AttributeError):
+        return "?"
+
+
+# --------------------------------------------------------------------------------------------
+# the built-in game
+# --------------------------------------------------------------------------------------------
+
+
+def duel_factory(settings: dict | None = None) -> tuple[EnvFactory | None, str]:
+    """Return ``(factory, "")`` building the raw ``duel`` env (no wrappers), or ``(None, why)``."""
+    try:
+        envs = _import("trajarena.envs")
+        env, _ = envs.raw_env("duel", settings)
+        env.close()
+    except NotAvailable as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001
+        return None, f"n/a (duel failed: {type(exc).__name__}: {exc})"
+    return (lambda: envs.raw_env("duel", settings)[0]), ""
+
+
+# --------------------------------------------------------------------------------------------
+# recording
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RecordResult:
+    """Figures of one trajarena recording run (same fields as ``_minari.RecordResult``)."""
+
+    steps: int
+    episodes: int
+    loop_s: float
+    finalize_s: float
+    bytes_on_disk: int
+    pauses: dict[str, Any]
+    folder: str
+    memory_growth_mb: float | None = None
+    memory_final_growth_mb: float | None = None
+
+    @property
+    def steps_per_s(self) -> float:
+        """Steps per second including ``close()`` (the time to files that are all readable)."""
+        return self.steps / (self.loop_s + self.finalize_s)
+
+    @property
+    def bytes_per_step(self) -> float:
+        return self.bytes_on_disk / self.steps
+
+
+def wrap_recorder(env, folder: str | os.PathLike, username: str = "bench"):
+    """Wrap ``env`` in trajarena's recording wrapper writing into ``folder``."""
+    recorder_mod = _import("trajarena.recorder")
+    cls = getattr(recorder_mod, "TrajectoryRecorder", None)
+    if cls is None:
+        raise NotAvailable("n/a (not available: trajarena.recorder.TrajectoryRecorder)")
+    params = inspect.signature(cls).parameters
+    kwargs: dict[str, Any] = {}
+    if "username" in params:
+        kwargs["username"] = username
+    if "env_id" in params and env.spec is not None:
+        kwargs["env_id"] = env.spec.id
+    try:
+        return cls(env, file_path=str(folder), **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise NotAvailable(f"n/a (TrajectoryRecorder failed: {type(exc).__name__}: {exc})") from exc
+
+
+def record(
+    factory: EnvFactory,
+    n_steps: int,
+    folder: str | os.PathLike,
+    seed: int = 0,
+    sample_memory_every: int = 0,
+    policy_factory: Callable | None = None,
+) -> RecordResult:
+    """Record ``n_steps`` of ``factory()`` into ``folder`` with the shared timed loop.
+
+    ``sample_memory_every > 0`` samples the RSS that often, from a baseline taken after the
+    first tenth of the run (at most 1,000 steps), to measure growth while recording.
+    """
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    raw = factory()
+    env = wrap_recorder(raw, folder)
+    policy = (policy_factory or random_policy)(raw, seed)
+    sampler = RssSampler()
+    on_step = None
+    if sample_memory_every > 0:
+        warm = min(1000, n_steps // 10)
+
+        def on_step(i: int) -> None:
+            if i == warm:
+                sampler.baseline()
+            elif i > warm and i % sample_memory_every == 0:
+                sampler.sample()
+
+    try:
+        stats = run_loop(env, n_steps, policy, seed, on_step=on_step)
+    except NotAvailable:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        env.close()
+        raise NotAvailable(f"n/a (recording failed: {type(exc).__name__}: {exc})") from exc
+    start = time.perf_counter()
+    env.close()
+    finalize_s = time.perf_counter() - start
+    if sample_memory_every > 0:
+        sampler.sample()
+    has_samples = len(sampler.samples) > 1
+    return RecordResult(
+        steps=stats.steps,
+        episodes=stats.episodes,
+        loop_s=stats.seconds,
+        finalize_s=finalize_s,
+        bytes_on_disk=dir_size(folder),
+        pauses=pause_stats(stats.pauses_s),
+        folder=str(folder),
+        memory_growth_mb=sampler.growth_mb() if has_samples else None,
+        memory_final_growth_mb=sampler.final_growth_mb() if has_samples else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+
+
+def open_folder(folder: str | os.PathLike):
+    """Open every trajectory file in ``folder`` with trajarena's reader."""
+    reader = _import("trajarena.reader")
+    for name in ("open_folder", "open_trajectories", "TrajectoryReader", "Reader", "open"):
+        fn = getattr(reader, name, None)
+        if callable(fn):
+            try:
+                return fn(str(folder))
+            except Exception as exc:  # noqa: BLE001
+                raise NotAvailable(f"n/a (reader.{name} failed: {type(exc).__name__}: {exc})") from exc
+    raise NotAvailable("n/a (trajarena.reader has no open function the bench knows)")
+
+
+def _episodes(data) -> Any:
+    for name in ("iterate_episodes", "episodes"):
+        attr = getattr(data, name, None)
+        if callable(attr):
+            return attr()
+        if attr is not None:
+            return attr
+    return iter(data)
+
+
+def _length(episode) -> int:
+    for name in ("n_steps", "num_steps", "length"):
+        value = getattr(episode, name, None)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+    return len(episode)
+
+
+def _touch(tree: Any, t: int) -> Any:
+    if isinstance(tree, dict):
+        return {k: _touch(v, t) for k, v in tree.items()}
+    if isinstance(tree, tuple):
+        return tuple(_touch(v, t) for v in tree)
+    return tree[t]
+
+
+def replay_sequential(folder: str | os.PathLike) -> tuple[int, float]:
+    """Read every episode in order and touch every step's observation; ``(steps, seconds)``."""
+    data = open_folder(folder)
+    start = time.perf_counter()
+    steps = 0
+    try:
+        for episode in _episodes(data):
+            n = _length(episode)
+            obs = episode.observations
+            for t in range(n):
+                _touch(obs, t)
+            steps += n
+    except NotAvailable:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise NotAvailable(f"n/a (sequential read failed: {type(exc).__name__}: {exc})") from exc
+    return steps, time.perf_counter() - start
+
+
+def sample_random(folder: str | os.PathLike, n: int, seed: int = 0, batch_size: int = 1) -> tuple[int, float]:
+    """Fetch ``n`` random transitions, one by one or in batches; ``(transitions, seconds)``.
+
+    Uses the reader's transition sampler (``sample_transitions(batch_size, rng)`` or
+    ``transition(i)``), with a seeded ``np.random.Generator``.
+    """
+    data = open_folder(folder)
+    rng = np.random.default_rng(seed)
+    sample = getattr(data, "sample_transitions", None) or getattr(data, "sample", None)
+    get_one = getattr(data, "transition", None)
+    if sample is None and get_one is None:
+        raise NotAvailable("n/a (reader has no sample_transitions / transition)")
+    total = int(getattr(data, "total_steps", 0) or getattr(data, "n_steps", 0) or 0)
+    start = time.perf_counter()
+    done = 0
+    try:
+        while done < n:
+            if sample is not None:
+                sample(batch_size, rng=rng)
+            else:
+                for i in rng.integers(total, size=batch_size):
+                    get_one(int(i))
+            done += batch_size
+    except Exception as exc:  # noqa: BLE001
+        raise NotAvailable(f"n/a (random access failed: {type(exc).__name__}: {exc})") from exc
+    return done, time.perf_counter() - start

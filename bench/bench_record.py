@@ -1,0 +1,188 @@
+"""Recording benchmark: trajarena's recorder against the raw env, Minari and np.savez_compressed.
+
+For each env (``duel``, ``CartPole-v1``, ``ALE/Boxing-v5``) and in the same run, it measures
+
+* raw env steps/s under a fixed-seed random policy (median of repeats);
+* trajarena ``TrajectoryRecorder`` steps/s (close() included) and its ratio to raw;
+* Minari ``DataCollector(data_format="hdf5")`` + ``create_dataset`` steps/s and its ratio to raw;
+* bytes per step on disk: trajarena, one ``np.savez_compressed`` file per episode, Minari
+  (JPEG for images by default, which is lossy) and Minari with ``jpeg_encoding=False``;
+* episode-end pauses (the step that ends an episode + the next reset), p50 / p99 / max,
+  and the p99 of the first and the last tenth of the episodes (is it flat as data grows?);
+* RSS growth while recording one endless CartPole episode (1M steps by default).
+
+Usage::
+
+    .venv-bench/bin/python bench/bench_record.py            # full run, a few minutes
+    .venv-bench/bin/python bench/bench_record.py --quick    # seconds, for smoke tests
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _minari  # noqa: E402
+import _trajarena  # noqa: E402
+from _common import RESULTS_DIR, Table, parse_args, ratio  # noqa: E402
+from _envs import (  # noqa: E402
+    CARTPOLE, BOXING, DUEL, balancing_policy, endless_cartpole, env_factory, npz_bytes_per_step,
+    raw_steps_per_s,
+)
+
+
+@dataclasses.dataclass
+class Args:
+    """Recording benchmark: trajarena vs raw env vs Minari vs np.savez_compressed."""
+
+    envs: tuple = (DUEL, CARTPOLE, BOXING)
+    quick: bool = dataclasses.field(default=False, metadata={"help": "tiny budgets (smoke test)"})
+    seed: int = 0
+    cartpole_steps: int = dataclasses.field(
+        default=50_000, metadata={"help": "steps recorded on CartPole (~2,000 random episodes)"})
+    image_steps: int = dataclasses.field(default=10_000, metadata={"help": "steps recorded on image envs"})
+    memory_steps: int = dataclasses.field(
+        default=1_000_000, metadata={"help": "length of the endless CartPole episode (trajarena)"})
+    minari_memory_steps: int = dataclasses.field(
+        default=200_000, metadata={"help": "length of the endless CartPole episode (Minari)"})
+    minari: bool = dataclasses.field(default=True, metadata={"help": "run the Minari baselines"})
+    minari_lossless: bool = dataclasses.field(
+        default=True, metadata={"help": "also record image envs with Minari jpeg_encoding=False"})
+    results_dir: str = str(RESULTS_DIR)
+    workdir: str = dataclasses.field(default="", metadata={"help": "where temporary recordings go"})
+
+    def __post_init__(self) -> None:
+        self.envs = tuple(self.envs)
+        if self.quick:
+            self.cartpole_steps = min(self.cartpole_steps, 2_000)
+            self.image_steps = min(self.image_steps, 200)
+            self.memory_steps = min(self.memory_steps, 20_000)
+            self.minari_memory_steps = min(self.minari_memory_steps, 5_000)
+
+
+def _try(fn, *args, **kwargs):
+    """Run a trajarena adapter; return ``(result, "")`` or ``(None, "n/a (why)")``."""
+    try:
+        return fn(*args, **kwargs), ""
+    except _trajarena.NotAvailable as exc:
+        return None, str(exc)
+
+
+def _is_image_env(factory) -> bool:
+    import numpy as np
+
+    env = factory()
+    try:
+        spaces = [env.observation_space]
+        while spaces:
+            space = spaces.pop()
+            sub = getattr(space, "spaces", None)
+            if sub is not None:
+                spaces.extend(sub.values() if isinstance(sub, dict) else sub)
+            elif space.dtype == np.uint8 and len(space.shape or ()) == 3:
+                return True
+        return False
+    finally:
+        env.close()
+
+
+def main(args: Args) -> list[Table]:
+    speed = Table("record_speed", ["env", "steps", "raw steps/s", "trajarena steps/s", "trajarena/raw",
+                                   "Minari steps/s", "Minari/raw", "trajarena/Minari"],
+                  title="Recording speed (steps/s; recorder close() / create_dataset included)")
+    size = Table("record_bytes", ["env", "trajarena B/step", "npz B/step", "Minari B/step",
+                                  "Minari lossless B/step", "trajarena/npz", "Minari/npz"],
+                 title="Bytes per step on disk (same episodes)")
+    pauses = Table("record_pauses", ["env", "recorder", "episodes", "p50 ms", "p99 ms", "max ms",
+                                     "p99 first 10% ms", "p99 last 10% ms"],
+                   title="Episode-end pause (ending step() + reset())")
+    memory = Table("record_memory", ["recorder", "steps", "RSS growth peak MB", "RSS growth final MB"],
+                   title="Memory while recording one endless CartPole episode")
+    minari_ok, minari_why = _minari.available() if args.minari else (False, "n/a (--no-minari)")
+    ta_ok, ta_why = _trajarena.available()
+    speed.notes.append(f"Minari: DataCollector(data_format='hdf5', record_infos=False); "
+                       f"trajarena {_trajarena.version()}: TrajectoryRecorder on the raw env.")
+    size.notes.append("Minari's default stores image observations as JPEG (lossy); "
+                      "'Minari lossless' is jpeg_encoding=False. npz: one np.savez_compressed file per episode.")
+
+    with tempfile.TemporaryDirectory(prefix="trajarena-bench-", dir=args.workdir or None) as work:
+        for index, name in enumerate(args.envs):
+            factory, why = env_factory(name)
+            if factory is None:
+                speed.add_row(env=name, **{"raw steps/s": why})
+                size.add_row(env=name, **{"trajarena B/step": why})
+                continue
+            n = args.cartpole_steps if name == CARTPOLE else args.image_steps
+            image = _is_image_env(factory)
+            raw = raw_steps_per_s(factory, n, args.seed, repeats=3 if name == CARTPOLE else 2)
+            print(f"[{name}] raw {raw:,.0f} steps/s", flush=True)
+
+            ta, ta_cell = (None, ta_why) if not ta_ok else _try(
+                _trajarena.record, factory, n, Path(work) / f"ta-{index}", args.seed)
+            mi = mi_lossless = None
+            mi_cell = minari_why
+            if minari_ok:
+                with _minari.datasets_path(args.workdir or None):
+                    mi = _minari.record(factory, n, args.seed, data_format="hdf5")
+                    if image and args.minari_lossless:
+                        mi_lossless = _minari.record(factory, n, args.seed, jpeg_encoding=False)
+            npz = npz_bytes_per_step(factory, n, args.seed, folder=work)
+
+            ta_rate = ta.steps_per_s if ta else None
+            mi_rate = mi.steps_per_s if mi else None
+            speed.add_row(**{
+                "env": name, "steps": n, "raw steps/s": raw,
+                "trajarena steps/s": ta_rate if ta else ta_cell, "trajarena/raw": ratio(ta_rate, raw),
+                "Minari steps/s": mi_rate if mi else mi_cell, "Minari/raw": ratio(mi_rate, raw),
+                "trajarena/Minari": ratio(ta_rate, mi_rate),
+            })
+            size.add_row(**{
+                "env": name, "trajarena B/step": ta.bytes_per_step if ta else ta_cell,
+                "npz B/step": npz, "Minari B/step": mi.bytes_per_step if mi else mi_cell,
+                "Minari lossless B/step": (mi_lossless.bytes_per_step if mi_lossless
+                                           else ("n/a (not an image env)" if not image else mi_cell)),
+                "trajarena/npz": ratio(ta.bytes_per_step if ta else None, npz),
+                "Minari/npz": ratio(mi.bytes_per_step if mi else None, npz),
+            })
+            for label, result, cell in (("trajarena", ta, ta_cell), ("Minari hdf5", mi, mi_cell)):
+                if result is None:
+                    pauses.add_row(env=name, recorder=label, episodes=cell)
+                    continue
+                p = result.pauses
+                pauses.add_row(**{"env": name, "recorder": label, "episodes": p["count"],
+                                  "p50 ms": p["p50_ms"], "p99 ms": p["p99_ms"], "max ms": p["max_ms"],
+                                  "p99 first 10% ms": p["p99_first_ms"],
+                                  "p99 last 10% ms": p["p99_last_ms"]})
+            print(f"[{name}] done", flush=True)
+
+        every = max(1, args.memory_steps // 100)
+        ta_mem, cell = (None, ta_why) if not ta_ok else _try(
+            _trajarena.record, endless_cartpole, args.memory_steps, Path(work) / "ta-memory", args.seed,
+            sample_memory_every=every, policy_factory=balancing_policy)
+        memory.add_row(**{"recorder": "trajarena", "steps": args.memory_steps,
+                          "RSS growth peak MB": ta_mem.memory_growth_mb if ta_mem else cell,
+                          "RSS growth final MB": ta_mem.memory_final_growth_mb if ta_mem else cell})
+        if minari_ok:
+            with _minari.datasets_path(args.workdir or None):
+                mi_mem = _minari.record(endless_cartpole, args.minari_memory_steps, args.seed,
+                                        sample_memory_every=max(1, args.minari_memory_steps // 100))
+            memory.add_row(**{"recorder": "Minari hdf5", "steps": args.minari_memory_steps,
+                              "RSS growth peak MB": mi_mem.memory_growth_mb})
+        else:
+            memory.add_row(recorder="Minari hdf5", steps=minari_why)
+        memory.notes.append("Growth = RSS sampled every 1% of the run minus RSS after a warm-up "
+                            "(first 10%, at most 1,000 steps). Target for trajarena: <= +50 MB.")
+
+    tables = [speed, size, pauses, memory]
+    for table in tables:
+        table.print()
+        table.save(args.results_dir, extra={"args": dataclasses.asdict(args)})
+    return tables
+
+
+if __name__ == "__main__":
+    main(parse_args(Args))
