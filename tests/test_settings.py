@@ -1,0 +1,136 @@
+"""Settings: every field's validation, unknown keys with hints, JSON round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from trajarena.errors import SettingsError
+from trajarena.settings import (
+    DUEL_CHARACTERS,
+    EnvironmentSettings,
+    RecordingSettings,
+    WrappersSettings,
+)
+
+
+def test_defaults_round_trip_through_json():
+    for cls in (EnvironmentSettings, WrappersSettings):
+        s = cls()
+        again = cls.from_dict(json.loads(json.dumps(s.to_dict())))
+        assert again == s
+    r = RecordingSettings(username="a", file_path="x")
+    assert RecordingSettings.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+
+
+@pytest.mark.parametrize(
+    ("cls", "key", "hint"),
+    [
+        (EnvironmentSettings, "dificulty", "difficulty"),
+        (EnvironmentSettings, "frame_shap", "frame_shape"),
+        (WrappersSettings, "stack_frame", "stack_frames"),
+        (RecordingSettings, "user_name", "username"),
+    ],
+)
+def test_unknown_key_names_it_and_suggests(cls, key, hint):
+    extra = {"file_path": "x"} if cls is RecordingSettings else {}
+    with pytest.raises(SettingsError) as err:
+        cls.from_dict({key: 1, **extra})
+    msg = str(err.value)
+    assert repr(key) in msg and f"Did you mean {hint!r}" in msg and "Valid settings:" in msg
+
+
+BAD_ENV_VALUES = [
+    ("n_players", 3), ("n_players", "1"), ("frame_shape", (84, 84)), ("frame_shape", (84, 84, 2)),
+    ("frame_shape", (84, 0, 1)), ("frame_shape", (-1, 84, 1)), ("step_ratio", 0), ("step_ratio", 1.5),
+    ("difficulty", 0), ("difficulty", 9), ("difficulty", True), ("continue_game", 1.5),
+    ("continue_game", -0.5), ("role", "P3"), ("characters", "Nobody"), ("outfits", 0), ("outfits", 5),
+    ("action_space", "box"), ("seed", -1), ("role", ("P1", "P2")),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_ENV_VALUES)
+def test_bad_environment_values_name_the_key(key, value):
+    with pytest.raises(SettingsError, match=key):
+        EnvironmentSettings.from_dict({key: value})
+
+
+def test_settings_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        EnvironmentSettings(difficulty=10)
+
+
+def test_close_match_for_a_misspelt_choice():
+    with pytest.raises(SettingsError, match="Did you mean 'multi_discrete'"):
+        EnvironmentSettings(action_space="multi_discrete_")
+
+
+def test_two_player_pairs_broadcast_and_validate():
+    s = EnvironmentSettings(n_players=2, characters="Mira", action_space=("discrete", "multi_discrete"))
+    assert s.characters == ("Mira", "Mira")
+    assert s.player("action_space", 1) == "multi_discrete"
+    with pytest.raises(SettingsError, match="two different sides"):
+        EnvironmentSettings(n_players=2, role=("P1", "P1"))
+    with pytest.raises(SettingsError, match="pair"):
+        EnvironmentSettings(n_players=2, outfits=(1, 2, 3))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("stack_frames", 0), ("dilation", 0), ("repeat_action", 0), ("no_op_max", -1), ("scale", "yes"),
+     ("normalization_factor", 0), ("filter_keys", "frame"), ("wrappers", [object()]), ("frame_shape", (1, 1))],
+)
+def test_bad_wrapper_values(key, value):
+    with pytest.raises(SettingsError, match=key):
+        WrappersSettings.from_dict({key: value})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("username", 3), ("file_path", ""), ("ignore_p2", 2), ("ignore_p2", 0.5), ("players", {"P3": "x"}),
+     ("flush_seconds", 0), ("compression", "gzip"), ("compression_level", 99)],
+)
+def test_bad_recording_values(key, value):
+    data = {"file_path": "data", **{key: value}}
+    with pytest.raises(SettingsError, match=key):
+        RecordingSettings.from_dict(data)
+
+
+def test_settings_are_frozen_and_replace_validates():
+    s = EnvironmentSettings()
+    with pytest.raises(AttributeError):
+        s.difficulty = 3  # type: ignore[misc]
+    assert s.replace(difficulty=2).difficulty == 2
+    with pytest.raises(SettingsError):
+        s.replace(difficulty=20)
+
+
+def test_not_a_mapping():
+    with pytest.raises(SettingsError, match="dict"):
+        EnvironmentSettings.from_dict([("difficulty", 3)])
+
+
+def test_user_wrappers_store_their_qualified_name_and_reimport():
+    import gymnasium as gym
+
+    ws = WrappersSettings(wrappers=[[gym.wrappers.ClipReward, {"min_reward": -1, "max_reward": 1}]])
+    stored = json.loads(json.dumps(ws.to_dict()))
+    assert stored["wrappers"][0][0].endswith("ClipReward")
+    assert WrappersSettings.from_json(stored) == ws
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(
+    n_players=st.sampled_from([1, 2]),
+    difficulty=st.one_of(st.none(), st.integers(1, 8)),
+    character=st.one_of(st.none(), st.sampled_from(DUEL_CHARACTERS)),
+    shape=st.tuples(st.integers(1, 256), st.integers(1, 256), st.sampled_from([0, 1, 3])),
+    step_ratio=st.integers(1, 60),
+)
+def test_valid_environment_settings_round_trip(n_players, difficulty, character, shape, step_ratio):
+    s = EnvironmentSettings(
+        n_players=n_players, difficulty=difficulty, characters=character, frame_shape=shape, step_ratio=step_ratio
+    )
+    assert EnvironmentSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
