@@ -179,7 +179,8 @@ def replay_sequential(data_path: str) -> tuple[int, float]:
     return steps, time.perf_counter() - start
 
 
-def sample_random(data_path: str, n: int, seed: int = 0, batch_size: int = 1) -> tuple[int, float]:
+def sample_random(data_path: str, n: int, seed: int = 0, batch_size: int = 1,
+                  max_seconds: float = float("inf")) -> tuple[int, float]:
     """Fetch ``n`` random transitions (obs, action, reward, next obs) from random episodes.
 
     ``batch_size == 1``: for each transition, ``dataset[random_episode]`` then a random step.
@@ -193,7 +194,7 @@ def sample_random(data_path: str, n: int, seed: int = 0, batch_size: int = 1) ->
     lengths = np.asarray([len(ep) for ep in dataset.iterate_episodes()])  # not timed
     start = time.perf_counter()
     done = 0
-    while done < n:
+    while done < n and (done == 0 or time.perf_counter() - start < max_seconds):
         if batch_size == 1:
             idx = int(rng.integers(n_eps))
             episode = dataset[idx]

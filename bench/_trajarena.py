@@ -33,6 +33,9 @@ class NotAvailable(Exception):
 def _import(module: str):
     try:
         return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = f" - {exc.name} missing" if exc.name and not module.startswith(exc.name) else ""
+        raise NotAvailable(f"n/a (not available: {module}{missing})") from exc
     except ImportError as exc:
         raise NotAvailable(f"n/a (not available: {module} - {exc})") from exc
     except Exception as exc:  # noqa: BLE001 - a half-written module must not break the bench
@@ -238,7 +241,8 @@ def replay_sequential(folder: str | os.PathLike) -> tuple[int, float]:
     return steps, time.perf_counter() - start
 
 
-def sample_random(folder: str | os.PathLike, n: int, seed: int = 0, batch_size: int = 1) -> tuple[int, float]:
+def sample_random(folder: str | os.PathLike, n: int, seed: int = 0, batch_size: int = 1,
+                  max_seconds: float = float("inf")) -> tuple[int, float]:
     """Fetch ``n`` random transitions, one by one or in batches; ``(transitions, seconds)``.
 
     Uses the reader's transition sampler (``sample_transitions(batch_size, rng)`` or
@@ -254,7 +258,7 @@ def sample_random(folder: str | os.PathLike, n: int, seed: int = 0, batch_size: 
     start = time.perf_counter()
     done = 0
     try:
-        while done < n:
+        while done < n and (done == 0 or time.perf_counter() - start < max_seconds):
             if sample is not None:
                 sample(batch_size, rng=rng)
             else:

@@ -1,0 +1,103 @@
+"""Smoke tests of the bench scripts: each runs end to end with ``--quick`` in a subprocess.
+
+In the main venv Minari (and maybe ale-py) are not installed: the scripts then report those
+columns as ``n/a (...)`` and still measure the raw env (and trajarena once it exists). With the
+bench venv (``bench/requirements.txt``) the Minari baselines run too.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+
+
+def _run(script: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    env.setdefault("SDL_VIDEODRIVER", "dummy")
+    env["MINARI_DATASETS_PATH"] = str(tmp_path / "minari-home")  # never write to ~/.minari
+    cmd = [sys.executable, str(BENCH / script), "--quick", "--results-dir", str(tmp_path / "results"), *extra]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, text=True, capture_output=True, timeout=300)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _load(tmp_path: Path, name: str) -> dict:
+    return json.loads((tmp_path / "results" / f"{name}.json").read_text())
+
+
+def _is_figure_or_na(value) -> bool:
+    return value is None or isinstance(value, (int, float)) or str(value).startswith("n/a")
+
+
+def test_bench_record_quick(tmp_path):
+    proc = _run("bench_record.py", tmp_path, "--workdir", str(tmp_path))
+    assert "| env | steps | raw steps/s |" in proc.stdout
+    speed = _load(tmp_path, "record_speed")
+    rows = {row["env"]: row for row in speed["rows"]}
+    assert set(rows) == {"duel", "CartPole-v1", "ALE/Boxing-v5"}
+    cartpole = rows["CartPole-v1"]
+    assert isinstance(cartpole["raw steps/s"], float) and cartpole["raw steps/s"] > 0
+    assert cartpole["steps"] == 2_000
+    for row in speed["rows"]:
+        assert all(_is_figure_or_na(v) for k, v in row.items() if k != "env")
+    size = {row["env"]: row for row in _load(tmp_path, "record_bytes")["rows"]}
+    assert size["CartPole-v1"]["npz B/step"] > 0  # the npz baseline needs nothing optional
+    for name in ("record_pauses", "record_memory"):
+        assert _load(tmp_path, name)["rows"], name
+    # temporary recordings are cleaned up; only the results folder remains
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("trajarena-")) == []
+
+
+def test_bench_replay_quick(tmp_path):
+    proc = _run("bench_replay.py", tmp_path, "--envs", "CartPole-v1", "--workdir", str(tmp_path))
+    assert "Replay and random access" in proc.stdout
+    rows = _load(tmp_path, "replay")["rows"]
+    assert [r["measure"] for r in rows] == [
+        "sequential steps", "random transitions (single)", "random transitions (batch 32)"]
+    for row in rows:
+        assert _is_figure_or_na(row["trajarena /s"]) and _is_figure_or_na(row["Minari /s"])
+
+
+@pytest.mark.slow
+def test_run_all_quick_writes_targets(tmp_path):
+    proc = _run("run_all.py", tmp_path, "--no-others")
+    assert "Targets (DESIGN.md §5)" in proc.stdout
+    results = {p.stem for p in (tmp_path / "results").glob("*.json")}
+    assert {"record_speed", "record_bytes", "record_pauses", "record_memory", "replay", "targets"} <= results
+    targets = _load(tmp_path, "targets")
+    assert len(targets["rows"]) == 11
+    assert all(row["met"] in (None, "yes", "NO") for row in targets["rows"])
+
+
+@pytest.mark.parametrize("module", ["_common", "_envs"])
+def test_bench_helpers_doctests(module, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_table_and_pause_helpers(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    common = importlib.import_module("_common")
+    stats = common.pause_stats([0.002] * 90 + [0.5] * 10)
+    assert stats["count"] == 100 and stats["p50_ms"] == 2.0 and stats["max_ms"] == 500.0
+    assert stats["p99_first_ms"] == 2.0 and stats["p99_last_ms"] == 500.0  # a growing pause shows
+    table = common.Table("t", ["a", "b"], title="T")
+    table.add_row(a="x", b=None)
+    with pytest.raises(KeyError, match="valid"):
+        table.add_row(c=1)
+    saved = json.loads(table.save(tmp_path).read_text())
+    assert saved["rows"] == [{"a": "x", "b": None}] and "python" in saved["machine"]
+    assert "| x | n/a |" in table.markdown()
