@@ -1,0 +1,369 @@
+"""The on-disk trajectory format: schema, metadata keys, version, checksums and safety checks.
+
+A trajectory file is an `Apache Arrow IPC file <https://arrow.apache.org/docs/format/Columnar.html>`_
+(``*.arrow``; ``*.arrow.partial`` while it is being written) that holds one or more episodes, one
+row per *observation*: the reset row (``step == 0``) carries the initial observation, row ``t``
+carries the action taken at ``t - 1`` and what it produced (``obs`` at ``t``, ``reward``,
+``terminated``, ``truncated``, ``info``). An episode of ``T`` steps has ``T + 1`` rows, so the final
+observation is stored and no frame is stored twice. Each record batch is one chunk; its buffers are
+zstd-compressed by Arrow. ``docs/format.md`` is the full specification.
+
+Column types (``FORMAT_VERSION`` 1):
+
+* ``episode`` ``int32`` and ``step`` ``int32``;
+* one column per leaf of the observation (``obs/...``) and action (``action/...``) spaces
+  (see :mod:`trajarena.spaces`): a scalar leaf is a primitive column, a shaped leaf a
+  ``fixed_size_list`` of its flattened elements (C order), ``Text`` a ``utf8`` column;
+* ``reward`` ``float64``, ``terminated`` and ``truncated`` ``bool``;
+* ``info/<key>`` for numeric/bool info values (null where the step had no such key).
+
+A column whose description in the metadata has ``"transform": "xor_prev"`` (uint8 image leaves by
+default) stores, in each chunk, the first row as is and each further row XOR-ed with the row before
+it; decode with a cumulative XOR along the rows of the chunk. Each chunk's custom metadata holds
+``trajarena.chunk``: JSON with the CRC-32 of every column's stored values (``crc32``), where
+episodes start in the chunk (``starts``: ``[row, episode, step]``) and the metadata of the
+episodes that ended by the end of the chunk (``ends``: seed, length, return, terminated, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import struct
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from trajarena.errors import CorruptFileError, FormatError
+
+FORMAT_NAME = "trajarena"
+FORMAT_VERSION = 1
+METADATA_KEY = b"trajarena"
+CHUNK_KEY = "trajarena.chunk"
+SUFFIX = ".arrow"
+PARTIAL_SUFFIX = ".arrow.partial"
+ARROW_MAGIC = b"ARROW1"
+#: Limits checked before anything is allocated when a file is opened.
+MAX_METADATA_BYTES = 16 << 20
+MAX_CHUNK_ROWS = 1 << 20
+MAX_STRING_BYTES = 64 << 20
+XOR_PREV = "xor_prev"
+
+#: Columns present in every file, before the observation columns.
+EPISODE, STEP, REWARD, TERMINATED, TRUNCATED = "episode", "step", "reward", "terminated", "truncated"
+
+
+def library_version() -> str:
+    """The installed trajarena version, or ``"0.1.0"`` when running from a source tree."""
+    try:
+        from importlib.metadata import version
+
+        return version("trajarena")
+    except Exception:  # noqa: BLE001 - not installed: running from src/
+        return "0.1.0"
+
+
+def new_file_stem(prefix: str = "") -> str:
+    """A file name stem unique across processes and machines and sortable by creation time.
+
+    >>> len(new_file_stem().split("_"))
+    4
+    """
+    host = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:32] or "host"
+    stem = f"{time.time_ns():020d}_{host}_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    return f"{prefix}-{stem}" if prefix else stem
+
+
+# ----------------------------------------------------------------------------- columns
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one flat value column is stored.
+
+    >>> Column("obs", "float32", (4,)).arrow_type()
+    FixedSizeListType(fixed_size_list<item: float>[4])
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    transform: str | None = None
+
+    def arrow_type(self) -> pa.DataType:
+        if self.dtype == "object":
+            return pa.string()
+        base = pa.from_numpy_dtype(np.dtype(self.dtype))
+        return pa.list_(base, math.prod(self.shape)) if self.shape else base
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "transform": self.transform}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Column:
+        try:
+            shape = tuple(int(v) for v in data["shape"])
+            if any(v < 0 for v in shape) or math.prod(shape) > (1 << 26):
+                raise ValueError(f"absurd shape {list(shape)}")
+            if data["dtype"] != "object":
+                np.dtype(data["dtype"])
+            return cls(str(data["name"]), str(data["dtype"]), shape, data.get("transform"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptFileError(f"Bad column description {str(data)[:200]}: {exc}") from exc
+
+
+def to_arrow(col: Column, values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """Convert ``values`` (rows first) to the Arrow array of ``col``; ``mask`` marks nulls."""
+    if col.dtype == "object":
+        return pa.array(list(values), type=pa.string(), mask=mask)
+    if not col.shape:
+        return pa.array(values, mask=mask)
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1))
+    arr = pa.FixedSizeListArray.from_arrays(flat, math.prod(col.shape))
+    if mask is not None and mask.any():
+        arr = pa.FixedSizeListArray.from_arrays(flat, math.prod(col.shape), mask=pa.array(mask))
+    return arr
+
+
+def from_arrow(col: Column, arr: pa.Array) -> np.ndarray:
+    """Convert an Arrow column back to a numpy array of shape ``(rows, *col.shape)`` (stored form)."""
+    if col.dtype == "object":
+        return np.array(arr.to_pylist(), dtype=object)
+    if not col.shape:
+        if arr.null_count:
+            arr = arr.fill_null(False if pa.types.is_boolean(arr.type) else 0)
+        return arr.to_numpy(zero_copy_only=False)
+    size = math.prod(col.shape)
+    values = arr.values.slice(arr.offset * size, len(arr) * size)
+    return values.to_numpy(zero_copy_only=False).reshape((len(arr), *col.shape))
+
+
+def xor_encode(rows: np.ndarray) -> np.ndarray:
+    """Keep row 0, XOR each further row with the one before it (a keyframe per chunk)."""
+    out = rows.copy()
+    np.bitwise_xor(rows[1:], rows[:-1], out=out[1:])
+    return out
+
+
+def xor_decode(rows: np.ndarray) -> np.ndarray:
+    """Invert :func:`xor_encode` with a cumulative XOR along the rows."""
+    return np.bitwise_xor.accumulate(rows, axis=0) if len(rows) > 1 else rows
+
+
+def crc_of(values: np.ndarray, mask: np.ndarray | None = None) -> int:
+    """CRC-32 of stored column values (only non-null rows when ``mask`` marks nulls)."""
+    if mask is not None:
+        values = values[~mask]
+    if values.dtype == object:
+        return zlib.crc32("\x00".join("\x01" if v is None else str(v) for v in values).encode())
+    return zlib.crc32(np.ascontiguousarray(values).view(np.uint8).reshape(-1))
+
+
+# ----------------------------------------------------------------------------- metadata
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False)
+
+
+def encode_metadata(meta: dict[str, Any]) -> dict[bytes, bytes]:
+    """Schema metadata for a file: the JSON document under :data:`METADATA_KEY`, and its CRC-32."""
+    raw = _dumps(meta).encode()
+    return {METADATA_KEY: raw, METADATA_KEY + b".crc32": str(zlib.crc32(raw)).encode()}
+
+
+def encode_chunk_meta(doc: dict[str, Any]) -> dict[str, str]:
+    """Custom metadata of one chunk: the JSON document under :data:`CHUNK_KEY`, and its CRC-32."""
+    raw = _dumps(doc)
+    return {CHUNK_KEY: raw, CHUNK_KEY + ".crc32": str(zlib.crc32(raw.encode()))}
+
+
+def decode_metadata(schema: pa.Schema, where: str) -> dict[str, Any]:
+    """Parse and check the JSON metadata of a file's schema.
+
+    Raises:
+        FormatError: not a trajarena file, or a newer format version.
+        CorruptFileError: the metadata is damaged.
+    """
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise FormatError(f"{where} is an Arrow file but not a trajarena trajectory (no {METADATA_KEY!r} metadata).")
+    if len(raw) > MAX_METADATA_BYTES:
+        raise CorruptFileError(f"{where}: metadata of {len(raw)} bytes exceeds {MAX_METADATA_BYTES}.")
+    if (schema.metadata or {}).get(METADATA_KEY + b".crc32") != str(zlib.crc32(raw)).encode():
+        raise CorruptFileError(f"{where}: the metadata checksum does not match (the file is damaged).")
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptFileError(f"{where}: metadata is not valid JSON ({exc}).") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise FormatError(f"{where}: metadata does not declare format {FORMAT_NAME!r}.")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise CorruptFileError(f"{where}: bad format_version {version!r}.")
+    if version > FORMAT_VERSION:
+        raise FormatError(
+            f"{where} uses format version {version}, newer than this library's {FORMAT_VERSION}: "
+            "upgrade trajarena (pip install -U trajarena)."
+        )
+    return meta
+
+
+def json_safe(value: Any, max_items: int = 4096) -> Any:
+    """Convert an info value to JSON data (numpy to lists); return ``None`` for what cannot be."""
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, np.ndarray):
+        if value.size > max_items or value.dtype.kind not in "biuf":
+            return None
+        return json_safe(value.tolist())
+    if isinstance(value, dict):
+        out = {str(k): json_safe(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value[:max_items]]
+    return None
+
+
+# ----------------------------------------------------------------------------- message checks
+
+
+class _Flat:
+    """Bounds-checked reading of the few FlatBuffers tables of an Arrow IPC message header."""
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+
+    def u(self, fmt: str, pos: int) -> Any:
+        return struct.unpack_from("<" + fmt, self.buf, pos)[0]
+
+    def field(self, table: int, index: int) -> int | None:
+        vtable = table - self.u("i", table)
+        size = self.u("H", vtable)
+        if 4 + 2 * index >= size:
+            return None
+        off = self.u("H", vtable + 4 + 2 * index)
+        return table + off if off else None
+
+    def ref(self, pos: int) -> int:
+        return pos + self.u("I", pos)
+
+    def vector(self, table: int, index: int) -> tuple[int, int]:
+        pos = self.field(table, index)
+        if pos is None:
+            return 0, 0
+        start = self.ref(pos)
+        return self.u("I", start), start + 4
+
+    def string(self, pos: int) -> bytes:
+        n = self.u("I", pos)
+        if pos + 4 + n > len(self.buf):
+            raise struct.error("string out of bounds")
+        return bytes(self.buf[pos + 4 : pos + 4 + n])
+
+
+def buffer_layout(schema: pa.Schema) -> tuple[list[tuple[str, int, int]], list[int]]:
+    """The buffers (kind, row multiplier, byte width) and node multipliers of a batch of ``schema``."""
+    buffers: list[tuple[str, int, int]] = []
+    nodes: list[int] = []
+
+    def walk(t: pa.DataType, mult: int) -> None:
+        nodes.append(mult)
+        buffers.append(("bits", mult, 0))  # validity
+        if pa.types.is_fixed_size_list(t):
+            walk(t.value_type, mult * t.list_size)
+        elif pa.types.is_boolean(t):
+            buffers.append(("bits", mult, 0))
+        elif pa.types.is_string(t):
+            buffers.append(("fixed", mult, 4))  # offsets: n + 1 entries
+            buffers.append(("string", mult, 0))
+        elif t.byte_width:
+            buffers.append(("fixed", mult, t.byte_width))
+        else:
+            raise FormatError(f"Unsupported Arrow type {t} in a trajarena file.")
+
+    for f in schema:
+        walk(f.type, 1)
+    return buffers, nodes
+
+
+def check_batch_message(msg: pa.ipc.Message, layout: tuple[list, list], max_rows: int, where: str) -> tuple[int, dict]:
+    """Check a record batch message's declared sizes before Arrow allocates anything.
+
+    Returns:
+        ``(rows, chunk)``: the row count and the chunk's JSON metadata (``{}`` when absent).
+
+    Raises:
+        CorruptFileError: an impossible row count, buffer size, layout or header.
+    """
+    try:
+        fb = _Flat(msg.metadata.to_pybytes())
+        root = fb.ref(0)
+        htype = fb.field(root, 1)
+        if htype is None or fb.u("B", htype) != 3:
+            raise CorruptFileError(f"{where}: expected a record batch message.")
+        batch = fb.ref(fb.field(root, 2))
+        pos = fb.field(batch, 0)
+        rows = fb.u("q", pos) if pos is not None else 0
+        if not 0 <= rows <= max_rows:
+            raise CorruptFileError(f"{where}: a chunk declares {rows} rows; at most {max_rows} are allowed.")
+        buf_kinds, node_mults = layout
+        n_nodes, nodes_at = fb.vector(batch, 1)
+        n_bufs, bufs_at = fb.vector(batch, 2)
+        if n_nodes != len(node_mults) or n_bufs != len(buf_kinds):
+            raise CorruptFileError(
+                f"{where}: a chunk has {n_nodes} nodes/{n_bufs} buffers; the schema needs "
+                f"{len(node_mults)}/{len(buf_kinds)}."
+            )
+        for i, mult in enumerate(node_mults):
+            if not 0 <= fb.u("q", nodes_at + 16 * i) <= rows * mult:
+                raise CorruptFileError(f"{where}: a column declares more values than the chunk has rows.")
+        compressed = fb.field(batch, 3) is not None
+        body = msg.body
+        body_size = body.size
+        head = body.to_pybytes() if compressed and body_size < (1 << 16) else None
+        for i, (kind, mult, width) in enumerate(buf_kinds):
+            off, length = fb.u("q", bufs_at + 16 * i), fb.u("q", bufs_at + 16 * i + 8)
+            if off < 0 or length < 0 or off + length > body_size:
+                raise CorruptFileError(f"{where}: a buffer lies outside the chunk body.")
+            size = length
+            if compressed and length >= 8:
+                raw = head[off : off + 8] if head is not None else body.slice(off, 8).to_pybytes()
+                declared = struct.unpack("<q", raw)[0]
+                size = length - 8 if declared == -1 else declared
+            n = rows * mult
+            bound = {"bits": (n + 7) // 8, "fixed": (n + 1) * width, "string": MAX_STRING_BYTES}[kind] + 64
+            if not 0 <= size <= bound:
+                raise CorruptFileError(
+                    f"{where}: a buffer declares {size} bytes where at most {bound} fit {rows} rows "
+                    "(a damaged or hostile file)."
+                )
+        kvs: dict[bytes, bytes] = {}
+        count, at = fb.vector(root, 4)
+        for i in range(min(count, 16)):
+            kv = fb.ref(at + 4 * i)
+            k, v = fb.field(kv, 0), fb.field(kv, 1)
+            if k is not None and v is not None:
+                kvs[fb.string(fb.ref(k))] = fb.string(fb.ref(v))
+        raw = kvs.get(CHUNK_KEY.encode())
+        if raw is None:
+            raise CorruptFileError(f"{where}: a chunk lacks its {CHUNK_KEY!r} metadata.")
+        if len(raw) > MAX_METADATA_BYTES or kvs.get(CHUNK_KEY.encode() + b".crc32") != str(zlib.crc32(raw)).encode():
+            raise CorruptFileError(f"{where}: a chunk's metadata is damaged (checksum or size).")
+        chunk = json.loads(raw)
+        if not isinstance(chunk, dict):
+            raise CorruptFileError(f"{where}: chunk metadata is not a JSON object.")
+        return rows, chunk
+    except (struct.error, TypeError, ValueError, RecursionError) as exc:
+        raise CorruptFileError(f"{where}: damaged chunk header ({exc}).") from exc

@@ -1,0 +1,365 @@
+"""Gymnasium spaces as JSON, and nested values as flat named columns.
+
+Two jobs, one module:
+
+* :func:`space_to_json` / :func:`space_from_json` turn every Gymnasium space (``Box`` of any dtype
+  and shape with infinite bounds, ``Discrete`` and ``MultiDiscrete`` with ``start``, ``MultiBinary``,
+  ``Text``, and ``Dict``/``Tuple`` nested to any depth) into plain JSON data and back. Each space
+  type has one function registered with :func:`functools.singledispatch`; an unknown space raises
+  :class:`NotImplementedError` naming it. Declared sizes are checked before anything is allocated,
+  so a hostile file cannot make :func:`space_from_json` exhaust memory.
+* :func:`leaf_fields` lists the *leaves* of a nested space as :class:`Field` records with a flat
+  column name (``"obs/P1/health"``, ``"action/agent_0"``, ``"obs/0"`` for a Tuple item), and
+  :func:`compile_setter` / :func:`compile_getter` compile, once per space, the function that
+  scatters a nested value into per-leaf buffers and the one that gathers it back. The same
+  recursive code path serves every nesting, two-player ``Dict`` actions included.
+
+Leaf values are stored with these dtypes and shapes:
+
+=============  ==========================  ===========================
+space          column dtype                per-step shape
+=============  ==========================  ===========================
+Box            ``space.dtype``             ``space.shape``
+Discrete       ``int64``                   ``()``
+MultiDiscrete  ``space.dtype``             ``space.shape``
+MultiBinary    ``int8``                    ``space.shape``
+Text           ``str`` (Arrow ``utf8``)    ``()``
+=============  ==========================  ===========================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import singledispatch
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from trajarena.errors import SpaceError
+
+#: The largest number of elements one leaf may declare (per step); larger declarations are refused.
+MAX_LEAF_ELEMENTS = 1 << 26
+#: The deepest Dict/Tuple nesting accepted from JSON.
+MAX_DEPTH = 32
+
+_ALLOWED_DTYPES = frozenset(
+    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64".split()
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One leaf of a nested space, stored as one flat column.
+
+    Attributes:
+        name: the flat column name, e.g. ``"obs/P1/health"``.
+        path: the keys (``str`` for Dict, ``int`` for Tuple) from the root value to the leaf.
+        dtype: the numpy dtype of the stored values (``object`` for Text).
+        shape: the shape of one step's value.
+        space: the leaf space.
+
+    >>> from gymnasium.spaces import Box, Dict, Discrete
+    >>> [f.name for f in leaf_fields(Dict(a=Discrete(3), b=Box(0, 1, (2,))), "obs")]
+    ['obs/a', 'obs/b']
+    """
+
+    name: str
+    path: tuple[str | int, ...]
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    space: spaces.Space
+
+
+def _escape(key: str) -> str:
+    return key.replace("%", "%25").replace("/", "%2F")
+
+
+# ----------------------------------------------------------------------------- space -> JSON
+
+
+def _bound(values: np.ndarray) -> Any:
+    """Encode Box bounds: one scalar when all equal, else nested lists; infinities as strings."""
+
+    def enc(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        return x
+
+    flat = values.reshape(-1)
+    if flat.size and np.all(flat == flat[0]):
+        return enc(flat[0].item())
+    return [enc(v) for v in flat.tolist()]
+
+
+@singledispatch
+def space_to_json(space: spaces.Space) -> dict[str, Any]:
+    """Return a JSON-ready dict that describes ``space``.
+
+    Args:
+        space: any Gymnasium space listed in the module docstring.
+
+    Raises:
+        NotImplementedError: for a space type without a registered serializer.
+
+    >>> from gymnasium.spaces import Discrete
+    >>> space_to_json(Discrete(3, start=-1))
+    {'type': 'Discrete', 'n': 3, 'start': -1}
+    """
+    raise NotImplementedError(
+        f"trajarena cannot serialise the space {type(space).__name__} ({space}); supported spaces: "
+        "Box, Discrete, MultiDiscrete, MultiBinary, Text, Dict, Tuple."
+    )
+
+
+@space_to_json.register
+def _(space: spaces.Box) -> dict[str, Any]:
+    return {
+        "type": "Box",
+        "dtype": space.dtype.name,
+        "shape": list(space.shape),
+        "low": _bound(space.low),
+        "high": _bound(space.high),
+    }
+
+
+@space_to_json.register
+def _(space: spaces.Discrete) -> dict[str, Any]:
+    return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+
+
+@space_to_json.register
+def _(space: spaces.MultiDiscrete) -> dict[str, Any]:
+    return {
+        "type": "MultiDiscrete",
+        "dtype": space.dtype.name,
+        "nvec": space.nvec.tolist(),
+        "start": space.start.tolist(),
+    }
+
+
+@space_to_json.register
+def _(space: spaces.MultiBinary) -> dict[str, Any]:
+    return {"type": "MultiBinary", "n": list(space.shape)}
+
+
+@space_to_json.register
+def _(space: spaces.Text) -> dict[str, Any]:
+    return {
+        "type": "Text",
+        "min_length": int(space.min_length),
+        "max_length": int(space.max_length),
+        "charset": "".join(sorted(space.character_set)),
+    }
+
+
+@space_to_json.register
+def _(space: spaces.Dict) -> dict[str, Any]:
+    return {"type": "Dict", "spaces": {k: space_to_json(s) for k, s in space.spaces.items()}}
+
+
+@space_to_json.register
+def _(space: spaces.Tuple) -> dict[str, Any]:
+    return {"type": "Tuple", "spaces": [space_to_json(s) for s in space.spaces]}
+
+
+# ----------------------------------------------------------------------------- JSON -> space
+
+
+def _need(data: dict, key: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in data:
+        raise SpaceError(f"Space JSON {data.get('type')!r} lacks the key {key!r}; found {sorted(data)}.")
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise SpaceError(f"Space JSON key {key!r} must be {kind}, got {type(value).__name__}.")
+    return value
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and v >= 0 for v in value):
+        raise SpaceError(f"A space shape must be a list of non-negative ints, got {value!r}.")
+    if len(value) > 32 or math.prod(value) > MAX_LEAF_ELEMENTS:
+        raise SpaceError(
+            f"A space declares shape {value}, above the limit of {MAX_LEAF_ELEMENTS} elements: "
+            "the file is damaged or hostile."
+        )
+    return tuple(value)
+
+
+def _dtype(name: Any) -> np.dtype:
+    if name not in _ALLOWED_DTYPES:
+        raise SpaceError(f"Unsupported dtype {name!r}; expected one of {sorted(_ALLOWED_DTYPES)}.")
+    return np.dtype(name)
+
+
+def _decode_bound(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    def dec(x: Any) -> Any:
+        if isinstance(x, str):
+            if x not in ("inf", "-inf", "nan"):
+                raise SpaceError(f"A Box bound string must be 'inf', '-inf' or 'nan', got {x!r}.")
+            return float(x)
+        if not isinstance(x, int | float):
+            raise SpaceError(f"A Box bound must be a number, got {x!r}.")
+        return x
+
+    if isinstance(value, list):
+        if len(value) != math.prod(shape):
+            raise SpaceError(f"Box bounds hold {len(value)} values for shape {list(shape)}.")
+        values = [dec(v) for v in value]
+    else:
+        values = [dec(value)]
+    try:
+        if dtype.kind == "f":
+            arr = np.array(values, dtype=np.float64).astype(dtype)
+        else:
+            arr = np.array(values, dtype=dtype)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise SpaceError(f"Box bounds {str(value)[:80]} do not fit dtype {dtype}: {exc}") from exc
+    if not isinstance(value, list):
+        return np.full(shape, arr[0], dtype=dtype)
+    return arr.reshape(shape)
+
+
+def space_from_json(data: Any, _depth: int = 0) -> spaces.Space:
+    """Rebuild a Gymnasium space from :func:`space_to_json` output, checking every size first.
+
+    Raises:
+        SpaceError: the JSON is not a valid space description, or declares absurd sizes.
+
+    >>> from gymnasium.spaces import Box
+    >>> space_from_json(space_to_json(Box(-1.0, float("inf"), (2,))))
+    Box(-1.0, inf, (2,), float32)
+    """
+    if _depth > MAX_DEPTH:
+        raise SpaceError(f"Space JSON is nested deeper than {MAX_DEPTH} levels.")
+    if not isinstance(data, dict):
+        raise SpaceError(f"A space JSON must be an object, got {type(data).__name__}.")
+    kind = data.get("type")
+    try:
+        if kind == "Box":
+            dtype, shape = _dtype(data.get("dtype")), _shape(data.get("shape"))
+            low = _decode_bound(data.get("low"), shape, dtype)
+            high = _decode_bound(data.get("high"), shape, dtype)
+            return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+        if kind == "Discrete":
+            return spaces.Discrete(_need(data, "n", int), start=_need(data, "start", int))
+        if kind == "MultiDiscrete":
+            nvec = np.asarray(_need(data, "nvec", list))
+            _shape(list(nvec.shape))
+            start = np.asarray(_need(data, "start", list))
+            return spaces.MultiDiscrete(nvec, dtype=_dtype(data.get("dtype")), start=start)
+        if kind == "MultiBinary":
+            shape = _shape(_need(data, "n", list))
+            return spaces.MultiBinary(list(shape) if len(shape) != 1 else shape[0])
+        if kind == "Text":
+            max_length = _need(data, "max_length", int)
+            if max_length > MAX_LEAF_ELEMENTS:
+                raise SpaceError(f"Text max_length {max_length} is above {MAX_LEAF_ELEMENTS}.")
+            return spaces.Text(max_length, min_length=_need(data, "min_length", int),
+                               charset=_need(data, "charset", str))
+        if kind == "Dict":
+            subs = _need(data, "spaces", dict)
+            return spaces.Dict({str(k): space_from_json(v, _depth + 1) for k, v in subs.items()})
+        if kind == "Tuple":
+            return spaces.Tuple([space_from_json(v, _depth + 1) for v in _need(data, "spaces", list)])
+    except SpaceError:
+        raise
+    except (TypeError, ValueError, OverflowError, AssertionError) as exc:
+        raise SpaceError(f"Invalid {kind} space JSON {str(data)[:200]}: {exc}") from exc
+    raise SpaceError(
+        f"Unknown space type {kind!r}; expected Box, Discrete, MultiDiscrete, MultiBinary, Text, Dict or Tuple."
+    )
+
+
+# ----------------------------------------------------------------------------- flat columns
+
+
+def leaf_fields(space: spaces.Space, prefix: str) -> list[Field]:
+    """List the leaves of ``space`` in a fixed depth-first order, named from ``prefix``."""
+    out: list[Field] = []
+
+    def walk(s: spaces.Space, name: str, path: tuple[str | int, ...]) -> None:
+        if isinstance(s, spaces.Dict):
+            for key, sub in s.spaces.items():
+                walk(sub, f"{name}/{_escape(key)}", (*path, key))
+        elif isinstance(s, spaces.Tuple):
+            for i, sub in enumerate(s.spaces):
+                walk(sub, f"{name}/{i}", (*path, i))
+        elif isinstance(s, spaces.Discrete):
+            out.append(Field(name, path, np.dtype(np.int64), (), s))
+        elif isinstance(s, spaces.MultiBinary):
+            out.append(Field(name, path, np.dtype(np.int8), tuple(s.shape), s))
+        elif isinstance(s, spaces.Text):
+            out.append(Field(name, path, np.dtype(object), (), s))
+        elif isinstance(s, spaces.Box | spaces.MultiDiscrete):
+            out.append(Field(name, path, np.dtype(s.dtype), tuple(s.shape), s))
+        else:
+            space_to_json(s)  # raises NotImplementedError naming the space
+            raise SpaceError(f"Cannot store values of space {s}.")
+
+    walk(space, prefix, ())
+    return out
+
+
+def _pick(path: tuple[str | int, ...]) -> Callable[[Any], Any]:
+    if not path:
+        return lambda v: v
+    if len(path) == 1:
+        (k,) = path
+        return lambda v: v[k]
+
+    def get(v: Any) -> Any:
+        for k in path:
+            v = v[k]
+        return v
+
+    return get
+
+
+def compile_setter(space: spaces.Space, buffers: list[np.ndarray]) -> Callable[[int, Any], None]:
+    """Return ``set(row, value)`` that writes a nested value's leaves into ``buffers[i][row]``.
+
+    ``buffers`` are in :func:`leaf_fields` order. A value that does not fit raises numpy's
+    ``ValueError``/``TypeError`` or ``KeyError``; callers turn those into :class:`SpaceError`.
+    """
+    fields = leaf_fields(space, "")
+    if len(fields) == 1 and not fields[0].path:
+        (buf,) = buffers
+
+        def set_root(row: int, value: Any) -> None:
+            buf[row] = value
+
+        return set_root
+    pairs = [(_pick(f.path), b) for f, b in zip(fields, buffers, strict=True)]
+
+    def set_nested(row: int, value: Any) -> None:
+        for pick, b in pairs:
+            b[row] = pick(value)
+
+    return set_nested
+
+
+def compile_getter(space: spaces.Space) -> Callable[[Iterator[Any]], Any]:
+    """Return ``build(leaves)`` that nests an iterator of leaf values (in leaf order) as ``space``.
+
+    Works for single steps (leaves are scalars/arrays) and for batches (leaves are stacked arrays).
+    """
+    if isinstance(space, spaces.Dict):
+        subs = [(k, compile_getter(s)) for k, s in space.spaces.items()]
+        return lambda it: {k: g(it) for k, g in subs}
+    if isinstance(space, spaces.Tuple):
+        items = [compile_getter(s) for s in space.spaces]
+        return lambda it: tuple(g(it) for g in items)
+    return next
+
+
+def nest(space: spaces.Space, leaves: list[Any]) -> Any:
+    """Nest a list of leaf values (in :func:`leaf_fields` order) as a value of ``space``.
+
+    >>> from gymnasium.spaces import Dict, Discrete
+    >>> nest(Dict(a=Discrete(2), b=Discrete(3)), [1, 2])
+    {'a': 1, 'b': 2}
+    """
+    return compile_getter(space)(iter(leaves))

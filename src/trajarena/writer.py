@@ -1,0 +1,481 @@
+"""Streaming trajectory writer: numpy chunk buffers in the game loop, Arrow + zstd on a thread.
+
+The game loop only copies each step's values into preallocated numpy buffers (one per flat
+column). A full chunk, or one older than ``flush_seconds``, is handed to a background thread that
+encodes it (XOR against the previous frame for image columns), checksums it, compresses it and
+appends it to ``<stem>.arrow.partial``. At an episode end, once the current file is older than
+``segment_seconds`` (or holds ``segment_steps`` rows), the thread writes the Arrow footer and
+atomically renames the file to ``<stem>.arrow``: long episodes get a file each, short ones (e.g.
+CartPole) share a file, so a fast env does not create thousands of files a second. Nothing in the
+game loop waits for compression or disk unless ``max_pending`` chunks are already queued.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import queue
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from gymnasium import spaces
+
+from trajarena import format as fmt
+from trajarena.errors import RecordingError, SettingsError, SpaceError
+from trajarena.spaces import compile_setter, leaf_fields, space_to_json
+
+_RESERVED = {
+    "format", "format_version", "library_version", "created_ns", "host", "pid", "observation_space",
+    "action_space", "columns", "info_columns", "compression", "chunk_steps", "lossy",
+}
+
+
+@dataclass
+class _Chunk:
+    """One chunk of rows being filled by the game loop (mutable, owned by one thread at a time)."""
+
+    cols: list[np.ndarray]
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    rows: int = 0
+    starts: list[list[int]] = field(default_factory=list)
+    ends: list[dict[str, Any]] = field(default_factory=list)
+    rotate: bool = False
+
+
+class TrajectoryWriter:
+    """Write episodes of an env into trajectory files in ``folder``, streaming, crash safe.
+
+    Args:
+        folder: directory for the files (created if missing).
+        observation_space: the env's observation space (any nesting).
+        action_space: the env's action space (any nesting; two-player ``Dict`` included).
+        metadata: JSON-ready settings stored in every file (env id, settings, username, ...).
+        chunk_steps: rows per chunk; default: about ``chunk_bytes`` of raw values, at most 16384.
+        chunk_bytes: target raw size of a chunk when ``chunk_steps`` is not given.
+        flush_seconds: a chunk is handed over at least this often, even if not full.
+        segment_seconds: a file is finished at the first episode end after it is this old.
+        segment_steps: a file is finished at the first episode end after it has this many rows.
+        compression: ``"zstd"``, ``"lz4"`` or ``None``.
+        level: the compression level (zstd default 3).
+        frame_transform: ``"auto"`` (XOR with the previous row for uint8 leaves of 2+ dimensions),
+            ``"xor_prev"`` for every uint8 leaf, or ``None``.
+        fsync: also ``fsync`` finished files (survives power loss, not only process death).
+        max_pending: chunks queued for the thread before the game loop waits for it.
+        prefix: prefix of the file names.
+
+    >>> import tempfile, numpy as np
+    >>> from gymnasium.spaces import Box, Discrete
+    >>> folder = tempfile.mkdtemp()
+    >>> with TrajectoryWriter(folder, Box(-1, 1, (2,)), Discrete(2), {"env_id": "demo"}) as w:
+    ...     w.reset(np.zeros(2, np.float32), {}, seed=0)
+    ...     w.step(1, np.ones(2, np.float32), 1.0, True, False, {})
+    >>> len(w.files)
+    1
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        metadata: dict[str, Any] | None = None,
+        *,
+        chunk_steps: int | None = None,
+        chunk_bytes: int = 1 << 20,
+        flush_seconds: float = 2.0,
+        segment_seconds: float = 2.0,
+        segment_steps: int = 1 << 20,
+        compression: str | None = "zstd",
+        level: int | None = None,
+        frame_transform: str | None = "auto",
+        fsync: bool = False,
+        max_pending: int = 8,
+        prefix: str = "",
+    ) -> None:
+        metadata = dict(metadata or {})
+        clash = _RESERVED & set(metadata)
+        if clash:
+            raise SettingsError(f"Metadata keys {sorted(clash)} are reserved by the format; rename them.")
+        try:
+            json.dumps(metadata, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"Metadata must be JSON data (dicts, lists, str, numbers): {exc}") from exc
+        if compression not in ("zstd", "lz4", None):
+            raise SettingsError(f"compression must be 'zstd', 'lz4' or None, got {compression!r}.")
+        if frame_transform not in ("auto", fmt.XOR_PREV, None):
+            raise SettingsError(f"frame_transform must be 'auto', 'xor_prev' or None, got {frame_transform!r}.")
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.observation_space, self.action_space = observation_space, action_space
+        obs_fields, act_fields = leaf_fields(observation_space, "obs"), leaf_fields(action_space, "action")
+        self._fields = obs_fields + act_fields
+
+        def transform(f: Any) -> str | None:
+            if frame_transform is None or f.dtype != np.uint8:
+                return None
+            return fmt.XOR_PREV if frame_transform == fmt.XOR_PREV or len(f.shape) >= 2 else None
+
+        self._columns = [fmt.Column(f.name, f.dtype.name, f.shape, transform(f)) for f in self._fields]
+        row_bytes = sum(max(1, f.dtype.itemsize) * math.prod(f.shape) for f in self._fields) + 10
+        self.chunk_steps = int(chunk_steps or max(1, min(16384, chunk_bytes // row_bytes)))
+        if not 1 <= self.chunk_steps <= fmt.MAX_CHUNK_ROWS:
+            raise SettingsError(f"chunk_steps must be in [1, {fmt.MAX_CHUNK_ROWS}], got {self.chunk_steps}.")
+        self._n_obs = len(obs_fields)
+        self._codec = None if compression is None else pa.Codec(compression, level)
+        self._meta = {
+            "format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION,
+            "library_version": fmt.library_version(), "host": os.uname().nodename, "pid": os.getpid(),
+            "observation_space": space_to_json(observation_space), "action_space": space_to_json(action_space),
+            "compression": {"codec": compression, "level": level}, "chunk_steps": self.chunk_steps,
+            "lossy": None, **metadata,
+        }
+        self.flush_seconds, self.segment_seconds, self.segment_steps = flush_seconds, segment_seconds, segment_steps
+        self._fsync, self._prefix = fsync, prefix
+        self.files: list[Path] = []
+        self._info_spec: dict[str, tuple[type, np.dtype, tuple[int, ...]] | None] = {}
+        self._notes: dict[str, str] = {}
+        self._error: BaseException | None = None
+        self._closed = False
+        self._flush_due = False
+        self._episode = -1  # id of the current episode; -1 before the first reset
+        self._t = -1  # steps taken in the current episode; -1 when no episode is open
+        self._seed: int | None = None
+        self._return = 0.0
+        self._segment_rows = 0
+        self._segment_start = time.monotonic()
+        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._last_handoff = time.monotonic()
+        self._bind(self._new_chunk())
+        # background state (touched by the thread only)
+        self._sink: Any = None
+        self._arrow: Any = None
+        self._path: Path | None = None
+        self._schema: pa.Schema | None = None
+        self._thread = threading.Thread(target=self._run, name="trajarena-writer", daemon=True)
+        self._thread.start()
+        self._atexit = _closer(weakref.ref(self))
+        atexit.register(self._atexit)
+
+    # ------------------------------------------------------------------ public API
+
+    def reset(self, obs: Any, info: dict[str, Any] | None = None, seed: int | None = None) -> None:
+        """Start an episode with its initial observation (ends an open one as truncated)."""
+        self._check()
+        if self._t >= 0:
+            self._end("reset", terminated=False, truncated=True, info=None)
+        if self._row == self._cap:
+            self._handoff()
+        row = self._row
+        self._episode += 1
+        self._t, self._return, self._seed = 0, 0.0, None if seed is None else int(seed)
+        self._start_ns = time.time_ns()
+        self._chunk.starts.append([row, self._episode, 0, self._seed])
+        self._zero_action(row)
+        try:
+            self._set_obs(row, obs)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise SpaceError(f"Observation does not fit {self.observation_space}: {exc}") from exc
+        self._reward[row], self._term[row], self._trunc[row] = 0.0, False, False
+        if info:
+            self._put_info(row, info)
+        self._row = row + 1
+        if self._row == self._cap or self._flush_due:
+            self._handoff()
+
+    def step(self, action: Any, obs: Any, reward: float, terminated: bool, truncated: bool,
+             info: dict[str, Any] | None = None) -> None:
+        """Record one step; ends the episode when ``terminated`` or ``truncated``."""
+        if self._error is not None or self._t < 0:
+            self._check()
+            raise RecordingError("step() called with no open episode: call reset() first.")
+        row = self._row
+        try:
+            self._set_action(row, action)
+            self._set_obs(row, obs)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise SpaceError(f"Step values do not fit the spaces ({self.action_space}, {self.observation_space}): {exc}") from exc
+        self._reward[row] = reward
+        self._term[row] = terminated
+        self._trunc[row] = truncated
+        if info:
+            self._put_info(row, info)
+        self._return += reward
+        self._t += 1
+        self._row = row = row + 1
+        if terminated or truncated:
+            self._end("env", bool(terminated), bool(truncated), info)
+        elif row == self._cap or self._flush_due:
+            self._handoff()
+
+    def flush(self) -> None:
+        """Hand the buffered rows to the background thread now (e.g. when the game is paused)."""
+        self._check()
+        if self._row:
+            self._handoff()
+
+    def close(self) -> None:
+        """Save everything: an open episode is ended as truncated; wait for the thread; finish files."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._atexit)
+        if self._error is None:
+            if self._t >= 0:
+                self._end("close", terminated=False, truncated=True, info=None)
+            self._chunk.rotate = True
+            self._handoff()
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
+
+    def __enter__(self) -> TrajectoryWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def episodes(self) -> int:
+        """Episodes started so far."""
+        return self._episode + 1
+
+    # ------------------------------------------------------------------ game-loop internals
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
+        if self._closed:
+            raise RecordingError("This TrajectoryWriter is closed; create a new one.")
+
+    def _new_chunk(self) -> _Chunk:
+        try:
+            chunk = self._free.get_nowait()
+            chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate = {}, 0, [], [], False
+            return chunk
+        except queue.Empty:
+            pass
+        n = self.chunk_steps
+        cols = [np.zeros((n, *f.shape), dtype=f.dtype) for f in self._fields]
+        for c in cols:
+            if c.dtype == object:
+                c.fill("")
+        return _Chunk(cols, np.zeros(n, np.float64), np.zeros(n, bool), np.zeros(n, bool))
+
+    def _bind(self, chunk: _Chunk) -> None:
+        self._chunk, self._row, self._cap = chunk, 0, self.chunk_steps
+        self._set_obs = compile_setter(self.observation_space, chunk.cols[: self._n_obs])
+        self._set_action = compile_setter(self.action_space, chunk.cols[self._n_obs :])
+        self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
+
+    def _zero_action(self, row: int) -> None:
+        for col in self._chunk.cols[self._n_obs :]:
+            col[row] = "" if col.dtype == object else 0
+
+    def _put_info(self, row: int, info: dict[str, Any]) -> None:
+        store = self._chunk.info
+        for key, value in info.items():
+            spec = self._info_spec.get(key, False)
+            if spec is None:
+                continue
+            if spec is False or type(value) is not spec[0] or (spec[2] and value.shape != spec[2]):
+                spec = self._info_check(key, value)
+                if spec is None:
+                    continue
+            try:
+                values, present = store[key]
+            except KeyError:
+                values = np.zeros((self.chunk_steps, *spec[2]), spec[1])
+                present = np.zeros(self.chunk_steps, bool)
+                store[key] = values, present
+            values[row] = value
+            present[row] = True
+
+    def _info_check(self, key: str, value: Any) -> tuple[type, np.dtype, tuple[int, ...]] | None:
+        """Decide (once per key) whether an info value is stored; later values must match."""
+        arr = np.asarray(value) if isinstance(value, bool | int | float | np.ndarray | np.generic) else None
+        old = self._info_spec.get(key, False)
+        if arr is None or arr.dtype.kind not in "biuf" or arr.size > 4096:
+            reason = f"not a numeric scalar/array ({type(value).__name__})"
+        elif old is False:
+            spec = (type(value), arr.dtype, arr.shape)
+            self._info_spec[key] = spec
+            return spec
+        elif old and arr.shape == old[2] and np.can_cast(arr.dtype, old[1], "same_kind"):
+            return old
+        else:
+            reason = f"its type/shape changed ({type(value).__name__} {arr.shape})"
+        self._info_spec[key] = None
+        self._notes[f"info/{key}"] = f"dropped: {reason}"
+        return None
+
+    def _end(self, reason: str, terminated: bool, truncated: bool, info: dict[str, Any] | None) -> None:
+        self._chunk.ends.append({
+            "episode": self._episode, "seed": self._seed, "length": self._t, "return": float(self._return),
+            "terminated": terminated, "truncated": truncated, "end_reason": reason,
+            "start_ns": self._start_ns, "end_ns": time.time_ns(),
+            "final_info": dict(info) if info else {},
+        })
+        self._t = -1
+        now = time.monotonic()
+        if now - self._segment_start >= self.segment_seconds or self._segment_rows + self._row >= self.segment_steps:
+            self._chunk.rotate = True
+            self._handoff()
+        elif self._row == self._cap or self._flush_due:
+            self._handoff()
+
+    def _handoff(self) -> None:
+        chunk = self._chunk
+        chunk.rows = self._row
+        rotate = chunk.rotate
+        self._segment_rows = 0 if rotate else self._segment_rows + chunk.rows
+        self._flush_due = False
+        self._last_handoff = time.monotonic()
+        if rotate:
+            self._segment_start = self._last_handoff
+        self._queue.put(chunk)
+        self._bind(self._new_chunk())
+        if self._t >= 0:
+            self._chunk.starts.append([0, self._episode, self._t + 1])
+
+    # ------------------------------------------------------------------ background thread
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.05, self.flush_seconds / 4))
+            except queue.Empty:
+                if time.monotonic() - self._last_handoff >= self.flush_seconds:
+                    self._flush_due = True
+                continue
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain so the game loop never blocks on a dead thread
+            try:
+                self.write_chunk(item)
+            except BaseException as exc:  # noqa: BLE001 - surfaced as RecordingError by the game loop
+                self._error = exc
+                self._abort_segment()
+
+    def write_chunk(self, chunk: _Chunk) -> None:
+        """Encode, checksum and append one chunk; finish the file if the chunk asks to rotate."""
+        if chunk.rows:
+            if self._arrow is None:
+                self._open_segment(chunk)
+            batch, meta = self._encode(chunk)
+            self._write_batch(batch, meta)
+        elif chunk.ends and self._arrow is not None:  # an episode ended with no new row (reset/close)
+            empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in self._schema], schema=self._schema)
+            self._write_batch(empty, self._chunk_meta(chunk, {}))
+        if chunk.rotate and self._arrow is not None:
+            self._finish_segment()
+        self._free.put(chunk)
+
+    def _chunk_meta(self, chunk: _Chunk, crc: dict[str, int]) -> dict[str, str]:
+        ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in chunk.ends]
+        for e in ends:
+            if self._notes:
+                e["notes"] = dict(self._notes)
+        return fmt.encode_chunk_meta({"crc32": crc, "starts": chunk.starts, "ends": ends})
+
+    def _open_segment(self, chunk: _Chunk) -> None:
+        known = {k: (s[1], s[2]) for k, s in list(self._info_spec.items()) if s}
+        known.update({k: (v.dtype, v.shape[1:]) for k, (v, _) in chunk.info.items()})
+        info_cols = [fmt.Column(f"info/{k}", known[k][0].name, tuple(known[k][1])) for k in sorted(known)]
+        self._info_columns = info_cols
+        self._meta["columns"] = [c.to_json() for c in self._columns]
+        self._meta["info_columns"] = [c.to_json() for c in info_cols]
+        self._meta["created_ns"] = time.time_ns()
+        fields = [pa.field(fmt.EPISODE, pa.int32(), False), pa.field(fmt.STEP, pa.int32(), False)]
+        fields += [pa.field(c.name, c.arrow_type(), False) for c in self._columns]
+        fields += [pa.field(fmt.REWARD, pa.float64(), False), pa.field(fmt.TERMINATED, pa.bool_(), False),
+                   pa.field(fmt.TRUNCATED, pa.bool_(), False)]
+        fields += [pa.field(c.name, c.arrow_type(), True) for c in info_cols]
+        self._schema = pa.schema(fields, metadata=fmt.encode_metadata(self._meta))
+        self._path = self.folder / (fmt.new_file_stem(self._prefix) + fmt.PARTIAL_SUFFIX)
+        self._sink = pa.OSFile(str(self._path), "wb")
+        options = pa.ipc.IpcWriteOptions(compression=self._codec)
+        self._arrow = pa.ipc.new_file(self._sink, self._schema, options=options)
+
+    def _encode(self, chunk: _Chunk) -> tuple[pa.RecordBatch, dict[str, str]]:
+        n = chunk.rows
+        episode, step = np.empty(n, np.int32), np.empty(n, np.int32)
+        bounds = [s[0] for s in chunk.starts] + [n]
+        if not chunk.starts or chunk.starts[0][0] != 0:
+            raise RecordingError("internal: a chunk does not start with an episode segment")
+        for (row, ep, step0, *_), stop in zip(chunk.starts, bounds[1:], strict=True):
+            episode[row:stop] = ep
+            step[row:stop] = np.arange(step0, step0 + stop - row)
+        arrays, crc = [pa.array(episode), pa.array(step)], {}
+        for col, values in zip(self._columns, chunk.cols, strict=True):
+            v = values[:n]
+            if col.transform == fmt.XOR_PREV:
+                v = fmt.xor_encode(v)
+            crc[col.name] = fmt.crc_of(v)
+            arrays.append(fmt.to_arrow(col, v))
+        for name, values in ((fmt.REWARD, chunk.reward), (fmt.TERMINATED, chunk.terminated),
+                             (fmt.TRUNCATED, chunk.truncated)):
+            crc[name] = fmt.crc_of(values[:n])
+            arrays.append(pa.array(values[:n]))
+        for col in self._info_columns:
+            values, present = chunk.info.get(col.name[5:], (None, None))
+            if values is None:
+                values, present = np.zeros((n, *col.shape), col.dtype), np.zeros(n, bool)
+            mask = ~present[:n]
+            crc[col.name] = fmt.crc_of(values[:n], mask)
+            arrays.append(fmt.to_arrow(col, values[:n], mask))
+        for key in chunk.info.keys() - {c.name[5:] for c in self._info_columns}:
+            self._notes.setdefault(f"info/{key}", "dropped: first seen after the file was opened")
+        crc[fmt.EPISODE], crc[fmt.STEP] = fmt.crc_of(episode), fmt.crc_of(step)
+        return pa.record_batch(arrays, schema=self._schema), self._chunk_meta(chunk, crc)
+
+    def _write_batch(self, batch: pa.RecordBatch, meta: dict[str, str]) -> None:
+        self._arrow.write_batch(batch, custom_metadata=meta)
+        self._sink.flush()
+
+    def _finish_segment(self) -> None:
+        self._arrow.close()
+        self._sink.close()
+        final = self._path.with_name(self._path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
+        if self._fsync:
+            fd = os.open(self._path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(self._path, final)
+        self.files.append(final)
+        self._arrow = self._sink = self._path = None
+
+    def _abort_segment(self) -> None:
+        try:
+            if self._sink is not None:
+                self._sink.close()
+        except Exception:  # noqa: BLE001 - already failing; the .partial stays for repair()
+            pass
+        self._arrow = self._sink = None
+
+
+def _closer(ref: weakref.ref) -> Any:
+    def close_at_exit() -> None:
+        writer = ref()
+        if writer is not None and not writer._closed:
+            try:
+                writer.close()
+            except RecordingError:
+                pass
+
+    return close_at_exit
