@@ -92,7 +92,8 @@ def _is_image_env(factory) -> bool:
 
 def main(args: Args) -> list[Table]:
     speed = Table("record_speed", ["env", "steps", "raw steps/s", "trajarena steps/s", "trajarena/raw",
-                                   "Minari steps/s", "Minari/raw", "trajarena/Minari"],
+                                   "Minari steps/s", "Minari/raw", "trajarena/Minari",
+                                   "trajarena loop-only steps/s", "Minari loop-only steps/s"],
                   title="Recording speed (steps/s; recorder close() / create_dataset included)")
     size = Table("record_bytes", ["env", "trajarena B/step", "npz B/step", "Minari B/step",
                                   "Minari lossless B/step", "trajarena/npz", "Minari/npz"],
@@ -104,6 +105,7 @@ def main(args: Args) -> list[Table]:
                    title="Memory while recording one endless CartPole episode")
     minari_ok, minari_why = _minari.available() if args.minari else (False, "n/a (--no-minari)")
     ta_ok, ta_why = _trajarena.available()
+    speed.notes.append("Loop-only: without close() / create_dataset.")
     speed.notes.append(f"Minari: DataCollector(data_format='hdf5', record_infos=False); "
                        f"trajarena {_trajarena.version()}: TrajectoryRecorder on the raw env.")
     size.notes.append("Minari's default stores image observations as JPEG (lossy); "
@@ -139,6 +141,8 @@ def main(args: Args) -> list[Table]:
                 "trajarena steps/s": ta_rate if ta else ta_cell, "trajarena/raw": ratio(ta_rate, raw),
                 "Minari steps/s": mi_rate if mi else mi_cell, "Minari/raw": ratio(mi_rate, raw),
                 "trajarena/Minari": ratio(ta_rate, mi_rate),
+                "trajarena loop-only steps/s": ta.steps / ta.loop_s if ta else None,
+                "Minari loop-only steps/s": mi.steps / mi.loop_s if mi else None,
             })
             size.add_row(**{
                 "env": name, "trajarena B/step": ta.bytes_per_step if ta else ta_cell,
