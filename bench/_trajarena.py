@@ -43,9 +43,12 @@ def _import(module: str):
 
 
 def available() -> tuple[bool, str]:
-    """Return ``(True, "")`` when trajarena's recorder and reader import, else ``(False, why)``."""
+    """Return ``(True, "")`` when trajarena can record (recorder, else writer) and read here."""
     try:
-        _import("trajarena.recorder")
+        try:
+            _import("trajarena.recorder")
+        except NotAvailable:
+            _import("trajarena.writer")
         _import("trajarena.reader")
     except NotAvailable as exc:
         return False, str(exc)
@@ -106,9 +109,57 @@ class RecordResult:
         return self.bytes_on_disk / self.steps
 
 
+class _WriterRecorder:
+    """Stand-in recorder over ``trajarena.writer.TrajectoryWriter``, used only while
+    ``trajarena.recorder`` does not exist yet (the tables then say "writer fallback")."""
+
+    def __init__(self, env, folder: str | os.PathLike, username: str) -> None:
+        writer_mod = _import("trajarena.writer")
+        self.env = env
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        self._writer = writer_mod.TrajectoryWriter(
+            folder, env.observation_space, env.action_space, {"env_id": env_id, "username": username})
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._writer.reset(obs, info, seed=seed)
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._writer.step(action, obs, reward, terminated, truncated, info)
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self.env.close()
+
+
+def recorder_kind() -> str:
+    """``"TrajectoryRecorder"``, ``"TrajectoryWriter (writer fallback)"`` or an ``n/a`` reason."""
+    try:
+        _import("trajarena.recorder")
+        return "TrajectoryRecorder"
+    except NotAvailable as exc:
+        try:
+            _import("trajarena.writer")
+        except NotAvailable:
+            return str(exc)
+        return "TrajectoryWriter (writer fallback: trajarena.recorder not available)"
+
+
 def wrap_recorder(env, folder: str | os.PathLike, username: str = "bench"):
-    """Wrap ``env`` in trajarena's recording wrapper writing into ``folder``."""
-    recorder_mod = _import("trajarena.recorder")
+    """Wrap ``env`` in trajarena's recording wrapper writing into ``folder``.
+
+    Falls back to driving ``TrajectoryWriter`` directly while ``trajarena.recorder`` is missing.
+    """
+    try:
+        recorder_mod = _import("trajarena.recorder")
+    except NotAvailable:
+        return _WriterRecorder(env, folder, username)
     cls = getattr(recorder_mod, "TrajectoryRecorder", None)
     if cls is None:
         raise NotAvailable("n/a (not available: trajarena.recorder.TrajectoryRecorder)")
@@ -116,8 +167,6 @@ def wrap_recorder(env, folder: str | os.PathLike, username: str = "bench"):
     kwargs: dict[str, Any] = {}
     if "username" in params:
         kwargs["username"] = username
-    if "env_id" in params and env.spec is not None:
-        kwargs["env_id"] = env.spec.id
     try:
         return cls(env, file_path=str(folder), **kwargs)
     except Exception as exc:  # noqa: BLE001
@@ -197,7 +246,7 @@ def open_folder(folder: str | os.PathLike):
 
 
 def _episodes(data) -> Any:
-    for name in ("iterate_episodes", "episodes"):
+    for name in ("iter_episodes", "iterate_episodes"):
         attr = getattr(data, name, None)
         if callable(attr):
             return attr()
@@ -207,11 +256,10 @@ def _episodes(data) -> Any:
 
 
 def _length(episode) -> int:
-    for name in ("n_steps", "num_steps", "length"):
-        value = getattr(episode, name, None)
-        if isinstance(value, (int, np.integer)):
-            return int(value)
-    return len(episode)
+    info = getattr(episode, "info", None)
+    if info is not None and isinstance(getattr(info, "length", None), (int, np.integer)):
+        return int(info.length)
+    return len(episode.rewards)
 
 
 def _touch(tree: Any, t: int) -> Any:
@@ -245,21 +293,22 @@ def sample_random(folder: str | os.PathLike, n: int, seed: int = 0, batch_size: 
                   max_seconds: float = float("inf")) -> tuple[int, float]:
     """Fetch ``n`` random transitions, one by one or in batches; ``(transitions, seconds)``.
 
-    Uses the reader's transition sampler (``sample_transitions(batch_size, rng)`` or
-    ``transition(i)``), with a seeded ``np.random.Generator``.
+    Uses the reader's batch sampler when it has one (``sample_transitions(batch_size, rng=)``),
+    else ``reader.step(i)`` for uniformly drawn global step indices (seeded
+    ``np.random.Generator``). Stops early after ``max_seconds``.
     """
     data = open_folder(folder)
     rng = np.random.default_rng(seed)
-    sample = getattr(data, "sample_transitions", None) or getattr(data, "sample", None)
-    get_one = getattr(data, "transition", None)
+    sample = getattr(data, "sample_transitions", None)
+    get_one = getattr(data, "step", None)
     if sample is None and get_one is None:
-        raise NotAvailable("n/a (reader has no sample_transitions / transition)")
-    total = int(getattr(data, "total_steps", 0) or getattr(data, "n_steps", 0) or 0)
+        raise NotAvailable("n/a (reader has no sample_transitions / step)")
+    total = int(getattr(data, "num_steps", 0) or len(data))
     start = time.perf_counter()
     done = 0
     try:
         while done < n and (done == 0 or time.perf_counter() - start < max_seconds):
-            if sample is not None:
+            if sample is not None and batch_size > 1:
                 sample(batch_size, rng=rng)
             else:
                 for i in rng.integers(total, size=batch_size):

@@ -74,6 +74,8 @@ def main(args: Args) -> list[Table]:
         f"Minari: hdf5 backend, images JPEG-encoded (its default). Random access: Minari loads the "
         f"whole episode (dataset[i]); batched Minari reads up to {args.batch_size} distinct episodes "
         f"per batch. Each random measurement stops at {args.n_random:,} transitions or {args.max_seconds} s.")
+    table.notes.append(f"trajarena recordings made with {_trajarena.recorder_kind()}; read with "
+                       "trajarena.reader (iter_episodes, step(i)).")
     minari_ok, minari_why = _minari.available() if args.minari else (False, "n/a (--no-minari)")
     ta_ok, ta_why = _trajarena.available()
 
