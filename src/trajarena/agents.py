@@ -82,7 +82,8 @@ def encode_action(move: int, attack: int, space: spaces.Space) -> Any:
     """Express a duel ``(move, attack)`` input in ``space`` (raw or after attack-combination removal).
 
     ``MultiDiscrete([9, n])`` gets ``[move, attack]``; ``Discrete(9 + n - 1)`` gets one index, the
-    attack when both are set. An attack the space lacks becomes its guard-free part... or none.
+    attack when both are set. A button combination the space lacks (``n == 4``, DIAMBRA's
+    ``no_attack_buttons_combinations``) becomes plain guard if it contains guard, else no attack.
 
     >>> encode_action(5, 1, spaces.MultiDiscrete([9, 8])).tolist(), encode_action(5, 1, spaces.Discrete(16))
     ([5, 1], 9)
@@ -96,7 +97,7 @@ def encode_action(move: int, attack: int, space: spaces.Space) -> Any:
         n_att = int(space.n) - 8
         if attack >= n_att:
             attack = 3 if attack in (5, 6, 7) and n_att > 3 else 0
-        return np.int64(8 + attack if attack else move)
+        return int(8 + attack if attack else move)
     raise NotSupportedError(f"cannot express a duel action in {space}; expected MultiDiscrete([9, n]) or Discrete(n).")
 
 
