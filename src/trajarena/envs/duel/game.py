@@ -15,7 +15,7 @@ down). Hits cause hit-stun and knock-back; heavy hits and air hits knock down.
 >>> g = Game(CHARACTERS[0], CHARACTERS[1])
 >>> for _ in range(30):
 ...     _ = g.tick(5, 0, 1, 0)        # P1 walks right, P2 walks left
->>> g.fighters[0].x < g.fighters[1].x, g.gap() < 74
+>>> g.fighters[0].x < g.fighters[1].x, g.gap() < 50
 (True, True)
 """
 
@@ -28,9 +28,9 @@ from trajarena.envs.duel.characters import Character
 
 FPS = 60
 WIDTH, HEIGHT = 192, 128
-FLOOR_Y = 114
-STAGE_LEFT, STAGE_RIGHT = 6.0, 186.0
-START_X = (66.0, 126.0)
+FLOOR_Y = 116
+STAGE_LEFT, STAGE_RIGHT = 4.0, 188.0
+START_X = (60.0, 132.0)
 ROUND_TIME = 40
 MAX_HEALTH = 100
 N_STAGES = 4
@@ -47,7 +47,7 @@ BTN_P = (False, True, False, False, True, True, False, True)
 BTN_K = (False, False, True, False, True, False, True, True)
 BTN_G = (False, False, False, True, False, True, True, True)
 
-THROW_RANGE = 6.0
+THROW_RANGE = 7.0
 KNOCKDOWN_FRAMES = 40
 
 
@@ -85,13 +85,13 @@ class Attack:
 ATTACKS: dict[str, Attack] = {
     a.name: a
     for a in (
-        Attack("punch", 3, 3, 7, 5, 14, 0.64, 0.84, 15, 1.6),
-        Attack("kick", 5, 3, 11, 7, 20, 0.30, 0.58, 17, 2.0),
-        Attack("special", 10, 4, 20, 13, 24, 0.35, 0.78, 24, 4.0, knockdown=True, chip=3),
-        Attack("low_punch", 3, 3, 7, 4, 12, 0.30, 0.50, 13, 1.2, crouch=True),
-        Attack("sweep", 6, 3, 16, 6, 21, 0.0, 0.2, 18, 1.5, knockdown=True, low=True, crouch=True),
-        Attack("air_punch", 3, 6, 4, 5, 12, 0.40, 0.70, 15, 1.6, air=True),
-        Attack("air_kick", 4, 10, 4, 7, 16, -0.05, 0.40, 17, 2.0, air=True),
+        Attack("punch", 3, 3, 7, 5, 17, 0.64, 0.84, 15, 1.8),
+        Attack("kick", 5, 3, 11, 7, 24, 0.30, 0.58, 17, 2.3),
+        Attack("special", 10, 4, 20, 13, 29, 0.35, 0.78, 24, 4.5, knockdown=True, chip=3),
+        Attack("low_punch", 3, 3, 7, 4, 14, 0.30, 0.50, 13, 1.4, crouch=True),
+        Attack("sweep", 6, 3, 16, 6, 25, 0.0, 0.2, 18, 1.7, knockdown=True, low=True, crouch=True),
+        Attack("air_punch", 3, 6, 4, 5, 14, 0.40, 0.70, 15, 1.8, air=True),
+        Attack("air_kick", 4, 10, 4, 7, 19, -0.05, 0.40, 17, 2.3, air=True),
         Attack("throw", 3, 2, 20, 10, THROW_RANGE, 0.2, 0.8, 0, 3.5, knockdown=True, throw=True),
     )
 }

@@ -211,8 +211,9 @@ def build_sprite(char: Character, outfit: Outfit, pose: str) -> tuple[np.ndarray
     capsule(hip, (neck[0], neck[1] - 0.02), torso_r, clothes)
     vx, vy = neck[0] - hip[0], neck[1] - hip[1]
     belt = (hip[0] + vx * 0.12, hip[1] + vy * 0.12)
-    capsule(belt, belt, torso_r * 0.95, trim)
-    capsule((belt[0] + 0.02, belt[1] - 0.01), (belt[0] - 0.12, belt[1] - 0.09), 0.9, trim)
+    bw = torso_r * 0.8 / H
+    capsule((belt[0] - bw, belt[1]), (belt[0] + bw, belt[1]), 1.1, trim)
+    capsule((belt[0] + 0.01, belt[1] - 0.01), (belt[0] - 0.06, belt[1] - 0.10), 0.8, trim)
     leg(p["fl"], 1.0)
     hr = H * 0.085
     capsule(head, head, hr, skin)
@@ -289,7 +290,9 @@ def build_stage(stage: int) -> np.ndarray:
         ridge = 50 + 20 * np.abs(np.sin(xs / 30.0)) + 5 * np.sin(xs / 5.0)
         for x in range(WIDTH):
             img[int(ridge[x]):FLOOR_Y, x] = (40, 20, 20)
-        img[int(ridge.min()):int(ridge.min()) + 3, 90:100] = (255, 140, 30)
+        peak = int(np.argmin(ridge))
+        for k in range(6):  # a glowing crater and a lava stream down the slope
+            img[int(ridge[peak]) + 2 * k:int(ridge[peak]) + 2 * k + 2, peak - 3 + k:peak + 1 + k] = (255, 140 - 10 * k, 30)
         img[96:FLOOR_Y] = _gradient((240, 90, 20), (120, 30, 10), FLOOR_Y - 96)[:, None, :]
     fl = _gradient(*floors[i], HEIGHT - FLOOR_Y)
     img[FLOOR_Y:] = fl[:, None, :]
