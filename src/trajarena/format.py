@@ -157,6 +157,13 @@ def xor_decode(rows: np.ndarray) -> np.ndarray:
     return np.bitwise_xor.accumulate(rows, axis=0) if len(rows) > 1 else rows
 
 
+def running_sum(start: float, rewards: np.ndarray) -> float:
+    """``start`` plus ``rewards`` added one by one in float64 (the episode return, reproducibly)."""
+    if not len(rewards):
+        return float(start)
+    return float(np.cumsum(np.concatenate([[start], rewards.astype(np.float64)]))[-1])
+
+
 def crc_of(values: np.ndarray, mask: np.ndarray | None = None) -> int:
     """CRC-32 of stored column values (only non-null rows when ``mask`` marks nulls)."""
     if mask is not None:

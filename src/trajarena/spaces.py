@@ -261,7 +261,8 @@ def space_from_json(data: Any, _depth: int = 0) -> spaces.Space:
                                charset=_need(data, "charset", str))
         if kind == "Dict":
             subs = _need(data, "spaces", dict)
-            return spaces.Dict({str(k): space_from_json(v, _depth + 1) for k, v in subs.items()})
+            # pairs, not a dict: gymnasium sorts dict keys, and the stored order is the column order
+            return spaces.Dict([(str(k), space_from_json(v, _depth + 1)) for k, v in subs.items()])
         if kind == "Tuple":
             return spaces.Tuple([space_from_json(v, _depth + 1) for v in _need(data, "spaces", list)])
     except SpaceError:

@@ -151,7 +151,7 @@ class TrajectoryWriter:
         self._episode = -1  # id of the current episode; -1 before the first reset
         self._t = -1  # steps taken in the current episode; -1 when no episode is open
         self._seed: int | None = None
-        self._return = 0.0
+        self._returns: dict[int, float] = {}  # background: running return of open episodes
         self._segment_rows = 0
         self._segment_start = time.monotonic()
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
@@ -179,7 +179,7 @@ class TrajectoryWriter:
             self._handoff()
         row = self._row
         self._episode += 1
-        self._t, self._return, self._seed = 0, 0.0, None if seed is None else int(seed)
+        self._t, self._seed = 0, None if seed is None else int(seed)
         self._start_ns = time.time_ns()
         self._chunk.starts.append([row, self._episode, 0, self._seed])
         self._zero_action(row)
@@ -211,7 +211,6 @@ class TrajectoryWriter:
         self._trunc[row] = truncated
         if info:
             self._put_info(row, info)
-        self._return += reward
         self._t += 1
         self._row = row = row + 1
         if terminated or truncated:
@@ -323,7 +322,7 @@ class TrajectoryWriter:
 
     def _end(self, reason: str, terminated: bool, truncated: bool, info: dict[str, Any] | None) -> None:
         self._chunk.ends.append({
-            "episode": self._episode, "seed": self._seed, "length": self._t, "return": float(self._return),
+            "episode": self._episode, "seed": self._seed, "length": self._t,
             "terminated": terminated, "truncated": truncated, "end_reason": reason,
             "start_ns": self._start_ns, "end_ns": time.time_ns(),
             "final_info": dict(info) if info else {},
@@ -385,7 +384,8 @@ class TrajectoryWriter:
         self._free.put(chunk)
 
     def _chunk_meta(self, chunk: _Chunk, crc: dict[str, int]) -> dict[str, str]:
-        ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in chunk.ends]
+        ends = [{**e, "return": self._returns.pop(e["episode"], 0.0), "final_info": fmt.json_safe(e["final_info"])}
+                for e in chunk.ends]
         for e in ends:
             if self._notes:
                 e["notes"] = dict(self._notes)
@@ -419,6 +419,8 @@ class TrajectoryWriter:
         for (row, ep, step0, *_), stop in zip(chunk.starts, bounds[1:], strict=True):
             episode[row:stop] = ep
             step[row:stop] = np.arange(step0, step0 + stop - row)
+            rewards = chunk.reward[row + (step0 == 0) : stop]  # the reset row's reward is not earned
+            self._returns[ep] = fmt.running_sum(self._returns.get(ep, 0.0), rewards)
         arrays, crc = [pa.array(episode), pa.array(step)], {}
         for col, values in zip(self._columns, chunk.cols, strict=True):
             v = values[:n]

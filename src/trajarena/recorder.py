@@ -1,0 +1,243 @@
+"""Recording wrappers: any Gymnasium env (one or two players) and Gymnasium vector envs.
+
+:class:`TrajectoryRecorder` records the stream of the env it wraps — put it *below* the
+preprocessing wrappers so one dataset serves many preprocessing choices — and stores the settings
+it is given (env, wrappers, username, ``ignore_p2``, player roles) in every file.
+:class:`VectorTrajectoryRecorder` keeps one episode stream per sub-env of a
+:class:`gymnasium.vector.VectorEnv` and handles the three autoreset modes of Gymnasium 1.x.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import iterate
+
+from trajarena.errors import SettingsError
+from trajarena.writer import TrajectoryWriter
+
+
+def settings_to_json(value: Any, name: str = "settings") -> Any:
+    """Turn settings (dicts, dataclasses, enums, tuples, numpy values) into JSON data.
+
+    Raises:
+        SettingsError: a value that has no JSON form (say which key).
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class S:
+    ...     frame_shape: tuple = (84, 84, 1)
+    >>> settings_to_json(S())
+    {'frame_shape': [84, 84, 1]}
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    elif hasattr(value, "to_dict") and callable(value.to_dict):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        return {str(k): settings_to_json(v, f"{name}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [settings_to_json(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, enum.Enum):
+        return settings_to_json(value.value, name)
+    if isinstance(value, np.generic | np.ndarray):
+        return settings_to_json(value.tolist(), name)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise SettingsError(f"{name} = {value!r} ({type(value).__name__}) cannot be stored as JSON; use plain data.")
+
+
+def _metadata(env_id: str | None, env: Any, username: str, ignore_p2: int, players: dict | None,
+              env_settings: Any, wrappers_settings: Any, extra: dict | None) -> dict[str, Any]:
+    if ignore_p2 not in (0, 1, False, True):
+        raise SettingsError(f"ignore_p2 must be 0 or 1, got {ignore_p2!r}.")
+    spec = getattr(env, "spec", None)
+    return {
+        "env_id": env_id or (spec.id if spec is not None else type(env.unwrapped).__name__),
+        "env_settings": settings_to_json(env_settings or {}, "env_settings"),
+        "wrappers_settings": settings_to_json(wrappers_settings or {}, "wrappers_settings"),
+        "username": str(username),
+        "ignore_p2": int(ignore_p2),
+        "players": settings_to_json(players or {}, "players"),
+        **settings_to_json(extra or {}, "extra_metadata"),
+    }
+
+
+class TrajectoryRecorder(gym.Wrapper):
+    """Record every episode of ``env`` into trajectory files under ``file_path``.
+
+    Args:
+        env: any Gymnasium env (nested Dict/Tuple spaces and two-player ``Dict`` actions included).
+        file_path: the folder that receives the files.
+        username: who played (stored).
+        ignore_p2: 1 when P2's side should not be replayed by the loader (e.g. human P1 vs agent P2).
+        players: roles, e.g. ``{"P1": "human", "P2": "cpu"}``.
+        env_id: stored env id (default: ``env.spec.id``).
+        env_settings: the env settings (dict or dataclass), stored.
+        wrappers_settings: the wrappers settings the loader re-applies, stored.
+        extra_metadata: more JSON-ready keys to store.
+        **writer_options: passed to :class:`~trajarena.writer.TrajectoryWriter`.
+
+    >>> import tempfile
+    >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), tempfile.mkdtemp(), username="alex")
+    >>> _ = env.reset(seed=0)
+    >>> _ = env.step(0)
+    >>> env.close()
+    >>> len(env.files)
+    1
+    """
+
+    def __init__(self, env: gym.Env, file_path: str | os.PathLike, username: str = "", ignore_p2: int = 0,
+                 players: dict[str, str] | None = None, env_id: str | None = None, env_settings: Any = None,
+                 wrappers_settings: Any = None, extra_metadata: dict[str, Any] | None = None,
+                 **writer_options: Any) -> None:
+        super().__init__(env)
+        meta = _metadata(env_id, env, username, ignore_p2, players, env_settings, wrappers_settings, extra_metadata)
+        self.writer = TrajectoryWriter(file_path, env.observation_space, env.action_space, meta, **writer_options)
+        self._closed = False
+
+    @property
+    def files(self) -> list[Path]:
+        """The finished files written so far."""
+        return list(self.writer.files)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.writer.reset(obs, info, seed=seed)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.writer.step(action, obs, reward, terminated, truncated, info)
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        """Save the open episode (as truncated), finish the files, close the env."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self.writer.close()
+            finally:
+                super().close()
+
+
+def _sub_info(info: dict[str, Any], i: int, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Sub-env ``i``'s part of a vector env's info dict (``_key`` masks respected, nested too)."""
+    out = {}
+    for key, value in info.items():
+        if key.startswith("_") or key in skip:
+            continue
+        mask = info.get("_" + key)
+        if mask is not None and not mask[i]:
+            continue
+        out[key] = _sub_info(value, i) if isinstance(value, dict) else value[i]
+    return out
+
+
+def _splitter(space: spaces.Space) -> Any:
+    if isinstance(space, spaces.Box | spaces.Discrete | spaces.MultiDiscrete | spaces.MultiBinary):
+        return lambda batch: batch
+    return lambda batch: list(iterate(space, batch))
+
+
+class VectorTrajectoryRecorder(gym.vector.VectorWrapper):
+    """Record each sub-env of a Gymnasium vector env as its own episode stream.
+
+    Handles ``AutoresetMode.NEXT_STEP`` (the default: the step after an episode end is the
+    reset and is not a transition), ``SAME_STEP`` (the final observation is taken from
+    ``info["final_obs"]``) and ``DISABLED`` (sub-envs are reset by ``reset(options={"reset_mask":
+    ...})``; a finished sub-env is not recorded until then). Arguments as for
+    :class:`TrajectoryRecorder`; each file also stores ``vector: {num_envs, index, autoreset_mode}``.
+
+    >>> import tempfile
+    >>> venv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 2)
+    >>> venv = VectorTrajectoryRecorder(venv, tempfile.mkdtemp())
+    >>> _ = venv.reset(seed=0)
+    >>> _ = venv.step(np.array([0, 1]))
+    >>> venv.close()
+    >>> len(venv.files)
+    2
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, file_path: str | os.PathLike, username: str = "",
+                 ignore_p2: int = 0, players: dict[str, str] | None = None, env_id: str | None = None,
+                 env_settings: Any = None, wrappers_settings: Any = None,
+                 extra_metadata: dict[str, Any] | None = None, **writer_options: Any) -> None:
+        super().__init__(env)
+        self.mode = AutoresetMode(env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
+        meta = _metadata(env_id, env, username, ignore_p2, players, env_settings, wrappers_settings, extra_metadata)
+        n = env.num_envs
+        self.writers = [
+            TrajectoryWriter(file_path, env.single_observation_space, env.single_action_space,
+                             {**meta, "vector": {"num_envs": n, "index": i, "autoreset_mode": self.mode.value}},
+                             **writer_options)
+            for i in range(n)
+        ]
+        self._split_obs = _splitter(env.single_observation_space)
+        self._split_act = _splitter(env.single_action_space)
+        self._done = np.zeros(n, bool)
+        self._closed = False
+
+    @property
+    def files(self) -> list[Path]:
+        """The finished files of all sub-envs."""
+        return sorted(p for w in self.writers for p in w.files)
+
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        n = self.num_envs
+        seeds = [seed + i for i in range(n)] if isinstance(seed, int) else (list(seed) if seed is not None else [None] * n)
+        mask = (options or {}).get("reset_mask")
+        split = self._split_obs(obs)
+        for i, w in enumerate(self.writers):
+            if mask is None or mask[i]:
+                w.reset(split[i], _sub_info(info, i), seed=seeds[i])
+                self._done[i] = False
+        return obs, info
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict]:
+        obs, rewards, terminations, truncations, info = self.env.step(actions)
+        split, acts = self._split_obs(obs), self._split_act(actions)
+        for i, w in enumerate(self.writers):
+            if self._done[i]:
+                if self.mode is AutoresetMode.NEXT_STEP:  # this step was the sub-env's reset
+                    w.reset(split[i], _sub_info(info, i))
+                    self._done[i] = False
+                continue  # DISABLED: not recorded until reset(options={"reset_mask": ...})
+            done = bool(terminations[i] or truncations[i])
+            if done and self.mode is AutoresetMode.SAME_STEP:
+                w.step(acts[i], info["final_obs"][i], rewards[i], terminations[i], truncations[i],
+                       _sub_info(info["final_info"], i))
+                w.reset(split[i], _sub_info(info, i, skip=("final_obs", "final_info")))
+                continue
+            w.step(acts[i], split[i], rewards[i], terminations[i], truncations[i], _sub_info(info, i))
+            self._done[i] = done
+        return obs, rewards, terminations, truncations, info
+
+    def close(self, **kwargs: Any) -> None:
+        """Save open episodes (as truncated), finish every file, close the vector env."""
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
+        for w in self.writers:
+            try:
+                w.close()
+            except Exception as exc:  # noqa: BLE001 - close every writer, then raise the first error
+                errors.append(exc)
+        self.env.close(**kwargs)
+        if errors:
+            raise errors[0]
