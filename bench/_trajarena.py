@@ -6,7 +6,8 @@ import fails), the adapter raises :class:`NotAvailable` with a short reason and 
 report that column as ``n/a (...)`` instead of failing.
 
 Recording uses ``trajarena.recorder.TrajectoryRecorder(env, file_path=folder)`` on the raw env
-(the same env factory as the raw and Minari runs); reading uses ``trajarena.reader``.
+(the same env factory as the raw and Minari runs); reading uses both read APIs,
+``trajarena.reader.TrajectoryReader`` and ``trajarena.dataset.TrajectoryDataset``.
 """
 
 from __future__ import annotations
@@ -43,13 +44,11 @@ def _import(module: str):
 
 
 def available() -> tuple[bool, str]:
-    """Return ``(True, "")`` when trajarena can record (recorder, else writer) and read here."""
+    """Return ``(True, "")`` when trajarena's recorder, reader and dataset import, else ``(False, why)``."""
     try:
-        try:
-            _import("trajarena.recorder")
-        except NotAvailable:
-            _import("trajarena.writer")
+        _import("trajarena.recorder")
         _import("trajarena.reader")
+        _import("trajarena.dataset")
     except NotAvailable as exc:
         return False, str(exc)
     return True, ""
@@ -109,64 +108,18 @@ class RecordResult:
         return self.bytes_on_disk / self.steps
 
 
-class _WriterRecorder:
-    """Stand-in recorder over ``trajarena.writer.TrajectoryWriter``, used only while
-    ``trajarena.recorder`` does not exist yet (the tables then say "writer fallback")."""
-
-    def __init__(self, env, folder: str | os.PathLike, username: str) -> None:
-        writer_mod = _import("trajarena.writer")
-        self.env = env
-        self.observation_space, self.action_space = env.observation_space, env.action_space
-        env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-        self._writer = writer_mod.TrajectoryWriter(
-            folder, env.observation_space, env.action_space, {"env_id": env_id, "username": username})
-
-    def reset(self, *, seed=None, options=None):
-        obs, info = self.env.reset(seed=seed, options=options)
-        self._writer.reset(obs, info, seed=seed)
-        return obs, info
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._writer.step(action, obs, reward, terminated, truncated, info)
-        return obs, reward, terminated, truncated, info
-
-    def close(self) -> None:
-        try:
-            self._writer.close()
-        finally:
-            self.env.close()
-
-
-def recorder_kind() -> str:
-    """``"TrajectoryRecorder"``, ``"TrajectoryWriter (writer fallback)"`` or an ``n/a`` reason."""
-    try:
-        _import("trajarena.recorder")
-        return "TrajectoryRecorder"
-    except NotAvailable as exc:
-        try:
-            _import("trajarena.writer")
-        except NotAvailable:
-            return str(exc)
-        return "TrajectoryWriter (writer fallback: trajarena.recorder not available)"
-
-
 def wrap_recorder(env, folder: str | os.PathLike, username: str = "bench"):
-    """Wrap ``env`` in trajarena's recording wrapper writing into ``folder``.
-
-    Falls back to driving ``TrajectoryWriter`` directly while ``trajarena.recorder`` is missing.
-    """
-    try:
-        recorder_mod = _import("trajarena.recorder")
-    except NotAvailable:
-        return _WriterRecorder(env, folder, username)
+    """Wrap ``env`` in ``trajarena.recorder.TrajectoryRecorder`` writing into ``folder``."""
+    recorder_mod = _import("trajarena.recorder")
     cls = getattr(recorder_mod, "TrajectoryRecorder", None)
     if cls is None:
         raise NotAvailable("n/a (not available: trajarena.recorder.TrajectoryRecorder)")
-    params = inspect.signature(cls).parameters
     kwargs: dict[str, Any] = {}
+    params = inspect.signature(cls).parameters
     if "username" in params:
         kwargs["username"] = username
+    if "env_id" in params and env.spec is not None:
+        kwargs["env_id"] = env.spec.id
     try:
         return cls(env, file_path=str(folder), **kwargs)
     except Exception as exc:  # noqa: BLE001
@@ -232,17 +185,22 @@ def record(
 # --------------------------------------------------------------------------------------------
 
 
-def open_folder(folder: str | os.PathLike):
-    """Open every trajectory file in ``folder`` with trajarena's reader."""
-    reader = _import("trajarena.reader")
-    for name in ("open_folder", "open_trajectories", "TrajectoryReader", "Reader", "open"):
-        fn = getattr(reader, name, None)
+def open_folder(folder: str | os.PathLike, api: str = "reader"):
+    """Open every trajectory file in ``folder``: ``api="reader"`` gives
+    ``trajarena.reader.TrajectoryReader`` (chunked reads, small cache), ``api="dataset"`` gives
+    ``trajarena.dataset.TrajectoryDataset`` (training API: decoded columns, vectorised gathers)."""
+    if api == "dataset":
+        module, names = _import("trajarena.dataset"), ("TrajectoryDataset",)
+    else:
+        module, names = _import("trajarena.reader"), ("open_trajectories", "TrajectoryReader")
+    for name in names:
+        fn = getattr(module, name, None)
         if callable(fn):
             try:
                 return fn(str(folder))
             except Exception as exc:  # noqa: BLE001
-                raise NotAvailable(f"n/a (reader.{name} failed: {type(exc).__name__}: {exc})") from exc
-    raise NotAvailable("n/a (trajarena.reader has no open function the bench knows)")
+                raise NotAvailable(f"n/a ({api} {name} failed: {type(exc).__name__}: {exc})") from exc
+    raise NotAvailable(f"n/a (trajarena has no {api} class the bench knows)")
 
 
 def _episodes(data) -> Any:
@@ -250,15 +208,10 @@ def _episodes(data) -> Any:
         attr = getattr(data, name, None)
         if callable(attr):
             return attr()
-        if attr is not None:
-            return attr
     return iter(data)
 
 
 def _length(episode) -> int:
-    info = getattr(episode, "info", None)
-    if info is not None and isinstance(getattr(info, "length", None), (int, np.integer)):
-        return int(info.length)
     return len(episode.rewards)
 
 
@@ -270,10 +223,13 @@ def _touch(tree: Any, t: int) -> Any:
     return tree[t]
 
 
-def replay_sequential(folder: str | os.PathLike) -> tuple[int, float]:
-    """Read every episode in order and touch every step's observation; ``(steps, seconds)``."""
-    data = open_folder(folder)
+def replay_sequential(folder: str | os.PathLike, api: str = "reader") -> tuple[int, float]:
+    """Read every episode in order and touch every step's observation; ``(steps, seconds)``.
+
+    Opening the files is timed too (it only reads headers and the episode index).
+    """
     start = time.perf_counter()
+    data = open_folder(folder, api)
     steps = 0
     try:
         for episode in _episodes(data):
@@ -290,29 +246,34 @@ def replay_sequential(folder: str | os.PathLike) -> tuple[int, float]:
 
 
 def sample_random(folder: str | os.PathLike, n: int, seed: int = 0, batch_size: int = 1,
-                  max_seconds: float = float("inf")) -> tuple[int, float]:
+                  max_seconds: float = float("inf"), api: str = "reader") -> tuple[int, float]:
     """Fetch ``n`` random transitions, one by one or in batches; ``(transitions, seconds)``.
 
-    Uses the reader's batch sampler when it has one (``sample_transitions(batch_size, rng=)``),
-    else ``reader.step(i)`` for uniformly drawn global step indices (seeded
-    ``np.random.Generator``). Stops early after ``max_seconds``.
+    ``api="reader"``: ``TrajectoryReader.step(i)`` for uniformly drawn global indices (a batch is
+    a loop). ``api="dataset"``: ``TrajectoryDataset.transition(i)`` one by one, or
+    ``sample_transitions(batch_size, rng)``; one warm-up call (which decodes the columns once)
+    is not timed. Seeded ``np.random.Generator``; stops early after ``max_seconds``.
     """
-    data = open_folder(folder)
+    data = open_folder(folder, api)
     rng = np.random.default_rng(seed)
-    sample = getattr(data, "sample_transitions", None)
-    get_one = getattr(data, "step", None)
-    if sample is None and get_one is None:
-        raise NotAvailable("n/a (reader has no sample_transitions / step)")
-    total = int(getattr(data, "num_steps", 0) or len(data))
+    total = len(data)
+    try:
+        if api == "dataset":
+            data.sample_transitions(1, rng=np.random.default_rng(seed + 1))  # decode columns once
+            one, batch = data.transition, data.sample_transitions
+        else:
+            one, batch = data.step, None
+    except Exception as exc:  # noqa: BLE001
+        raise NotAvailable(f"n/a ({api} warm-up failed: {type(exc).__name__}: {exc})") from exc
     start = time.perf_counter()
     done = 0
     try:
         while done < n and (done == 0 or time.perf_counter() - start < max_seconds):
-            if sample is not None and batch_size > 1:
-                sample(batch_size, rng=rng)
+            if batch is not None and batch_size > 1:
+                batch(batch_size, rng=rng)
             else:
                 for i in rng.integers(total, size=batch_size):
-                    get_one(int(i))
+                    one(int(i))
             done += batch_size
     except Exception as exc:  # noqa: BLE001
         raise NotAvailable(f"n/a (random access failed: {type(exc).__name__}: {exc})") from exc

@@ -107,7 +107,7 @@ def main(args: Args) -> list[Table]:
     ta_ok, ta_why = _trajarena.available()
     speed.notes.append("Loop-only: without close() / create_dataset.")
     speed.notes.append(f"Minari: DataCollector(data_format='hdf5', record_infos=False); "
-                       f"trajarena {_trajarena.version()}: {_trajarena.recorder_kind()} on the raw env.")
+                       f"trajarena {_trajarena.version()}: TrajectoryRecorder on the raw env.")
     size.notes.append("Minari's default stores image observations as JPEG (lossy); "
                       "'Minari lossless' is jpeg_encoding=False. npz: one np.savez_compressed file per episode.")
 

@@ -8,6 +8,9 @@ measures on each
 * random transitions, one at a time: a random episode, a random step (transitions/s);
 * random transitions in batches of ``--batch-size`` (transitions/s).
 
+trajarena is read through both of its read APIs: ``TrajectoryReader`` (chunked, low memory)
+and ``TrajectoryDataset`` (the training API); Minari's figure is repeated on both rows.
+
 Each random-access measurement stops after ``--n-random`` transitions or ``--max-seconds``,
 whichever comes first (Minari reads a whole episode per access, which is slow on images).
 
@@ -74,8 +77,10 @@ def main(args: Args) -> list[Table]:
         f"Minari: hdf5 backend, images JPEG-encoded (its default). Random access: Minari loads the "
         f"whole episode (dataset[i]); batched Minari reads up to {args.batch_size} distinct episodes "
         f"per batch. Each random measurement stops at {args.n_random:,} transitions or {args.max_seconds} s.")
-    table.notes.append(f"trajarena recordings made with {_trajarena.recorder_kind()}; read with "
-                       "trajarena.reader (iter_episodes, step(i)).")
+    table.notes.append(f"trajarena recordings made with TrajectoryRecorder. reader = "
+                       "trajarena.reader.TrajectoryReader (iter_episodes, step(i)); dataset = "
+                       "trajarena.dataset.TrajectoryDataset (iterate_episodes, transition(i), "
+                       "sample_transitions(B, rng); one untimed warm-up call decodes the columns).")
     minari_ok, minari_why = _minari.available() if args.minari else (False, "n/a (--no-minari)")
     ta_ok, ta_why = _trajarena.available()
 
@@ -98,28 +103,35 @@ def main(args: Args) -> list[Table]:
             else:
                 ta_ok_env = False
 
-            measures = {
-                "sequential steps": lambda lib, src: lib.replay_sequential(src),
-                "random transitions (single)": lambda lib, src: lib.sample_random(
-                    src, args.n_random, args.seed, 1, max_seconds=args.max_seconds),
-                f"random transitions (batch {args.batch_size})": lambda lib, src: lib.sample_random(
-                    src, args.n_random, args.seed, args.batch_size, max_seconds=args.max_seconds),
+            b = args.batch_size
+            cap = {"max_seconds": args.max_seconds}
+            # (row label, trajarena call, key of the Minari measurement it is compared with)
+            measures = [
+                ("sequential steps (reader)",
+                 lambda: _trajarena.replay_sequential(folder, api="reader"), "seq"),
+                ("sequential steps (dataset)",
+                 lambda: _trajarena.replay_sequential(folder, api="dataset"), "seq"),
+                ("random transitions (single, reader)",
+                 lambda: _trajarena.sample_random(folder, args.n_random, args.seed, 1, api="reader", **cap), "one"),
+                ("random transitions (single, dataset)",
+                 lambda: _trajarena.sample_random(folder, args.n_random, args.seed, 1, api="dataset", **cap), "one"),
+                (f"random transitions (batch {b}, dataset)",
+                 lambda: _trajarena.sample_random(folder, args.n_random, args.seed, b, api="dataset", **cap), "batch"),
+            ]
+            minari_runs = {
+                "seq": lambda path: _minari.replay_sequential(path),
+                "one": lambda path: _minari.sample_random(path, args.n_random, args.seed, 1, **cap),
+                "batch": lambda path: _minari.sample_random(path, args.n_random, args.seed, b, **cap),
             }
-            results: dict[str, dict[str, tuple]] = {m: {} for m in measures}
-            for measure, run in measures.items():
-                results[measure]["ta"] = (_measure(run, _trajarena, folder) if ta_ok_env
-                                          else (None, ta_cell))
+            mi_results: dict[str, tuple] = {key: (None, minari_why) for key in minari_runs}
             if minari_ok:
                 with _minari.datasets_path(args.workdir or None):
                     recorded = _minari.record(factory, n, args.seed, data_format="hdf5")
-                    for measure, run in measures.items():
-                        results[measure]["mi"] = _measure(run, _minari, recorded.data_path)
-            else:
-                for measure in measures:
-                    results[measure]["mi"] = (None, minari_why)
-            for measure, got in results.items():
-                (ta_rate, ta_msg), (mi_rate, mi_msg) = got["ta"], got["mi"]
-                table.add_row(**{"env": name, "measure": measure,
+                    mi_results = {key: _measure(run, recorded.data_path) for key, run in minari_runs.items()}
+            for label, ta_run, key in measures:
+                ta_rate, ta_msg = _measure(ta_run) if ta_ok_env else (None, ta_cell)
+                mi_rate, mi_msg = mi_results[key]
+                table.add_row(**{"env": name, "measure": label,
                                  "trajarena /s": ta_rate if ta_rate is not None else ta_msg,
                                  "Minari /s": mi_rate if mi_rate is not None else mi_msg,
                                  "trajarena/Minari": ratio(ta_rate, mi_rate)})
