@@ -1,0 +1,640 @@
+"""Training data API: a lazy dataset over trajectory files with fast random access.
+
+:class:`TrajectoryDataset` opens files or folders cheaply (metadata and a per-episode index only) and
+decodes a column the first time it is needed. Random access then runs as vectorised numpy gathers:
+the global transition index ``i`` maps to a row through one precomputed array, and each leaf of the
+observation is one fancy-index into a decoded column (or into a memory-mapped ``.npy`` cache).
+
+Index arithmetic (see :mod:`trajarena.format`): an episode of ``T`` steps has ``T + 1`` rows; its
+transition ``t`` is ``(obs = row t, action/reward/terminated/truncated/info = row t + 1,
+next_obs = row t + 1)``. Episodes of all files are numbered in file order, then in file order of rows.
+
+Decoded columns live in memory by default. With ``cache_dir`` each (file, column) is decoded once
+into ``<cache_dir>/<file hash>/<column>.npy`` and memory-mapped, so image datasets larger than
+memory still sample at near memory speed, and later runs (or DataLoader workers) reuse the cache.
+The file hash covers the size and the Arrow footer (the schema, metadata and chunk offsets) of
+the file, so a changed file gets a new cache entry.
+
+Datasets pickle as paths + options and reopen lazily in the new process (DataLoader workers).
+
+>>> import tempfile, numpy as np
+>>> from gymnasium.spaces import Box, Discrete
+>>> from trajarena.writer import TrajectoryWriter
+>>> folder = tempfile.mkdtemp()
+>>> with TrajectoryWriter(folder, Box(-9, 9, (2,)), Discrete(2), {"env_id": "demo"}) as w:
+...     w.reset(np.zeros(2, np.float32), {}, seed=0)
+...     for t in range(1, 4):
+...         w.step(t % 2, np.full(2, t, np.float32), 1.0, t == 3, False, {})
+>>> ds = TrajectoryDataset(folder)
+>>> ds.n_episodes, len(ds)
+(1, 3)
+>>> tr = ds.transition(1)
+>>> tr.obs.tolist(), int(tr.action), tr.next_obs.tolist(), bool(tr.terminated)
+([1.0, 1.0], 0, [2.0, 2.0], False)
+>>> ds.sample_transitions(5, np.random.default_rng(0)).obs.shape
+(5, 2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+from gymnasium import spaces
+
+from trajarena import format as fmt
+from trajarena.errors import CorruptFileError, FormatError, MismatchError, SettingsError
+from trajarena.spaces import compile_getter, leaf_fields, space_from_json
+
+__all__ = ["Episode", "EpisodeInfo", "Transition", "TrajectoryDataset", "Window", "list_trajectory_files"]
+
+
+def _summary(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_summary(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_summary(v) for v in value) + ")"
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype}{list(value.shape)}"
+    return type(value).__name__
+
+
+class Transition(NamedTuple):
+    """One transition or a batch of them (leaves stacked on a first batch axis).
+
+    ``action``, ``reward``, ``terminated`` and ``truncated`` are those of the step from ``obs`` to
+    ``next_obs``. Prints shapes and dtypes, not arrays.
+    """
+
+    obs: Any
+    action: Any
+    reward: Any
+    next_obs: Any
+    terminated: Any
+    truncated: Any
+
+    def __repr__(self) -> str:
+        return "Transition(" + ", ".join(f"{k}={_summary(getattr(self, k))}" for k in self._fields) + ")"
+
+
+class Window(NamedTuple):
+    """``k`` consecutive steps from a start transition (batched: ``(batch, k, ...)``).
+
+    ``mask`` is False where the window runs past the end of its episode; those entries are zeros.
+    """
+
+    obs: Any
+    action: Any
+    reward: Any
+    next_obs: Any
+    terminated: Any
+    truncated: Any
+    mask: np.ndarray
+
+    def __repr__(self) -> str:
+        return "Window(" + ", ".join(f"{k}={_summary(getattr(self, k))}" for k in self._fields) + ")"
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """Where one episode lives and what its file says about it.
+
+    Attributes:
+        index: the global episode index in the dataset.
+        file: the file that holds it.
+        file_index: the position of that file in :attr:`TrajectoryDataset.files`.
+        episode: the episode id stored in the file.
+        length: the number of steps (transitions); the episode has ``length + 1`` observations.
+        row: the global row of its reset observation.
+        meta: the episode's end metadata from the file (seed, return, terminated, truncated, ...).
+    """
+
+    index: int
+    file: str
+    file_index: int
+    episode: int
+    length: int
+    row: int
+    meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def local_row(self) -> int:
+        """The row of the reset observation inside its file."""
+        return self.row - self.meta.get("_file_row0", 0)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A whole episode as arrays: ``observations`` has ``length + 1`` rows, the others ``length``.
+
+    ``infos`` maps each recorded info key to ``(values, present)`` over the ``length + 1`` rows
+    (row 0 is the reset info).
+    """
+
+    info: EpisodeInfo
+    observations: Any
+    actions: Any
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    infos: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    def __repr__(self) -> str:
+        return (f"Episode(index={self.info.index}, length={self.info.length}, observations="
+                f"{_summary(self.observations)}, actions={_summary(self.actions)})")
+
+
+def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """Expand files and folders (searched recursively) into a sorted list of ``*.arrow`` files.
+
+    Raises:
+        FileNotFoundError: a path does not exist, or no trajectory file was found.
+    """
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    out: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(str(f) for f in p.rglob("*" + fmt.SUFFIX) if f.is_file()))
+        elif p.is_file():
+            out.append(str(p))
+        else:
+            raise FileNotFoundError(f"No trajectory file or folder at {str(p)!r}.")
+    if not out:
+        raise FileNotFoundError(
+            f"No '*{fmt.SUFFIX}' trajectory file in {[str(i) for i in items]}; record some first "
+            "(trajarena.make(..., traj_rec_settings={'file_path': ...})) or check the path."
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- one file
+
+
+class _TrajFile:
+    """Read access to one trajectory file: metadata, episode index, decoded columns and chunks."""
+
+    def __init__(self, path: str, file_index: int) -> None:
+        self.path = path
+        self.file_index = file_index
+        try:
+            self._mmap = pa.memory_map(path, "r")
+            reader = pa.ipc.open_file(self._mmap)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise CorruptFileError(f"{path} is not a readable Arrow IPC file: {exc}") from exc
+        self.schema = reader.schema
+        self.meta = fmt.decode_metadata(self.schema, path)
+        self.n_batches = reader.num_record_batches
+        try:
+            self.observation_space = space_from_json(self.meta["observation_space"])
+            self.action_space = space_from_json(self.meta["action_space"])
+            cols = [fmt.Column.from_json(c) for c in self.meta.get("columns", [])]
+            cols += [fmt.Column.from_json(c) for c in self.meta.get("info_columns", [])]
+        except KeyError as exc:
+            raise CorruptFileError(f"{path}: metadata lacks {exc}.") from exc
+        self.columns = {c.name: c for c in cols}
+        self.fields = {name: i for i, name in enumerate(self.schema.names)}
+        missing = [n for n in (fmt.EPISODE, fmt.STEP, fmt.REWARD, fmt.TERMINATED, fmt.TRUNCATED, *self.columns)
+                   if n not in self.fields]
+        if missing:
+            raise CorruptFileError(f"{path}: the schema lacks the columns {missing}.")
+        self.info_keys = [n[5:] for n in self.columns if n.startswith("info/")]
+        self._chunks: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._full: pa.ipc.RecordBatchFileReader | None = None
+        self._lock = threading.Lock()
+        self._index()
+
+    def _reader(self, names: Sequence[str]) -> pa.ipc.RecordBatchFileReader:
+        options = pa.ipc.IpcReadOptions(included_fields=[self.fields[n] for n in names])
+        return pa.ipc.open_file(self._mmap, options=options)
+
+    def _index(self) -> None:
+        reader = self._reader([fmt.EPISODE, fmt.STEP])
+        episodes, steps, offsets, ends = [], [], [0], {}
+        for b in range(self.n_batches):
+            batch, custom = reader.get_batch_with_custom_metadata(b)
+            if batch.num_rows > fmt.MAX_CHUNK_ROWS:
+                raise CorruptFileError(f"{self.path}: a chunk declares {batch.num_rows} rows.")
+            episodes.append(batch.column(0).to_numpy(zero_copy_only=False))
+            steps.append(batch.column(1).to_numpy(zero_copy_only=False))
+            offsets.append(offsets[-1] + batch.num_rows)
+            chunk = fmt.decode_chunk_meta(custom, self.path) if hasattr(fmt, "decode_chunk_meta") else _chunk_meta(custom)
+            for end in chunk.get("ends", []):
+                if isinstance(end, dict) and "episode" in end:
+                    ends[int(end["episode"])] = end
+        self.chunk_offsets = np.asarray(offsets, np.int64)
+        self.n_rows = int(offsets[-1])
+        episode = np.concatenate(episodes) if episodes else np.zeros(0, np.int32)
+        step = np.concatenate(steps) if steps else np.zeros(0, np.int32)
+        change = np.flatnonzero(np.diff(episode) != 0) + 1 if len(episode) else np.zeros(0, np.int64)
+        starts = np.concatenate(([0], change)) if len(episode) else np.zeros(0, np.int64)
+        stops = np.concatenate((change, [len(episode)])) if len(episode) else np.zeros(0, np.int64)
+        self.episodes: list[tuple[int, int, int, dict[str, Any]]] = []  # (episode id, row0, length, meta)
+        for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
+            if step[lo] != 0 or not np.array_equal(step[lo:hi], np.arange(hi - lo)):
+                raise CorruptFileError(f"{self.path}: the steps of the episode at row {lo} are not 0, 1, 2, ...")
+            eid = int(episode[lo])
+            self.episodes.append((eid, lo, hi - lo - 1, ends.get(eid)))
+
+    def read_column(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Decode a whole column: ``(values, present)``; ``present`` only for info columns."""
+        col = self.columns.get(name)
+        reader = self._reader([name])
+        values, present = [], []
+        for b in range(self.n_batches):
+            arr = reader.get_batch(b).column(0)
+            values.append(self._decode(col, name, arr))
+            if name.startswith("info/"):
+                present.append(~arr.is_null().to_numpy(zero_copy_only=False))
+        out = np.concatenate(values) if values else np.zeros((0, *(col.shape if col else ())))
+        return out, (np.concatenate(present) if present else None)
+
+    @staticmethod
+    def _decode(col: fmt.Column | None, name: str, arr: pa.Array) -> np.ndarray:
+        if col is None:  # reward / terminated / truncated / episode / step
+            return arr.to_numpy(zero_copy_only=False)
+        values = fmt.from_arrow(col, arr)
+        if col.transform == fmt.XOR_PREV:
+            values = fmt.xor_decode(values)
+        return values
+
+    def chunk(self, b: int) -> dict[str, Any]:
+        """All columns of chunk ``b`` decoded (a small LRU keeps the last two)."""
+        with self._lock:
+            hit = self._chunks.get(b)
+            if hit is not None:
+                self._chunks.move_to_end(b)
+                return hit
+        if self._full is None:
+            self._full = pa.ipc.open_file(self._mmap)
+        batch = self._full.get_batch(b)
+        out: dict[str, Any] = {}
+        for name in (fmt.REWARD, fmt.TERMINATED, fmt.TRUNCATED, *self.columns):
+            arr = batch.column(self.fields[name])
+            out[name] = self._decode(self.columns.get(name), name, arr)
+            if name.startswith("info/"):
+                out["present/" + name] = ~arr.is_null().to_numpy(zero_copy_only=False)
+        with self._lock:
+            self._chunks[b] = out
+            while len(self._chunks) > 2:
+                self._chunks.popitem(last=False)
+        return out
+
+    def locate(self, row: int) -> tuple[int, int]:
+        """``(chunk, row inside the chunk)`` of a file row."""
+        b = int(np.searchsorted(self.chunk_offsets, row, side="right")) - 1
+        return b, row - int(self.chunk_offsets[b])
+
+    def footer_hash(self) -> str:
+        """A content key for caches: size + the last 64 KiB (Arrow footer, schema, chunk offsets)."""
+        size = os.path.getsize(self.path)
+        with open(self.path, "rb") as f:
+            f.seek(max(0, size - (64 << 10)))
+            tail = f.read()
+        return hashlib.blake2b(tail + str(size).encode(), digest_size=12).hexdigest()
+
+
+def _chunk_meta(custom: Any) -> dict[str, Any]:
+    import json
+
+    if not custom:
+        return {}
+    raw = dict(custom).get(fmt.CHUNK_KEY.encode()) or dict(custom).get(fmt.CHUNK_KEY)
+    if raw is None:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise CorruptFileError(f"bad chunk metadata: {exc}") from exc
+    return doc if isinstance(doc, dict) else {}
+
+
+# ----------------------------------------------------------------------------- columns
+
+
+class _Column:
+    """One flat column over all files: decoded per file on first use, in memory or memory-mapped."""
+
+    def __init__(self, ds: TrajectoryDataset, name: str) -> None:
+        self.ds, self.name = ds, name
+        self.parts: list[np.ndarray | None] = [None] * len(ds._files)
+        self.merged: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def part(self, f: int) -> np.ndarray:
+        if self.parts[f] is None:
+            with self._lock:
+                if self.parts[f] is None:
+                    self.parts[f] = self._load(f)
+        return self.parts[f]  # type: ignore[return-value]
+
+    def _load(self, f: int) -> np.ndarray:
+        src = self.ds._files[f]
+        present = self.name.startswith("present/")
+        source = self.name[8:] if present else self.name
+        cache = self.ds.cache_dir
+        if cache is not None:
+            safe = source.replace("%", "%25").replace("/", "%2F") + (".present" if present else "")
+            path = Path(cache) / src.footer_hash() / f"{safe}.npy"
+            if path.exists():
+                try:
+                    return np.load(path, mmap_mode="r", allow_pickle=False)
+                except (ValueError, OSError):
+                    path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+        values, mask = src.read_column(source)
+        out = mask if present else values
+        if out is None:
+            raise SettingsError(f"{self.name!r} is not an info column of {src.path}.")
+        if cache is not None and out.dtype != object:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=out.dtype, shape=out.shape)
+            mm[...] = out
+            mm.flush()
+            del mm
+            os.replace(tmp, path)
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        out = np.ascontiguousarray(out)
+        out.setflags(write=False)
+        return out
+
+    def all(self) -> np.ndarray:
+        """The column over all files (concatenated in memory unless memory-mapped from a cache)."""
+        if self.merged is None:
+            parts = [self.part(f) for f in range(len(self.parts))]
+            merged = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            if len(parts) > 1:
+                merged.setflags(write=False)
+            if self.ds.cache_dir is None or len(parts) == 1:
+                self.merged = merged
+            else:
+                return merged
+        return self.merged
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Gather global ``rows`` (any shape)."""
+        if self.merged is not None:
+            return self.merged[rows]
+        if self.ds.cache_dir is None or len(self.parts) == 1:
+            return self.all()[rows]
+        offsets = self.ds._file_rows
+        flat = rows.reshape(-1)
+        which = np.searchsorted(offsets, flat, side="right") - 1
+        first = self.part(int(which[0])) if len(flat) else self.part(0)
+        out = np.empty((len(flat), *first.shape[1:]), first.dtype)
+        for f in np.unique(which).tolist():
+            sel = which == f
+            out[sel] = self.part(f)[flat[sel] - offsets[f]]
+        return out.reshape(*rows.shape, *first.shape[1:])
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+class TrajectoryDataset:
+    """A lazy, random-access dataset over trajectory files and folders.
+
+    Args:
+        paths: a file, a folder (searched recursively for ``*.arrow``) or a list of them.
+        cache_dir: where decoded columns are kept as memory-mapped ``.npy`` files (keyed by a hash
+            of each file); ``None`` keeps decoded columns in memory.
+        include_unfinished: also index episodes without an end record (a file salvaged mid-episode).
+
+    Raises:
+        FileNotFoundError: no trajectory file at ``paths``.
+        MismatchError: two files disagree on the observation or action space (both are named).
+        FormatError: a file is not a trajarena trajectory (``CorruptFileError`` when damaged).
+
+    The doctest of the module shows a round trip.
+    """
+
+    def __init__(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *,
+                 cache_dir: str | os.PathLike | None = None, include_unfinished: bool = False) -> None:
+        self._paths = list_trajectory_files(paths)
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+        self.include_unfinished = bool(include_unfinished)
+        self._open()
+
+    # ------------------------------------------------------------------ opening / pickling
+
+    def _open(self) -> None:
+        self._files = [_TrajFile(p, i) for i, p in enumerate(self._paths)]
+        first = self._files[0]
+        for other in self._files[1:]:
+            for key in ("observation_space", "action_space"):
+                if other.meta[key] != first.meta[key]:
+                    raise MismatchError(
+                        f"{other.path} and {first.path} disagree on the {key.replace('_', ' ')}: "
+                        f"{other.meta[key]} vs {first.meta[key]}. Load them as separate datasets."
+                    )
+        self.observation_space: spaces.Space = first.observation_space
+        self.action_space: spaces.Space = first.action_space
+        self.metadata: dict[str, Any] = first.meta
+        self._obs_names = [f.name for f in leaf_fields(self.observation_space, "obs")]
+        self._act_names = [f.name for f in leaf_fields(self.action_space, "action")]
+        self._obs_getter = compile_getter(self.observation_space)
+        self._act_getter = compile_getter(self.action_space)
+        self._file_rows = np.cumsum([0] + [f.n_rows for f in self._files]).astype(np.int64)
+        self.episodes: list[EpisodeInfo] = []
+        for f in self._files:
+            for eid, row0, length, meta in f.episodes:
+                if meta is None and not self.include_unfinished:
+                    continue
+                meta = dict(meta or {"unfinished": True})
+                meta["_file_row0"] = int(self._file_rows[f.file_index])
+                self.episodes.append(EpisodeInfo(len(self.episodes), f.path, f.file_index, eid, length,
+                                                 int(self._file_rows[f.file_index]) + row0, meta))
+        lengths = np.array([e.length for e in self.episodes], np.int64)
+        rows0 = np.array([e.row for e in self.episodes], np.int64)
+        self._lengths, self._rows0 = lengths, rows0
+        self._ends = np.cumsum(lengths)
+        n = int(self._ends[-1]) if len(lengths) else 0
+        starts = self._ends - lengths
+        self._trans_row = (np.repeat(rows0 - starts, lengths) + np.arange(n, dtype=np.int64)) if n else np.zeros(0, np.int64)
+        self._columns: dict[str, _Column] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"paths": self._paths, "cache_dir": self.cache_dir, "include_unfinished": self.include_unfinished}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._paths = state["paths"]
+        self.cache_dir = state["cache_dir"]
+        self.include_unfinished = state["include_unfinished"]
+        self._open()
+
+    def __repr__(self) -> str:
+        return (f"TrajectoryDataset(files={len(self._files)}, episodes={self.n_episodes}, "
+                f"transitions={len(self)}, env_id={self.metadata.get('env_id')!r})")
+
+    # ------------------------------------------------------------------ sizes and metadata
+
+    @property
+    def files(self) -> list[str]:
+        """The trajectory files, in the order their episodes are numbered."""
+        return list(self._paths)
+
+    @property
+    def n_episodes(self) -> int:
+        return len(self.episodes)
+
+    @property
+    def total_steps(self) -> int:
+        """The number of transitions (steps) over all episodes."""
+        return len(self._trans_row)
+
+    def __len__(self) -> int:
+        return len(self._trans_row)
+
+    def file_metadata(self, file_index: int) -> dict[str, Any]:
+        """The JSON metadata of one file."""
+        return self._files[file_index].meta
+
+    @property
+    def info_keys(self) -> list[str]:
+        """Info keys recorded in every file."""
+        keys = set(self._files[0].info_keys)
+        for f in self._files[1:]:
+            keys &= set(f.info_keys)
+        return sorted(keys)
+
+    # ------------------------------------------------------------------ columns
+
+    def _col(self, name: str) -> _Column:
+        col = self._columns.get(name)
+        if col is None:
+            known = {fmt.REWARD, fmt.TERMINATED, fmt.TRUNCATED, *self._obs_names, *self._act_names}
+            keys = self.info_keys
+            known |= {f"info/{k}" for k in keys} | {f"present/info/{k}" for k in keys}
+            if name not in known:
+                raise SettingsError(f"Unknown column {name!r}; valid columns: {sorted(known)}.")
+            col = self._columns.setdefault(name, _Column(self, name))
+        return col
+
+    def column(self, name: str) -> np.ndarray:
+        """A flat column over all rows of all files (read-only), e.g. ``"obs/P1/health"``, ``"reward"``."""
+        return self._col(name).all()
+
+    def materialize(self) -> TrajectoryDataset:
+        """Decode (or memory-map from the cache) every column now instead of on first use."""
+        for name in (*self._obs_names, *self._act_names, fmt.REWARD, fmt.TERMINATED, fmt.TRUNCATED):
+            self._col(name).all()
+        return self
+
+    def _obs(self, rows: np.ndarray | int) -> Any:
+        return self._obs_getter(iter([self._col(n).take(rows) for n in self._obs_names]))
+
+    def _act(self, rows: np.ndarray | int) -> Any:
+        return self._act_getter(iter([self._col(n).take(rows) for n in self._act_names]))
+
+    # ------------------------------------------------------------------ episodes
+
+    def episode(self, index: int) -> Episode:
+        """Read a whole episode (observations, actions, rewards, flags, infos)."""
+        info = self.episodes[index]
+        rows = np.arange(info.row, info.row + info.length + 1)
+        after = rows[1:]
+        infos = {k: (self._col(f"info/{k}").take(rows), self._col(f"present/info/{k}").take(rows))
+                 for k in self.info_keys}
+        return Episode(info, self._obs(rows), self._act(after), self._col(fmt.REWARD).take(after),
+                       self._col(fmt.TERMINATED).take(after), self._col(fmt.TRUNCATED).take(after), infos)
+
+    def iterate_episodes(self, indices: Sequence[int] | None = None) -> Iterator[Episode]:
+        """Yield episodes in order (or those of ``indices``)."""
+        for i in range(self.n_episodes) if indices is None else indices:
+            yield self.episode(int(i))
+
+    def episode_of(self, index: int | np.ndarray) -> tuple[Any, Any]:
+        """``(episode, step)`` of global transition indices."""
+        ep = np.searchsorted(self._ends, index, side="right")
+        return ep, np.asarray(index) - (self._ends[ep] - self._lengths[ep])
+
+    # ------------------------------------------------------------------ transitions
+
+    def _check_indices(self, indices: Any) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64)
+        n = len(self)
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"transition index out of range: the dataset holds {n} transitions "
+                             f"(got min {idx.min()}, max {idx.max()}).")
+        return np.where(idx < 0, idx + n, idx)
+
+    def transitions(self, indices: Sequence[int] | np.ndarray) -> Transition:
+        """Batched transitions for global indices (leaves stacked on axis 0)."""
+        rows = self._trans_row[self._check_indices(indices)]
+        nxt = rows + 1
+        return Transition(self._obs(rows), self._act(nxt), self._col(fmt.REWARD).take(nxt),
+                          self._obs(nxt), self._col(fmt.TERMINATED).take(nxt), self._col(fmt.TRUNCATED).take(nxt))
+
+    def transition(self, index: int) -> Transition:
+        """One transition (no batch axis)."""
+        row = int(self._trans_row[int(self._check_indices(index))])
+        return Transition(self._obs(row), self._act(row + 1), float(self._col(fmt.REWARD).take(row + 1)),
+                          self._obs(row + 1), bool(self._col(fmt.TERMINATED).take(row + 1)),
+                          bool(self._col(fmt.TRUNCATED).take(row + 1)))
+
+    __getitem__ = transition
+
+    def sample_transitions(self, batch_size: int, rng: np.random.Generator | None = None) -> Transition:
+        """``batch_size`` transitions drawn uniformly with replacement using ``rng``."""
+        if not len(self):
+            raise IndexError("the dataset holds no transitions")
+        rng = rng if rng is not None else np.random.default_rng()
+        return self.transitions(rng.integers(0, len(self), size=batch_size))
+
+    def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> Transition:
+        """Alias of :meth:`sample_transitions`."""
+        return self.sample_transitions(batch_size, rng)
+
+    # ------------------------------------------------------------------ windows
+
+    def windows(self, indices: Sequence[int] | np.ndarray, k: int) -> Window:
+        """``k``-step windows starting at global transition ``indices``; padded past episode ends."""
+        if k < 1:
+            raise SettingsError(f"window length k must be >= 1, got {k}.")
+        idx = self._check_indices(indices).reshape(-1)
+        ep, step = self.episode_of(idx)
+        offs = np.arange(k, dtype=np.int64)
+        mask = (step[:, None] + offs) < self._lengths[ep][:, None]
+        last = (self._rows0[ep] + self._lengths[ep] - 1)[:, None]
+        rows = np.minimum(self._trans_row[idx][:, None] + offs, last)
+        nxt = rows + 1
+
+        def pad(x: Any) -> Any:
+            if isinstance(x, dict):
+                return {key: pad(v) for key, v in x.items()}
+            if isinstance(x, tuple):
+                return tuple(pad(v) for v in x)
+            x = np.array(x, copy=True) if not x.flags.writeable else x
+            x[~mask] = 0
+            return x
+
+        return Window(pad(self._obs(rows)), pad(self._act(nxt)), pad(self._col(fmt.REWARD).take(nxt)),
+                      pad(self._obs(nxt)), pad(self._col(fmt.TERMINATED).take(nxt)),
+                      pad(self._col(fmt.TRUNCATED).take(nxt)), mask)
+
+    def window(self, index: int, k: int) -> Window:
+        """One ``k``-step window (no batch axis)."""
+        w = self.windows([index], k)
+
+        def first(x: Any) -> Any:
+            if isinstance(x, dict):
+                return {key: first(v) for key, v in x.items()}
+            if isinstance(x, tuple):
+                return tuple(first(v) for v in x)
+            return x[0]
+
+        return Window(*(first(v) for v in w))
+
+    def sample_windows(self, batch_size: int, k: int, rng: np.random.Generator | None = None) -> Window:
+        """``batch_size`` windows of ``k`` steps from uniformly drawn start transitions."""
+        rng = rng if rng is not None else np.random.default_rng()
+        return self.windows(rng.integers(0, len(self), size=batch_size), k)

@@ -1,0 +1,511 @@
+"""``ImitationLearning``: a Gymnasium env that replays trajectory files (DIAMBRA Arena's loader).
+
+The replay has two layers. :class:`ReplayEnv` plays back the *raw* recorded stream (the recorder
+sits below the wrappers), one episode per ``reset``; :class:`ImitationLearning` wraps it in the
+wrappers settings stored in the files (or others, or none), so its observations equal those the
+live wrapped env produced. The action given to ``step`` is ignored; ``info["action"]`` is the
+recorded one, which is also what the last-action wrapper stacks.
+
+Replay units and ranks. A unit is one episode seen from one side. One-player files give one unit
+per episode. Two-player files (action space ``Dict(agent_0, agent_1)``) give two: agent_0's side
+(as recorded) and agent_1's side (the ``P1``/``P2`` observation keys swapped, the reward negated,
+agent_1's action in ``info["action"]``), unless the file's ``ignore_p2`` is set; ``perspective``
+selects ``"P1"`` (agent_0) only, ``"P2"`` (agent_1) only, ``"both"``, or ``"joint"`` (the two-player
+stream as recorded, ``Dict`` actions, what a live two-player env shows). Rank ``r`` of
+``total_cpus`` replays the files ``r, r + total_cpus, ...`` when there are at least as many files
+as ranks, and otherwise the units ``r, r + total_cpus, ...`` of all files: the parts are disjoint
+and together hold every unit once.
+
+Wrappers that cannot be replayed. ``no_op_max`` is dropped from the re-applied settings: the live
+no-op steps were recorded as ordinary raw steps (the recorder is below the wrappers) and the
+number of no-ops drawn is not recorded, so the replay shows them as ordinary transitions whose
+``info["action"]`` is the no-op; every observation after them equals the live one except the
+frame/action stacks of the first ``stack_frames`` steps, which the live env filled after its
+no-ops. ``repeat_action`` is re-applied over the raw steps (``k`` raw rows per replay step), which
+reproduces the live stream exactly because repeats restart at every episode start.
+
+End of data. When every unit is replayed, ``exhausted`` becomes True and ``reset`` returns a blank
+(all-zero) observation with ``info["exhausted"] = True``; ``step`` then returns a blank observation,
+reward 0 and ``terminated=True`` (so vector envs keep running). ``loop=True`` starts a new pass
+instead (``passes`` counts the finished ones), reshuffled when ``shuffle`` is set.
+
+>>> import tempfile, gymnasium as gym
+>>> from trajarena.recorder import TrajectoryRecorder
+>>> folder = tempfile.mkdtemp()
+>>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
+>>> _ = env.reset(seed=0)
+>>> for a in [0, 1, 0]:
+...     _ = env.step(a)
+>>> env.close()
+>>> il = ImitationLearning(traj_files_list=env.files, total_cpus=1, rank=0)
+>>> obs, info = il.reset()
+>>> obs, reward, terminated, truncated, info = il.step(il.action_space.sample())
+>>> int(info["action"]), reward
+(0, 1.0)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pyarrow as pa
+from gymnasium import spaces
+
+from trajarena import format as fmt
+from trajarena.dataset import TrajectoryDataset, list_trajectory_files
+from trajarena.errors import MismatchError, SettingsError, require
+from trajarena.settings import WrappersSettings
+from trajarena.wrappers import apply_wrappers
+
+__all__ = ["ImitationLearning", "ReplayEnv", "blank_value", "partition", "PERSPECTIVES"]
+
+PERSPECTIVES = ("both", "P1", "P2", "joint")
+_OTHER = {"P1": "P2", "P2": "P1"}
+
+
+def blank_value(space: spaces.Space) -> Any:
+    """The blank observation of ``space``: zeros (the lowest value for discrete spaces with a start).
+
+    >>> blank_value(spaces.Dict(a=spaces.Box(0, 1, (2,)), b=spaces.Discrete(3)))
+    {'a': array([0., 0.], dtype=float32), 'b': np.int64(0)}
+    """
+    if isinstance(space, spaces.Dict):
+        return {k: blank_value(s) for k, s in space.spaces.items()}
+    if isinstance(space, spaces.Tuple):
+        return tuple(blank_value(s) for s in space.spaces)
+    if isinstance(space, spaces.Discrete):
+        return np.int64(space.start)
+    if isinstance(space, spaces.MultiDiscrete):
+        return np.asarray(space.start, dtype=space.dtype).copy()
+    if isinstance(space, spaces.Text):
+        return ""
+    return np.zeros(space.shape, dtype=space.dtype)
+
+
+def partition(n_files: int, episodes_per_file: Sequence[int], total_cpus: int, rank: int) -> list[tuple[int, int]]:
+    """The ``(file, unit within file)`` pairs rank ``rank`` of ``total_cpus`` replays.
+
+    By file (every ``total_cpus``-th file) when there are at least as many files as ranks, else by
+    unit (every ``total_cpus``-th unit of all files). Disjoint over ranks, complete in union.
+
+    >>> partition(3, [2, 1, 2], 2, 0), partition(1, [3], 2, 1)
+    ([(0, 0), (0, 1), (2, 0), (2, 1)], [(0, 1)])
+    """
+    if not (isinstance(total_cpus, int) and total_cpus >= 1 and isinstance(rank, int) and 0 <= rank < total_cpus):
+        raise SettingsError(f"rank must be an integer in [0, total_cpus) and total_cpus >= 1; "
+                            f"got rank={rank!r}, total_cpus={total_cpus!r}.")
+    if n_files >= total_cpus:
+        return [(f, u) for f in range(rank, n_files, total_cpus) for u in range(episodes_per_file[f])]
+    units = [(f, u) for f in range(n_files) for u in range(episodes_per_file[f])]
+    return units[rank::total_cpus]
+
+
+def _is_two_player(meta: Mapping[str, Any]) -> bool:
+    act = meta.get("action_space", {})
+    return act.get("type") == "Dict" and set(act.get("spaces", {})) == {"agent_0", "agent_1"}
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.ndim == 0 or isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class ReplayEnv(gym.Env):
+    """The raw replay of trajectory files: recorded observations, rewards, flags and infos.
+
+    Most users want :class:`ImitationLearning`, which adds the wrappers; the arguments are the same
+    minus the wrappers options.
+
+    >>> ReplayEnv.metadata["render_modes"]
+    ['rgb_array', 'human']
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
+
+    def __init__(self, traj_files_list: Any, total_cpus: int = 1, rank: int = 0, *, perspective: str = "both",
+                 loop: bool = False, shuffle: bool = False, seed: int | None = None,
+                 render_mode: str | None = None, cache_dir: str | None = None) -> None:
+        if perspective not in PERSPECTIVES:
+            raise SettingsError(f"perspective must be one of {PERSPECTIVES}, got {perspective!r}.")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise SettingsError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}.")
+        files = list_trajectory_files([traj_files_list] if isinstance(traj_files_list, str | os.PathLike)
+                                      else traj_files_list)
+        self.all_files = files
+        self.file_metadata = _check_files(files)
+        meta0 = self.file_metadata[0]
+        self.two_player = _is_two_player(meta0)
+        self.perspective = perspective
+        if self.two_player and perspective == "both":
+            act = meta0["action_space"]["spaces"]
+            if act["agent_0"] != act["agent_1"]:
+                raise SettingsError(
+                    "perspective='both' needs both agents to have the same action space, but this file has "
+                    f"{act['agent_0']} and {act['agent_1']}; choose perspective='P1', 'P2' or 'joint'."
+                )
+        views = [self._views(m) for m in self.file_metadata]
+        # units per file: episodes x views, but episodes per file are only known after indexing;
+        # rank by file needs no index of the other files.
+        if len(files) >= total_cpus:
+            mine = [f for f, _ in partition(len(files), [1] * len(files), total_cpus, rank)]
+            self._data = TrajectoryDataset([files[f] for f in mine], cache_dir=cache_dir) if mine else None
+            units = [] if self._data is None else [
+                (e.index, v) for e in self._data.episodes for v in views[mine[e.file_index]]]
+        else:
+            self._data = TrajectoryDataset(files, cache_dir=cache_dir)
+            per_file = [[(e.index, v) for e in self._data.episodes if e.file_index == f for v in views[f]]
+                        for f in range(len(files))]
+            chosen = partition(len(files), [len(u) for u in per_file], total_cpus, rank)
+            units = [per_file[f][u] for f, u in chosen]
+        self.units: list[tuple[int, int]] = units
+        self.total_cpus, self.rank = total_cpus, rank
+        obs_space = self._data.observation_space if self._data else _space(meta0, "observation_space")
+        act_space = self._data.action_space if self._data else _space(meta0, "action_space")
+        self.observation_space = obs_space
+        self.action_space = act_space if not self.two_player or perspective == "joint" else \
+            act_space[("agent_1" if perspective == "P2" else "agent_0")]
+        self.render_mode = render_mode
+        fps = (meta0.get("env_settings") or {}).get("step_ratio")
+        self.metadata = {**self.metadata, "render_fps": 60 // fps if isinstance(fps, int) and fps > 0 else 30}
+        self.loop, self.shuffle = bool(loop), bool(shuffle)
+        self._rng = np.random.default_rng(seed)
+        self._order = self._new_order()
+        self._next = 0
+        self.passes = 0
+        self.exhausted = not units and not self.loop
+        self._unit: tuple[int, int] | None = None
+        self._t = -1
+        self._length = 0
+        self._frame: np.ndarray | None = None
+        self.agent_roles: tuple[str, ...] = ("P1",) if not self.two_player or perspective != "joint" else ("P1", "P2")
+        self._window: Any = None
+        if self._data is not None:
+            d = self._data
+            self._obs_names = d._obs_names
+            self._act_names = d._act_names
+            self._info_keys = d.info_keys
+
+    # ------------------------------------------------------------------ set-up helpers
+
+    def _views(self, meta: Mapping[str, Any]) -> list[int]:
+        if not _is_two_player(meta) or self.perspective == "joint":
+            return [-1]
+        ignore_p2 = bool(meta.get("ignore_p2", 0))
+        return {"both": [0] if ignore_p2 else [0, 1], "P1": [0], "P2": [] if ignore_p2 else [1]}[self.perspective]
+
+    def _new_order(self) -> np.ndarray:
+        order = np.arange(len(self.units))
+        if self.shuffle:
+            self._rng.shuffle(order)
+        return order
+
+    @property
+    def n_units(self) -> int:
+        """Episodes (one per replayed side) this rank replays in one pass."""
+        return len(self.units)
+
+    @property
+    def dataset(self) -> TrajectoryDataset | None:
+        """The dataset of this rank's files (None when the rank got no file)."""
+        return self._data
+
+    # ------------------------------------------------------------------ reading rows
+
+    def _row(self, local_row: int) -> tuple[dict[str, Any], int]:
+        f = self._file
+        b, r = f.locate(local_row)
+        return f.chunk(b), r
+
+    def _obs_at(self, chunk: dict[str, Any], r: int) -> Any:
+        obs = self._data._obs_getter(iter([chunk[n][r] for n in self._obs_names]))
+        if self._view == 1 and isinstance(obs, dict) and "P1" in obs and "P2" in obs:
+            obs = {**obs, "P1": obs["P2"], "P2": obs["P1"]}
+        if isinstance(obs, dict) and "frame" in obs:
+            self._frame = obs["frame"]
+        elif isinstance(obs, np.ndarray) and obs.ndim == 3:
+            self._frame = obs
+        return obs
+
+    def _info_at(self, chunk: dict[str, Any], r: int) -> dict[str, Any]:
+        return {k: _scalar(chunk["info/" + k][r]) for k in self._info_keys if chunk["present/info/" + k][r]}
+
+    def _blank(self, info: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        self._frame = None
+        return blank_value(self.observation_space), {"exhausted": True, **(info or {})}
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Start the next recorded episode; a blank observation once the data is exhausted."""
+        super().reset(seed=seed)
+        if not self.exhausted and self._next >= len(self.units):
+            if self.loop and self.units:
+                self.passes += 1
+                self._order = self._new_order()
+                self._next = 0
+            else:
+                self.exhausted = True
+        if self.exhausted:
+            self._unit, self._t = None, -1
+            return self._blank()
+        episode, view = self.units[int(self._order[self._next])]
+        self._next += 1
+        self._unit, self._view = (episode, view), view
+        e = self._data.episodes[episode]
+        self._episode = e
+        self._file = self._data._files[e.file_index]
+        self._row0 = e.local_row
+        self._length = e.length
+        self._t = 0
+        chunk, r = self._row(self._row0)
+        info = self._info_at(chunk, r)
+        self._roles(info, e)
+        obs = self._obs_at(chunk, r)
+        info.update(exhausted=False, episode=e.index, file=e.file, perspective=("P1", "P2")[view] if view >= 0 else "joint")
+        if self.render_mode == "human":
+            self.render()
+        return obs, info
+
+    def _roles(self, info: Mapping[str, Any], e: Any) -> None:
+        side = info.get("agent_side")
+        if side is None:
+            role = (self._data.file_metadata(e.file_index).get("env_settings") or {}).get("role")
+            role = role[0] if isinstance(role, list | tuple) else role
+            side = 1 if role == "P2" else 0
+        first = ("P1", "P2")[int(side)]
+        if not self.two_player:
+            self.agent_roles = (first,)
+        elif self._view == -1:
+            self.agent_roles = (first, _OTHER[first])
+        else:  # agent_0's data is at `first`; agent_1's is at the other key, which the swap moves to `first`
+            self.agent_roles = (first,)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        """Replay the next recorded step; ``action`` is ignored (``info["action"]`` is the recorded one)."""
+        if self.exhausted:
+            obs, info = self._blank()
+            return obs, 0.0, True, False, info
+        if self._t < 0 or self._t >= self._length:
+            raise gym.error.ResetNeeded("step() called before reset() or after the episode ended; call reset().")
+        self._t += 1
+        chunk, r = self._row(self._row0 + self._t)
+        obs = self._obs_at(chunk, r)
+        reward = float(chunk[fmt.REWARD][r])
+        terminated, truncated = bool(chunk[fmt.TERMINATED][r]), bool(chunk[fmt.TRUNCATED][r])
+        if self._t == self._length and not (terminated or truncated):
+            truncated = True  # the recording ended this episode (a reset or close mid-episode)
+        action_taken = self._data._act_getter(iter([chunk[n][r] for n in self._act_names]))
+        if self._view >= 0:
+            action_taken = action_taken[f"agent_{self._view}"]
+            if self._view == 1:
+                reward = -reward
+        info = self._info_at(chunk, r)
+        info["action"] = _scalar(action_taken) if not isinstance(action_taken, dict) else action_taken
+        if self.render_mode == "human":
+            self.render()
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        """``"rgb_array"``: the recorded frame of the current step (3 channels); ``"human"``: show it."""
+        if self._frame is None:
+            return None
+        frame = np.asarray(self._frame)
+        if frame.ndim != 3 or frame.dtype != np.uint8:
+            return None
+        frame = np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame[..., :3]
+        if self.render_mode == "human":
+            self._show(frame)
+            return None
+        return np.array(frame)
+
+    def _show(self, frame: np.ndarray) -> None:
+        pygame = require("pygame", "play", "render_mode='human'")
+        scale = max(1, 512 // max(frame.shape[:2]))
+        size = (frame.shape[1] * scale, frame.shape[0] * scale)
+        if self._window is None:
+            pygame.init()
+            pygame.display.set_caption("trajarena replay")
+            self._window = pygame.display.set_mode(size)
+            self._clock = pygame.time.Clock()
+        big = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
+        surface = pygame.surfarray.make_surface(big.swapaxes(0, 1))
+        self._window.blit(surface, (0, 0))
+        pygame.event.pump()
+        pygame.display.flip()
+        self._clock.tick(self.metadata["render_fps"])
+
+    def close(self) -> None:
+        if self._window is not None:
+            import pygame
+
+            pygame.display.quit()
+            self._window = None
+
+
+class ImitationLearning(gym.Wrapper):
+    """Replay trajectory files as a Gymnasium env, with the recorded wrappers re-applied.
+
+    Args:
+        traj_files_list: trajectory files and/or folders (searched for ``*.arrow``).
+        total_cpus: the number of ranks the data is split into.
+        rank: this env's rank in ``[0, total_cpus)``.
+        wrappers_settings: ``None`` re-applies the settings stored in the files (without
+            ``no_op_max``, see the module docstring); a dict or :class:`WrappersSettings` applies those.
+        raw: replay the raw recorded stream, no wrappers at all.
+        perspective: for two-player files: ``"both"``, ``"P1"``, ``"P2"`` or ``"joint"``.
+        loop: start a new pass when the data is used up instead of becoming ``exhausted``.
+        shuffle: replay this rank's episodes in a random order (a new one each pass).
+        seed: seeds the shuffling.
+        render_mode: ``"rgb_array"`` or ``"human"`` (a pygame window) shows the recorded frames.
+        cache_dir: decoded-column cache folder (see :class:`~trajarena.dataset.TrajectoryDataset`).
+
+    Raises:
+        MismatchError: files disagree on spaces, or on stored wrappers settings (both files named).
+        SettingsError: a bad rank/total_cpus, perspective or wrappers setting.
+
+    Pickles as its arguments: an unpickled env starts again from the first episode.
+    See the module docstring for an example.
+    """
+
+    def __init__(self, traj_files_list: Any, total_cpus: int = 1, rank: int = 0, *,
+                 wrappers_settings: WrappersSettings | Mapping[str, Any] | None = None, raw: bool = False,
+                 perspective: str = "both", loop: bool = False, shuffle: bool = False, seed: int | None = None,
+                 render_mode: str | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+        self._init_args = dict(traj_files_list=traj_files_list, total_cpus=total_cpus, rank=rank,
+                               wrappers_settings=wrappers_settings, raw=raw, perspective=perspective, loop=loop,
+                               shuffle=shuffle, seed=seed, render_mode=render_mode, cache_dir=cache_dir)
+        replay = ReplayEnv(traj_files_list, total_cpus, rank, perspective=perspective, loop=loop, shuffle=shuffle,
+                           seed=seed, render_mode=render_mode, cache_dir=None if cache_dir is None else str(cache_dir))
+        if raw:
+            settings = WrappersSettings()
+        elif wrappers_settings is None:
+            settings = _stored_wrappers(replay.all_files, replay.file_metadata)
+        else:
+            settings = WrappersSettings.from_dict(wrappers_settings)
+        self.wrappers_settings = settings
+        super().__init__(apply_wrappers(replay, settings))
+        self.replay = replay
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self._init_args,))
+
+    # ------------------------------------------------------------------ DIAMBRA-style attributes
+
+    @property
+    def exhausted(self) -> bool:
+        """True once every episode of this rank was replayed (never with ``loop=True``)."""
+        return self.replay.exhausted
+
+    @property
+    def passes(self) -> int:
+        """Finished passes over this rank's data (with ``loop=True``)."""
+        return self.replay.passes
+
+    @property
+    def n_episodes(self) -> int:
+        """Episodes (one per replayed side) in one pass of this rank."""
+        return self.replay.n_units
+
+    @property
+    def file_metadata(self) -> list[dict[str, Any]]:
+        """The JSON metadata of every file given (all ranks)."""
+        return self.replay.file_metadata
+
+    @property
+    def env_id(self) -> str | None:
+        return self.replay.file_metadata[0].get("env_id")
+
+    @property
+    def env_settings(self) -> dict[str, Any]:
+        return self.replay.file_metadata[0].get("env_settings") or {}
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        if self.replay.exhausted:
+            return blank_value(self.observation_space), info
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        if self.replay.exhausted:
+            return blank_value(self.observation_space), 0.0, True, False, {"exhausted": True}
+        return self.env.step(action)
+
+    def traj_summary(self, file: Any = None) -> str:
+        """Print and return what the files hold: episodes, steps, spaces and settings per file."""
+        out = io.StringIO()
+        r = self.replay
+        metas = r.file_metadata
+        out.write(f"trajarena replay: {len(r.all_files)} file(s), rank {r.rank} of {r.total_cpus}, "
+                  f"{r.n_units} episode(s) for this rank, perspective {r.perspective!r}\n")
+        m = metas[0]
+        out.write(f"  env_id: {m.get('env_id')}  username: {m.get('username')!r}  players: {m.get('players')}\n")
+        out.write(f"  env_settings: {m.get('env_settings')}\n")
+        out.write(f"  stored wrappers_settings: {m.get('wrappers_settings')}\n")
+        out.write(f"  applied wrappers_settings: {self.wrappers_settings.to_dict()}\n")
+        out.write(f"  raw observation space: {r.observation_space}\n")
+        out.write(f"  observation space: {self.observation_space}\n  action space: {self.action_space}\n")
+        data = r.dataset
+        if data is not None:
+            for fi, path in enumerate(data.files):
+                eps = [e for e in data.episodes if e.file_index == fi]
+                steps = sum(e.length for e in eps)
+                ret = [round(float(e.meta.get("return", float("nan"))), 3) for e in eps]
+                out.write(f"  {os.path.basename(path)}: {len(eps)} episode(s), {steps} steps, "
+                          f"ignore_p2={data.file_metadata(fi).get('ignore_p2', 0)}, returns {ret[:8]}"
+                          f"{' ...' if len(ret) > 8 else ''}\n")
+        text = out.getvalue()
+        print(text, end="", file=file)
+        return text
+
+
+def _rebuild(args: dict[str, Any]) -> ImitationLearning:
+    return ImitationLearning(**args)
+
+
+def _stored_wrappers(files: Sequence[str], metas: Sequence[Mapping[str, Any]]) -> WrappersSettings:
+    """The wrappers settings stored in the files (all must agree), with ``no_op_max`` dropped."""
+    stored = [m.get("wrappers_settings") or {} for m in metas]
+    for path, s in zip(files[1:], stored[1:], strict=True):
+        if s != stored[0]:
+            raise MismatchError(
+                f"{path} and {files[0]} were recorded with different wrappers settings ({s} vs {stored[0]}); "
+                "pass wrappers_settings=... explicitly, or replay them separately."
+            )
+    settings = WrappersSettings.from_json(stored[0])
+    return settings.replace(no_op_max=0) if settings.no_op_max else settings
+
+
+def _space(meta: Mapping[str, Any], key: str) -> spaces.Space:
+    from trajarena.spaces import space_from_json
+
+    return space_from_json(meta[key])
+
+
+def _check_files(files: Sequence[str]) -> list[dict[str, Any]]:
+    """Read each file's metadata (footer only) and check that all agree on the spaces."""
+    metas = []
+    for path in files:
+        with pa.memory_map(path, "r") as source:
+            try:
+                schema = pa.ipc.open_file(source).schema
+            except pa.ArrowInvalid as exc:
+                from trajarena.errors import CorruptFileError
+
+                raise CorruptFileError(f"{path} is not a readable Arrow IPC file: {exc}") from exc
+        metas.append(fmt.decode_metadata(schema, path))
+    for path, meta in zip(files[1:], metas[1:], strict=True):
+        for key in ("observation_space", "action_space"):
+            if meta.get(key) != metas[0].get(key):
+                raise MismatchError(
+                    f"{path} and {files[0]} disagree on the {key.replace('_', ' ')}: {meta.get(key)} vs "
+                    f"{metas[0].get(key)}. Replay them with separate ImitationLearning envs."
+                )
+    return metas
