@@ -45,6 +45,7 @@ __all__ = [
     "attack_index",
     "encode_action",
     "init_pygame",
+    "key_label",
     "move_index",
 ]
 
@@ -323,21 +324,36 @@ class Keymap:
         lines += ["", "[gamepad]"] + [f"{k} = {value(v)}" for k, v in d["gamepad"].items()]
         return "\n".join(lines) + "\n"
 
-    def describe(self, n_humans: int = 1) -> list[str]:
-        """Human-readable lines for the on-screen help and the terminal."""
+    def table(self, n_humans: int = 1) -> tuple[list[str], list[tuple[str, list[str]]]]:
+        """The key map as a table: column headers and ``(control, [keys per column])`` rows.
 
-        def keys(names: tuple[str, ...]) -> str:
-            return "/".join(n.upper() if len(n) == 1 else n for n in names)
+        Columns are the humans' keyboards, then the gamepad; the global commands follow in one column.
 
-        lines = []
-        for i, p in enumerate(self.players[:n_humans]):
-            who = f"Player {i + 1}" if n_humans > 1 else "Player"
-            lines.append(f"{who}: move {keys(p.up)} {keys(p.left)} {keys(p.down)} {keys(p.right)}")
-            lines.append(f"  punch {keys(p.punch)}  kick {keys(p.kick)}  guard {keys(p.guard)}")
+        >>> head, rows = Keymap.default(1).table(1)
+        >>> head, rows[0], rows[1]
+        (['keyboard', 'gamepad'], ('move', ['arrows', 'd-pad / stick']), ('punch', ['Z', 'X / Y']))
+        """
+        players = self.players[:n_humans]
+        head = ["keyboard"] if n_humans == 1 else [f"player {i + 1}" for i in range(n_humans)]
+        head.append("gamepad" if n_humans == 1 else "gamepads")
         gp = self.gamepad
-        lines.append(f"Gamepad: d-pad/stick, punch {gp.punch}, kick {gp.kick}, guard {gp.guard}".replace(",)", ")"))
-        lines.append(f"pause {keys(self.pause)}  discard episode {keys(self.discard)}")
-        lines.append(f"help {keys(self.help)}  quit {keys(self.quit)}")
+        rows = [("move", [_move_label(p) for p in players] + ["d-pad / stick"])]
+        for control in ("punch", "kick", "guard"):
+            rows.append((control, [key_label(getattr(p, control)) for p in players] + [_pad_label(getattr(gp, control))]))
+        rows.append(("pause", [key_label(self.pause)] + [""] * (n_humans - 1) + [_pad_label(gp.pause)]))
+        rows.append(("discard episode", [key_label(self.discard)] + [""] * (n_humans - 1) + [_pad_label(gp.discard)]))
+        rows.append(("help", [key_label(self.help)] + [""] * n_humans))
+        rows.append(("quit", [key_label(self.quit) + " / close window"] + [""] * n_humans))
+        return head, rows
+
+    def describe(self, n_humans: int = 1) -> list[str]:
+        """The key map as aligned text lines (printed in the terminal at start)."""
+        head, rows = self.table(n_humans)
+        width = [max(len(r[0]) for r in rows)] + [
+            max(len(head[c]), *(len(r[1][c]) for r in rows)) for c in range(len(head))
+        ]
+        lines = ["  ".join(x.ljust(w) for x, w in zip(["", *head], width, strict=True)).rstrip()]
+        lines += ["  ".join(x.ljust(w) for x, w in zip([r[0], *r[1]], width, strict=True)).rstrip() for r in rows]
         return lines
 
     def key_codes(self, n_humans: int) -> dict[int, tuple[str, int | None]]:
@@ -373,6 +389,42 @@ class Keymap:
                 for key in getattr(p, control):
                     bind(key, (control, i))
         return table
+
+
+_KEY_LABELS = {
+    "escape": "Esc", "backspace": "Backspace", "return": "Enter", "space": "Space", "tab": "Tab",
+    "left shift": "LShift", "right shift": "RShift", "left ctrl": "LCtrl", "right ctrl": "RCtrl",
+    "up": "Up", "down": "Down", "left": "Left", "right": "Right", "pause": "Pause",
+}
+_PAD_LABELS = ("A", "B", "X", "Y", "LB", "RB", "Back", "Start", "Guide", "LS", "RS")
+
+
+def key_label(names: Iterable[str]) -> str:
+    """How key names are shown: ``('[1]', 'j')`` -> ``'Num1 / J'``.
+
+    >>> key_label(("escape",)), key_label(("[1]", "j")), key_label(("f1", "tab"))
+    ('Esc', 'Num1 / J', 'F1 / Tab')
+    """
+    out = []
+    for n in names:
+        if n in _KEY_LABELS:
+            out.append(_KEY_LABELS[n])
+        elif len(n) == 3 and n[0] == "[" and n[2] == "]":
+            out.append("Num" + n[1])
+        else:
+            out.append(n.upper() if len(n) <= 3 else n.title())
+    return " / ".join(out)
+
+
+def _move_label(p: PlayerKeys) -> str:
+    keys = (p.up, p.left, p.down, p.right)
+    if keys == (("up",), ("left",), ("down",), ("right",)):
+        return "arrows"
+    return " ".join(key_label(k) for k in keys)
+
+
+def _pad_label(buttons: tuple[int, ...]) -> str:
+    return " / ".join(_PAD_LABELS[b] if b < len(_PAD_LABELS) else f"button {b}" for b in buttons)
 
 
 def init_pygame() -> Any:

@@ -30,19 +30,22 @@ Tests and scripts drive it headless (``SDL_VIDEODRIVER=dummy``) with injected ev
 
 from __future__ import annotations
 
-import time
+import contextlib
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from trajarena.controls import HumanController, Keymap, encode_action, init_pygame
-from trajarena.errors import SettingsError
-from trajarena.settings import _Settings, _bool, _int
+from trajarena.errors import RecordingError, SettingsError
+from trajarena.settings import RecordingSettings, WrappersSettings, _Settings, _bool, _int
 
-__all__ = ["PlayConfig", "PlayResult", "PlayStep", "play", "scripted_events"]
+__all__ = ["PlayConfig", "PlayResult", "PlaySession", "PlayStep", "StagedRecorder", "play", "scripted_events"]
 
 SIDES = ("P1", "P2")
 
@@ -233,7 +236,6 @@ class PlaySession:
         agents: Mapping[str, Any] | None = None,
         events: Callable[[], Iterable[Any]] | None = None,
     ) -> None:
-        from trajarena.envs import make
         from trajarena.settings import EnvironmentSettings
 
         self.config = cfg = config
@@ -261,14 +263,13 @@ class PlaySession:
                     base["characters"] = tuple(chars)
         self.recording = None
         if cfg.record:
-            self.recording = {
-                "username": cfg.username,
-                "file_path": cfg.record,
-                "ignore_p2": cfg.recording_ignore_p2,
-                "players": {"P1": self._label(cfg.p1, "P1", agents), "P2": self._label(cfg.p2, "P2", agents)},
-            }
-        self.env = make(cfg.env_id, base, wrappers_settings, self.recording, render_mode="rgb_array")
-        self.recorder = _find_recorder(self.env) if cfg.record else None
+            self.recording = RecordingSettings(
+                username=cfg.username,
+                file_path=cfg.record,
+                ignore_p2=cfg.recording_ignore_p2,
+                players={"P1": self._label(cfg.p1, "P1", agents), "P2": self._label(cfg.p2, "P2", agents)},
+            )
+        self.env, self.recorder = _build_env(cfg.env_id, base, wrappers_settings, self.recording)
         # who drives each env agent: ("human", human index) or ("agent", agent)
         active = [s for s, who in zip(SIDES, (cfg.p1, cfg.p2), strict=True) if who != "cpu"]
         self.drivers: list[tuple[str, Any]] = []
@@ -370,7 +371,7 @@ class PlaySession:
         finally:
             self.env.close()
             self.view.close()
-        files = tuple(str(f) for f in getattr(self.recorder, "files", ()) or ())
+        files = tuple(str(f) for f in self.recorder.files) if self.recorder is not None else ()
         return PlayResult(saved, discarded, total, reason, files)
 
     def _reset(self, seed: int | None) -> tuple[Any, dict[str, Any]]:
@@ -407,29 +408,137 @@ class PlaySession:
             "players": "  vs  ".join(who),
         }
         overlay = None
+        table = self.controller.keymap.table(max(1, len(cfg.humans)))
         if mode == "start":
-            overlay = ("trajarena: keys", [*self.keymap_lines(), "", "press any key to start"])
+            overlay = ("controls", table, ["press any key to start"])
         elif mode == "help":
-            overlay = ("keys", [*self.keymap_lines(), "", "F1/Tab: back to the game"])
+            overlay = ("controls", table, ["F1 / Tab: back to the game"])
         elif mode == "pause":
-            overlay = ("paused", ["P: resume    Backspace: discard episode    Esc: quit"])
+            overlay = ("paused", None, ["P: resume     Backspace: discard this episode     Esc: quit"])
         self.view.draw(frame, status, overlay)
 
 
-def _find_recorder(env: Any) -> Any:
-    """The recording wrapper inside ``env``'s wrapper chain (the object with ``discard_episode``)."""
-    node = env
-    while node is not None:
-        if hasattr(node, "discard_episode"):
-            return node
-        node = getattr(node, "env", None)
-    return None
+def _build_env(env_id: str, settings: Any, wrappers_settings: Any, recording: RecordingSettings | None) -> tuple[Any, Any]:
+    """The play env: raw env, then (when recording) a :class:`StagedRecorder`, then the wrappers."""
+    from trajarena.envs import make, raw_env
+    from trajarena.wrappers import apply_wrappers
+
+    if recording is None:
+        return make(env_id, settings, wrappers_settings, None, render_mode="rgb_array"), None
+    wrappers = WrappersSettings.from_dict(wrappers_settings)
+    env, settings_dict = raw_env(env_id, settings, render_mode="rgb_array")
+    recorder = StagedRecorder(env, recording, env_id=env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict())
+    return apply_wrappers(recorder, wrappers), recorder
+
+
+class StagedRecorder(gym.Wrapper):
+    """A recording wrapper whose current episode can be dropped: :meth:`discard_episode`.
+
+    Each episode is written by its own :class:`~trajarena.recorder.TrajectoryRecorder` into a
+    staging folder inside ``file_path`` (``.staging-<pid>``); a finished episode's file is moved
+    (atomically) into ``file_path``, a discarded one is deleted. A crash leaves the episode in
+    progress as a ``.partial`` file in the staging folder, which ``trajarena repair`` recovers.
+
+    Args:
+        env: the raw env (put this wrapper below the preprocessing wrappers).
+        recording: username, file_path, ignore_p2, players and writer options.
+        env_id, env_settings, wrappers_settings: stored in the files.
+
+    >>> import tempfile, gymnasium as gym
+    >>> rec = StagedRecorder(gym.make("CartPole-v1"), RecordingSettings(file_path=tempfile.mkdtemp()))
+    >>> _ = rec.reset(seed=0); _ = rec.step(0)
+    >>> rec.discard_episode()
+    >>> _ = rec.reset(seed=1); _ = rec.step(1)
+    >>> rec.close()
+    >>> rec.episodes_saved, rec.episodes_discarded, len(rec.files)
+    (1, 1, 1)
+    """
+
+    def __init__(self, env: gym.Env, recording: RecordingSettings, env_id: str | None = None,
+                 env_settings: Any = None, wrappers_settings: Any = None) -> None:
+        super().__init__(env)
+        self.recording = recording
+        self.folder = Path(recording.file_path)
+        self._staging = self.folder / f".staging-{os.getpid()}-{id(self):x}"
+        self._options = {
+            "username": recording.username, "ignore_p2": recording.ignore_p2, "players": recording.players,
+            "env_id": env_id, "env_settings": env_settings, "wrappers_settings": wrappers_settings,
+            "flush_seconds": recording.flush_seconds,
+            "compression": None if recording.compression == "none" else recording.compression,
+            "level": recording.compression_level,
+        }
+        self._current: Any = None
+        self._files: list[Path] = []
+        self.episodes_saved = 0
+        self.episodes_discarded = 0
+
+    @property
+    def files(self) -> list[Path]:
+        """The finished trajectory files moved into ``file_path`` so far."""
+        return list(self._files)
+
+    @property
+    def steps(self) -> int:
+        """Steps recorded in the current episode (0 when none is open)."""
+        return 0 if self._current is None else self._current_steps
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Start a new episode (an open one is saved, as truncated)."""
+        from trajarena.recorder import TrajectoryRecorder
+
+        if self._current is not None:
+            self._finish(keep=True)
+        self._current = TrajectoryRecorder(self.env, self._staging, **self._options)
+        self._current_steps = 0
+        return self._current.reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict]:
+        """Step the env and record the step; a finished episode is moved into ``file_path``."""
+        if self._current is None:
+            raise RecordingError("StagedRecorder.step() called before reset(); call reset() first.")
+        obs, reward, terminated, truncated, info = self._current.step(action)
+        self._current_steps += 1
+        if terminated or truncated:
+            self._finish(keep=True)
+        return obs, reward, terminated, truncated, info
+
+    def discard_episode(self) -> None:
+        """Drop the episode in progress: nothing of it reaches ``file_path``. No-op when none is open."""
+        if self._current is not None:
+            self._finish(keep=False)
+
+    def _finish(self, keep: bool) -> None:
+        current, self._current = self._current, None
+        current.writer.close()  # not current.close(): that would close the shared env
+        for path in current.writer.files:
+            if keep:
+                target = self.folder / path.name
+                os.replace(path, target)
+                self._files.append(target)
+            else:
+                path.unlink(missing_ok=True)
+        if keep:
+            self.episodes_saved += 1
+        else:
+            self.episodes_discarded += 1
+        with contextlib.suppress(OSError):
+            self._staging.rmdir()
+
+    def close(self) -> None:
+        """Save an open episode (as truncated; dropped when it has no step), then close the env."""
+        try:
+            if self._current is not None:
+                empty = self._current_steps == 0
+                self._finish(keep=not empty)
+                self.episodes_discarded -= empty
+        finally:
+            super().close()
 
 
 class _View:
     """The window: the game's frame scaled by an integer (nearest neighbour), a status bar, overlays."""
 
-    BG, FG, DIM, RED, SHADE = (18, 18, 24), (235, 235, 235), (150, 150, 160), (230, 40, 40), (0, 0, 0, 175)
+    BG, FG, DIM, RED, SHADE = (18, 18, 24), (235, 235, 235), (150, 150, 160), (230, 40, 40), (8, 8, 14, 210)
 
     def __init__(self, pygame: Any, scale: int, caption: str) -> None:
         self.pg, self.scale = pygame, scale
@@ -446,7 +555,7 @@ class _View:
         self.size = (w * self.scale, h * self.scale)
         self.window = pg.display.set_mode((self.size[0], self.size[1] + self.bar))
 
-    def draw(self, frame: np.ndarray | None, status: dict[str, Any], overlay: tuple[str, list[str]] | None) -> None:
+    def draw(self, frame: np.ndarray | None, status: dict[str, Any], overlay: tuple[str, Any, list[str]] | None) -> None:
         pg = self.pg
         if frame is None:
             return
@@ -482,18 +591,69 @@ class _View:
             self._text(self.font, f"not recording   episodes {s['saved']}   step {s['step']}", self.DIM, (x, mid), "midleft")
         self._text(self.font, s["players"] + "   F1 keys", self.DIM, (w - bar // 3, mid), "midright")
 
-    def _overlay(self, title: str, lines: list[str]) -> None:
+    def _overlay(self, title: str, table: Any, footer: list[str]) -> None:
         pg, (w, h) = self.pg, self.size
         shade = pg.Surface((w, h), pg.SRCALPHA)
         shade.fill(self.SHADE)
         self.window.blit(shade, (0, 0))
-        line_h = self.font.get_linesize()
-        top = max(8, (h - self.big.get_linesize() - line_h * (len(lines) + 1)) // 2)
-        self._text(self.big, title.upper(), self.FG, (w // 2, top), "midtop")
-        y = top + self.big.get_linesize() + line_h // 2
-        for line in lines:
-            self._text(self.font, line, self.FG if line.startswith(("Player", "Gamepad")) else self.DIM, (w // 2, y), "midtop")
-            y += line_h
+        line = self.font.get_linesize()
+        row_h = int(line * 1.45)
+        n_rows = (len(table[1]) + 1) if table else 0
+        total = self.big.get_linesize() + line // 2 + n_rows * row_h + len(footer) * line + (line // 2 if table else 0)
+        y = max(4, (h - total) // 2)
+        self._text(self.big, title.upper(), self.FG, (w // 2, y), "midtop")
+        y += self.big.get_linesize() + line // 2
+        if table:
+            head, rows = table
+            label_w = max(self.font.size(r[0])[0] for r in rows)
+            col_w = [max([self.font.size(head[c])[0]] + [self._caps_width(r[1][c]) for r in rows]) for c in range(len(head))]
+            gap = self.bar // 2
+            width = label_w + sum(col_w) + gap * len(head)
+            x0 = (w - width) // 2
+            xs, x = [], x0 + label_w + gap
+            for cw in col_w:
+                xs.append(x)
+                x += cw + gap
+            for c, name in enumerate(head):
+                self._text(self.font, name, self.DIM, (xs[c], y + row_h // 2), "midleft")
+            y += row_h
+            for label, cells in rows:
+                self._text(self.font, label, self.DIM, (x0 + label_w, y + row_h // 2), "midright")
+                for c, cell in enumerate(cells):
+                    self._caps(cell, xs[c], y + row_h // 2)
+                y += row_h
+            y += line // 2
+        for text in footer:
+            self._text(self.font, text, self.FG, (w // 2, y), "midtop")
+            y += line
+
+    def _cap_parts(self, cell: str) -> list[str]:
+        if cell.endswith(" / close window"):
+            return [*self._cap_parts(cell[: -len(" / close window")]), "+close window"]
+        if " / " in cell:
+            return [p for part in cell.split(" / ") for p in self._cap_parts(part)]
+        if cell.count(" ") == 3:  # "W A S D"
+            return cell.split(" ")
+        return [cell] if cell else []
+
+    def _caps_width(self, cell: str) -> int:
+        pad = max(4, self.bar // 6)
+        return sum(self.font.size(p.lstrip("+"))[0] + 3 * pad for p in self._cap_parts(cell))
+
+    def _caps(self, cell: str, x: int, mid: int) -> None:
+        """Draw each key of ``cell`` as a key cap (plain text for notes such as 'close window')."""
+        pg, pad = self.pg, max(4, self.bar // 6)
+        for part in self._cap_parts(cell):
+            if part.startswith("+"):
+                x = self._text(self.font, part[1:], self.DIM, (x, mid), "midleft").right + 2 * pad
+                continue
+            img = self.font.render(part, True, self.FG)
+            box = pg.Rect(0, 0, img.get_width() + 2 * pad, self.font.get_linesize() + pad // 2)
+            box.midleft = (x, mid)
+            pg.draw.rect(self.window, (55, 58, 72), box, border_radius=pad)
+            pg.draw.rect(self.window, (120, 124, 140), box, width=1, border_radius=pad)
+            self.window.blit(img, img.get_rect(center=box.center))
+            x = box.right + pad
 
     def close(self) -> None:
         if self.window is not None:
