@@ -423,8 +423,8 @@ class Game:
         dx = f2.x - f1.x
         if abs(dx) >= min_d:
             return
-        # an airborne fighter above the other's head passes over it
-        if f1.y > f2.top() * 0.8 or f2.y > f1.top() * 0.8:
+        # a jumping fighter high enough passes over the other (and may land behind it)
+        if f1.y > f2.height * 0.35 or f2.y > f1.height * 0.35:
             return
         if dx == 0:
             dx = 1.0 if f1.side == 0 else -1.0

@@ -310,6 +310,16 @@ BAR_X = (8, 106)  # left edges of P1's and P2's bars
 _FILL, _LOST = np.array((250, 210, 40), np.uint8), np.array((190, 30, 30), np.uint8)
 
 
+# Sprites and stage backgrounds depend only on their keys, so all renderers share them (read-only).
+_SPRITES: dict[tuple, tuple[np.ndarray, np.ndarray, int, int]] = {}
+_STAGES: dict[int, np.ndarray] = {}
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
 class Renderer:
     """Draws game states into native ``(HEIGHT, WIDTH, 3)`` uint8 frames; caches sprites and backgrounds.
 
@@ -318,8 +328,6 @@ class Renderer:
     """
 
     def __init__(self) -> None:
-        self._sprites: dict[tuple, tuple[np.ndarray, np.ndarray, int, int]] = {}
-        self._stages: dict[int, np.ndarray] = {}
         self._hud_key: tuple | None = None
         self._hud_bg: np.ndarray | None = None
         self._digits = [np.broadcast_to(np.where(text_mask(str(d), 2)[..., None], 255, 0).astype(np.uint8),
@@ -328,21 +336,21 @@ class Renderer:
     def sprite(self, char: Character, outfit: int, pose: str, facing: int):
         """The cached sprite ``(rgb, mask[..., None], anchor_x, anchor_y)``."""
         key = (char.name, outfit, pose, facing)
-        s = self._sprites.get(key)
+        s = _SPRITES.get(key)
         if s is None:
             rgb, mask, ax, ay = build_sprite(char, char.outfits[outfit - 1], pose)
             if facing < 0:
                 rgb, mask, ax = rgb[:, ::-1].copy(), mask[:, ::-1].copy(), rgb.shape[1] - 1 - ax
-            s = self._sprites[key] = (rgb, mask[..., None], ax, ay)
+            s = _SPRITES[key] = (_frozen(rgb), _frozen(mask[..., None].copy()), ax, ay)
         return s
 
     def _background(self, game: Game, stage: int, outfits: tuple[int, int]) -> np.ndarray:
         f1, f2 = game.fighters
         key = (stage, f1.char.name, f2.char.name, f1.wins, f2.wins, game.round)
         if key != self._hud_key:
-            bg = self._stages.get(stage)
+            bg = _STAGES.get(stage)
             if bg is None:
-                bg = self._stages[stage] = build_stage(stage)
+                bg = _STAGES[stage] = _frozen(build_stage(stage))
             img = bg.copy()
             for x in BAR_X:
                 img[BAR_Y0 - 1:BAR_Y1 + 1, x - 1:x + BAR_W + 1] = (245, 245, 245)
