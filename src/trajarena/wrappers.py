@@ -402,7 +402,8 @@ class Scale(gym.ObservationWrapper):
 class RoleRelative(gym.ObservationWrapper):
     """Rename the players' keys from the agent's point of view: ``P1``/``P2`` → ``own``/``opp``.
 
-    One player: the agent's side comes from ``env.unwrapped.agent_roles``. Two players: the
+    One player: the agent's side comes from ``env.unwrapped.agent_roles`` (``("P2",)``) or
+    ``env.unwrapped.agent_sides`` (``(1,)``). Two players: the
     observation gets ``agent_0`` and ``agent_1`` entries, each with ``own``/``opp`` (and its ``action``
     stack when there is one).
     """
@@ -426,9 +427,14 @@ class RoleRelative(gym.ObservationWrapper):
             self.observation_space = spaces.Dict({**shared, **agents})
 
     def _roles(self) -> tuple[str, ...]:
-        roles = getattr(self.env.unwrapped, "agent_roles", None)
+        env = self.env.unwrapped
+        roles = getattr(env, "agent_roles", None)
+        if roles is None and getattr(env, "agent_sides", None) is not None:
+            roles = tuple(("P1", "P2")[side] for side in env.agent_sides)
         if roles is None:
-            raise SettingsError("role_relative needs an env that reports agent_roles (the built-in duel or its replay).")
+            raise SettingsError(
+                "role_relative needs an env that reports agent_roles or agent_sides (the built-in duel or its replay)."
+            )
         return tuple(roles)
 
     def observation(self, obs: dict) -> dict:

@@ -116,8 +116,18 @@ def make(
     if recording is not None:
         from trajarena.recorder import TrajectoryRecorder
 
-        env = TrajectoryRecorder.from_settings(
-            env, recording, env_id=env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict()
+        env = TrajectoryRecorder(
+            env,
+            recording.file_path,
+            username=recording.username,
+            ignore_p2=recording.ignore_p2,
+            players=recording.players,
+            env_id=env_id,
+            env_settings=settings_dict,
+            wrappers_settings=wrappers.to_dict(),
+            flush_seconds=recording.flush_seconds,
+            compression=None if recording.compression == "none" else recording.compression,
+            level=recording.compression_level,
         )
     from trajarena.wrappers import apply_wrappers
 
