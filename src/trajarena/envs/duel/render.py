@@ -387,7 +387,8 @@ class Renderer:
         # the fighter that attacks is drawn in front
         order = (f2, f1) if f1.state == ATTACK or f2.state in (HITSTUN, KNOCKDOWN, KO) else (f1, f2)
         for f in order:
-            rgb, mask, ax, ay = self.sprite(f.char, outfits[f.side], pose_name(f), f.facing)
+            pose = "win" if game.round_over and game.round_winner == f.side and f.y <= 0.0 else pose_name(f)
+            rgb, mask, ax, ay = self.sprite(f.char, outfits[f.side], pose, f.facing)
             top, left = FLOOR_Y - int(f.y + 0.5) - ay, int(f.x + 0.5) - ax
             h, w = mask.shape[0], mask.shape[1]
             y0, x0 = max(top, 0), max(left, 0)
