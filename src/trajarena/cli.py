@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
     except (TrajArenaError, FileNotFoundError) as exc:
-        _fail(exc)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
