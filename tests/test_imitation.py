@@ -11,11 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import trajarena as arena
 from trajarena.errors import MismatchError, SettingsError
 from trajarena.imitation import ImitationLearning, blank_value, partition
-from trajarena.recorder import TrajectoryRecorder
 from trajarena.settings import WrappersSettings
-from trajarena.wrappers import apply_wrappers
 
 DUEL_FAST = {"step_ratio": 60, "frame_shape": (32, 48, 3), "difficulty": 3}
 WRAPPERS = {"frame_shape": (16, 24, 1), "stack_frames": 3, "dilation": 2, "add_last_action": True,
@@ -23,14 +22,8 @@ WRAPPERS = {"frame_shape": (16, 24, 1), "stack_frames": 3, "dilation": 2, "add_l
 
 
 def recording_env(env_id, folder, settings=None, wrappers=None, **rec):
-    """The env ``make(env_id, settings, wrappers, traj_rec_settings)`` builds: recorder below the wrappers."""
-    from trajarena.envs import raw_env
-
-    raw, settings_dict = raw_env(env_id, settings)
-    ws = WrappersSettings.from_dict(wrappers)
-    recorder = TrajectoryRecorder(raw, folder, username=rec.pop("username", "test"), env_id=env_id,
-                                  env_settings=settings_dict, wrappers_settings=ws.to_dict(), **rec)
-    return apply_wrappers(recorder, ws)
+    """``arena.make`` with recording: the recorder sits below the wrappers."""
+    return arena.make(env_id, settings, wrappers, {"username": "test", "file_path": str(folder), **rec})
 
 
 def record(env_id, folder, episodes, settings=None, wrappers=None, seed=0, max_steps=None, **rec):
