@@ -174,6 +174,95 @@ def repair(
     console.print(f"{len(report.repaired)} file(s) repaired, {report.episodes} episodes, {report.steps} steps")
 
 
+def _episode_frames(ds: Any, episode: int) -> Any:
+    """The RGB frames of one recorded episode (greyscale repeated to 3 channels)."""
+    import numpy as np
+
+    ep = ds.read_episode(episode)
+    obs = ep.observations
+    frames = obs["frame"] if isinstance(obs, dict) and "frame" in obs else obs
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.dtype != np.uint8:
+        raise typer.BadParameter(f"episode {episode} has no image observations to replay (got {frames.dtype}{list(frames.shape)}).")
+    return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
+
+
+@app.command()
+def replay(
+    path: PathArg,
+    episode: Annotated[int, typer.Option("--episode", "-e", help="Which episode (see `trajarena info -e`).")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a GIF (or .mp4 with imageio-ffmpeg) instead of opening a window.")] = None,
+    fps: Annotated[int, typer.Option(help="Frames per second.")] = 20,
+    scale: Annotated[int, typer.Option(help="Integer upscaling of the frames.")] = 3,
+) -> None:
+    """Replay the frames of a recorded episode in a window, or write them to a GIF/video."""
+    import numpy as np
+
+    from trajarena import open_trajectories
+
+    ds = open_trajectories(path)
+    if not 0 <= episode < ds.num_episodes:
+        raise typer.BadParameter(f"--episode must be in [0, {ds.num_episodes - 1}], got {episode}.")
+    frames = _episode_frames(ds, episode)
+    if scale > 1:
+        frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    if out is not None:
+        imageio = require("imageio", "plots", "Writing a replay video")
+        imageio.mimsave(out, list(frames), duration=1000 / fps, loop=0)
+        console.print(f"wrote {len(frames)} frames to {out}")
+        return
+    pygame = require("pygame", "play", "Replaying in a window")
+    pygame.init()
+    try:
+        screen = pygame.display.set_mode((frames.shape[2], frames.shape[1]))
+        pygame.display.set_caption(f"trajarena replay: {Path(path).name} episode {episode}")
+        clock = pygame.time.Clock()
+        for frame in frames:
+            if any(e.type == pygame.QUIT or (e.type == pygame.KEYDOWN and e.key == pygame.K_ESCAPE) for e in pygame.event.get()):
+                break
+            pygame.surfarray.blit_array(screen, np.ascontiguousarray(frame.swapaxes(0, 1)))
+            pygame.display.flip()
+            clock.tick(fps)
+    finally:
+        pygame.quit()
+
+
+@app.command()
+def stats(
+    path: PathArg,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Folder for PNG plots (returns, lengths, actions).")] = None,
+) -> None:
+    """Statistics of the recorded episodes: returns, lengths, outcomes, action frequencies (and plots)."""
+    import numpy as np
+
+    from trajarena import open_trajectories
+
+    ds = open_trajectories(path)
+    returns = np.array([e.total_return for e in ds.episodes])
+    lengths = np.array([e.length for e in ds.episodes])
+    table = Table("", "mean", "std", "min", "median", "max")
+    for name, v in (("return", returns), ("length", lengths)):
+        table.add_row(name, *(f"{f(v):.2f}" for f in (np.mean, np.std, np.min, np.median, np.max)))
+    console.print(table)
+    ended = sum(e.terminated for e in ds.episodes)
+    console.print(f"{ds.num_episodes} episodes: {ended} terminated, {ds.num_episodes - ended} truncated")
+    if "outcome" in ds.info_keys:
+        outcomes = np.array([e.final_info.get("outcome", 0) for e in ds.episodes])
+        console.print(f"outcomes: {np.mean(outcomes > 0):.1%} won, {np.mean(outcomes < 0):.1%} lost")
+    if plots is not None:
+        plt = require("matplotlib.pyplot", "plots", "Plotting statistics")
+        plots.mkdir(parents=True, exist_ok=True)
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        axes[0].hist(returns, bins=30, color="#4c72b0")
+        axes[0].set(title="episode return", xlabel="return", ylabel="episodes")
+        axes[1].hist(lengths, bins=30, color="#dd8452")
+        axes[1].set(title="episode length", xlabel="steps")
+        fig.tight_layout()
+        fig.savefig(plots / "episodes.png", dpi=120)
+        plt.close(fig)
+        console.print(f"wrote {plots / 'episodes.png'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``trajarena`` script: typed library errors become a red message and exit code 2."""
     try:

@@ -1,0 +1,88 @@
+"""The command line: each command on real recordings, typed errors as exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import trajarena as arena
+from trajarena.cli import app
+
+runner = CliRunner()
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rec")
+    env = arena.make("duel", {"difficulty": 2, "frame_shape": (32, 48, 1), "step_ratio": 6},
+                     {"stack_frames": 2}, {"username": "cli", "file_path": str(folder)})
+    env.reset(seed=1)
+    env.action_space.seed(1)
+    for _ in range(150):
+        *_, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    return folder
+
+
+def test_info_shows_metadata_and_episodes(recording):
+    result = runner.invoke(app, ["info", str(recording), "--episodes"])
+    assert result.exit_code == 0, result.output
+    assert "duel" in result.output and "cli" in result.output and "150" in result.output
+    assert "stack_frames" in result.output
+
+
+def test_verify_and_repair_clean_folder(recording):
+    result = runner.invoke(app, ["verify", str(recording)])
+    assert result.exit_code == 0 and "150 steps" in result.output
+    result = runner.invoke(app, ["repair", str(recording)])
+    assert result.exit_code == 0 and "0 file(s) repaired" in result.output
+
+
+def test_verify_reports_a_damaged_file(recording, tmp_path):
+    src = next(recording.glob("*.arrow"))
+    bad = tmp_path / src.name
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    result = runner.invoke(app, ["verify", str(tmp_path)])
+    assert result.exit_code == 1 and "damaged" in result.output
+
+
+def test_replay_to_gif(recording, tmp_path):
+    imageio = pytest.importorskip("imageio")
+    out = tmp_path / "ep.gif"
+    result = runner.invoke(app, ["replay", str(recording), "-o", str(out), "--scale", "2"])
+    assert result.exit_code == 0, result.output
+    frames = imageio.mimread(out)
+    assert np.asarray(frames[0]).shape[:2] == (64, 96)
+
+
+def test_stats_with_plots(recording, tmp_path):
+    pytest.importorskip("matplotlib")
+    result = runner.invoke(app, ["stats", str(recording), "--plots", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "episodes.png").stat().st_size > 1000
+
+
+def test_settings_lists_every_key():
+    result = runner.invoke(app, ["settings"])
+    assert result.exit_code == 0
+    for key in ("difficulty", "stack_frames", "ignore_p2", "role_relative"):
+        assert key in result.output
+
+
+def test_bad_path_is_a_clear_error_from_the_script(tmp_path):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    result = subprocess.run([sys.executable, "-m", "trajarena.cli", "info", str(tmp_path / "nope")],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert "error" in result.stdout and "nope" in result.stdout and "Traceback" not in result.stderr
