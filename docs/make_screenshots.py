@@ -59,7 +59,7 @@ def pose_strip() -> np.ndarray:
         for j, pose in enumerate(POSES):
             rgb, mask, ax, ay = r.sprite(ch, 1 + (i + j) % 4 if pose == "win" else 1, pose, 1)
             h, w = mask.shape[:2]
-            y0, x0 = (i + 1) * cell_h - h, j * cell_w + (cell_w - w) // 2
+            y0, x0 = i * cell_h + cell_h - 3 - ay, j * cell_w + cell_w // 2 - ax
             np.copyto(img[y0:y0 + h, x0:x0 + w], rgb, where=mask)
     return img
 

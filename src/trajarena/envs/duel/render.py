@@ -334,14 +334,19 @@ class Renderer:
                                         (10, 6, 3)).copy() for d in range(10)]
 
     def sprite(self, char: Character, outfit: int, pose: str, facing: int):
-        """The cached sprite ``(rgb, mask[..., None], anchor_x, anchor_y)``."""
+        """The cached sprite ``(rgb, mask, anchor_x, anchor_y)``, cropped; ``mask`` has 3 channels."""
         key = (char.name, outfit, pose, facing)
         s = _SPRITES.get(key)
         if s is None:
             rgb, mask, ax, ay = build_sprite(char, char.outfits[outfit - 1], pose)
             if facing < 0:
                 rgb, mask, ax = rgb[:, ::-1].copy(), mask[:, ::-1].copy(), rgb.shape[1] - 1 - ax
-            s = _SPRITES[key] = (_frozen(rgb), _frozen(mask[..., None].copy()), ax, ay)
+            rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+            r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1  # crop to the drawn pixels
+            rgb, mask = rgb[r0:r1, c0:c1], mask[r0:r1, c0:c1]
+            # a full 3-channel mask: copyto with a broadcast mask is ~20x slower
+            mask3 = np.ascontiguousarray(np.repeat(mask[..., None], 3, axis=2))
+            s = _SPRITES[key] = (_frozen(np.ascontiguousarray(rgb)), _frozen(mask3), ax - c0, ay - r0)
         return s
 
     def _background(self, game: Game, stage: int, outfits: tuple[int, int]) -> np.ndarray:
@@ -421,13 +426,13 @@ def frame_processor(shape: tuple[int, int, int]) -> tuple[tuple[int, int, int], 
     resize = (h, w) != (HEIGHT, WIDTH)
     rows = ((np.arange(h) + 0.5) * HEIGHT / h).astype(np.intp)
     cols = ((np.arange(w) + 0.5) * WIDTH / w).astype(np.intp)
-    weights = np.array([77, 150, 29], np.uint16)
+    flat = (rows[:, None] * WIDTH + cols[None, :]).ravel()  # one take() over pixels: the fastest resize
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
 
     def process(frame: np.ndarray) -> np.ndarray:
-        if resize:
-            frame = frame[rows][:, cols]
+        pixels = frame.reshape(-1, 3).take(flat, axis=0) if resize else frame.reshape(-1, 3)
         if c == 1:
-            frame = ((frame @ weights) >> 8).astype(np.uint8)[..., None]
-        return frame
+            return (pixels.astype(np.float32) @ weights).astype(np.uint8).reshape(h, w, 1)  # BLAS matmul
+        return pixels.reshape(h, w, 3)
 
     return (h, w, c), process
