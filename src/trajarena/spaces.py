@@ -142,7 +142,8 @@ def _(space: spaces.MultiDiscrete) -> dict[str, Any]:
 
 @space_to_json.register
 def _(space: spaces.MultiBinary) -> dict[str, Any]:
-    return {"type": "MultiBinary", "n": list(space.shape)}
+    n = space.n
+    return {"type": "MultiBinary", "n": int(n) if isinstance(n, int | np.integer) else np.asarray(n).tolist()}
 
 
 @space_to_json.register
@@ -251,8 +252,9 @@ def space_from_json(data: Any, _depth: int = 0) -> spaces.Space:
             start = np.asarray(_need(data, "start", list))
             return spaces.MultiDiscrete(nvec, dtype=_dtype(data.get("dtype")), start=start)
         if kind == "MultiBinary":
-            shape = _shape(_need(data, "n", list))
-            return spaces.MultiBinary(list(shape) if len(shape) != 1 else shape[0])
+            n = _need(data, "n", (int, list))
+            shape = _shape([n] if isinstance(n, int) else n)
+            return spaces.MultiBinary(shape[0] if isinstance(n, int) else list(shape))
         if kind == "Text":
             max_length = _need(data, "max_length", int)
             if max_length > MAX_LEAF_ELEMENTS:

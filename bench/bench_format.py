@@ -1,0 +1,140 @@
+"""Benchmark the trajectory format: recording speed, bytes per step, episode-end pause.
+
+Run: ``PYTHONPATH=src python bench/bench_format.py [--steps 200000] [--boxing-steps 3000]``.
+Prints one table; ALE Boxing rows need ``pip install 'trajarena[atari]'`` (skipped otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from trajarena.recorder import TrajectoryRecorder
+from trajarena.writer import TrajectoryWriter
+
+
+@dataclass
+class Args:
+    steps: int = 200_000
+    boxing_steps: int = 3000
+    pause_episodes: int = 2000
+    seed: int = 0
+
+
+def steps_per_second(env: gym.Env, steps: int, seed: int) -> float:
+    actions = np.random.default_rng(seed).integers(0, env.action_space.n, steps).tolist()
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for a in actions:
+        _, _, te, tr, _ = env.step(a)
+        if te or tr:
+            env.reset()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.glob("*.arrow"))
+
+
+def boxing_frames(steps: int, seed: int) -> tuple[list, list, gym.Space, gym.Space]:
+    import ale_py
+
+    gym.register_envs(ale_py)
+    env = gym.make("ALE/Boxing-v5")
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    stream = [("reset", obs)]
+    for _ in range(steps):
+        a = int(rng.integers(env.action_space.n))
+        obs, r, te, tr, info = env.step(a)
+        stream.append(("step", (a, obs, r, te, tr, info)))
+        if te or tr:
+            obs, _ = env.reset()
+            stream.append(("reset", obs))
+    return stream, env.observation_space, env.action_space, env
+
+
+def write_stream(folder: Path, stream: list, obs_space: gym.Space, act_space: gym.Space, **options) -> float:
+    start = time.perf_counter()
+    with TrajectoryWriter(folder, obs_space, act_space, **options) as w:
+        for kind, item in stream:
+            if kind == "reset":
+                w.reset(item)
+            else:
+                w.step(*item)
+    return time.perf_counter() - start
+
+
+def main(args: Args) -> None:
+    rows: list[tuple[str, str]] = []
+    raw = steps_per_second(gym.make("CartPole-v1"), args.steps, args.seed)
+    with tempfile.TemporaryDirectory() as d:
+        rec = steps_per_second(TrajectoryRecorder(gym.make("CartPole-v1"), d), args.steps, args.seed)
+    rows += [("CartPole raw steps/s", f"{raw:,.0f}"), ("CartPole recorded steps/s", f"{rec:,.0f}"),
+             ("CartPole recorded / raw", f"{rec / raw:.0%}")]
+
+    try:
+        stream, obs_space, act_space, env = boxing_frames(args.boxing_steps, args.seed)
+    except ImportError:
+        stream = None
+    if stream is not None:
+        n_steps = sum(k == "step" for k, _ in stream)
+        frames = np.stack([item if k == "reset" else item[1] for k, item in stream])
+        buf = io.BytesIO()
+        np.savez_compressed(buf, obs=frames, actions=np.array([i[0] for k, i in stream if k == "step"]),
+                            rewards=np.array([i[2] for k, i in stream if k == "step"]))
+        rows.append(("Boxing np.savez_compressed bytes/step", f"{buf.tell() / n_steps:,.0f}"))
+        for transform in (None, "xor_prev"):
+            for level in (1, 3, 9):
+                for chunk_bytes in (1 << 20, 4 << 20):
+                    with tempfile.TemporaryDirectory() as d:
+                        secs = write_stream(Path(d), stream, obs_space, act_space, frame_transform=transform,
+                                            level=level, chunk_bytes=chunk_bytes)
+                        size = folder_bytes(Path(d))
+                    rows.append((f"Boxing bytes/step xform={transform} zstd={level} chunk={chunk_bytes >> 20}MB",
+                                 f"{size / n_steps:,.0f} (write {n_steps / secs:,.0f} steps/s)"))
+        raw = steps_per_second(env, args.boxing_steps, args.seed)
+        with tempfile.TemporaryDirectory() as d:
+            rec = steps_per_second(TrajectoryRecorder(gym.make("ALE/Boxing-v5"), d), args.boxing_steps, args.seed)
+        rows += [("Boxing raw steps/s", f"{raw:,.0f}"), ("Boxing recorded / raw", f"{rec / raw:.0%}")]
+
+    # episode-end pause: time of the terminal step() + reset() in the game loop, as the dataset grows
+    box = gym.spaces.Box(0, 255, (84, 84, 3), np.uint8)
+    frame = np.random.default_rng(args.seed).integers(0, 255, (84, 84, 3), dtype=np.uint8)
+    pauses = []
+    with tempfile.TemporaryDirectory() as d, TrajectoryWriter(d, box, gym.spaces.Discrete(4), segment_seconds=0.0) as w:
+        for _ in range(args.pause_episodes):
+            w.reset(frame)
+            for _ in range(20):
+                w.step(1, frame, 0.0, False, False)
+            start = time.perf_counter()
+            w.step(1, frame, 1.0, True, False)
+            w.reset(frame)
+            pauses.append(time.perf_counter() - start)
+            w.step(1, frame, 1.0, True, False)
+        files = len(list(Path(d).glob("*.arrow")))
+    p = np.array(pauses) * 1e3
+    half = len(p) // 2
+    rows += [(f"episode-end pause p50/p99/max ms ({args.pause_episodes} eps, one file each)",
+              f"{np.percentile(p, 50):.3f} / {np.percentile(p, 99):.3f} / {p.max():.2f}"),
+             ("pause p99 first half vs second half ms",
+              f"{np.percentile(p[:half], 99):.3f} vs {np.percentile(p[half:], 99):.3f} ({files} files)")]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    for name, default in vars(Args()).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    main(Args(**vars(parser.parse_args())))

@@ -1,0 +1,285 @@
+"""Writer -> file -> reader round trips, streaming rules, errors, pickling and plain-pyarrow access."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pyarrow as pa
+import pytest
+from gymnasium import spaces
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _helpers_format import SpriteDuel, assert_nested_equal, run_episodes, stack
+from test_spaces import CATALOGUE, any_space
+from trajarena import format as fmt
+from trajarena.errors import MismatchError, RecordingError, SettingsError, SpaceError
+from trajarena.reader import TrajectoryReader, open_trajectories, verify
+from trajarena.writer import TrajectoryWriter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(folder: Path, obs_space: spaces.Space, act_space: spaces.Space, lengths: list[int], seed: int = 0,
+           **options) -> list[dict]:
+    """Write episodes of sampled values; return what was written."""
+    obs_space.seed(seed)
+    act_space.seed(seed + 1)
+    rng = np.random.default_rng(seed)
+    written = []
+    with TrajectoryWriter(folder, obs_space, act_space, {"env_id": "test"}, **options) as w:
+        for e, n in enumerate(lengths):
+            ep = {"obs": [obs_space.sample()], "actions": [], "rewards": [], "seed": e}
+            w.reset(ep["obs"][0], {}, seed=e)
+            for t in range(n):
+                a, o, r = act_space.sample(), obs_space.sample(), float(rng.normal())
+                ep["actions"].append(a)
+                ep["obs"].append(o)
+                ep["rewards"].append(r)
+                w.step(a, o, r, t == n - 1, False, {"t": t, "x": np.float32(t / 2)})
+            written.append(ep)
+    return written
+
+
+def check_same(reader: TrajectoryReader, written: list[dict]) -> None:
+    assert reader.num_episodes == len(written)
+    for i, ep in enumerate(written):
+        got = reader.read_episode(i)
+        assert got.info.length == len(ep["actions"]) and got.info.seed == ep["seed"]
+        assert_nested_equal(stack(reader.observation_space, ep["obs"]), got.observations)
+        if ep["actions"]:
+            assert_nested_equal(stack(reader.action_space, ep["actions"]), got.actions)
+        assert got.rewards.tolist() == ep["rewards"]
+        assert got.info.total_return == float(np.cumsum([0.0, *ep["rewards"]])[-1])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(obs=any_space, act=any_space, lengths=st.lists(st.integers(0, 7), min_size=1, max_size=3),
+       chunk=st.integers(1, 5))
+def test_hypothesis_values_round_trip_bit_identical(tmp_path_factory, obs, act, lengths, chunk) -> None:
+    folder = tmp_path_factory.mktemp("rt")
+    written = record(folder, obs, act, lengths, chunk_steps=chunk)
+    reader = TrajectoryReader(folder)
+    check_same(reader, written)
+    assert reader.observation_space == obs and reader.action_space == act
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_catalogue_round_trips_with_steps_across_chunks(tmp_path: Path, name: str) -> None:
+    space = CATALOGUE[name]
+    written = record(tmp_path, space, CATALOGUE["two_player"], [5, 0, 9], chunk_steps=3)
+    reader = TrajectoryReader(tmp_path)
+    check_same(reader, written)
+    # a transition whose two rows sit in different chunks (rows 2 and 3)
+    step = reader.step(0, 2)
+    assert_nested_equal(step.next_obs, reader.step(0, 3).obs)
+    assert step.reward == written[0]["rewards"][2] and step.info["t"] == 2
+
+
+def test_global_indexing_and_iteration(tmp_path: Path) -> None:
+    written = record(tmp_path, spaces.Box(-1, 1, (2,)), spaces.Discrete(3), [3, 4, 2], chunk_steps=4)
+    reader = open_trajectories(tmp_path)
+    assert len(reader) == 9 and reader.locate(3) == (1, 0) and reader.locate(-1) == (2, 1)
+    assert [s.reward for s in reader.iter_steps()] == [r for ep in written for r in ep["rewards"]]
+    assert reader[5].t == 2 and reader[5].episode == 1
+    assert [e.info.length for e in reader.iter_episodes()] == [3, 4, 2]
+    assert reader.read_column(1, "reward").tolist() == [0.0, *written[1]["rewards"]]
+    with pytest.raises(IndexError):
+        reader.step(9)
+    with pytest.raises(KeyError, match="columns"):
+        reader.read_column(0, "obs/nope")
+
+
+def test_reader_pickles_as_paths_and_reopens(tmp_path: Path) -> None:
+    written = record(tmp_path, spaces.Box(0, 1, (3,)), spaces.Discrete(2), [4])
+    reader = TrajectoryReader(tmp_path, cache_chunks=2)
+    reader.read_episode(0)
+    blob = pickle.dumps(reader)
+    assert len(blob) < 1000  # paths and options, no arrays or memory maps
+    check_same(pickle.loads(blob), written)
+
+
+def test_info_fields_kept_dropped_and_noted(tmp_path: Path) -> None:
+    env = SpriteDuel(size=8, max_steps=6)
+    with TrajectoryWriter(tmp_path, env.observation_space, env.action_space) as w:
+        obs, info = env.reset(seed=0)
+        w.reset(obs, info, seed=0)
+        for _ in range(6):
+            obs, r, te, tr, info = env.step(env.action_space.sample())
+            w.step(None or env.action_space.sample(), obs, r, te, tr, {**info, "later": 1.5 if _ > 2 else 1})
+    reader = TrajectoryReader(tmp_path)
+    ep = reader.read_episode(0)
+    assert sorted(ep.infos) == ["later", "lives", "round", "round_done"]
+    assert ep.infos["lives"].shape == (7, 2) and ep.infos["lives"].dtype == np.int8
+    assert ep.infos["round_done"].dtype == bool and ep.infos["round"][0] == 0
+    assert ep.infos["later"].tolist() == [0, 1, 1, 1, 0, 0, 0]  # reset row had none; float values dropped
+    notes = reader.episodes[0].final_info, reader._files[0].chunks[-1]["ends"][0]["notes"]
+    assert "text" in notes[1]["info/text"] or "dropped" in notes[1]["info/text"]
+    assert "dropped" in notes[1]["info/later"]
+
+
+def test_episode_end_reasons_and_context_manager(tmp_path: Path) -> None:
+    box = spaces.Box(0, 1, (1,))
+    with TrajectoryWriter(tmp_path, box, spaces.Discrete(2)) as w:
+        w.reset(np.zeros(1, np.float32))
+        w.step(0, np.ones(1, np.float32), 1.0, False, False)
+        w.reset(np.zeros(1, np.float32), seed=5)  # ends the first one as truncated
+        w.step(1, np.ones(1, np.float32), 2.0, False, True, {"final": 3})
+        w.reset(np.zeros(1, np.float32))
+        w.step(1, np.ones(1, np.float32), 4.0, False, False)
+    eps = TrajectoryReader(tmp_path).episodes
+    assert [(e.end_reason, e.terminated, e.truncated, e.length) for e in eps] == [
+        ("reset", False, True, 1), ("env", False, True, 1), ("close", False, True, 1)]
+    assert eps[1].seed == 5 and eps[1].final_info == {"final": 3} and eps[2].total_return == 4.0
+
+
+def test_usage_errors_are_typed(tmp_path: Path) -> None:
+    box = spaces.Box(0, 1, (2,))
+    with pytest.raises(SettingsError, match="reserved"):
+        TrajectoryWriter(tmp_path, box, box, {"columns": 1})
+    with pytest.raises(SettingsError, match="JSON"):
+        TrajectoryWriter(tmp_path, box, box, {"x": object()})
+    w = TrajectoryWriter(tmp_path, box, spaces.Discrete(2))
+    with pytest.raises(RecordingError, match="reset"):
+        w.step(0, np.zeros(2), 0.0, False, False)
+    w.reset(np.zeros(2, np.float32))
+    with pytest.raises(SpaceError):
+        w.step(0, np.zeros(5), 0.0, False, False)
+    w.close()
+    with pytest.raises(RecordingError, match="closed"):
+        w.reset(np.zeros(2, np.float32))
+
+
+def test_background_failure_surfaces_as_recording_error(tmp_path: Path) -> None:
+    box = spaces.Box(0, 1, (2,))
+    w = TrajectoryWriter(tmp_path, box, spaces.Discrete(2), chunk_steps=2)
+
+    def broken(batch, meta):
+        raise OSError("disk full")
+
+    w._write_batch = broken
+    w.reset(np.zeros(2, np.float32))
+    with pytest.raises(RecordingError, match="disk full"):
+        for _ in range(50):
+            w.step(0, np.zeros(2, np.float32), 0.0, False, False)
+            w._thread.join(0.01)
+    with pytest.raises(RecordingError, match="disk full"):
+        w.close()
+
+
+def test_partial_files_are_skipped_with_warning_or_read_on_request(tmp_path: Path) -> None:
+    box = spaces.Box(0, 1, (2,))
+    w = TrajectoryWriter(tmp_path, box, spaces.Discrete(2), chunk_steps=2, segment_seconds=1e9)
+    w.reset(np.zeros(2, np.float32), seed=1)
+    for t in range(3):
+        w.step(0, np.full(2, t, np.float32), 1.0, t == 2, False)
+    w.reset(np.zeros(2, np.float32))
+    for _ in range(4):
+        w.step(1, np.zeros(2, np.float32), 1.0, False, False)
+    w.flush()
+    w._queue.join() if False else w._thread.join(0.3)
+    with pytest.warns(UserWarning, match="include_partial=True"), pytest.raises(Exception, match="No trajectory"):
+        TrajectoryReader(tmp_path)
+    live = TrajectoryReader(tmp_path, include_partial=True)
+    assert [(e.length, e.end_reason, e.truncated) for e in live.episodes] == [(3, "env", False), (4, "unfinished", True)]
+    w.close()
+    assert [e.end_reason for e in TrajectoryReader(tmp_path).episodes] == ["env", "close"]
+
+
+def test_files_rotate_at_episode_ends(tmp_path: Path) -> None:
+    record(tmp_path, spaces.Box(0, 1, (2,)), spaces.Discrete(2), [3, 3, 3, 3], segment_steps=5)
+    files = sorted(tmp_path.glob("*.arrow"))
+    assert len(files) == 2 and not list(tmp_path.glob("*.partial"))
+    names = [f.name.split("_") for f in files]
+    assert all(len(n) == 4 and len(n[0]) == 20 for n in names)  # time_ns, host, pid, random
+    assert verify(tmp_path).clean and verify(tmp_path).episodes == 4
+
+
+def test_mismatched_files_name_both(tmp_path: Path) -> None:
+    record(tmp_path / "a", spaces.Box(0, 1, (2,)), spaces.Discrete(2), [2])
+    record(tmp_path / "b", spaces.Box(0, 1, (3,)), spaces.Discrete(2), [2])
+    a, b = next((tmp_path / "a").glob("*.arrow")), next((tmp_path / "b").glob("*.arrow"))
+    with pytest.raises(MismatchError) as exc:
+        TrajectoryReader([a, b])
+    assert a.name in str(exc.value) and b.name in str(exc.value)
+
+
+def test_cartpole_long_episode_streams_in_constant_memory(tmp_path: Path) -> None:
+    env = gym.make("CartPole-v1", max_episode_steps=10**9)
+    with TrajectoryWriter(tmp_path, env.observation_space, env.action_space, chunk_steps=1000) as w:
+        obs, _ = env.reset(seed=0)
+        w.reset(obs, seed=0)
+        sizes = set()
+        for t in range(30000):
+            w.step(t % 2, obs, 1.0, False, False)
+            sizes.add(sum(c.nbytes for c in w._chunk.cols))
+        assert sizes == {1000 * 4 * 4 + 1000 * 8}  # one preallocated chunk, whatever the length
+    ep = TrajectoryReader(tmp_path).episodes[0]
+    assert ep.length == 30000 and ep.total_return == 30000.0
+
+
+def test_files_are_readable_by_plain_pyarrow(tmp_path: Path) -> None:
+    run = SpriteDuel(size=8, max_steps=5)
+    from trajarena.recorder import TrajectoryRecorder
+
+    env = TrajectoryRecorder(run, tmp_path, username="alex")
+    eps = run_episodes(env, 2)
+    env.close()
+    table = pa.ipc.open_file(env.files[0]).read_all()
+    meta = json.loads(table.schema.metadata[b"trajarena"])
+    assert meta["username"] == "alex" and meta["observation_space"]["type"] == "Dict"
+    frames = table.column("obs/frame").combine_chunks().values.to_numpy().reshape(-1, 8, 8, 3)
+    frames = fmt.xor_decode(frames[:6])  # one chunk here: a cumulative XOR gives the frames back
+    assert np.array_equal(frames, np.stack([o["frame"] for o in eps[0]["obs"]]))
+
+
+def test_docs_pyarrow_snippet_runs(tmp_path: Path) -> None:
+    """The plain-pyarrow example in docs/format.md runs and prints what it promises."""
+    text = (ROOT / "docs" / "format.md").read_text()
+    snippet = re.search(r"```python\n(# read-without-trajarena.*?)```", text, re.S).group(1)
+    with TrajectoryWriter(tmp_path, spaces.Dict(frame=spaces.Box(0, 255, (4, 4, 3), np.uint8)),
+                          spaces.Discrete(3), {"env_id": "demo"}, chunk_steps=3) as w:
+        rng = np.random.default_rng(0)
+        frames = rng.integers(0, 255, (6, 4, 4, 3), dtype=np.uint8)
+        w.reset({"frame": frames[0]}, seed=0)
+        for t in range(1, 6):
+            w.step(t % 3, {"frame": frames[t]}, 1.0, t == 5, False)
+    code = f"path = {str(w.files[0])!r}\n" + snippet + "\nimport numpy as np\nassert np.array_equal(frames, expected)\n"
+    np.save(tmp_path / "expected.npy", frames)
+    code = code.replace("assert np.array_equal(frames, expected)",
+                        f"expected = np.load({str(tmp_path / 'expected.npy')!r}); assert np.array_equal(frames, expected)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "episodes: 1" in out.stdout
+
+
+def test_processes_record_into_one_folder_without_clashes(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import sys, gymnasium as gym
+        sys.path[:0] = [{str(ROOT / 'src')!r}]
+        from trajarena.recorder import TrajectoryRecorder
+        env = TrajectoryRecorder(gym.make("CartPole-v1"), sys.argv[1], username=sys.argv[2], segment_steps=50)
+        for e in range(20):
+            env.reset(seed=e)
+            done = False
+            while not done:
+                _, _, te, tr, _ = env.step(env.action_space.sample())
+                done = te or tr
+        env.close()
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), f"p{i}"]) for i in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    reader = TrajectoryReader(tmp_path)
+    assert reader.num_episodes == 80 and verify(tmp_path).clean
+    users = {}
+    for f in reader._files:
+        users.setdefault(f.meta["username"], []).extend(e.seed for e in f.episodes)
+    assert {u: sorted(s) for u, s in users.items()} == {f"p{i}": list(range(20)) for i in range(4)}
