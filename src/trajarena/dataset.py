@@ -52,7 +52,7 @@ import pyarrow as pa
 from gymnasium import spaces
 
 from trajarena import format as fmt
-from trajarena.errors import CorruptFileError, FormatError, MismatchError, SettingsError
+from trajarena.errors import CorruptFileError, MismatchError, SettingsError, SpaceError
 from trajarena.spaces import compile_getter, leaf_fields, space_from_json
 
 __all__ = ["Episode", "EpisodeInfo", "Transition", "TrajectoryDataset", "Window", "list_trajectory_files"]
@@ -153,8 +153,11 @@ class Episode:
                 f"{_summary(self.observations)}, actions={_summary(self.actions)})")
 
 
-def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
+                          include_partial: bool = False) -> list[str]:
     """Expand files and folders (searched recursively) into a sorted list of ``*.arrow`` files.
+
+    ``include_partial`` adds the ``*.arrow.partial`` files of folders (after the finished ones).
 
     Raises:
         FileNotFoundError: a path does not exist, or no trajectory file was found.
@@ -165,6 +168,8 @@ def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]
         p = Path(item)
         if p.is_dir():
             out.extend(sorted(str(f) for f in p.rglob("*" + fmt.SUFFIX) if f.is_file()))
+            if include_partial:
+                out.extend(sorted(str(f) for f in p.rglob("*" + fmt.PARTIAL_SUFFIX) if f.is_file()))
         elif p.is_file():
             out.append(str(p))
         else:
@@ -181,113 +186,115 @@ def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]
 
 
 class _TrajFile:
-    """Read access to one trajectory file: metadata, episode index, decoded columns and chunks."""
+    """Read access to one trajectory file: metadata, episode index, decoded columns and chunks.
 
-    def __init__(self, path: str, file_index: int) -> None:
+    Opening goes through :func:`trajarena.reader.index_file`, which checks every declared size
+    before anything is allocated; each decoded column is checked against its CRC-32.
+    """
+
+    def __init__(self, path: str, file_index: int, partial: bool = False) -> None:
+        from trajarena.reader import index_file
+
         self.path = path
         self.file_index = file_index
-        try:
-            self._mmap = pa.memory_map(path, "r")
-            reader = pa.ipc.open_file(self._mmap)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise CorruptFileError(f"{path} is not a readable Arrow IPC file: {exc}") from exc
-        self.schema = reader.schema
-        self.meta = fmt.decode_metadata(self.schema, path)
-        self.n_batches = reader.num_record_batches
+        self._index = index_file(path, partial=partial)
+        self.schema = self._index.schema
+        self.meta = self._index.meta
         try:
             self.observation_space = space_from_json(self.meta["observation_space"])
             self.action_space = space_from_json(self.meta["action_space"])
-            cols = [fmt.Column.from_json(c) for c in self.meta.get("columns", [])]
-            cols += [fmt.Column.from_json(c) for c in self.meta.get("info_columns", [])]
-        except KeyError as exc:
-            raise CorruptFileError(f"{path}: metadata lacks {exc}.") from exc
-        self.columns = {c.name: c for c in cols}
+        except SpaceError as exc:
+            raise CorruptFileError(f"{path}: {exc}") from exc
+        self.columns = dict(self._index.columns)
         self.fields = {name: i for i, name in enumerate(self.schema.names)}
-        missing = [n for n in (fmt.EPISODE, fmt.STEP, fmt.REWARD, fmt.TERMINATED, fmt.TRUNCATED, *self.columns)
-                   if n not in self.fields]
-        if missing:
-            raise CorruptFileError(f"{path}: the schema lacks the columns {missing}.")
         self.info_keys = [n[5:] for n in self.columns if n.startswith("info/")]
+        self.chunk_offsets = np.asarray(self._index.row_starts, np.int64)
+        self.n_rows = int(self.chunk_offsets[-1])
+        self.n_batches = len(self._index.rows)
+        self.episodes: list[tuple[int, int, int, dict[str, Any] | None]] = []  # (id, row0, length, end meta)
+        for e in self._index.episodes:
+            meta = None if e.end_reason == "unfinished" else {
+                "seed": e.seed, "return": e.total_return, "terminated": e.terminated, "truncated": e.truncated,
+                "end_reason": e.end_reason, "final_info": e.final_info}
+            self.episodes.append((e.episode, e.first_row, e.length, meta))
         self._chunks: OrderedDict[int, dict[str, Any]] = OrderedDict()
-        self._full: pa.ipc.RecordBatchFileReader | None = None
         self._lock = threading.Lock()
-        self._index()
+        self._mmap: Any = None
 
-    def _reader(self, names: Sequence[str]) -> pa.ipc.RecordBatchFileReader:
-        options = pa.ipc.IpcReadOptions(included_fields=[self.fields[n] for n in names])
-        return pa.ipc.open_file(self._mmap, options=options)
+    def _batches(self, names: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
+        """The file's chunks (only the ``names`` columns), read from a memory map."""
+        if self._mmap is None:
+            self._mmap = pa.memory_map(self.path, "r")
+        try:
+            if self._index.partial:  # no footer: read the checked messages one by one
+                for pos in self._index.offsets:
+                    msg = pa.ipc.read_message(pa.BufferReader(_slice(self._mmap, pos)))
+                    batch = pa.ipc.read_record_batch(msg, self.schema)
+                    yield batch if names is None else batch.select(list(names))
+                return
+            options = None if names is None else pa.ipc.IpcReadOptions(included_fields=[self.fields[n] for n in names])
+            reader = pa.ipc.open_file(self._mmap, options=options)
+            for b in range(reader.num_record_batches):
+                yield reader.get_batch(b)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise CorruptFileError(f"{self.path}: a chunk cannot be decoded ({exc}).") from exc
 
-    def _index(self) -> None:
-        reader = self._reader([fmt.EPISODE, fmt.STEP])
-        episodes, steps, offsets, ends = [], [], [0], {}
-        for b in range(self.n_batches):
-            batch, custom = reader.get_batch_with_custom_metadata(b)
-            if batch.num_rows > fmt.MAX_CHUNK_ROWS:
-                raise CorruptFileError(f"{self.path}: a chunk declares {batch.num_rows} rows.")
-            episodes.append(batch.column(0).to_numpy(zero_copy_only=False))
-            steps.append(batch.column(1).to_numpy(zero_copy_only=False))
-            offsets.append(offsets[-1] + batch.num_rows)
-            chunk = fmt.decode_chunk_meta(custom, self.path) if hasattr(fmt, "decode_chunk_meta") else _chunk_meta(custom)
-            for end in chunk.get("ends", []):
-                if isinstance(end, dict) and "episode" in end:
-                    ends[int(end["episode"])] = end
-        self.chunk_offsets = np.asarray(offsets, np.int64)
-        self.n_rows = int(offsets[-1])
-        episode = np.concatenate(episodes) if episodes else np.zeros(0, np.int32)
-        step = np.concatenate(steps) if steps else np.zeros(0, np.int32)
-        change = np.flatnonzero(np.diff(episode) != 0) + 1 if len(episode) else np.zeros(0, np.int64)
-        starts = np.concatenate(([0], change)) if len(episode) else np.zeros(0, np.int64)
-        stops = np.concatenate((change, [len(episode)])) if len(episode) else np.zeros(0, np.int64)
-        self.episodes: list[tuple[int, int, int, dict[str, Any]]] = []  # (episode id, row0, length, meta)
-        for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
-            if step[lo] != 0 or not np.array_equal(step[lo:hi], np.arange(hi - lo)):
-                raise CorruptFileError(f"{self.path}: the steps of the episode at row {lo} are not 0, 1, 2, ...")
-            eid = int(episode[lo])
-            self.episodes.append((eid, lo, hi - lo - 1, ends.get(eid)))
-
-    def read_column(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """Decode a whole column: ``(values, present)``; ``present`` only for info columns."""
-        col = self.columns.get(name)
-        reader = self._reader([name])
-        values, present = [], []
-        for b in range(self.n_batches):
-            arr = reader.get_batch(b).column(0)
-            values.append(self._decode(col, name, arr))
-            if name.startswith("info/"):
-                present.append(~arr.is_null().to_numpy(zero_copy_only=False))
-        out = np.concatenate(values) if values else np.zeros((0, *(col.shape if col else ())))
-        return out, (np.concatenate(present) if present else None)
-
-    @staticmethod
-    def _decode(col: fmt.Column | None, name: str, arr: pa.Array) -> np.ndarray:
-        if col is None:  # reward / terminated / truncated / episode / step
-            return arr.to_numpy(zero_copy_only=False)
-        values = fmt.from_arrow(col, arr)
+    def _decode(self, name: str, arr: pa.Array, b: int) -> np.ndarray:
+        col = self.columns.get(name) or fmt.Column(name, {fmt.REWARD: "float64"}.get(name, "bool"), ())
+        try:
+            values = fmt.from_arrow(col, arr)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise CorruptFileError(f"{self.path} chunk {b}: column {name!r} cannot be decoded ({exc}).") from exc
+        crc = self._index.chunks[b].get("crc32", {}).get(name)
+        mask = np.asarray(arr.is_null()) if arr.null_count else None
+        if crc is None or fmt.crc_of(values, mask) != crc:
+            raise CorruptFileError(f"{self.path} chunk {b}: column {name!r} fails its checksum (bit rot or tampering).")
         if col.transform == fmt.XOR_PREV:
             values = fmt.xor_decode(values)
         return values
 
+    def read_column(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Decode a whole column: ``(values, present)``; ``present`` only for info columns."""
+        values, present = [], []
+        for b, batch in enumerate(self._batches([name])):
+            arr = batch.column(0)
+            values.append(self._decode(name, arr, b))
+            if name.startswith("info/"):
+                present.append(~np.asarray(arr.is_null(), dtype=bool))
+        col = self.columns.get(name)
+        out = np.concatenate(values) if values else np.zeros((0, *(col.shape if col else ())))
+        return out, (np.concatenate(present) if present else None)
+
     def chunk(self, b: int) -> dict[str, Any]:
-        """All columns of chunk ``b`` decoded (a small LRU keeps the last two)."""
+        """All columns of chunk ``b`` decoded, read-only (a small LRU keeps the last two)."""
         with self._lock:
             hit = self._chunks.get(b)
             if hit is not None:
                 self._chunks.move_to_end(b)
                 return hit
-        if self._full is None:
-            self._full = pa.ipc.open_file(self._mmap)
-        batch = self._full.get_batch(b)
+        batch = self._chunk_batch(b)
         out: dict[str, Any] = {}
         for name in (fmt.REWARD, fmt.TERMINATED, fmt.TRUNCATED, *self.columns):
             arr = batch.column(self.fields[name])
-            out[name] = self._decode(self.columns.get(name), name, arr)
+            values = self._decode(name, arr, b)
+            values.setflags(write=False)
+            out[name] = values
             if name.startswith("info/"):
-                out["present/" + name] = ~arr.is_null().to_numpy(zero_copy_only=False)
+                out["present/" + name] = ~np.asarray(arr.is_null(), dtype=bool)
         with self._lock:
             self._chunks[b] = out
             while len(self._chunks) > 2:
                 self._chunks.popitem(last=False)
         return out
+
+    def _chunk_batch(self, b: int) -> pa.RecordBatch:
+        if self._mmap is None:
+            self._mmap = pa.memory_map(self.path, "r")
+        try:
+            msg = pa.ipc.read_message(pa.BufferReader(_slice(self._mmap, self._index.offsets[b])))
+            return pa.ipc.read_record_batch(msg, self.schema)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise CorruptFileError(f"{self.path} chunk {b}: cannot be decoded ({exc}).") from exc
 
     def locate(self, row: int) -> tuple[int, int]:
         """``(chunk, row inside the chunk)`` of a file row."""
@@ -303,19 +310,9 @@ class _TrajFile:
         return hashlib.blake2b(tail + str(size).encode(), digest_size=12).hexdigest()
 
 
-def _chunk_meta(custom: Any) -> dict[str, Any]:
-    import json
-
-    if not custom:
-        return {}
-    raw = dict(custom).get(fmt.CHUNK_KEY.encode()) or dict(custom).get(fmt.CHUNK_KEY)
-    if raw is None:
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise CorruptFileError(f"bad chunk metadata: {exc}") from exc
-    return doc if isinstance(doc, dict) else {}
+def _slice(source: pa.MemoryMappedFile, pos: int) -> pa.Buffer:
+    source.seek(pos)
+    return source.read_buffer()
 
 
 # ----------------------------------------------------------------------------- columns
@@ -407,7 +404,8 @@ class TrajectoryDataset:
         paths: a file, a folder (searched recursively for ``*.arrow``) or a list of them.
         cache_dir: where decoded columns are kept as memory-mapped ``.npy`` files (keyed by a hash
             of each file); ``None`` keeps decoded columns in memory.
-        include_unfinished: also index episodes without an end record (a file salvaged mid-episode).
+        include_partial: also read ``*.arrow.partial`` files (a running or crashed recording) up to
+            their last complete chunk, unfinished episodes included (``meta['unfinished']``).
 
     Raises:
         FileNotFoundError: no trajectory file at ``paths``.
@@ -418,16 +416,16 @@ class TrajectoryDataset:
     """
 
     def __init__(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *,
-                 cache_dir: str | os.PathLike | None = None, include_unfinished: bool = False) -> None:
-        self._paths = list_trajectory_files(paths)
+                 cache_dir: str | os.PathLike | None = None, include_partial: bool = False) -> None:
+        self._paths = list_trajectory_files(paths, include_partial=include_partial)
         self.cache_dir = None if cache_dir is None else str(cache_dir)
-        self.include_unfinished = bool(include_unfinished)
+        self.include_partial = bool(include_partial)
         self._open()
 
     # ------------------------------------------------------------------ opening / pickling
 
     def _open(self) -> None:
-        self._files = [_TrajFile(p, i) for i, p in enumerate(self._paths)]
+        self._files = [_TrajFile(p, i, p.endswith(fmt.PARTIAL_SUFFIX)) for i, p in enumerate(self._paths)]
         first = self._files[0]
         for other in self._files[1:]:
             for key in ("observation_space", "action_space"):
@@ -447,7 +445,7 @@ class TrajectoryDataset:
         self.episodes: list[EpisodeInfo] = []
         for f in self._files:
             for eid, row0, length, meta in f.episodes:
-                if meta is None and not self.include_unfinished:
+                if meta is None and not self.include_partial:
                     continue
                 meta = dict(meta or {"unfinished": True})
                 meta["_file_row0"] = int(self._file_rows[f.file_index])
@@ -463,12 +461,12 @@ class TrajectoryDataset:
         self._columns: dict[str, _Column] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"paths": self._paths, "cache_dir": self.cache_dir, "include_unfinished": self.include_unfinished}
+        return {"paths": self._paths, "cache_dir": self.cache_dir, "include_partial": self.include_partial}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._paths = state["paths"]
         self.cache_dir = state["cache_dir"]
-        self.include_unfinished = state["include_unfinished"]
+        self.include_partial = state["include_partial"]
         self._open()
 
     def __repr__(self) -> str:
