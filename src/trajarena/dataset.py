@@ -148,6 +148,14 @@ class Episode:
     truncated: np.ndarray
     infos: dict[str, tuple[np.ndarray, np.ndarray]]
 
+    @property
+    def length(self) -> int:
+        """The number of steps."""
+        return self.info.length
+
+    def __len__(self) -> int:
+        return self.info.length
+
     def __repr__(self) -> str:
         return (f"Episode(index={self.info.index}, length={self.info.length}, observations="
                 f"{_summary(self.observations)}, actions={_summary(self.actions)})")

@@ -1,0 +1,173 @@
+"""TrajectoryDataset: transitions and windows equal the recorded stream; caching, pickling, errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from test_imitation import DUEL_FAST, record, same
+
+from trajarena.dataset import TrajectoryDataset, Transition, list_trajectory_files
+from trajarena.errors import CorruptFileError, MismatchError, SettingsError
+
+
+def flat_transitions(live):
+    """(obs, action, reward, next_obs, terminated, truncated) of every recorded step, in order."""
+    out = []
+    for steps in live:
+        for (o, *_), (o2, r, te, tr, a) in zip(steps[:-1], steps[1:], strict=True):
+            out.append((o, a, r, o2, te, tr))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cartpole(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cp")
+    live = record("CartPole-v1", folder / "a", 3, seed=0) + record("CartPole-v1", folder / "b", 2, seed=7)
+    return folder, live
+
+
+@pytest.fixture(scope="module")
+def duel(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("duel")
+    return folder, record("duel", folder, 2, DUEL_FAST)
+
+
+def test_every_transition_equals_the_recording(cartpole):
+    folder, live = cartpole
+    ds = TrajectoryDataset(folder)
+    expect = flat_transitions(live)
+    assert len(ds) == ds.total_steps == len(expect) and ds.n_episodes == 5
+    for i, (o, a, r, o2, te, tr) in enumerate(expect):
+        t = ds[i]
+        assert same(t.obs, o) and same(t.next_obs, o2)
+        assert (int(t.action), t.reward, t.terminated, t.truncated) == (a, r, te, tr)
+    batch = ds.transitions(np.arange(len(ds)))
+    assert batch.obs.shape == (len(ds), 4) and batch.action.shape == (len(ds),)
+    assert np.array_equal(batch.reward, [e[2] for e in expect])
+    assert np.array_equal(batch.terminated, [e[4] for e in expect])
+    with pytest.raises(IndexError):
+        ds.transition(len(ds))
+
+
+def test_nested_observations_batch_per_leaf(duel):
+    folder, live = duel
+    ds = TrajectoryDataset(folder)
+    expect = flat_transitions(live)
+    idx = np.array([0, len(expect) - 1, 5, 5])
+    batch = ds.transitions(idx)
+    assert batch.obs["frame"].shape == (4, 32, 48, 3) and batch.obs["P1"]["health"].shape == (4, 1)
+    assert batch.action.shape == (4, 2)
+    for j, i in enumerate(idx):
+        o, a, r, o2, te, tr = expect[i]
+        assert np.array_equal(batch.obs["frame"][j], o["frame"])
+        assert np.array_equal(batch.next_obs["P2"]["health"][j], o2["P2"]["health"])
+        assert np.array_equal(batch.action[j], a) and batch.reward[j] == r and batch.terminated[j] == te
+    assert "frame: uint8[4, 32, 48, 3]" in repr(batch) and "array(" not in repr(batch)
+
+
+def test_episode_read_and_infos(duel):
+    folder, live = duel
+    ds = TrajectoryDataset(folder)
+    ep = ds.episode(1)
+    assert ep.info.length == len(live[1]) - 1
+    assert np.array_equal(ep.observations["frame"][-1], live[1][-1][0]["frame"])
+    assert np.array_equal(ep.rewards, [s[1] for s in live[1][1:]])
+    values, present = ep.infos["round_done"]
+    assert present.all() and values.dtype == bool
+    assert ep.info.meta["terminated"] and ep.info.meta["seed"] == 1
+    assert [e.info.index for e in ds.iterate_episodes()] == [0, 1] and len(ds.episode(0)) == ds.episodes[0].length
+    assert ds.column("reward").shape == (sum(len(s) for s in live),)
+    with pytest.raises(SettingsError, match="valid columns"):
+        ds.column("obs/nope")
+
+
+def test_sampling_is_seeded_and_uniform_over_transitions(cartpole):
+    folder, _ = cartpole
+    ds = TrajectoryDataset(folder)
+    a = ds.sample_transitions(64, np.random.default_rng(1))
+    b = ds.sample_transitions(64, np.random.default_rng(1))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert isinstance(a, Transition)
+    idx = np.random.default_rng(1).integers(0, len(ds), size=64)
+    assert np.array_equal(a.obs, ds.transitions(idx).obs)
+
+
+def test_windows_pad_past_episode_end(cartpole):
+    folder, live = cartpole
+    ds = TrajectoryDataset(folder)
+    first_len = len(live[0]) - 1
+    w = ds.windows([0, first_len - 2], k=4)
+    assert w.mask.tolist() == [[True] * 4, [True, True, False, False]]
+    assert w.obs.shape == (2, 4, 4) and w.reward.shape == (2, 4)
+    expect = flat_transitions(live)
+    assert np.array_equal(w.obs[0], np.stack([expect[i][0] for i in range(4)]))
+    assert np.array_equal(w.obs[1, :2], np.stack([expect[first_len - 2][0], expect[first_len - 1][0]]))
+    assert not w.obs[1, 2:].any() and not w.reward[1, 2:].any()
+    assert w.terminated[1, 1] and not w.terminated[1, 0]
+    one = ds.window(first_len - 1, 3)
+    assert one.mask.tolist() == [True, False, False] and one.obs.shape == (3, 4)
+    assert ds.sample_windows(8, 5, np.random.default_rng(0)).mask.shape == (8, 5)
+    with pytest.raises(SettingsError):
+        ds.windows([0], 0)
+
+
+def test_memmap_cache_matches_and_is_reused(duel, tmp_path, monkeypatch):
+    folder, _ = duel
+    plain = TrajectoryDataset(folder)
+    cached = TrajectoryDataset(folder, cache_dir=tmp_path / "cache")
+    idx = np.arange(0, len(plain), 3)
+    a, b = plain.transitions(idx), cached.transitions(idx)
+    assert same(a.obs, b.obs) and same(a.next_obs, b.next_obs) and np.array_equal(a.action, b.action)
+    files = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert any(f.name == "obs%2Fframe.npy" for f in files)
+    assert isinstance(np.load(files[0], mmap_mode="r"), np.memmap)
+    from trajarena.dataset import _TrajFile
+
+    def boom(*args, **kwargs):
+        raise AssertionError("decoded again although cached")
+
+    monkeypatch.setattr(_TrajFile, "read_column", boom)
+    again = TrajectoryDataset(folder, cache_dir=tmp_path / "cache")
+    assert same(again.transitions(idx).obs, a.obs)
+
+
+def test_pickles_as_paths_and_options(cartpole, tmp_path):
+    folder, _ = cartpole
+    ds = TrajectoryDataset(folder, cache_dir=tmp_path)
+    ds.materialize()
+    blob = pickle.dumps(ds)
+    assert len(blob) < 2000
+    clone = pickle.loads(blob)
+    assert clone.cache_dir == str(tmp_path) and len(clone) == len(ds)
+    assert np.array_equal(clone.transitions([0, 3]).obs, ds.transitions([0, 3]).obs)
+
+
+def test_files_order_mismatch_and_missing(cartpole, duel, tmp_path):
+    (cp, _), (du, _) = cartpole, duel
+    ds = TrajectoryDataset([cp / "b", cp / "a"])
+    assert ds.episodes[0].file.startswith(str(cp / "b")) and ds.episodes[-1].file_index == 1
+    cp_file, duel_file = list_trajectory_files(cp)[0], list_trajectory_files(du)[0]
+    with pytest.raises(MismatchError) as err:
+        TrajectoryDataset([cp_file, duel_file])
+    assert cp_file in str(err.value) and duel_file in str(err.value)
+    with pytest.raises(FileNotFoundError):
+        TrajectoryDataset(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="No '\\*.arrow'"):
+        TrajectoryDataset(tmp_path)
+
+
+def test_bit_flip_in_a_column_is_a_typed_error(tmp_path):
+    record("CartPole-v1", tmp_path, 1, seed=0)
+    path = list_trajectory_files(tmp_path)[0]
+    ds = TrajectoryDataset(path)
+    assert len(ds) > 5
+    data = bytearray(open(path, "rb").read())
+    ds2_path = tmp_path / "copy" / "x.arrow"
+    ds2_path.parent.mkdir()
+    # flip one byte in the middle of the body (compressed buffers), away from headers
+    data[len(data) // 2] ^= 0xFF
+    ds2_path.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError):
+        TrajectoryDataset(ds2_path).materialize()
