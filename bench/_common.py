@@ -268,6 +268,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "load_average_1_5_15": os.getloadavg(),  # other processes skew absolute figures
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     for name in ("numpy", "gymnasium", "pyarrow", "minari", "ale_py", "h5py", "trajarena"):

@@ -1,7 +1,7 @@
 """The environments of the benchmarks, their policies, the timed step loop and the npz baseline.
 
 Every recorder (none, trajarena, Minari) is driven by the same :func:`run_loop` over the same
-env factory, the same fixed-seed policy and the same reset seeds, so they all see the same
+env factory, the same fixed-seed policy and the same first reset seed, so they all see the same
 episodes and their figures can be divided by each other.
 
 >>> import gymnasium as gym
@@ -77,22 +77,21 @@ class EndlessEpisode(gym.Wrapper):
     Used to record a million-step episode of CartPole (its ``TimeLimit`` removed) and check
     that the recorder's memory stays flat.
 
-    >>> env = EndlessEpisode(gym.make("CartPole-v1", max_episode_steps=None), seed=0)
+    >>> env = EndlessEpisode(gym.make("CartPole-v1", max_episode_steps=None))
     >>> _ = env.reset(seed=0)
     >>> any(env.step(0)[2] for _ in range(100))
     False
     """
 
-    def __init__(self, env: gym.Env, seed: int = 0) -> None:
+    def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self._restarts = 0
-        self._seed = seed
+        self.restarts = 0
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated or truncated:
-            self._restarts += 1
-            obs, info = self.env.reset(seed=self._seed + self._restarts)
+            self.restarts += 1
+            obs, info = self.env.reset()
         return obs, reward, False, False, info
 
 
@@ -121,12 +120,18 @@ def run_loop(
     policy: Policy,
     seed: int,
     on_step: Callable[[int], None] | None = None,
+    reset_options: dict | None = None,
 ) -> LoopStats:
-    """Step ``env`` for exactly ``n_steps`` steps with ``policy``; episode ``k`` is reset with seed ``seed + k``.
+    """Step ``env`` for exactly ``n_steps`` steps with ``policy``, timed with ``time.perf_counter``.
+
+    Only the first reset is seeded (``seed``): later episodes follow from the env's RNG, so the
+    run is deterministic without paying for a re-seed at every episode end (``ALE`` reloads the
+    game when seeded: about 100 ms). ``reset_options`` go to the later resets (Minari's
+    collector needs ``{"minari_autoseed": False}`` not to re-seed).
 
     The pause of an episode end is the time of the ``step()`` that ended it plus the time of
     the following ``reset()`` - what a player would feel as a stall. ``on_step(i)`` is called
-    after each step (memory sampling); the loop is timed with :func:`time.perf_counter`.
+    after each step (memory sampling).
     """
     perf = time.perf_counter
     pauses: list[float] = []
@@ -138,23 +143,24 @@ def run_loop(
         obs, _reward, terminated, truncated, _info = env.step(policy(obs))
         if terminated or truncated:
             episodes += 1
-            obs, _ = env.reset(seed=seed + episodes)
+            obs, _ = env.reset(options=reset_options)
             pauses.append(perf() - t0)
         if on_step is not None:
             on_step(i)
     return LoopStats(n_steps, perf() - start, episodes, pauses)
 
 
+def raw_run(env: gym.Env, n_steps: int, seed: int = 0) -> LoopStats:
+    """One timed run of the bare env under the fixed-seed random policy."""
+    return run_loop(env, n_steps, random_policy(env, seed), seed)
+
+
 def raw_steps_per_s(factory: EnvFactory, n_steps: int, seed: int = 0, repeats: int = 3) -> float:
     """Median steps/s of the bare env under the fixed-seed random policy (after a warm-up)."""
     env = factory()
     try:
-        run_loop(env, min(n_steps, 200), random_policy(env, seed), seed)  # warm-up
-        rates = []
-        for _ in range(repeats):
-            stats = run_loop(env, n_steps, random_policy(env, seed), seed)
-            rates.append(stats.steps_per_s)
-        return float(np.median(rates))
+        raw_run(env, min(n_steps, 200), seed)  # warm-up
+        return float(np.median([raw_run(env, n_steps, seed).steps_per_s for _ in range(repeats)]))
     finally:
         env.close()
 
@@ -208,7 +214,7 @@ def npz_bytes_per_step(factory: EnvFactory, n_steps: int, seed: int = 0,
                 path.unlink()
                 episodes += 1
                 if terminated or truncated:
-                    obs, _ = env.reset(seed=seed + episodes)
+                    obs, _ = env.reset()
                     buf = _EpisodeBuffer(obs)
         env.close()
     return total / n_steps

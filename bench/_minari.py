@@ -107,7 +107,8 @@ def record(
                 sampler.baseline()
             elif i % sample_memory_every == 0 and sampler.samples:
                 sampler.sample()
-    stats = run_loop(collector, n_steps, random_policy(env, seed), seed, on_step=on_step)
+    stats = run_loop(collector, n_steps, random_policy(env, seed), seed, on_step=on_step,
+                     reset_options={"minari_autoseed": False})
     dataset_id = f"bench/{_safe(env)}-{uuid.uuid4().hex[:8]}-v0"
     start = time.perf_counter()
     with warnings.catch_warnings():

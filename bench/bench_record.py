@@ -2,13 +2,15 @@
 
 For each env (``duel``, ``CartPole-v1``, ``ALE/Boxing-v5``) and in the same run, it measures
 
-* raw env steps/s under a fixed-seed random policy (median of repeats);
-* trajarena ``TrajectoryRecorder`` steps/s (close() included) and its ratio to raw;
+* raw env steps/s under a fixed-seed random policy;
+* trajarena ``TrajectoryRecorder`` steps/s (close() included) and its ratio to raw (raw runs
+  and recordings interleaved ``--repeats`` times, medians);
 * Minari ``DataCollector(data_format="hdf5")`` + ``create_dataset`` steps/s and its ratio to raw;
 * bytes per step on disk: trajarena, one ``np.savez_compressed`` file per episode, Minari
   (JPEG for images by default, which is lossy) and Minari with ``jpeg_encoding=False``;
 * episode-end pauses (the step that ends an episode + the next reset), p50 / p99 / max,
-  and the p99 of the first and the last tenth of the episodes (is it flat as data grows?);
+  and the p99 of the first and the last tenth of the episodes (is it flat as data grows?),
+  with the raw env's own pause as the baseline;
 * RSS growth while recording one endless CartPole episode (1M steps by default).
 
 Usage::
@@ -20,6 +22,8 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -28,10 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _minari  # noqa: E402
 import _trajarena  # noqa: E402
-from _common import RESULTS_DIR, Table, parse_args, ratio  # noqa: E402
+from _common import RESULTS_DIR, Table, parse_args, pause_stats, ratio  # noqa: E402
 from _envs import (  # noqa: E402
-    CARTPOLE, BOXING, DUEL, balancing_policy, endless_cartpole, env_factory, npz_bytes_per_step,
-    raw_steps_per_s,
+    BOXING, CARTPOLE, DUEL, balancing_policy, endless_cartpole, env_factory, npz_bytes_per_step, raw_run,
 )
 
 
@@ -49,6 +52,8 @@ class Args:
         default=1_000_000, metadata={"help": "length of the endless CartPole episode (trajarena)"})
     minari_memory_steps: int = dataclasses.field(
         default=200_000, metadata={"help": "length of the endless CartPole episode (Minari)"})
+    repeats: int = dataclasses.field(
+        default=3, metadata={"help": "raw and trajarena runs, interleaved; rates are medians"})
     minari: bool = dataclasses.field(default=True, metadata={"help": "run the Minari baselines"})
     minari_lossless: bool = dataclasses.field(
         default=True, metadata={"help": "also record image envs with Minari jpeg_encoding=False"})
@@ -62,6 +67,7 @@ class Args:
             self.image_steps = min(self.image_steps, 200)
             self.memory_steps = min(self.memory_steps, 20_000)
             self.minari_memory_steps = min(self.minari_memory_steps, 5_000)
+            self.repeats = 1
 
 
 def _try(fn, *args, **kwargs):
@@ -70,6 +76,26 @@ def _try(fn, *args, **kwargs):
         return fn(*args, **kwargs), ""
     except _trajarena.NotAvailable as exc:
         return None, str(exc)
+
+
+def _raw_and_trajarena(factory, n: int, args: Args, folder: Path, ta_ok: bool, ta_why: str):
+    """Interleave ``args.repeats`` raw runs and trajarena recordings (so that load from other
+    processes hits both alike); return the raw ``LoopStats`` and ``(RecordResult | None, cell)``."""
+    env = factory()
+    raw_run(env, min(n, 200), args.seed)  # warm-up
+    raw_runs, ta_runs = [], []
+    for repeat in range(args.repeats):
+        raw_runs.append(raw_run(env, n, args.seed))
+        if ta_ok:
+            target = folder.with_name(f"{folder.name}-{repeat}")
+            ta_runs.append(_try(_trajarena.record, factory, n, target, args.seed))
+            if repeat < args.repeats - 1:
+                shutil.rmtree(target, ignore_errors=True)
+        else:
+            ta_runs.append((None, ta_why))
+    env.close()
+    failed = [(result, cell) for result, cell in ta_runs if result is None]
+    return raw_runs, failed[:1] or ta_runs
 
 
 def _is_image_env(factory) -> bool:
@@ -120,11 +146,13 @@ def main(args: Args) -> list[Table]:
                 continue
             n = args.cartpole_steps if name == CARTPOLE else args.image_steps
             image = _is_image_env(factory)
-            raw = raw_steps_per_s(factory, n, args.seed, repeats=3 if name == CARTPOLE else 2)
+            raw_runs, ta_runs = _raw_and_trajarena(factory, n, args, Path(work) / f"ta-{index}", ta_ok, ta_why)
+            raw = statistics.median(r.steps_per_s for r in raw_runs)
             print(f"[{name}] raw {raw:,.0f} steps/s", flush=True)
-
-            ta, ta_cell = (None, ta_why) if not ta_ok else _try(
-                _trajarena.record, factory, n, Path(work) / f"ta-{index}", args.seed)
+            ta, ta_cell = ta_runs[-1]
+            ta_rate = None
+            if ta is not None:
+                ta_rate = statistics.median(r.steps_per_s for r, _ in ta_runs)
             mi = mi_lossless = None
             mi_cell = minari_why
             if minari_ok:
@@ -134,14 +162,14 @@ def main(args: Args) -> list[Table]:
                         mi_lossless = _minari.record(factory, n, args.seed, jpeg_encoding=False)
             npz = npz_bytes_per_step(factory, n, args.seed, folder=work)
 
-            ta_rate = ta.steps_per_s if ta else None
             mi_rate = mi.steps_per_s if mi else None
             speed.add_row(**{
                 "env": name, "steps": n, "raw steps/s": raw,
                 "trajarena steps/s": ta_rate if ta else ta_cell, "trajarena/raw": ratio(ta_rate, raw),
                 "Minari steps/s": mi_rate if mi else mi_cell, "Minari/raw": ratio(mi_rate, raw),
                 "trajarena/Minari": ratio(ta_rate, mi_rate),
-                "trajarena loop-only steps/s": ta.steps / ta.loop_s if ta else None,
+                "trajarena loop-only steps/s": (statistics.median(r.steps / r.loop_s for r, _ in ta_runs)
+                                                if ta else None),
                 "Minari loop-only steps/s": mi.steps / mi.loop_s if mi else None,
             })
             size.add_row(**{
@@ -152,11 +180,13 @@ def main(args: Args) -> list[Table]:
                 "trajarena/npz": ratio(ta.bytes_per_step if ta else None, npz),
                 "Minari/npz": ratio(mi.bytes_per_step if mi else None, npz),
             })
-            for label, result, cell in (("trajarena", ta, ta_cell), ("Minari hdf5", mi, mi_cell)):
-                if result is None:
+            pause_rows = [("none (raw env)", pause_stats(raw_runs[-1].pauses_s), ""),
+                          ("trajarena", ta.pauses if ta else None, ta_cell),
+                          ("Minari hdf5", mi.pauses if mi else None, mi_cell)]
+            for label, p, cell in pause_rows:
+                if p is None:
                     pauses.add_row(env=name, recorder=label, episodes=cell)
                     continue
-                p = result.pauses
                 pauses.add_row(**{"env": name, "recorder": label, "episodes": p["count"],
                                   "p50 ms": p["p50_ms"], "p99 ms": p["p99_ms"], "max ms": p["max_ms"],
                                   "p99 first 10% ms": p["p99_first_ms"],
