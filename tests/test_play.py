@@ -297,6 +297,34 @@ def test_two_humans_share_the_keyboard():
     assert {k: v.tolist() for k, v in seen[0].action.items()} == {"agent_0": [5, 2], "agent_1": [1, 5]}
 
 
+def test_gamepad_events_drive_the_play_loop_and_its_commands():
+    frames = [[pygame.event.Event(pygame.JOYDEVICEADDED, device_index=0, instance_id=3)],
+              [pad(pygame.JOYHATMOTION, 3, hat=0, value=(-1, 0)), pad(pygame.JOYBUTTONDOWN, 3, button=0)],
+              [pad(pygame.JOYBUTTONDOWN, 3, button=7)], [], [pad(pygame.JOYBUTTONDOWN, 3, button=7)],
+              [pad(pygame.JOYBUTTONUP, 3, button=0), pad(pygame.JOYHATMOTION, 3, hat=0, value=(0, -1))]]
+    result, seen = run(frames)
+    assert [s.action.tolist() for s in seen] == [[0, 0], [1, 2], [1, 2], [7, 0]]  # Start paused for 2 turns
+
+
+def test_ctrl_c_quits_like_escape(data_root):
+    script = iter([[down(pygame.K_RIGHT)]] + idle(4))
+
+    def events():
+        try:
+            return next(script)
+        except StopIteration:
+            raise KeyboardInterrupt from None
+
+    result = play(record=str(data_root), fps=0, show_help=False, print_keymap=False, events=events)
+    assert (result.reason, result.steps, result.episodes_discarded, result.files) == ("interrupted", 5, 1, ())
+    assert not any(data_root.rglob("*.arrow*"))
+
+
+def test_agents_must_act():
+    with pytest.raises(SettingsError, match="act"):
+        run([], agents={"P2": object()}, p2="random")
+
+
 def test_keymap_file_is_used(tmp_path):
     (tmp_path / "keys.toml").write_text('[[players]]\npunch = "space"\n')
     _, seen = run([[down(pygame.K_SPACE)], [down(pygame.K_z)]], keymap=str(tmp_path / "keys.toml"))

@@ -270,22 +270,32 @@ class PlaySession:
                 players={"P1": self._label(cfg.p1, "P1", agents), "P2": self._label(cfg.p2, "P2", agents)},
             )
         self.env, self.recorder = _build_env(cfg.env_id, base, wrappers_settings, self.recording)
-        # who drives each env agent: ("human", human index) or ("agent", agent)
+        try:
+            self.drivers = self._drivers(agents)
+        except BaseException:
+            self.env.close()
+            raise
+        self.fps = cfg.fps if cfg.fps is not None else 60.0 / cfg.step_ratio
+        self.view: _View | None = None
+
+    def _drivers(self, agents: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+        """Who drives each env agent, in agent order: ``("human", human index)`` or ``("agent", obj)``."""
+        cfg = self.config
         active = [s for s, who in zip(SIDES, (cfg.p1, cfg.p2), strict=True) if who != "cpu"]
-        self.drivers: list[tuple[str, Any]] = []
+        drivers: list[tuple[str, Any]] = []
         for i, side in enumerate(active):
             who = cfg.p1 if side == "P1" else cfg.p2
             if agents and side in agents:
-                self.drivers.append(("agent", agents[side]))
+                if not callable(getattr(agents[side], "act", None)):
+                    raise SettingsError(f"agents[{side!r}] must have an act(obs, info) method, got {agents[side]!r}.")
+                drivers.append(("agent", agents[side]))
             elif who == "human":
-                self.drivers.append(("human", cfg.humans.index(side)))
+                drivers.append(("human", cfg.humans.index(side)))
             else:
                 from trajarena.agents import make_agent
 
-                self.drivers.append(("agent", make_agent(who, self.env, player=i, seed=cfg.seed)))
-        self.sides = tuple(active)
-        self.fps = cfg.fps if cfg.fps is not None else 60.0 / cfg.step_ratio
-        self.view: _View | None = None
+                drivers.append(("agent", make_agent(who, self.env, player=i, seed=cfg.seed)))
+        return drivers
 
     @staticmethod
     def _label(who: str, side: str, agents: Mapping[str, Any] | None) -> str:
@@ -310,69 +320,71 @@ class PlaySession:
         return per_agent[0]
 
     def run(self, callback: Callable[[PlayStep], None] | None = None) -> PlayResult:
-        """Play until quit, ``max_episodes`` or ``max_steps``; always closes the env."""
-        cfg, pg = self.config, self.pygame
+        """Play until quit, ``max_episodes`` or ``max_steps``; always closes the env.
+
+        Ctrl+C in the terminal counts as quitting (``reason="interrupted"``).
+        """
+        cfg = self.config
         if cfg.print_keymap:
             print("\n".join(["trajarena play: keys", *("  " + line for line in self.keymap_lines())]))
-        self.view = _View(pg, self.config.scale, f"trajarena play: {cfg.env_id}")
-        clock = pg.time.Clock()
-        saved = discarded = total = t = 0
-        episode = 0
-        mode = "start" if cfg.show_help else "play"
-        reason = "quit"
-        obs, info = self._reset(cfg.seed)
+        self.view = _View(self.pygame, cfg.scale, f"trajarena play: {cfg.env_id}")
+        self.saved = self.discarded = self.total = self.t = self.episode = 0
         try:
-            while True:
-                self.controller.any_press = False
-                commands = self.controller.poll()
-                if "quit" in commands:
-                    break
-                for cmd in commands:
-                    if cmd == "pause":
-                        mode = "pause" if mode == "play" else "play"
-                    elif cmd == "help":
-                        mode = "help" if mode == "play" else "play"
-                    elif cmd == "discard" and mode != "start":
-                        self._discard()
-                        discarded += 1
-                        episode += 1
-                        t = 0
-                        obs, info = self._reset(None)
-                if mode == "start" and self.controller.any_press and not commands:
-                    mode = "play"
-                    self.controller.clear_presses()
-                if mode != "play":
-                    self.controller.clear_presses()  # presses during a pause do not fire on resume
-                    self._draw(mode, saved, discarded, t)
-                    clock.tick(min(self.fps, 30) if self.fps else 0)
-                    continue
-                action = self.action(obs, info)
-                obs, reward, terminated, truncated, info = self.env.step(action)
-                t += 1
-                total += 1
-                if callback is not None:
-                    callback(PlayStep(episode, t, action, float(reward), bool(terminated), bool(truncated), info))
-                self._draw(mode, saved, discarded, t)
-                if terminated or truncated:
-                    saved += 1
-                    episode += 1
-                    t = 0
-                    if cfg.max_episodes is not None and saved >= cfg.max_episodes:
-                        reason = "max_episodes"
-                        break
-                    obs, info = self._reset(None)
-                if cfg.max_steps is not None and total >= cfg.max_steps:
-                    reason = "max_steps"
-                    break
-                clock.tick(self.fps)
-            if t > 0 and not cfg.save_partial:
+            obs, info = self._reset(cfg.seed)
+            try:
+                reason = self._loop(obs, info, callback)
+            except KeyboardInterrupt:
+                reason = "interrupted"
+            if self.t > 0 and not cfg.save_partial:
                 self._discard()
-                discarded += 1
         finally:
             self.env.close()
             self.view.close()
         files = tuple(str(f) for f in self.recorder.files) if self.recorder is not None else ()
-        return PlayResult(saved, discarded, total, reason, files)
+        return PlayResult(self.saved, self.discarded, self.total, reason, files)
+
+    def _loop(self, obs: Any, info: dict[str, Any], callback: Callable[[PlayStep], None] | None) -> str:
+        cfg, controller = self.config, self.controller
+        clock = self.pygame.time.Clock()
+        mode = "start" if cfg.show_help else "play"
+        while True:
+            controller.any_press = False
+            commands = controller.poll()
+            if "quit" in commands:
+                return "quit"
+            for cmd in commands:
+                if cmd == "pause":
+                    mode = "pause" if mode == "play" else "play"
+                elif cmd == "help":
+                    mode = "help" if mode == "play" else "play"
+                elif cmd == "discard" and mode != "start":
+                    self._discard()
+                    obs, info = self._reset(None)
+            if mode == "start" and controller.any_press and not commands:
+                mode = "play"
+                controller.clear_presses()
+            if mode != "play":
+                controller.clear_presses()  # presses during a pause do not fire on resume
+                self._draw(mode)
+                clock.tick(min(self.fps, 30) if self.fps else 0)
+                continue
+            action = self.action(obs, info)
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.t += 1
+            self.total += 1
+            if callback is not None:
+                callback(PlayStep(self.episode, self.t, action, float(reward), bool(terminated), bool(truncated), info))
+            self._draw(mode)
+            if terminated or truncated:
+                self.saved += 1
+                self.episode += 1
+                self.t = 0
+                if cfg.max_episodes is not None and self.saved >= cfg.max_episodes:
+                    return "max_episodes"
+                obs, info = self._reset(None)
+            if cfg.max_steps is not None and self.total >= cfg.max_steps:
+                return "max_steps"
+            clock.tick(self.fps)
 
     def _reset(self, seed: int | None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed)
@@ -382,8 +394,12 @@ class PlaySession:
         return obs, info
 
     def _discard(self) -> None:
+        """Drop the episode in progress (from the recording too)."""
         if self.recorder is not None:
             self.recorder.discard_episode()
+        self.discarded += 1
+        self.episode += 1
+        self.t = 0
 
     # ------------------------------------------------------------------ drawing
 
@@ -391,7 +407,7 @@ class PlaySession:
         """The key map as shown on screen and printed at start."""
         return self.controller.keymap.describe(max(1, len(self.config.humans)))
 
-    def _draw(self, mode: str, saved: int, discarded: int, t: int) -> None:
+    def _draw(self, mode: str) -> None:
         frame = self.env.render()
         cfg = self.config
         who = []
@@ -402,9 +418,9 @@ class PlaySession:
             who.append(f"{side} {label}")
         status = {
             "recording": cfg.record,
-            "saved": saved,
-            "discarded": discarded,
-            "step": t,
+            "saved": self.saved,
+            "discarded": self.discarded,
+            "step": self.t,
             "players": "  vs  ".join(who),
         }
         overlay = None
