@@ -1,0 +1,106 @@
+"""PyTorch datasets: every transition exactly once per epoch over DataLoader workers and ranks."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from test_imitation import DUEL_FAST, record
+
+torch = pytest.importorskip("torch")
+
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler  # noqa: E402
+
+from trajarena.dataset import TrajectoryDataset  # noqa: E402
+from trajarena.errors import SettingsError  # noqa: E402
+from trajarena.torch_data import TransitionDataset, TransitionIterableDataset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cartpole(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cp")
+    record("CartPole-v1", folder / "a", 3, seed=0)
+    record("CartPole-v1", folder / "b", 2, seed=5)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def duel(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("duel")
+    record("duel", folder, 1, DUEL_FAST)
+    return folder
+
+
+def _check_values(ds: TrajectoryDataset, batch: dict) -> None:
+    expect = ds.transitions(batch["index"].numpy())
+    assert np.array_equal(batch["obs"].numpy(), expect.obs)
+    assert np.array_equal(batch["next_obs"].numpy(), expect.next_obs)
+    assert np.array_equal(batch["action"].numpy(), expect.action)
+    assert np.array_equal(batch["reward"].numpy(), expect.reward)
+
+
+def test_map_style_two_workers_each_transition_once(cartpole):
+    ds = TransitionDataset(cartpole)
+    loader = DataLoader(ds, batch_size=7, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))
+    seen = []
+    for batch in loader:
+        _check_values(ds.data, batch)
+        seen += batch["index"].tolist()
+    assert sorted(seen) == list(range(len(ds)))
+
+
+def test_map_style_batched_fetch_with_batch_sampler(cartpole):
+    ds = TransitionDataset(cartpole)
+    sampler = BatchSampler(RandomSampler(ds, generator=torch.Generator().manual_seed(1)), 16, drop_last=False)
+    seen = []
+    for batch in DataLoader(ds, sampler=sampler, batch_size=None, num_workers=0):
+        assert batch["obs"].dtype == torch.float32 and batch["terminated"].dtype == torch.bool
+        _check_values(ds.data, batch)
+        seen += batch["index"].tolist()
+    assert sorted(seen) == list(range(len(ds)))
+
+
+@pytest.mark.parametrize("batch_size", [None, 5])
+def test_iterable_two_workers_each_transition_once_per_epoch(cartpole, batch_size):
+    ds = TransitionIterableDataset(cartpole, batch_size=batch_size, seed=3)
+    loader = DataLoader(ds, batch_size=None if batch_size else 4, num_workers=2)
+    epochs = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        seen = []
+        for batch in loader:
+            _check_values(ds.data, batch)
+            seen += batch["index"].tolist()
+        assert sorted(seen) == list(range(len(ds.data)))
+        epochs.append(seen)
+    assert epochs[0] != epochs[1]  # a new permutation each epoch
+
+
+def test_iterable_shards_over_ranks_and_workers(cartpole):
+    data = TrajectoryDataset(cartpole)
+    seen = []
+    for rank in range(3):
+        ds = TransitionIterableDataset(data, batch_size=4, rank=rank, world_size=3, shuffle=False)
+        for batch in DataLoader(ds, batch_size=None, num_workers=2):
+            seen += batch["index"].tolist()
+    assert sorted(seen) == list(range(len(data)))
+    with pytest.raises(SettingsError):
+        TransitionIterableDataset(data, rank=1)
+
+
+def test_nested_observations_and_windows(duel):
+    ds = TransitionDataset(duel, window=3)
+    item = ds[0]
+    assert item["obs"]["frame"].shape == (3, 32, 48, 3) and item["obs"]["frame"].dtype == torch.uint8
+    assert item["mask"].tolist() == [True, True, True]
+    last = ds[len(ds) - 1]
+    assert last["mask"].tolist() == [True, False, False]
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    assert batch["obs"]["P1"]["health"].shape == (4, 3, 1)
+
+
+def test_pickle_reopens_in_worker(cartpole):
+    ds = TransitionIterableDataset(cartpole, batch_size=8)
+    clone = pickle.loads(pickle.dumps(ds))
+    assert len(clone.data) == len(ds.data) and len(pickle.dumps(ds)) < 4000
