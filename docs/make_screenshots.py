@@ -48,19 +48,32 @@ def mid_fight(seed: int = 3, steps: int = 45) -> np.ndarray:
     return best
 
 
-def pose_strip() -> np.ndarray:
-    """Each character (rows) in each pose (columns), on a neutral background."""
+def pose_strip(columns: int = 9) -> np.ndarray:
+    """Kenji in every pose (with its name), then every character in every outfit."""
+    from trajarena.envs.duel.render import draw_text
+
     r = Renderer()
-    cell_w = 2 * int(max(c.height for c in CHARACTERS) * 0.9) + 1
-    cell_h = int(max(c.height for c in CHARACTERS) * 1.15) + 4
-    img = np.full((cell_h * len(CHARACTERS), cell_w * len(POSES), 3), 70, np.uint8)
-    img[:, :, 2] = 90
+    big = max(c.height for c in CHARACTERS)
+    cell_w, cell_h = int(big * 1.5), int(big * 1.15) + 12
+    rows = -(-len(POSES) // columns) + 1
+    img = np.zeros((cell_h * rows, cell_w * columns, 3), np.uint8)
+    img[:] = (60, 62, 84)
+
+    def put(char, outfit, pose, row, col, label=""):
+        rgb, mask, ax, ay = r.sprite(char, outfit, pose, 1)
+        h, w = mask.shape[:2]
+        y0, x0 = row * cell_h + cell_h - 12 - ay, col * cell_w + cell_w // 2 - ax
+        np.copyto(img[y0:y0 + h, x0:x0 + w], rgb, where=mask)
+        if label:
+            draw_text(img, label.replace("_", " "), col * cell_w + 2, row * cell_h + cell_h - 8, (230, 230, 230))
+
+    for k, pose in enumerate(POSES):
+        put(CHARACTERS[0], 1, pose, k // columns, k % columns, pose)
+    base = -(-len(POSES) // columns)
     for i, ch in enumerate(CHARACTERS):
-        for j, pose in enumerate(POSES):
-            rgb, mask, ax, ay = r.sprite(ch, 1 + (i + j) % 4 if pose == "win" else 1, pose, 1)
-            h, w = mask.shape[:2]
-            y0, x0 = i * cell_h + cell_h - 3 - ay, j * cell_w + cell_w // 2 - ax
-            np.copyto(img[y0:y0 + h, x0:x0 + w], rgb, where=mask)
+        for o in range(2):
+            put(ch, 1 + o + 2 * (i % 2), "idle" if o == 0 else "kick_x", base + (2 * i + o) // columns,
+                (2 * i + o) % columns, ch.name if o == 0 else "")
     return img
 
 

@@ -122,6 +122,7 @@ class DuelEnv(gym.Env):
         else:
             self.action_space = spaces.Dict({f"agent_{i}": action_space_for(k) for i, k in enumerate(kinds)})
         self._renderer = Renderer()
+        self._char_index = {c.name: i for i, c in enumerate(CHARACTERS)}
         self.game: Game | None = None
         self.agent_sides: tuple[int, ...] = (0,) if s.n_players == 1 else (0, 1)
         self.stage = 1
@@ -176,7 +177,7 @@ class DuelEnv(gym.Env):
             self.game = Game(CHARACTERS[chars[0]], CHARACTERS[chars[1]])
         self._done = False
         obs = self._observe()
-        info = self._info(0, 0, False, False, False)
+        info = self._info(0, 0, False, False, False, (self.stage, 1))
         if self.render_mode == "human":
             self._render_human()
         return obs, info
@@ -225,6 +226,7 @@ class DuelEnv(gym.Env):
             inputs[self.agent_sides[0]] = self._decode(a0, 0)
             inputs[self.agent_sides[1]] = self._decode(a1, 1)
         me = self.agent_sides[0]
+        played = (self.stage, game.round)
         f_me, f_op = game.fighters[me], game.fighters[1 - me]
         h_me, h_op = f_me.health, f_op.health
         ai, cpu = self._ai, 1 - me
@@ -268,7 +270,7 @@ class DuelEnv(gym.Env):
                 game.start_round()
         self._done = game_done
         obs = self._observe()
-        info = self._info(outcome, round_outcome, round_done, stage_done, game_done)
+        info = self._info(outcome, round_outcome, round_done, stage_done, game_done, played)
         if self.render_mode == "human":
             self._render_human()
         return obs, reward, game_done, False, info
@@ -294,18 +296,27 @@ class DuelEnv(gym.Env):
             "stage": np.array([self.stage], np.int8),
             "timer": np.array([game.timer], np.int16),
         }
-        for key, f in zip(("P1", "P2"), game.fighters, strict=True):
+        f1, f2 = game.fighters
+        p1_side = 0 if f1.x <= f2.x else 1  # the side of the screen: 0 left, 1 right
+        for key, f, side in (("P1", f1, p1_side), ("P2", f2, 1 - p1_side)):
             obs[key] = {
-                "side": np.int64(0 if f.x <= game.fighters[1 - f.side].x else 1) if True else 0,
+                "side": np.int64(side),
                 "wins": np.array([f.wins], np.int8),
-                "character": np.int64(index_of(f.char.name)),
+                "character": np.int64(self._char_index[f.char.name]),
                 "health": np.array([f.health], np.int16),
             }
-        if obs["P1"]["side"] == obs["P2"]["side"]:  # same x: keep the starting sides
-            obs["P1"]["side"], obs["P2"]["side"] = np.int64(0), np.int64(1)
         return obs
 
-    def _info(self, outcome: int, round_outcome: int, round_done: bool, stage_done: bool, game_done: bool) -> dict:
+    def _info(
+        self, outcome: int, round_outcome: int, round_done: bool, stage_done: bool, game_done: bool,
+        played: tuple[int, int],
+    ) -> dict:
+        """Flags (bools) and numbers only, the same keys every step, so that they can be recorded.
+
+        ``stage``/``round`` are those the step was played in; ``outcome`` is the result of a match
+        that ended this step (1 won, -1 lost, 0 none or draw) and ``round_outcome`` that of a round,
+        from the agent's side (``agent_0``'s in 2-player mode).
+        """
         game = self.game
         assert game is not None  # noqa: S101
         return {
@@ -314,8 +325,8 @@ class DuelEnv(gym.Env):
             "game_done": game_done,
             "episode_done": game_done,
             "env_done": game_done,
-            "stage": self.stage,
-            "round": min(game.round, 9) if not round_done else game.round - 1,
+            "stage": played[0],
+            "round": played[1],
             "outcome": outcome,
             "round_outcome": round_outcome,
             "difficulty": self.difficulty,

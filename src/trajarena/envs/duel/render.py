@@ -79,7 +79,11 @@ _JUMP_LEGS = (((0.15, 0.42), (0.07, 0.26)), ((0.02, 0.36), (-0.08, 0.25)))
 
 
 def _poses(e: Callable[[str], float]) -> dict[str, dict]:
-    """All poses; ``e(attack)`` is the attack's reach from the body centre, in heights."""
+    """All poses; ``e(attack)`` is the attack's reach from the body centre, in heights.
+
+    Each attack has a chamber pose ``_c`` (startup), an extended one ``_x`` (active frames) and a
+    half-withdrawn one ``_r`` (recovery), so its phase can be read from a single frame.
+    """
     fl, bl = _STAND_LEGS
     cfl, cbl = _CROUCH_LEGS
     jfl, jbl = _JUMP_LEGS
@@ -90,7 +94,7 @@ def _poses(e: Callable[[str], float]) -> dict[str, dict]:
     bfist = ((0.06, 0.62), (0.13, 0.72))
     P, K, S, LP, SW = e("punch"), e("kick"), e("special"), e("low_punch"), e("sweep")
     AP, AK, T = e("air_punch"), e("air_kick"), e("throw")
-    return {
+    out = {
         "idle": _pose(*up, fist, bfist, fl, bl),
         "walk1": _pose(*up, fist, bfist, ((0.15, 0.27), (0.21, 0.0)), ((-0.10, 0.25), (-0.17, 0.0))),
         "walk2": _pose(*up, fist, bfist, ((0.07, 0.26), (0.03, 0.0)), ((0.01, 0.27), (-0.03, 0.0))),
@@ -130,6 +134,17 @@ def _poses(e: Callable[[str], float]) -> dict[str, dict]:
                          ((T * 0.5, 0.60), (T * 0.9, 0.58)), fl, bl),
         "win": _pose(*up, ((0.08, 0.92), (0.10, 1.06)), ((-0.06, 0.92), (-0.08, 1.04)), fl, bl),
     }
+    for name in ATTACKS:  # recovery: the limb half withdrawn, so a whiff is visible in one frame
+        out[name + "_r"] = _blend(out[name + "_c"], out[name + "_x"])
+    return out
+
+
+def _blend(a, b):
+    if isinstance(a, dict):
+        return {k: _blend(a[k], b[k]) for k in a}
+    if isinstance(a[0], tuple):
+        return tuple(_blend(u, v) for u, v in zip(a, b, strict=True))
+    return ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
 
 
 POSES = tuple(_poses(lambda name: 0.3))
@@ -139,7 +154,7 @@ def pose_name(f: Fighter) -> str:
     """The pose the renderer shows for a fighter's current state."""
     st = f.state
     if st == ATTACK and f.attack is not None:
-        return f.attack.name + ("_x" if f.attack_phase == 2 else "_c")
+        return f.attack.name + ("_c", "_c", "_x", "_r")[f.attack_phase]
     if st == WALK:
         return "walk1" if (f.frames // 8) % 2 == 0 else "walk2"
     if st == CROUCH:
