@@ -26,7 +26,7 @@ from gymnasium import spaces
 from trajarena.envs.duel.ai import CpuAI
 from trajarena.envs.duel.characters import CHARACTERS, index_of
 from trajarena.envs.duel.game import HEIGHT, MAX_HEALTH, N_STAGES, ROUND_TIME, WIDTH, Game
-from trajarena.envs.duel.render import Renderer, frame_processor
+from trajarena.envs.duel.render import FrameProcessor, Renderer
 from trajarena.errors import SpaceError, TrajArenaError, require
 from trajarena.settings import DUEL_CHARACTERS, DUEL_OUTFITS, EnvironmentSettings
 
@@ -106,8 +106,8 @@ class DuelEnv(gym.Env):
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": max(1, 60 // s.step_ratio)}
         self.n_players = s.n_players
-        frame_shape, self._process = frame_processor(s.frame_shape)
-        self._identity_frame = frame_shape == (HEIGHT, WIDTH, 3)
+        self._process = FrameProcessor(s.frame_shape)
+        frame_shape = self._process.shape
         self.observation_space = spaces.Dict({
             "frame": spaces.Box(0, 255, frame_shape, np.uint8),
             "stage": spaces.Box(1, N_STAGES, (1,), np.int8),
@@ -292,7 +292,7 @@ class DuelEnv(gym.Env):
         frame = self._renderer.draw(game, self.stage, self._outfits)
         self._frame = frame
         obs: dict[str, Any] = {
-            "frame": frame if self._identity_frame else self._process(frame),
+            "frame": frame if self._process.identity else self._process(frame),
             "stage": np.array([self.stage], np.int8),
             "timer": np.array([game.timer], np.int16),
         }

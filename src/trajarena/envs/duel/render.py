@@ -428,26 +428,29 @@ class Renderer:
 
 # ---- frame processing at the source (frame_shape) ------------------------------------------------
 
-def frame_processor(shape: tuple[int, int, int]) -> tuple[tuple[int, int, int], Callable[[np.ndarray], np.ndarray]]:
-    """``(out_shape, fn)`` where ``fn`` resizes (nearest) and/or greyscales a native frame.
+class FrameProcessor:
+    """Resizes (nearest neighbour) and/or greyscales native frames to ``shape`` (0 keeps).
 
-    >>> out, fn = frame_processor((84, 84, 1))
-    >>> out, fn(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).shape
+    >>> fp = FrameProcessor((84, 84, 1))
+    >>> fp.shape, fp(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).shape
     ((84, 84, 1), (84, 84, 1))
     """
-    h, w, c = shape
-    h, w = (h, w) if h else (HEIGHT, WIDTH)
-    c = c or 3
-    resize = (h, w) != (HEIGHT, WIDTH)
-    rows = ((np.arange(h) + 0.5) * HEIGHT / h).astype(np.intp)
-    cols = ((np.arange(w) + 0.5) * WIDTH / w).astype(np.intp)
-    flat = (rows[:, None] * WIDTH + cols[None, :]).ravel()  # one take() over pixels: the fastest resize
-    weights = np.array([0.299, 0.587, 0.114], np.float32)
 
-    def process(frame: np.ndarray) -> np.ndarray:
-        pixels = frame.reshape(-1, 3).take(flat, axis=0) if resize else frame.reshape(-1, 3)
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        h, w, c = shape
+        h, w = (h, w) if h else (HEIGHT, WIDTH)
+        self.shape = (h, w, c or 3)
+        self.identity = self.shape == (HEIGHT, WIDTH, 3)
+        self._resize = (h, w) != (HEIGHT, WIDTH)
+        rows = ((np.arange(h) + 0.5) * HEIGHT / h).astype(np.intp)
+        cols = ((np.arange(w) + 0.5) * WIDTH / w).astype(np.intp)
+        self._flat = (rows[:, None] * WIDTH + cols[None, :]).ravel()  # one take() over pixels: fastest
+        self._weights = np.array([0.299, 0.587, 0.114], np.float32)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """The processed copy of a native ``(HEIGHT, WIDTH, 3)`` frame."""
+        h, w, c = self.shape
+        pixels = frame.reshape(-1, 3).take(self._flat, axis=0) if self._resize else frame.reshape(-1, 3)
         if c == 1:
-            return (pixels.astype(np.float32) @ weights).astype(np.uint8).reshape(h, w, 1)  # BLAS matmul
-        return pixels.reshape(h, w, 3)
-
-    return (h, w, c), process
+            return (pixels.astype(np.float32) @ self._weights).astype(np.uint8).reshape(h, w, 1)  # BLAS
+        return pixels.reshape(h, w, 3).copy() if pixels.base is frame else pixels.reshape(h, w, 3)
