@@ -309,3 +309,22 @@ def test_render_human_headless(monkeypatch):
     assert env._window is not None and env._window.get_size() == (WIDTH * 4, HEIGHT * 4)
     env.close()
     assert env._window is None and "SDL_VIDEODRIVER" in os.environ
+
+
+def test_continue_with_probability_and_info_numbers():
+    env = DuelEnv({"seed": 0, "difficulty": 8, "continue_game": 1.0, "step_ratio": 3})
+    assert env.metadata["render_fps"] == 20
+    obs, info = env.reset()
+    assert (info["stage"], info["round"], info["outcome"]) == (1, 1, 0)
+    losses, rounds = 0, []
+    for _ in range(20000):
+        obs, _, terminated, _, info = env.step(np.array([0, 0]))
+        assert not terminated and info["stage"] == 1 and info["difficulty"] == 8
+        if info["round_done"]:
+            rounds.append(info["round"])
+        if info["outcome"] == -1:
+            losses += 1
+            assert not info["game_done"] and obs["P1"]["wins"][0] == obs["P2"]["wins"][0] == 0
+            if losses == 2:
+                break
+    assert losses == 2 and rounds == [1, 2, 1, 2]

@@ -12,6 +12,7 @@ from trajarena.envs.duel.env import (
     N_ATTACKS,
     N_DISCRETE,
     N_MOVES,
+    N_SINGLE_ATTACKS,
     DuelEnv,
     action_space_for,
     discrete_to_multi,
@@ -21,5 +22,5 @@ from trajarena.envs.duel.game import MAX_HEALTH, N_STAGES, ROUND_TIME
 
 __all__ = [
     "ATTACK_NAMES", "INFO_FLAGS", "MAX_HEALTH", "MOVE_NAMES", "N_ATTACKS", "N_DISCRETE", "N_MOVES",
-    "N_STAGES", "ROUND_TIME", "DuelEnv", "action_space_for", "discrete_to_multi", "multi_to_discrete",
+    "N_SINGLE_ATTACKS", "N_STAGES", "ROUND_TIME", "DuelEnv", "action_space_for", "discrete_to_multi", "multi_to_discrete",
 ]

@@ -6,6 +6,30 @@ a tower of :data:`N_STAGES` CPU opponents of rising strength (game over on a los
 ``agent_1``. The reward is the damage dealt minus the damage taken, from the agent's side (1P) or
 from ``agent_0``'s side (2P).
 
+Actions (DIAMBRA order): moves 0 no-move, 1 left, 2 up-left, 3 up, 4 up-right, 5 right,
+6 down-right, 7 down, 8 down-left; attacks 0 none, 1 punch, 2 kick, 3 guard, 4 punch+kick (a slow
+heavy "special" that knocks down and chips through guard), 5 punch+guard (a throw when touching a
+grounded foe, else guard), 6 kick+guard and 7 punch+kick+guard (guard). Down+punch is a crouching
+jab, down+kick a low sweep (guard it crouching: down+guard), punch or kick in the air a jump attack.
+``"multi_discrete"`` is ``MultiDiscrete([9, 8])``; ``"discrete"`` is ``Discrete(16)``: 0 no-op, 1-8
+the moves, 9-15 the attacks 1-7 (so it cannot move and attack at once, as in DIAMBRA).
+
+Rounds: a KO or the timer (:data:`ROUND_TIME` s) ends a round, the healthier fighter wins it, a draw
+counts for both; two round wins take the match (a 2-2 match is a draw: ``outcome`` 0, and in 1P not
+a cleared stage). The step that ends a round shows the next round's start, with updated ``wins``;
+the last step of an episode shows the final blow instead.
+
+Info flags (Python bools): ``round_done`` a round ended; ``stage_done`` 1P: the agent won the
+stage's match (the tower goes on), 2P: the match ended; ``game_done`` = ``episode_done`` = ``env_done`` the episode is over
+(1P: a lost match without a continue, or the last stage won; 2P: the match is over) and
+``terminated`` is True. Numbers: ``stage`` and ``round`` the step was played in, ``outcome`` /
+``round_outcome`` (1 won, -1 lost, 0 none or draw, from the agent's / ``agent_0``'s side),
+``difficulty`` (1P CPU difficulty, 0 in 2P), ``agent_side`` (0 P1, 1 P2), ``frame_count``.
+
+Roles: in 1P ``role`` None picks P1 or P2 at random per episode; in 2P ``agent_0`` plays ``role[0]``
+(P1 when both are None) and ``agent_1`` the other side. Per-player settings pairs
+(``characters``, ``outfits``, ``action_space``) are ``(agent_0's, agent_1's)``.
+
 >>> env = DuelEnv({"frame_shape": (84, 84, 1), "seed": 0})
 >>> obs, info = env.reset()
 >>> obs["frame"].shape, sorted(obs["P1"])
@@ -33,6 +57,8 @@ from trajarena.settings import DUEL_CHARACTERS, DUEL_OUTFITS, EnvironmentSetting
 N_MOVES = 9
 N_ATTACKS = 8
 N_DISCRETE = N_MOVES + N_ATTACKS - 1
+#: Attack indexes kept by DIAMBRA's ``no_attack_buttons_combinations``: none, punch, kick, guard.
+N_SINGLE_ATTACKS = 4
 MOVE_NAMES = ("no-move", "left", "up-left", "up", "up-right", "right", "down-right", "down", "down-left")
 ATTACK_NAMES = ("none", "punch", "kick", "guard", "punch+kick", "punch+guard", "kick+guard", "punch+kick+guard")
 INFO_FLAGS = ("round_done", "stage_done", "game_done", "episode_done", "env_done")
@@ -364,6 +390,5 @@ class DuelEnv(gym.Env):
         if self._window is not None:
             import pygame
 
-            pygame.display.quit()
-            pygame.quit()
+            pygame.display.quit()  # not pygame.quit(): other pygame users (joysticks...) keep working
             self._window = None
