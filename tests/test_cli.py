@@ -86,3 +86,21 @@ def test_bad_path_is_a_clear_error_from_the_script(tmp_path):
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2
     assert "error" in result.stdout and "nope" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_play_headless_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    out = tmp_path / "human"
+    result = runner.invoke(app, ["play", "duel", "--max-steps", "25", "--fps", "0", "--no-show-help",
+                                 "--no-print-keymap", "--record", str(out), "--save-partial", "--username", "bob",
+                                 "-s", "characters=Mira"])
+    assert result.exit_code == 0, result.output
+    ds = arena.open_trajectories(out)
+    assert ds.num_steps == 25 and ds.metadata["username"] == "bob"
+    assert ds.metadata["players"] == {"P1": "human", "P2": "cpu"}
+    assert ds.metadata["env_settings"]["characters"] == "Mira"
+
+
+def test_play_rejects_a_bad_option(tmp_path):
+    result = runner.invoke(app, ["play", "--p1", "cpu", "--p2", "cpu", "--fps", "0"])
+    assert result.exit_code != 0

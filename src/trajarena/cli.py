@@ -263,6 +263,71 @@ def stats(
         console.print(f"wrote {plots / 'episodes.png'}")
 
 
+def command_from_dataclass(
+    cls: type, run: Any, name: str, help: str, positional: tuple[str, ...] = (), extra: dict[str, tuple[Any, Any]] | None = None
+) -> None:
+    """Register ``trajarena NAME``: one option per field of the dataclass ``cls`` (help from its metadata).
+
+    ``run(**values)`` receives the field values plus ``extra`` parameters (name -> (annotation, typer default)),
+    so the command line, the Python API and the docs share one list of options.
+    """
+    import inspect
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    params, annotations = [], {}
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        text = f.metadata.get("help", "")
+        if f.name in positional:
+            option = typer.Argument(default, help=text)
+        else:
+            flag = f.name.replace("_", "-")
+            names = f"--{flag}/--no-{flag}" if hints[f.name] is bool else f"--{flag}"
+            option = typer.Option(default, names, help=text)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hints[f.name]))
+        annotations[f.name] = hints[f.name]
+    for key, (annotation, option) in (extra or {}).items():
+        params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
+        annotations[key] = annotation
+
+    def command(**values: Any) -> None:
+        run(**values)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = annotations
+    command.__doc__ = help
+    app.command(name=name)(command)
+
+
+def _play(setting: list[str] | None = None, wrapper: list[str] | None = None, **options: Any) -> None:
+    from trajarena.play import play
+
+    result = play(options, settings=parse_pairs(setting, "setting") or None,
+                  wrappers_settings=parse_pairs(wrapper, "wrapper") or None)
+    console.print(
+        f"{result.episodes_saved} episode(s) saved, {result.episodes_discarded} discarded, "
+        f"{result.steps} steps ({result.reason})"
+    )
+    for path in result.files:
+        console.print(f"  {path}", highlight=False)
+
+
+def _register_play() -> None:
+    from trajarena.play import PlayConfig
+
+    command_from_dataclass(
+        PlayConfig, _play, "play",
+        "Play a fighting game in a window (keyboard or gamepad, 1-2 humans, vs CPU or an agent), recording it.",
+        positional=("env_id",),
+        extra={"setting": (list[str] | None, typer.Option(None, "--setting", "-s", help="Environment setting KEY=VALUE.")),
+               "wrapper": (list[str] | None, typer.Option(None, "--wrapper", "-w", help="Wrappers setting KEY=VALUE."))},
+    )
+
+
+_register_play()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``trajarena`` script: typed library errors become a red message and exit code 2."""
     try:
