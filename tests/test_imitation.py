@@ -274,3 +274,18 @@ def test_reset_seed_does_not_rewind_and_action_is_ignored(tmp_path):
     il2.reset()
     b = il2.step(1)
     assert same(a[0], b[0]) and a[4]["action"] == b[4]["action"]
+
+
+def test_example_script_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "SDL_VIDEODRIVER": "dummy"}
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "imitation_learning.py"), "--dataset", str(tmp_path / "ds"),
+         "--record-episodes", "2", "--max-episodes", "5", "--quiet"],
+        capture_output=True, text=True, env=env, timeout=120, check=True,
+    ).stdout
+    assert "episode 1: reward" in out and "exhausted" in out

@@ -104,3 +104,20 @@ def test_pickle_reopens_in_worker(cartpole):
     ds = TransitionIterableDataset(cartpole, batch_size=8)
     clone = pickle.loads(pickle.dumps(ds))
     assert len(clone.data) == len(ds.data) and len(pickle.dumps(ds)) < 4000
+
+
+@pytest.mark.slow
+def test_training_loop_example_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "torch_training_loop.py"), "--dataset", str(tmp_path / "ds"),
+         "--record-episodes", "1", "--epochs", "1", "--num-workers", "0", "--batch-size", "256"],
+        capture_output=True, text=True, env=env, timeout=300, check=True,
+    ).stdout
+    assert "epoch 0: loss" in out
