@@ -332,7 +332,10 @@ class BCPolicy:
         env_id = self.meta.get("env_id") or "duel"
         if env_id == "duel":
             settings.pop("seed", None) if "seed" not in settings_overrides else None
-        return make(env_id, settings or None, self.meta.get("wrappers_settings"), render_mode=render_mode)
+        from trajarena.settings import WrappersSettings
+
+        wrappers = WrappersSettings.from_json(self.meta.get("wrappers_settings") or {})
+        return make(env_id, settings or None, wrappers, render_mode=render_mode)
 
     def __repr__(self) -> str:
         return (f"BCPolicy(env_id={self.meta.get('env_id')!r}, image={self.encoder.image_shape}, "
@@ -439,19 +442,9 @@ class Demonstrations:
 
 
 def _trajectory_files(data: str | Path | Sequence[str | Path]) -> list[Path]:
-    items = [data] if isinstance(data, str | Path) else list(data)
-    files: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".arrow", ".traj", ".ta")))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"no trajectory file or folder at {p}; record some with trajarena.record.record().")
-    if not files:
-        raise FileNotFoundError(f"no trajectory files found in {items}; record some with trajarena.record.record().")
-    return files
+    from trajarena.dataset import list_trajectory_files
+
+    return [Path(f) for f in list_trajectory_files(data)]
 
 
 def file_digest(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -508,22 +501,10 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
 
 
 def _loader_meta(env: Any) -> dict[str, Any]:
-    """Env id and settings of the replayed files, as far as the loader exposes them."""
-    meta: dict[str, Any] = {}
-    info = getattr(env, "file_metadata", None) or getattr(env, "metadata_of_files", None)
-    if callable(info):
-        info = info()
-    if isinstance(info, Sequence) and info:
-        info = info[0]
-    if isinstance(info, Mapping):
-        meta["env_id"] = info.get("env_id")
-        meta["env_settings"] = info.get("env_settings") or info.get("settings")
-        meta["wrappers_settings"] = info.get("wrappers_settings")
-    for key in ("env_id", "env_settings", "wrappers_settings"):
-        if meta.get(key) is None and getattr(env, key, None) is not None:
-            value = getattr(env, key)
-            meta[key] = value.to_dict() if hasattr(value, "to_dict") else value
-    return meta
+    """Env id, env settings and the wrappers settings the loader applied."""
+    first = env.file_metadata[0] if env.file_metadata else {}
+    return {"env_id": env.env_id, "env_settings": env.env_settings, "wrappers_settings": env.wrappers_settings.to_dict(),
+            "username": first.get("username"), "format_version": first.get("format_version")}
 
 
 @dataclass(frozen=True)
@@ -624,6 +605,7 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
         A :class:`TrainResult` with the learning curve (:class:`EpochStats` per epoch).
     """
     torch = _torch()
+    torch.set_flush_denormal(True)  # tiny ReLU/Adam values otherwise slow CPU training down many-fold
     if epochs < 1 or batch_size < 1 or not 0 <= val_fraction < 1:
         from trajarena.errors import SettingsError
 

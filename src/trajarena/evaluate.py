@@ -1,0 +1,234 @@
+"""Evaluate a saved policy (or a named agent) next to the expert and a random agent, on the same seeds.
+
+Every contender plays the same episodes (episode ``i`` uses seed ``seed + i``) in an env made with the
+same env settings and wrappers settings; for a BC policy those are the ones stored in the policy file,
+so it sees exactly the observations it was trained on. In ``duel`` a match is won or lost against the
+CPU (``info["outcome"]``); the win rate is matches won / matches finished, with a Wilson 95 % interval,
+and the mean episode return comes with a Student-t 95 % interval.
+
+>>> result = evaluate("expert", "CartPole-v1", episodes=2, baselines=("random",), progress=False)
+>>> [r.name for r in result.results], result.results[0].mean_return
+(['expert', 'random'], 500.0)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trajarena.errors import SettingsError
+
+__all__ = ["AgentEval", "EvalResult", "evaluate", "t_critical", "wilson_interval"]
+
+# two-sided 95 % Student-t critical values for 1..30 degrees of freedom
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042)
+
+
+def t_critical(df: int) -> float:
+    """The two-sided 95 % Student-t critical value (1.96 beyond 30 degrees of freedom, nan for none).
+
+    >>> t_critical(9), t_critical(1000)
+    (2.262, 1.96)
+    """
+    if df < 1:
+        return math.nan
+    return _T95[df - 1] if df <= len(_T95) else 1.96
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (stays inside [0, 1], sensible at 0 and n).
+
+    >>> tuple(round(v, 3) for v in wilson_interval(9, 10))
+    (0.596, 0.982)
+    """
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class AgentEval:
+    """Results of one contender over the evaluation episodes.
+
+    >>> e = AgentEval("bc", (1.0, 3.0), (10, 12), 3, 1)
+    >>> e.mean_return, e.win_rate, e.matches
+    (2.0, 0.75, 4)
+    """
+
+    name: str
+    returns: tuple[float, ...]
+    steps: tuple[int, ...]
+    matches_won: int
+    matches_lost: int
+    seconds: float = 0.0
+
+    @property
+    def episodes(self) -> int:
+        return len(self.returns)
+
+    @property
+    def matches(self) -> int:
+        return self.matches_won + self.matches_lost
+
+    @property
+    def win_rate(self) -> float | None:
+        """Matches won / matches finished; None for envs without matches (e.g. CartPole)."""
+        return self.matches_won / self.matches if self.matches else None
+
+    @property
+    def win_rate_ci(self) -> tuple[float, float]:
+        return wilson_interval(self.matches_won, self.matches)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns)) if self.returns else math.nan
+
+    @property
+    def return_ci(self) -> tuple[float, float]:
+        """Student-t 95 % interval of the mean return (nan with one episode)."""
+        n = len(self.returns)
+        if n < 2:
+            return (math.nan, math.nan)
+        half = t_critical(n - 1) * float(np.std(self.returns, ddof=1)) / math.sqrt(n)
+        return (self.mean_return - half, self.mean_return + half)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "episodes": self.episodes, "returns": list(self.returns), "steps": list(self.steps),
+                "matches_won": self.matches_won, "matches_lost": self.matches_lost, "win_rate": self.win_rate,
+                "win_rate_ci": list(self.win_rate_ci), "mean_return": self.mean_return,
+                "return_ci": list(self.return_ci), "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """All contenders' results on the same seeds, with a comparison table (:meth:`table`)."""
+
+    env_id: str
+    difficulty: int | None
+    seed: int
+    results: tuple[AgentEval, ...]
+
+    def __getitem__(self, name: str) -> AgentEval:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(f"no contender {name!r}; have {[r.name for r in self.results]}")
+
+    def relative_win_rate(self, name: str | None = None, reference: str = "expert") -> float | None:
+        """``name``'s win rate divided by the reference's (the first contender against the expert by default)."""
+        a = self.results[0] if name is None else self[name]
+        b = self[reference]
+        if a.win_rate is None or not b.win_rate:
+            return None
+        return a.win_rate / b.win_rate
+
+    def table(self) -> str:
+        """A plain-text comparison table (the numbers the report plots)."""
+        head = f"{'agent':<12} {'episodes':>8} {'win rate':>9} {'95% CI':>15} {'mean return':>12} {'95% CI':>19} {'steps':>8}"
+        lines = [f"{self.env_id}, difficulty {self.difficulty}, seeds {self.seed}..{self.seed + max(len(r.returns) for r in self.results) - 1}",
+                 head, "-" * len(head)]
+        for r in self.results:
+            wr = "-" if r.win_rate is None else f"{r.win_rate:.1%}"
+            wci = "-" if r.win_rate is None else f"[{r.win_rate_ci[0]:.2f}, {r.win_rate_ci[1]:.2f}]"
+            lo, hi = r.return_ci
+            rci = "-" if math.isnan(lo) else f"[{lo:.1f}, {hi:.1f}]"
+            lines.append(f"{r.name:<12} {r.episodes:>8} {wr:>9} {wci:>15} {r.mean_return:>12.1f} {rci:>19} {sum(r.steps):>8}")
+        rel = self.relative_win_rate() if any(r.name == "expert" for r in self.results[1:]) else None
+        if rel is not None:
+            lines.append(f"{self.results[0].name} reaches {rel:.1%} of the expert's win rate")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env_id": self.env_id, "difficulty": self.difficulty, "seed": self.seed,
+                "results": [r.to_dict() for r in self.results],
+                "relative_win_rate": self.relative_win_rate() if len(self.results) > 1 and any(
+                    r.name == "expert" for r in self.results[1:]) else None}
+
+
+def _contender(spec: Any) -> tuple[str, Any]:
+    """(display name, spec) for an agent name, a .pt path or a BCPolicy."""
+    from trajarena.bc import BCPolicy
+
+    if isinstance(spec, BCPolicy):
+        return "policy", spec
+    if isinstance(spec, str | Path) and str(spec).endswith(".pt"):
+        return Path(spec).stem, BCPolicy.load(spec)
+    if isinstance(spec, str):
+        return spec, spec
+    raise SettingsError(f"a contender must be an agent name, a .pt policy path or a BCPolicy, got {spec!r}.")
+
+
+def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10, difficulty: int | None = None,
+             seed: int = 0, settings: Mapping[str, Any] | None = None, wrappers_settings: Any = None,
+             baselines: Sequence[str] = ("expert", "random"), progress: bool = True,
+             max_steps: int | None = None) -> EvalResult:
+    """Play ``episodes`` episodes with the policy and each baseline on the same seeds.
+
+    Args:
+        policy_or_agent: a ``.pt`` path or :class:`~trajarena.bc.BCPolicy`, or an agent name.
+        env_id: the env; None takes the policy's (or ``"duel"``).
+        episodes: episodes per contender.
+        difficulty: the CPU difficulty (duel); None keeps the policy's/settings' value.
+        seed: episode ``i`` uses ``seed + i`` for every contender.
+        settings: env settings; None takes the policy's.
+        wrappers_settings: wrappers; None takes the policy's (they must match what it was trained on).
+        baselines: agent names played next to it, e.g. ``("expert", "random")``.
+        progress: print one line per contender.
+        max_steps: cap on steps per episode (None: none).
+
+    Returns:
+        An :class:`EvalResult` (``.table()`` prints the comparison).
+    """
+    from trajarena.bc import BCPolicy, PolicyAgent
+    from trajarena.envs import make
+    from trajarena.record import make_any_agent, play_episode
+
+    if isinstance(episodes, bool) or int(episodes) != episodes or episodes < 1:
+        raise SettingsError(f"episodes must be an integer >= 1, got {episodes!r}.")
+    name, main = _contender(policy_or_agent)
+    meta = main.meta if isinstance(main, BCPolicy) else {}
+    env_id = env_id or meta.get("env_id") or "duel"
+    env_settings = dict(settings if settings is not None else meta.get("env_settings") or {})
+    if env_id == "duel":
+        env_settings.pop("seed", None)
+        if difficulty is not None:
+            env_settings["difficulty"] = difficulty
+    elif difficulty is not None:
+        raise SettingsError(f"difficulty applies to 'duel' only, got difficulty={difficulty} for {env_id!r}.")
+    if wrappers_settings is not None:
+        wrappers = wrappers_settings
+    else:
+        from trajarena.settings import WrappersSettings
+
+        wrappers = WrappersSettings.from_json(meta.get("wrappers_settings") or {})
+    contenders = [(name, main)] + [(b, b) for b in baselines if b != name]
+    results = []
+    for cname, spec in contenders:
+        env = make(env_id, env_settings or None, wrappers)
+        try:
+            agent = PolicyAgent(spec, env) if isinstance(spec, BCPolicy) else make_any_agent(spec, env, seed=seed)
+            t0 = time.perf_counter()
+            eps = [play_episode(env, [agent], seed=seed + i, max_steps=max_steps) for i in range(episodes)]
+        finally:
+            env.close()
+        outcomes = [o for e in eps for o in e["outcomes"]]
+        res = AgentEval(cname, tuple(e["return"] for e in eps), tuple(e["steps"] for e in eps),
+                        outcomes.count(1), outcomes.count(-1), time.perf_counter() - t0)
+        results.append(res)
+        if progress:
+            wr = "" if res.win_rate is None else f", win rate {res.win_rate:.1%} ({res.matches} matches)"
+            print(f"evaluated {cname}: mean return {res.mean_return:.1f}{wr} in {res.seconds:.1f} s")
+    level = env_settings.get("difficulty") if env_id == "duel" else None
+    return EvalResult(env_id, level, seed, tuple(results))

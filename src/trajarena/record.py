@@ -1,0 +1,383 @@
+"""Headless recording of scripted or saved agents, in parallel worker processes.
+
+``record()`` splits the episodes over ``workers`` real processes (``spawn``); each is a rank that makes
+its own recording env (``trajarena.make(..., traj_rec_settings)``) and writes its own files into ``out``.
+Episode ``i`` is always played with seed ``seed + i``, so the recorded data does not depend on the
+number of workers. The parent shows a progress bar (episodes, steps/s, ETA) and returns a
+:class:`RecordSummary` (episodes, steps, bytes, outcome rates).
+
+Agents are named as in :func:`trajarena.agents.make_agent` (``"expert"``, ``"random"``), or a path to a
+saved BC policy (``.pt``); ``"expert"`` on CartPole is :class:`CartPoleExpert`, a PD controller.
+
+>>> import tempfile
+>>> with tempfile.TemporaryDirectory() as out:
+...     summary = record("CartPole-v1", "expert", episodes=2, workers=1, out=out, progress=False)
+>>> summary.episodes, summary.steps, summary.mean_return
+(2, 1000, 500.0)
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import queue as queue_mod
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from trajarena.errors import RecordingError, SettingsError
+
+__all__ = ["CartPoleExpert", "RecordSummary", "make_any_agent", "play_episode", "record"]
+
+
+class CartPoleExpert:
+    """The classic PD rule for CartPole: push toward where the pole falls (angle, spin, cart drift).
+
+    Scores 500 (the maximum) on CartPole-v1 from any start; deterministic, so BC can clone it.
+
+    >>> CartPoleExpert().act(np.array([0.0, 0.0, 0.05, 0.0]), {})
+    1
+    """
+
+    name = "cartpole-expert"
+
+    def __init__(self, env: gym.Env | None = None, player: int = 0) -> None:
+        self.player = player
+
+    def reset(self, seed: int | None = None) -> None:
+        """Stateless."""
+
+    def act(self, obs: Any, info: Mapping[str, Any] | None = None) -> int:
+        x, x_dot, theta, theta_dot = (float(v) for v in np.asarray(obs, np.float64).ravel()[:4])
+        return int(10.0 * theta + 2.0 * theta_dot + 0.1 * x + 0.5 * x_dot > 0)
+
+
+def _is_cartpole(env: gym.Env) -> bool:
+    spec = getattr(env.unwrapped, "spec", None) or getattr(env, "spec", None)
+    return spec is not None and str(spec.id).startswith("CartPole")
+
+
+def make_any_agent(name: str, env: gym.Env, player: int = 0, seed: int | None = None) -> Any:
+    """An agent by name (``make_agent``'s names, ``"cartpole-expert"``) or a saved policy path (``.pt``).
+
+    ``"expert"`` on a CartPole env gives :class:`CartPoleExpert`.
+
+    Raises:
+        SettingsError: an unknown name (the message lists the valid ones).
+    """
+    if str(name).endswith(".pt"):
+        from trajarena.bc import load_policy_agent
+
+        return load_policy_agent(name, env, player)
+    if name == "cartpole-expert" or (name == "expert" and _is_cartpole(env)):
+        return CartPoleExpert(env, player)
+    from trajarena.agents import AGENTS, make_agent
+
+    if name not in AGENTS:
+        raise SettingsError(f"unknown agent {name!r}. Valid agents: {', '.join(sorted(AGENTS))}, "
+                            "'cartpole-expert', or the path of a saved policy ending in .pt")
+    return make_agent(name, env, player=player, seed=seed)
+
+
+def _agents_for(env: gym.Env, agent: str | Sequence[str], seed: int | None) -> list[Any]:
+    two = isinstance(env.action_space, gym.spaces.Dict) and "agent_1" in env.action_space.spaces
+    names = [agent] if isinstance(agent, str) else list(agent)
+    if two and len(names) == 1:
+        names = names * 2
+    if len(names) != (2 if two else 1):
+        raise SettingsError(f"agent must name {'two agents (P1, P2)' if two else 'one agent'} for this env, got {agent!r}.")
+    return [make_any_agent(n, env, player=i, seed=None if seed is None else seed + 7919 * i) for i, n in enumerate(names)]
+
+
+def play_episode(env: gym.Env, agents: Sequence[Any], seed: int | None = None, on_step: Any = None,
+                 max_steps: int | None = None) -> dict[str, Any]:
+    """Play one episode with one agent (or two, in a two-player env); return its return, steps, outcomes.
+
+    ``outcomes`` lists the ``info["outcome"]`` of every finished match (+1 won, -1 lost) from agent 0's side.
+    """
+    obs, info = env.reset(seed=seed)
+    for a in agents:
+        a.reset(seed)
+    ret, steps, outcomes, done = 0.0, 0, [], False
+    while not done:
+        if len(agents) == 1:
+            action = agents[0].act(obs, info)
+        else:
+            action = {f"agent_{i}": a.act(obs, info) for i, a in enumerate(agents)}
+        obs, reward, terminated, truncated, info = env.step(action)
+        ret += float(np.sum(reward))
+        steps += 1
+        if int(info.get("outcome", 0) or 0) != 0:
+            outcomes.append(int(info["outcome"]))
+        done = terminated or truncated or (max_steps is not None and steps >= max_steps)
+        if on_step is not None:
+            on_step(steps)
+    return {"return": ret, "steps": steps, "outcomes": outcomes}
+
+
+@dataclass(frozen=True)
+class _Job:
+    rank: int
+    episodes: tuple[int, ...]
+    env_id: str
+    settings: Any
+    wrappers_settings: Any
+    rec_settings: dict[str, Any]
+    agent: Any
+    seed: int
+
+
+def _recording_env(job: _Job) -> gym.Env:
+    """What ``make(env_id, settings, wrappers, traj_rec_settings)`` builds, with the agent and rank in the metadata."""
+    from trajarena.envs import raw_env
+    from trajarena.recorder import TrajectoryRecorder
+    from trajarena.settings import RecordingSettings, WrappersSettings
+    from trajarena.wrappers import apply_wrappers
+
+    wrappers = WrappersSettings.from_dict(job.wrappers_settings)
+    rec = RecordingSettings.from_dict(job.rec_settings)
+    env, settings_dict = raw_env(job.env_id, job.settings)
+    agents = [job.agent] if isinstance(job.agent, str) else list(job.agent)
+    players = rec.players or {role: str(a) for role, a in zip(("P1", "P2"), agents)}
+    writer_options = {"flush_seconds": rec.flush_seconds, "compression": rec.compression}
+    if rec.compression_level is not None:
+        writer_options["compression_level"] = rec.compression_level
+    env = TrajectoryRecorder(env, rec.file_path, username=rec.username, ignore_p2=rec.ignore_p2, players=players,
+                             env_id=job.env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict(),
+                             extra_metadata={"rank": job.rank, "agent": ",".join(map(str, agents))}, **writer_options)
+    return apply_wrappers(env, wrappers)
+
+
+def _run_job(job: _Job, progress_queue: Any = None) -> list[dict[str, Any]]:
+    """One rank: make a recording env, play its episodes, report progress; returns per-episode stats."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    env = _recording_env(job)
+    results = []
+    try:
+        agents = _agents_for(env, job.agent, job.seed + job.episodes[0] if job.episodes else job.seed)
+        pending = [0]
+
+        def on_step(n: int) -> None:
+            pending[0] += 1
+            if progress_queue is not None and pending[0] >= 256:
+                progress_queue.put(("steps", job.rank, pending[0]))
+                pending[0] = 0
+
+        for i in job.episodes:
+            stats = play_episode(env, agents, seed=job.seed + i, on_step=on_step)
+            stats["episode"] = i
+            results.append(stats)
+            if progress_queue is not None:
+                progress_queue.put(("episode", job.rank, pending[0]))
+                pending[0] = 0
+    finally:
+        env.close()
+    return results
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """What a :func:`record` run produced.
+
+    >>> s = RecordSummary(2, 100, 2048, ("a.arrow",), 1, 1, 10.0, 2.0, 1, "expert", "duel")
+    >>> s.win_rate, s.steps_per_second
+    (0.5, 50.0)
+    """
+
+    episodes: int
+    steps: int
+    bytes: int
+    files: tuple[str, ...]
+    matches_won: int
+    matches_lost: int
+    mean_return: float
+    seconds: float
+    workers: int
+    agent: str
+    env_id: str
+    returns: tuple[float, ...] = field(default=(), repr=False)
+
+    @property
+    def matches(self) -> int:
+        return self.matches_won + self.matches_lost
+
+    @property
+    def win_rate(self) -> float | None:
+        """Matches won / matches finished (None when the env has no matches)."""
+        return self.matches_won / self.matches if self.matches else None
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"episodes": self.episodes, "steps": self.steps, "bytes": self.bytes, "files": list(self.files),
+                "matches_won": self.matches_won, "matches_lost": self.matches_lost, "win_rate": self.win_rate,
+                "mean_return": self.mean_return, "seconds": self.seconds, "steps_per_second": self.steps_per_second,
+                "workers": self.workers, "agent": self.agent, "env_id": self.env_id, "returns": list(self.returns)}
+
+    def format(self) -> str:
+        """A short human-readable summary."""
+        lines = [
+            f"recorded {self.episodes} episodes of {self.env_id} with {self.agent!r} in {self.workers} process(es)",
+            f"  steps      {self.steps:,} ({self.steps_per_second:,.0f} steps/s over {self.seconds:.1f} s)",
+            f"  files      {len(self.files)} ({self.bytes / 1e6:.2f} MB, {self.bytes / max(self.steps, 1):.0f} bytes/step)",
+            f"  return     {self.mean_return:.1f} mean per episode",
+        ]
+        if self.matches:
+            lines.append(f"  matches    {self.matches_won} won, {self.matches_lost} lost (win rate {self.win_rate:.1%})")
+        return "\n".join(lines)
+
+
+def _files_in(out: Path) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in out.rglob("*") if p.is_file() and not p.name.endswith((".tmp", ".part"))}
+
+
+def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 10, workers: int = 1,
+           out: str | Path = "data", settings: Any = None, wrappers_settings: Any = None,
+           username: str = "trajarena", seed: int = 0, progress: bool = True,
+           traj_rec_settings: Mapping[str, Any] | None = None) -> RecordSummary:
+    """Record ``episodes`` episodes of ``agent`` playing ``env_id`` in ``workers`` parallel processes.
+
+    Args:
+        env_id: ``"duel"`` or a Gymnasium id.
+        agent: an agent name (``"expert"``, ``"random"``), a ``.pt`` policy path, or a (P1, P2) pair in 2-player mode.
+        episodes: how many episodes in total.
+        workers: worker processes (each a rank writing its own files); 1 records in this process.
+        out: the folder the trajectory files go to.
+        settings: env settings (dict or dataclass).
+        wrappers_settings: wrappers the agent sees; stored in the files so the loader re-applies them.
+        username: stored in every file.
+        seed: episode ``i`` uses seed ``seed + i``.
+        progress: show a rich progress bar.
+        traj_rec_settings: extra recording settings (``ignore_p2``, ``compression``...).
+
+    Returns:
+        A :class:`RecordSummary`.
+
+    Raises:
+        SettingsError: bad episodes/workers or an unknown agent.
+        RecordingError: a worker failed (the message names its rank and the cause).
+    """
+    if isinstance(episodes, bool) or int(episodes) != episodes or episodes < 1:
+        raise SettingsError(f"episodes must be an integer >= 1, got {episodes!r}.")
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise SettingsError(f"workers must be an integer >= 1, got {workers!r}.")
+    workers = min(int(workers), int(episodes))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rec = {"username": username, **dict(traj_rec_settings or {}), "file_path": str(out)}
+    settings = settings.to_dict(json=False) if hasattr(settings, "to_dict") else settings
+    wrappers_settings = wrappers_settings.to_dict(json=False) if hasattr(wrappers_settings, "to_dict") else wrappers_settings
+    jobs = [_Job(r, tuple(range(r, episodes, workers)), env_id, settings, wrappers_settings, rec, agent, seed)
+            for r in range(workers)]
+    before = _files_in(out)
+    t0 = time.perf_counter()
+    with _RecordBar(progress, episodes) as bar:
+        if workers == 1:
+            results = _run_job(jobs[0], bar)
+        else:
+            results = _run_parallel(jobs, bar)
+    seconds = time.perf_counter() - t0
+    after = _files_in(out)
+    new = sorted(p for p in after if p not in before or after[p] != before[p])
+    results.sort(key=lambda r: r["episode"])
+    outcomes = [o for r in results for o in r["outcomes"]]
+    returns = tuple(float(r["return"]) for r in results)
+    summary = RecordSummary(
+        episodes=len(results), steps=sum(r["steps"] for r in results), bytes=sum(after[p] for p in new),
+        files=tuple(str(p) for p in new), matches_won=outcomes.count(1), matches_lost=outcomes.count(-1),
+        mean_return=float(np.mean(returns)), seconds=seconds, workers=workers,
+        agent=agent if isinstance(agent, str) else ",".join(agent), env_id=env_id, returns=returns)
+    if progress:
+        bar.print(summary.format())
+    return summary
+
+
+_WORKER_QUEUE: Any = None
+
+
+def _init_worker(q: Any) -> None:
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = q
+
+
+def _run_job_in_worker(job: _Job) -> list[dict[str, Any]]:
+    return _run_job(job, _WORKER_QUEUE)
+
+
+def _run_parallel(jobs: list[_Job], bar: _RecordBar) -> list[dict[str, Any]]:
+    """Run the ranks in ``spawn`` worker processes; progress comes back through a queue."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+        futures = {pool.submit(_run_job_in_worker, job): job.rank for job in jobs}
+        while not all(f.done() for f in futures):
+            try:
+                bar.put(q.get(timeout=0.1))
+            except queue_mod.Empty:
+                pass
+        while True:
+            try:
+                bar.put(q.get(timeout=0.05))
+            except queue_mod.Empty:
+                break
+        results = []
+        for future, rank in futures.items():
+            exc = future.exception()
+            if exc is not None:
+                raise RecordingError(f"recording worker rank {rank} failed: {type(exc).__name__}: {exc}") from exc
+            results.extend(future.result())
+    q.close()
+    return results
+
+
+class _RecordBar:
+    """Progress (episodes, steps/s, ETA); also the queue-like sink of the in-process worker."""
+
+    def __init__(self, enabled: bool, episodes: int) -> None:
+        self.progress = None
+        self.steps = 0
+        self.t0 = time.perf_counter()
+        if enabled:
+            try:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            except ImportError:
+                return
+            self.progress = Progress(TextColumn("record"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
+                                     TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+            self.task = self.progress.add_task("record", total=episodes, rate="")
+
+    def __enter__(self) -> _RecordBar:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def put(self, item: tuple[str, int, int]) -> None:
+        kind, _rank, steps = item
+        self.steps += steps
+        if self.progress is not None:
+            rate = self.steps / max(time.perf_counter() - self.t0, 1e-9)
+            self.progress.update(self.task, advance=1 if kind == "episode" else 0,
+                                 rate=f"{self.steps:,} steps, {rate:,.0f} steps/s")
+
+    def print(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text)
+        else:
+            print(text)

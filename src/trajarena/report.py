@@ -1,0 +1,225 @@
+"""The demo report: a Markdown summary, matplotlib plots and a GIF of the cloned policy playing.
+
+Every figure is drawn from the same result objects that :func:`~trajarena.evaluate.evaluate` and
+:func:`~trajarena.bc.train_bc` return (and the table in the report is ``EvalResult.table()``), so
+the report, the plots and what ``evaluate`` prints cannot disagree. ``results.json`` holds the
+numbers behind every figure.
+
+Needs the ``plots`` extra (matplotlib, Pillow).
+
+>>> from trajarena.evaluate import AgentEval, EvalResult
+>>> result = EvalResult("duel", 5, 0, (AgentEval("bc", (3.0, 5.0), (9, 9), 3, 1), AgentEval("expert", (4.0, 6.0), (9, 9), 4, 0)))
+>>> [(name, rate, round(lo, 2), round(hi, 2)) for name, rate, lo, hi in win_rate_rows(result)]
+[('bc', 0.75, 0.3, 0.95), ('expert', 1.0, 0.51, 1.0)]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trajarena.errors import require
+
+__all__ = ["plot_learning_curve", "plot_returns", "plot_win_rates", "record_gif", "win_rate_rows", "write_report"]
+
+
+def _plt():
+    matplotlib = require("matplotlib", "plots", "Plotting the report")
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def win_rate_rows(result: Any) -> list[tuple[str, float, float, float]]:
+    """(name, win rate, CI low, CI high) of every contender that finished a match."""
+    return [(r.name, r.win_rate, *r.win_rate_ci) for r in result.results if r.win_rate is not None]
+
+
+def plot_learning_curve(history: Any, path: str | Path) -> Path:
+    """Training/validation loss and accuracy per epoch (from ``TrainResult.history``)."""
+    plt = _plt()
+    epochs = [e.epoch for e in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax1.plot(epochs, [e.train_loss for e in history], "o-", label="train")
+    ax2.plot(epochs, [e.train_accuracy for e in history], "o-", label="train")
+    if any(e.val_loss is not None for e in history):
+        ax1.plot(epochs, [e.val_loss for e in history], "s--", label="validation")
+        ax2.plot(epochs, [e.val_accuracy for e in history], "s--", label="validation")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy (sum over heads)", title="BC loss")
+    ax2.set(xlabel="epoch", ylabel="whole-action accuracy", title="BC accuracy", ylim=(0, 1))
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_win_rates(result: Any, path: str | Path) -> Path:
+    """Bar chart of each contender's match win rate with its Wilson 95 % interval."""
+    plt = _plt()
+    rows = win_rate_rows(result)
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    names = [r[0] for r in rows]
+    rates = np.array([r[1] for r in rows])
+    err = np.array([[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]])
+    ax.bar(names, rates, yerr=err if rows else None, capsize=6, color=["C0", "C2", "C3", "C1"][: len(rows)])
+    for i, v in enumerate(rates):
+        ax.text(i, v / 2, f"{v:.0%}", ha="center", color="white", fontweight="bold")
+    ax.set(ylabel="matches won / played", ylim=(0, 1.05),
+           title=f"Win rate vs CPU ({result.env_id}, difficulty {result.difficulty})")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_returns(result: Any, path: str | Path) -> Path:
+    """Episode returns of each contender on the same seeds (dots) with the mean and its 95 % interval."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for i, r in enumerate(result.results):
+        x = np.full(len(r.returns), i) + np.linspace(-0.15, 0.15, len(r.returns))
+        ax.scatter(x, r.returns, s=14, alpha=0.6, color=f"C{i}")
+        lo, hi = r.return_ci
+        if not math.isnan(lo):
+            ax.errorbar([i + 0.3], [r.mean_return], yerr=[[r.mean_return - lo], [hi - r.mean_return]], fmt="D",
+                        color="black", capsize=5)
+        else:
+            ax.plot([i + 0.3], [r.mean_return], "D", color="black")
+    ax.set_xticks(range(len(result.results)), [r.name for r in result.results])
+    ax.set(ylabel="episode return", title="Episode returns (same seeds); diamond: mean ± 95% CI")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def record_gif(policy: Any, path: str | Path, seed: int = 0, max_steps: int = 400, every: int = 1,
+               fps: int = 10, difficulty: int | None = None) -> Path:
+    """Play one episode (up to ``max_steps``) with a BC policy and save the native frames as a GIF."""
+    require("PIL", "plots", "Writing the GIF")
+    from PIL import Image
+
+    from trajarena.bc import BCPolicy, PolicyAgent
+
+    policy = policy if isinstance(policy, BCPolicy) else BCPolicy.load(policy)
+    overrides = {} if difficulty is None else {"difficulty": difficulty}
+    env = policy.make_env(render_mode="rgb_array", **overrides)
+    agent = PolicyAgent(policy, env)
+    frames = []
+    try:
+        obs, info = env.reset(seed=seed)
+        frames.append(env.render())
+        for t in range(max_steps):
+            obs, _, terminated, truncated, info = env.step(agent.act(obs, info))
+            if t % every == 0:
+                frames.append(env.render())
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    images = [Image.fromarray(np.asarray(f)) for f in frames if f is not None]
+    path = Path(path)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0, optimize=True)
+    return path
+
+
+def _fmt_settings(d: Mapping[str, Any] | None) -> str:
+    if not d:
+        return "defaults"
+    default_free = {k: v for k, v in d.items() if v not in (None, False, (), [], 0) or k == "difficulty"}
+    return ", ".join(f"`{k}={v}`" for k, v in default_free.items())
+
+
+def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_result: Any,
+                 gif: str | Path | None = None, policy_meta: Mapping[str, Any] | None = None,
+                 timings: Mapping[str, float] | None = None) -> Path:
+    """Write ``report.md``, ``learning_curve.png``, ``win_rates.png``, ``returns.png`` and ``results.json``.
+
+    Args:
+        out: the output folder.
+        record_summary: a :class:`~trajarena.record.RecordSummary`.
+        train_result: a :class:`~trajarena.bc.TrainResult`.
+        eval_result: an :class:`~trajarena.evaluate.EvalResult` (policy first, then expert, random).
+        gif: the GIF of the cloned policy, if one was written.
+        policy_meta: the policy's metadata (settings shown in the report).
+        timings: seconds per stage, shown in the report.
+
+    Returns:
+        The path of ``report.md``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_learning_curve(train_result.history, out / "learning_curve.png")
+    has_matches = bool(win_rate_rows(eval_result))
+    if has_matches:
+        plot_win_rates(eval_result, out / "win_rates.png")
+    plot_returns(eval_result, out / "returns.png")
+    meta = dict(policy_meta or {})
+    rel = eval_result.relative_win_rate() if has_matches and len(eval_result.results) > 1 else None
+    final = train_result.final
+    lines = [
+        "# trajarena demo: behavioural cloning on `duel`",
+        "",
+        f"An expert agent played **{record_summary.episodes} episodes** of `{record_summary.env_id}` in "
+        f"{record_summary.workers} parallel recording processes; a CNN+MLP policy was cloned from the files "
+        "and evaluated against the CPU next to the expert and a random agent, on the same seeds.",
+        "",
+        "## Data",
+        "",
+        "| episodes | steps | files | size | bytes/step | recording speed | expert win rate while recording |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {record_summary.episodes} | {record_summary.steps:,} | {len(record_summary.files)} | "
+        f"{record_summary.bytes / 1e6:.2f} MB | {record_summary.bytes / max(record_summary.steps, 1):.0f} | "
+        f"{record_summary.steps_per_second:,.0f} steps/s | "
+        f"{'-' if record_summary.win_rate is None else f'{record_summary.win_rate:.1%}'} |",
+        "",
+        f"Env settings: {_fmt_settings(meta.get('env_settings'))}. "
+        f"Wrappers settings (stored in the files, re-applied by the loader and at evaluation): "
+        f"{_fmt_settings(meta.get('wrappers_settings'))}.",
+        "",
+        "## Training",
+        "",
+        f"{train_result.train_steps:,} training steps and {train_result.val_steps:,} validation steps "
+        f"({train_result.episodes} episodes, validation split by episode), {len(train_result.history)} epochs in "
+        f"{train_result.seconds:.1f} s (loading included). Final: loss {final.train_loss:.3f}, accuracy "
+        f"{final.train_accuracy:.1%}"
+        + ("" if final.val_loss is None else f"; validation loss {final.val_loss:.3f}, accuracy {final.val_accuracy:.1%}")
+        + ".",
+        "",
+        "![learning curve](learning_curve.png)",
+        "",
+        "## Evaluation",
+        "",
+        "```",
+        eval_result.table(),
+        "```",
+        "",
+    ]
+    if rel is not None:
+        verdict = "meets" if rel >= 0.8 else "misses"
+        lines += [f"The cloned policy reaches **{rel:.1%} of the expert's win rate** ({verdict} the 80 % bar; target 95 %).", ""]
+    if has_matches:
+        lines += ["![win rates](win_rates.png)", ""]
+    lines += ["![episode returns](returns.png)", ""]
+    if gif is not None:
+        lines += ["## The cloned policy playing", "", f"![cloned policy]({Path(gif).name})", ""]
+    if timings:
+        lines += ["## Timings", "", "| stage | seconds |", "|---|---:|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+        lines.append("")
+    (out / "report.md").write_text("\n".join(lines))
+    results = {"record": record_summary.to_dict(), "train": train_result.to_dict(), "evaluate": eval_result.to_dict(),
+               "timings": dict(timings or {})}
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    return out / "report.md"
