@@ -152,6 +152,7 @@ class DuelEnv(gym.Env):
         self.game: Game | None = None
         self.agent_sides: tuple[int, ...] = (0,) if s.n_players == 1 else (0, 1)
         self.stage = 1
+        self._arena = 1
         self.difficulty = 0
         self._outfits = (1, 1)
         self._ai: CpuAI | None = None
@@ -197,6 +198,7 @@ class DuelEnv(gym.Env):
             if chars[0] == chars[1] and outfits[0] == outfits[1]:
                 outfits[1] = outfits[1] % DUEL_OUTFITS + 1
             self.stage = 1
+            self._arena = int(rng.integers(1, N_STAGES + 1))  # 2P: a random backdrop per match
             self.difficulty = 0
             self._ai = None
             self._outfits = (outfits[0], outfits[1])
@@ -315,7 +317,7 @@ class DuelEnv(gym.Env):
     def _observe(self) -> dict[str, Any]:
         game = self.game
         assert game is not None  # noqa: S101
-        frame = self._renderer.draw(game, self.stage, self._outfits)
+        frame = self._renderer.draw(game, self.stage if self.n_players == 1 else self._arena, self._outfits)
         self._frame = frame
         obs: dict[str, Any] = {
             "frame": frame if self._process.identity else self._process(frame),

@@ -366,7 +366,8 @@ class Renderer:
 
     def _background(self, game: Game, stage: int, outfits: tuple[int, int]) -> np.ndarray:
         f1, f2 = game.fighters
-        key = (stage, f1.char.name, f2.char.name, f1.wins, f2.wins, game.round)
+        shown_round = game.round - 1 if game.round_over else game.round  # the round just played
+        key = (stage, f1.char.name, f2.char.name, f1.wins, f2.wins, shown_round)
         if key != self._hud_key:
             bg = _STAGES.get(stage)
             if bg is None:
@@ -384,12 +385,12 @@ class Renderer:
                     won = game.fighters[side].wins > k
                     img[13:17, x:x + 4] = (20, 20, 20)
                     img[14:16, x + 1:x + 3] = (255, 200, 0) if won else (90, 90, 90)
-            draw_text(img, f"R{min(game.round, 9)}", 92, 16, (255, 255, 255), shadow=(0, 0, 0))
+            draw_text(img, f"R{min(shown_round, 9)}", 92, 16, (255, 255, 255), shadow=(0, 0, 0))
             self._hud_key, self._hud_bg = key, img
         return self._hud_bg  # type: ignore[return-value]
 
     def draw(self, game: Game, stage: int, outfits: tuple[int, int]) -> np.ndarray:
-        """A new native frame of the current game state."""
+        """A new native frame of the game state, on the background of ``stage`` (1..N_STAGES)."""
         img = self._background(game, stage, outfits).copy()
         f1, f2 = game.fighters
         w1 = BAR_W * f1.health // MAX_HEALTH
