@@ -170,7 +170,7 @@ def running_sum(start: float, rewards: np.ndarray) -> float:
     """``start`` plus ``rewards`` added one by one in float64 (the episode return, reproducibly)."""
     if not len(rewards):
         return float(start)
-    return float(np.cumsum(np.concatenate([[start], rewards.astype(np.float64)]))[-1])
+    return float(np.cumsum(np.concatenate([[start], np.asarray(rewards, np.float64)]))[-1])
 
 
 def crc_of(values: np.ndarray, mask: np.ndarray | None = None) -> int:

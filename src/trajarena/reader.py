@@ -438,6 +438,8 @@ class TrajectoryReader:
             ci += 1
         if len(parts) == 1:
             return parts[0]
+        if not parts:
+            raise IndexError(f"{f.path}: no rows in [{start}, {stop}).")
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _value(self, cols: dict[str, np.ndarray], names: list[str], getter: Any, i: Any) -> Any:
@@ -666,7 +668,7 @@ def repair(paths: str | Path | Sequence[str | Path], *, force: bool = False) -> 
         last["ends"] = list(last.get("ends", []))
         for e in f.episodes:
             if e.end_reason == "unfinished":
-                rewards = r._rows(0, e.first_row + 1, e.first_row + e.length + 1)[fmt.REWARD]
+                rewards = r._rows(0, e.first_row + 1, e.first_row + e.length + 1)[fmt.REWARD] if e.length else []
                 last["ends"].append({
                     "episode": e.episode, "seed": e.seed, "length": e.length,
                     "return": fmt.running_sum(0.0, rewards), "terminated": False, "truncated": True,

@@ -197,10 +197,12 @@ class VectorTrajectoryRecorder(gym.vector.VectorWrapper):
 
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        mask = (options or {}).get("reset_mask")  # read first: the vector env may pop it
+        if mask is not None:
+            mask = np.array(mask, dtype=bool)
         obs, info = self.env.reset(seed=seed, options=options)
         n = self.num_envs
         seeds = [seed + i for i in range(n)] if isinstance(seed, int) else (list(seed) if seed is not None else [None] * n)
-        mask = (options or {}).get("reset_mask")
         split = self._split_obs(obs)
         for i, w in enumerate(self.writers):
             if mask is None or mask[i]:

@@ -1,0 +1,166 @@
+"""Damaged, hostile and foreign files raise the library's typed errors, never crash or lie."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from _helpers_format import SpriteDuel, run_episodes
+from trajarena import format as fmt
+from trajarena.errors import CorruptFileError, FormatError
+from trajarena.reader import TrajectoryReader, verify
+from trajarena.recorder import TrajectoryRecorder
+
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("good")
+    env = TrajectoryRecorder(SpriteDuel(size=8, max_steps=12), folder, chunk_steps=5, username="alex")
+    run_episodes(env, 2)
+    env.close()
+    (path,) = env.files
+    return path
+
+
+def load_all(path: Path) -> list:
+    """Everything a user can get from a file: index, every episode and every step."""
+    reader = TrajectoryReader(path)
+    out = [reader.metadata["username"], [e.length for e in reader.episodes], [e.total_return for e in reader.episodes]]
+    for ep in reader.iter_episodes():
+        out += [ep.observations["frame"].tobytes(), ep.observations["P1"]["health"].tobytes(),
+                ep.actions["agent_0"].tobytes(), ep.rewards.tobytes(), ep.terminations.tobytes(),
+                ep.truncations.tobytes(), {k: v.tobytes() for k, v in ep.infos.items()}]
+    return out
+
+
+def damaged(tmp_path: Path, data: bytes, name: str = "x.arrow") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_random_and_empty_files_raise_format_error(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for i, data in enumerate([b"", b"ARROW1", rng.bytes(10), rng.bytes(5000), b"ARROW1\0\0" + rng.bytes(3000)]):
+        with pytest.raises(FormatError):
+            load_all(damaged(tmp_path, data, f"r{i}.arrow"))
+
+
+def test_foreign_arrow_file_and_newer_version(tmp_path: Path, good_file: Path) -> None:
+    table = pa.table({"a": [1, 2, 3]})
+    with pa.OSFile(str(tmp_path / "foreign.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    with pytest.raises(FormatError, match="not a trajarena"):
+        load_all(tmp_path / "foreign.arrow")
+    newer = rewrite_metadata(good_file, tmp_path / "newer.arrow", lambda m: {**m, "format_version": 99})
+    with pytest.raises(FormatError, match="upgrade"):
+        load_all(newer)
+
+
+def rewrite_metadata(src: Path, dst: Path, change) -> Path:
+    """Copy a file with changed (and correctly checksummed) schema metadata: a hostile writer."""
+    reader = pa.ipc.open_file(str(src))
+    meta = change(json.loads(reader.schema.metadata[fmt.METADATA_KEY]))
+    schema = reader.schema.with_metadata(fmt.encode_metadata(meta))
+    with pa.OSFile(str(dst), "wb") as sink, pa.ipc.new_file(
+        sink, schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        for i in range(reader.num_record_batches):
+            batch, custom = reader.get_batch_with_custom_metadata(i)
+            w.write_batch(pa.record_batch(batch.columns, schema=schema), custom_metadata=custom)
+    return dst
+
+
+def test_hostile_metadata_with_valid_checksums(tmp_path: Path, good_file: Path) -> None:
+    def huge_space(m):
+        m["observation_space"]["spaces"]["frame"]["shape"] = [1 << 30, 1 << 30, 3]
+        return m
+
+    def huge_column(m):
+        m["columns"][0]["shape"] = [1 << 30, 1 << 30, 3]
+        return m
+
+    for i, change in enumerate([huge_space, huge_column, lambda m: {**m, "columns": "x"}]):
+        with pytest.raises(CorruptFileError):
+            load_all(rewrite_metadata(good_file, tmp_path / f"h{i}.arrow", change))
+
+
+def test_truncated_files_raise_corrupt(tmp_path: Path, good_file: Path) -> None:
+    data = good_file.read_bytes()
+    for cut in sorted({8, 100, len(data) // 3, len(data) // 2, len(data) - 200, len(data) - 7, len(data) - 1}):
+        with pytest.raises(FormatError):
+            load_all(damaged(tmp_path, data[:cut]))
+        report = verify(tmp_path / "x.arrow")
+        assert list(report.damaged) == [tmp_path / "x.arrow"]
+
+
+def test_bit_flips_raise_or_change_nothing(tmp_path: Path, good_file: Path) -> None:
+    data = good_file.read_bytes()
+    expected = load_all(good_file)
+    rng = np.random.default_rng(7)
+    outcomes = {"error": 0, "same": 0}
+    for pos in rng.choice(len(data), size=120, replace=False):
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << int(rng.integers(8))
+        path = damaged(tmp_path, bytes(flipped))
+        try:
+            got = load_all(path)
+        except FormatError:
+            outcomes["error"] += 1
+            continue
+        assert got == expected, f"a bit flip at byte {pos} changed the data silently"
+        outcomes["same"] += 1  # padding or unused footer bytes
+    assert outcomes["error"] > 60
+
+
+def _first_batch(data: bytes) -> tuple[int, fmt._Flat, int]:
+    """Byte position of the first record batch's flatbuffer and of its body."""
+    reader = pa.BufferReader(pa.py_buffer(data[8:]))
+    pa.ipc.read_message(reader)  # schema
+    pos = 8 + reader.tell()
+    (size,) = struct.unpack_from("<i", data, pos + 4)
+    return pos + 8, fmt._Flat(data[pos + 8 : pos + 8 + size]), pos + 8 + size
+
+
+def test_absurd_declared_sizes_raise_corrupt_before_allocating(tmp_path: Path, good_file: Path) -> None:
+    data = good_file.read_bytes()
+    meta_at, fb, body_at = _first_batch(data)
+    root = fb.ref(0)
+    batch = fb.ref(fb.field(root, 2))
+    # 1. a record batch that declares 2**40 rows
+    rows_at = meta_at + fb.field(batch, 0)
+    bad = bytearray(data)
+    bad[rows_at : rows_at + 8] = struct.pack("<q", 1 << 40)
+    with pytest.raises(CorruptFileError, match="rows"):
+        load_all(damaged(tmp_path, bytes(bad), "rows.arrow"))
+    # 2. every compressed buffer that declares 2**50 uncompressed bytes (a decompression bomb)
+    n, at = fb.vector(batch, 2)
+    bombs = 0
+    for i in range(n):
+        off, length = fb.u("q", at + 16 * i), fb.u("q", at + 16 * i + 8)
+        if length >= 8:
+            bad = bytearray(data)
+            bad[body_at + off : body_at + off + 8] = struct.pack("<q", 1 << 50)
+            with pytest.raises(CorruptFileError, match="declares"):
+                load_all(damaged(tmp_path, bytes(bad), f"bomb{i}.arrow"))
+            bombs += 1
+    assert bombs >= 5
+    # 3. a buffer that points outside the body
+    bad = bytearray(data)
+    bad[meta_at + at + 8 : meta_at + at + 16] = struct.pack("<q", 1 << 40)
+    with pytest.raises(CorruptFileError):
+        load_all(damaged(tmp_path, bytes(bad), "outside.arrow"))
+
+
+def test_damaged_chunk_metadata_is_caught_by_its_checksum(tmp_path: Path, good_file: Path) -> None:
+    data = good_file.read_bytes()
+    at = data.index(b'"length":')
+    bad = data[:at] + b'"length":' + bytes([data[at + 9] ^ 1]) + data[at + 10 :]
+    with pytest.raises(CorruptFileError):
+        load_all(damaged(tmp_path, bad))
+    assert zlib.crc32(bad) != zlib.crc32(data)

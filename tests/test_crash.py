@@ -1,0 +1,115 @@
+"""A recorder SIGKILLed at random moments loses at most the last moments; repair salvages the rest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from trajarena.reader import TrajectoryReader, repair, verify
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    sys.path[:0] = [{src!r}]
+    import gymnasium as gym
+    from trajarena.recorder import TrajectoryRecorder
+    folder, tag, log_path = sys.argv[1:4]
+    env = TrajectoryRecorder(gym.make("CartPole-v1"), folder, username=tag, chunk_steps=256,
+                             flush_seconds=0.1, segment_seconds=0.2)
+    log = open(log_path, "w")
+    log.write("ready\\n"); log.flush()
+    e = 0
+    while True:
+        env.reset(seed=e)
+        t, done = 0, False
+        while not done:
+            _, _, te, tr, _ = env.step((t * 7 + e) % 3 % 2)
+            done, t = te or tr, t + 1
+        log.write(f"{{e}} {{t}} {{time.monotonic()}}\\n"); log.flush()
+        e += 1
+""").format(src=str(ROOT / "src"))
+
+
+def replay(e: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=e)
+    out, actions = [obs], []
+    for t in range(steps):
+        a = (t * 7 + e) % 3 % 2
+        obs, *_ = env.step(a)
+        out.append(obs)
+        actions.append(a)
+    return np.stack(out), np.array(actions)
+
+
+def wait_ready(log: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.read_text().startswith("ready")):
+        assert proc.poll() is None, "the recording child died"
+        assert time.monotonic() < deadline, "the recording child never started"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_repair(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1234)
+    kills: dict[str, tuple[float, Path]] = {}
+    for run in range(4):
+        tag, log = f"run{run}", tmp_path / f"run{run}.log"
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "data"), tag, str(log)])
+        wait_ready(log, proc)
+        time.sleep(float(rng.uniform(0.3, 1.2)))
+        os.kill(proc.pid, signal.SIGKILL)
+        kill_time = time.monotonic()
+        proc.wait(timeout=30)  # reaped: repair sees the pid is gone
+        kills[tag] = (kill_time, log)
+
+    folder = tmp_path / "data"
+    before = verify(folder)
+    assert not before.damaged, before.damaged  # finished files need no finalize step
+    finished = None
+    if before.ok:
+        with pytest.warns(UserWarning, match="partial"):
+            finished = TrajectoryReader(folder)  # loadable as they are, no finalize step
+        assert finished.num_episodes == before.episodes
+
+    report = repair(folder)
+    assert not report.skipped and set(report.repaired) | set(report.removed) == set(before.partial)
+    after = verify(folder)
+    assert after.clean and after.episodes >= (finished.num_episodes if finished else 0)
+
+    reader = TrajectoryReader(folder)
+    by_tag: dict[str, list] = {}
+    for f in reader._files:
+        by_tag.setdefault(f.meta["username"], []).extend(f.episodes)
+    for tag, (kill_time, log) in kills.items():
+        episodes = sorted(by_tag.get(tag, []), key=lambda e: e.episode)
+        ids = [e.episode for e in episodes]
+        assert ids == list(range(len(ids))), f"{tag}: episodes lost in the middle"
+        assert all(e.end_reason == "env" for e in episodes[:-1])
+        if episodes and episodes[-1].end_reason != "env":
+            assert episodes[-1].end_reason == "crash" and episodes[-1].truncated
+        logged = [line.split() for line in log.read_text().splitlines()[1:]]
+        settled = [int(e) for e, _, when in logged if float(when) < kill_time - 0.5]
+        assert len(ids) >= len(settled), f"{tag}: an episode finished 0.5 s before the kill was lost"
+        lengths = {int(e): int(n) for e, n, _ in logged}
+        for ep in episodes:
+            if ep.end_reason == "env" and ep.episode in lengths:
+                assert ep.length == lengths[ep.episode]
+        # the content is exact: replay a sample of episodes, including the last (possibly cut) one
+        index = {e.episode: i for i, e in enumerate(reader.episodes) if e.file in {x.path for x in reader._files
+                                                                                   if x.meta["username"] == tag}}
+        for e in {0, len(ids) // 2, len(ids) - 1} & set(index):
+            got = reader.read_episode(index[e])
+            obs, actions = replay(e, got.info.length)
+            assert np.array_equal(got.observations, obs) and np.array_equal(got.actions, actions)

@@ -1,0 +1,118 @@
+"""Recording wrappers on plain, Dict-observation, two-player and vector envs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from _helpers_format import SpriteDuel, assert_nested_equal, run_episodes, stack
+from trajarena.errors import SettingsError
+from trajarena.reader import TrajectoryReader
+from trajarena.recorder import TrajectoryRecorder, VectorTrajectoryRecorder, settings_to_json
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeSettings:
+    difficulty: int = 3
+    frame_shape: tuple = (84, 84, 1)
+
+
+def test_cartpole_recording_stores_settings_and_episodes(tmp_path: Path) -> None:
+    env = TrajectoryRecorder(gym.make("CartPole-v1"), tmp_path, username="alex", env_settings=FakeSettings(),
+                             wrappers_settings={"stack_frames": 4, "scale": True}, players={"P1": "agent"})
+    played = run_episodes(env, 3, seed=5)
+    env.close()
+    env.close()  # idempotent
+    reader = TrajectoryReader(tmp_path)
+    meta = reader.metadata
+    assert meta["env_id"] == "CartPole-v1" and meta["username"] == "alex" and meta["ignore_p2"] == 0
+    assert meta["env_settings"] == {"difficulty": 3, "frame_shape": [84, 84, 1]}
+    assert meta["wrappers_settings"] == {"stack_frames": 4, "scale": True} and meta["players"] == {"P1": "agent"}
+    assert meta["library_version"] and meta["format_version"] == 1
+    assert [e.seed for e in reader.episodes] == [5, 6, 7]
+    for i, ep in enumerate(played):
+        got = reader.read_episode(i)
+        assert np.array_equal(got.observations, np.stack(ep["obs"]))
+        assert got.actions.tolist() == [int(a) for a in ep["actions"]]
+        assert got.terminations.tolist() == ep["terminated"] and got.truncations.tolist() == ep["truncated"]
+
+
+@pytest.mark.parametrize("n_players", [1, 2])
+def test_image_dict_env_one_and_two_players(tmp_path: Path, n_players: int) -> None:
+    env = TrajectoryRecorder(SpriteDuel(size=16, n_players=n_players, max_steps=15), tmp_path, ignore_p2=1,
+                             players={"P1": "human", "P2": "cpu" if n_players == 1 else "agent"}, env_id="sprites")
+    played = run_episodes(env, 2)
+    env.close()
+    reader = TrajectoryReader(tmp_path)
+    assert reader.metadata["ignore_p2"] == 1 and reader.metadata["env_id"] == "sprites"
+    names = [c["name"] for c in reader.metadata["columns"]]
+    expected_actions = ["action/agent_0", "action/agent_1"] if n_players == 2 else ["action"]
+    assert names == ["obs/frame", "obs/timer", "obs/P1/health", "obs/P1/side", "obs/P2/health", "obs/P2/side",
+                     *expected_actions]
+    for i, ep in enumerate(played):
+        got = reader.read_episode(i)
+        assert_nested_equal(stack(reader.observation_space, ep["obs"]), got.observations)
+        assert_nested_equal(stack(reader.action_space, ep["actions"]), got.actions)
+        assert got.infos["lives"].shape == (len(ep["obs"]), 2)
+
+
+def test_bad_settings_raise_settings_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="ignore_p2"):
+        TrajectoryRecorder(gym.make("CartPole-v1"), tmp_path, ignore_p2=2)
+    with pytest.raises(SettingsError, match=r"env_settings\.fn"):
+        TrajectoryRecorder(gym.make("CartPole-v1"), tmp_path, env_settings={"fn": print})
+    assert settings_to_json({"p": tmp_path, "x": np.float32(0.5), "inf": float("inf")}) == {
+        "p": str(tmp_path), "x": 0.5, "inf": "inf"}
+
+
+def record_vector(folder: Path, mode: AutoresetMode, steps: int = 250, n: int = 3) -> None:
+    venv = SyncVectorEnv([lambda: gym.make("CartPole-v1")] * n, autoreset_mode=mode)
+    rec = VectorTrajectoryRecorder(venv, folder, username="vec", chunk_steps=64)
+    rec.reset(seed=10)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        _, _, te, tr, _ = rec.step(rng.integers(0, 2, n))
+        if mode is AutoresetMode.DISABLED and (te | tr).any():
+            rec.reset(options={"reset_mask": te | tr})
+    rec.close()
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+def test_vector_recording_equals_recording_each_env_alone(tmp_path: Path, mode: AutoresetMode) -> None:
+    record_vector(tmp_path, mode)
+    reader = TrajectoryReader(tmp_path)
+    streams: dict[int, list[int]] = {}
+    for i, e in enumerate(reader.episodes):
+        f = next(x for x in reader._files if x.path == e.file)
+        assert f.meta["vector"]["autoreset_mode"] == mode.value
+        streams.setdefault(f.meta["vector"]["index"], []).append(i)
+    assert sorted(streams) == [0, 1, 2]
+    total = 0
+    for sub, episodes in streams.items():
+        # the same sub-env recorded alone: same seed, same actions, unseeded resets after the first
+        alone_dir = tmp_path / f"alone{sub}"
+        env = TrajectoryRecorder(gym.make("CartPole-v1"), alone_dir)
+        for k, idx in enumerate(sorted(episodes, key=lambda i: reader.episodes[i].episode)):
+            vec_ep = reader.read_episode(idx)
+            env.reset(seed=10 + sub if k == 0 else None)
+            for a in vec_ep.actions:
+                env.step(int(a))
+            total += vec_ep.info.length
+        env.close()
+        alone = TrajectoryReader(alone_dir)
+        assert alone.num_episodes == len(episodes)
+        for k, idx in enumerate(sorted(episodes, key=lambda i: reader.episodes[i].episode)):
+            a, v = alone.read_episode(k), reader.read_episode(idx)
+            assert np.array_equal(a.observations, v.observations) and np.array_equal(a.rewards, v.rewards)
+            assert np.array_equal(a.terminations, v.terminations) and np.array_equal(a.truncations, v.truncations)
+            if v.info.end_reason == "env":
+                assert a.info.terminated == v.info.terminated and a.info.truncated == v.info.truncated
+    if mode is AutoresetMode.NEXT_STEP:
+        assert total == 3 * 250 - sum(1 for e in reader.episodes if e.end_reason == "env")  # reset steps are no transitions
+    else:
+        assert total == 3 * 250
