@@ -8,35 +8,10 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+from _helpers_format import CATALOGUE, any_space
 from trajarena.errors import SpaceError
 from trajarena.spaces import compile_setter, leaf_fields, nest, space_from_json, space_to_json
-
-DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64"]
-
-CATALOGUE = {
-    "box_inf": spaces.Box(-np.inf, np.inf, (3, 2), np.float32),
-    "box_half_inf": spaces.Box(np.array([0.0, -np.inf]), np.array([np.inf, 1.0]), dtype=np.float64),
-    "box_uint64": spaces.Box(0, np.iinfo(np.uint64).max, (2,), np.uint64),
-    "box_int64": spaces.Box(np.iinfo(np.int64).min, np.iinfo(np.int64).max, (1,), np.int64),
-    "box_bool": spaces.Box(0, 1, (4,), np.bool_),
-    "box_scalar": spaces.Box(0, 1, (), np.float32),
-    "image": spaces.Box(0, 255, (8, 6, 3), np.uint8),
-    "discrete_start": spaces.Discrete(5, start=-2),
-    "multidiscrete": spaces.MultiDiscrete([[3, 4], [5, 6]], start=[[1, 0], [-1, 2]]),
-    "multidiscrete_int32": spaces.MultiDiscrete([9, 8], dtype=np.int32),
-    "multibinary": spaces.MultiBinary(7),
-    "multibinary_2d": spaces.MultiBinary([2, 3]),
-    "text": spaces.Text(12, min_length=2, charset="abcxyz 019"),
-    "two_player": spaces.Dict(agent_0=spaces.MultiDiscrete([9, 8]), agent_1=spaces.MultiDiscrete([9, 8])),
-    "nested": spaces.Dict(
-        frame=spaces.Box(0, 255, (4, 4, 1), np.uint8),
-        P1=spaces.Dict(health=spaces.Box(0, 100, (), np.float32), side=spaces.Discrete(2)),
-        extra=spaces.Tuple([spaces.Discrete(3), spaces.Tuple([spaces.MultiBinary(2), spaces.Text(4)])]),
-    ),
-}
-
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_catalogue_round_trips_through_json_text(name: str) -> None:
@@ -97,41 +72,6 @@ def test_flat_names_and_one_code_path_for_two_player_actions() -> None:
 def test_keys_with_slashes_are_escaped() -> None:
     space = spaces.Dict({"a/b": spaces.Discrete(2), "a%": spaces.Discrete(2)})
     assert sorted(f.name for f in leaf_fields(space, "obs")) == ["obs/a%25", "obs/a%2Fb"]
-
-
-# ---------------------------------------------------------------------------- hypothesis
-
-
-@st.composite
-def leaf_spaces(draw: st.DrawFn) -> spaces.Space:
-    kind = draw(st.sampled_from(["box", "discrete", "multidiscrete", "multibinary", "text"]))
-    shape = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=3)))
-    if kind == "box":
-        dtype = np.dtype(draw(st.sampled_from(DTYPES)))
-        if dtype.kind == "f":
-            low = draw(st.sampled_from([-np.inf, -1.0, 0.0]))
-            return spaces.Box(low, draw(st.sampled_from([np.inf, 1.0, 2.5])), shape, dtype)
-        info = np.iinfo(dtype)
-        return spaces.Box(int(info.min), int(info.max), shape, dtype)
-    if kind == "discrete":
-        return spaces.Discrete(draw(st.integers(1, 10)), start=draw(st.integers(-5, 5)))
-    if kind == "multidiscrete":
-        nvec = draw(st.lists(st.integers(1, 9), min_size=1, max_size=4))
-        return spaces.MultiDiscrete(nvec, start=draw(st.lists(st.integers(-3, 3), min_size=len(nvec), max_size=len(nvec))))
-    if kind == "multibinary":
-        return spaces.MultiBinary(list(shape) or [2])
-    return spaces.Text(draw(st.integers(1, 6)), charset=draw(st.sampled_from(["ab", "xyz09 ", "é€ü"])))
-
-
-KEYS = st.text(alphabet="abcP12_/", min_size=1, max_size=5)
-any_space = st.recursive(
-    leaf_spaces(),
-    lambda inner: st.one_of(
-        st.dictionaries(KEYS, inner, min_size=1, max_size=3).map(spaces.Dict),
-        st.lists(inner, min_size=1, max_size=3).map(spaces.Tuple),
-    ),
-    max_leaves=6,
-)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -18,8 +18,7 @@ from gymnasium import spaces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _helpers_format import SpriteDuel, assert_nested_equal, run_episodes, stack
-from test_spaces import CATALOGUE, any_space
+from _helpers_format import CATALOGUE, SpriteDuel, any_space, assert_nested_equal, run_episodes, stack
 from trajarena import format as fmt
 from trajarena.errors import MismatchError, RecordingError, SettingsError, SpaceError
 from trajarena.reader import TrajectoryReader, open_trajectories, verify
@@ -283,3 +282,30 @@ def test_processes_record_into_one_folder_without_clashes(tmp_path: Path) -> Non
     for f in reader._files:
         users.setdefault(f.meta["username"], []).extend(e.seed for e in f.episodes)
     assert {u: sorted(s) for u, s in users.items()} == {f"p{i}": list(range(20)) for i in range(4)}
+
+
+def test_array_info_missing_on_some_rows_round_trips(tmp_path: Path) -> None:
+    box = spaces.Box(0, 1, (1,))
+    with TrajectoryWriter(tmp_path, box, spaces.Discrete(2), chunk_steps=4) as w:
+        w.reset(np.zeros(1, np.float32), {"hits": np.array([1, 2, 3], np.int16)})
+        for t in range(6):
+            info = {"hits": np.array([t, t, t], np.int16)} if t % 2 else {}
+            w.step(0, np.zeros(1, np.float32), 0.0, t == 5, False, info)
+    hits = TrajectoryReader(tmp_path).read_episode(0).infos["hits"]
+    assert hits.tolist() == [[1, 2, 3], [0] * 3, [1] * 3, [0] * 3, [3] * 3, [0] * 3, [5] * 3]
+    assert verify(tmp_path).clean
+
+
+def test_unclosed_writer_is_finished_at_interpreter_exit(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import sys, gymnasium as gym
+        sys.path[:0] = [{str(ROOT / 'src')!r}]
+        from trajarena.recorder import TrajectoryRecorder
+        env = TrajectoryRecorder(gym.make("CartPole-v1"), {str(tmp_path)!r})
+        env.reset(seed=0)
+        for _ in range(7):
+            env.step(0)
+    """)  # no close(): the atexit hook saves the open episode
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    (ep,) = TrajectoryReader(tmp_path).episodes
+    assert (ep.length, ep.end_reason, ep.truncated) == (7, "close", True)

@@ -298,7 +298,8 @@ class TrajectoryReader:
                  verify_checksums: bool = True, cache_chunks: int = 4) -> None:
         self._args = (paths, include_partial, verify_checksums, cache_chunks)
         files, partial = find_files(paths, include_partial)
-        if partial and not include_partial:
+        skipped = bool(partial and not include_partial)
+        if skipped:
             warnings.warn(
                 f"Skipped {len(partial)} .partial file(s) (a running or crashed recording), e.g. {partial[0]}. "
                 "Pass include_partial=True to read them, or run trajarena.reader.repair(folder).",
@@ -308,7 +309,8 @@ class TrajectoryReader:
         self.verify_checksums, self._cache_size = verify_checksums, cache_chunks
         self._files = [index_file(p) for p in files] + [index_file(p, partial=True) for p in partial]
         if not self._files:
-            raise FormatError(f"No trajectory files found in {paths!r}.")
+            hint = " (only .partial files: pass include_partial=True or run repair())" if skipped else ""
+            raise FormatError(f"No trajectory files found in {paths!r}{hint}.")
         first = self._files[0]
         for f in self._files[1:]:
             for key in ("observation_space", "action_space"):
