@@ -1,48 +1,46 @@
 """Raw speed of the built-in game ``duel`` (steps/s, headless, one core), next to ALE Boxing.
 
-Each configuration runs a fixed-seed random policy for ``--seconds`` (best of three runs, as
-other processes share the CPU) and prints env steps per second; ``ALE/Boxing-v5`` (raw, frameskip 4, full RGB frames) is measured in the same run when
-ale-py is installed, so the ratio column compares both on this machine.
+Each configuration runs a fixed-seed random policy for ``--seconds`` in all (best of three
+interleaved runs, as other processes may share the CPU) and prints env steps per second;
+``ALE/Boxing-v5`` (raw, frameskip 4, full RGB frames) is measured in the same run when ale-py is
+installed, so the ratio column compares both on this machine.
 
-Run: ``PYTHONPATH=src python bench/duel_speed.py [--seconds 3]``
+Run: ``PYTHONPATH=src python bench/duel_speed.py [--seconds 6] [--quick] [--results-dir DIR]``
+(the table is printed and saved as ``DIR/duel_speed.json``, ``bench/results`` by default).
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+import sys
 import time
-from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 
-from trajarena.envs.duel import DuelEnv
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS_DIR, Table, parse_args  # noqa: E402
+
+from trajarena.envs.duel import DuelEnv  # noqa: E402
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass
 class Args:
-    seconds: float = 3.0
+    """Raw steps/s of duel (several settings) and of ALE Boxing, measured in the same run."""
+
+    seconds: float = dataclasses.field(default=6.0, metadata={"help": "measuring time per env, in all"})
     seed: int = 0
+    quick: bool = dataclasses.field(default=False, metadata={"help": "tiny budgets (smoke test)"})
+    results_dir: str = str(RESULTS_DIR)
 
 
-def steps_per_second(env: gym.Env, seconds: float, seed: int, repeats: int = 3) -> float:
-    """Best-of-``repeats`` steps/s of ``env`` under pre-sampled random actions, resets included."""
-    rates = [_rate(env, seconds / repeats, seed) for _ in range(repeats)]
-    env.close()
-    return max(rates)
-
-
-def _rate(env: gym.Env, seconds: float, seed: int) -> float:
-    env.action_space.seed(seed)
-    actions = [env.action_space.sample() for _ in range(4096)]
-    env.reset(seed=seed)
-    for i in range(200):  # warm-up: sprite caches, first allocations
-        if env.step(actions[i])[2]:
-            env.reset()
+def _rate(env: gym.Env, actions: list, seconds: float) -> float:
+    """Steps/s of ``env`` over ``seconds`` under the pre-sampled ``actions``, resets included."""
     n, start = 0, time.perf_counter()
     deadline = start + seconds
     while True:
         for _ in range(256):
-            _, _, terminated, truncated, _ = env.step(actions[n % 4096])
+            _, _, terminated, truncated, _ = env.step(actions[n % len(actions)])
             n += 1
             if terminated or truncated:
                 env.reset()
@@ -51,7 +49,30 @@ def _rate(env: gym.Env, seconds: float, seed: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def measure(envs: dict[str, gym.Env], seconds: float, seed: int, repeats: int = 3) -> dict[str, float]:
+    """Best-of-``repeats`` steps/s per env; the repeats are interleaved so load spikes hit all alike."""
+    actions = {}
+    for name, env in envs.items():
+        env.action_space.seed(seed)
+        actions[name] = [env.action_space.sample() for _ in range(4096)]
+        env.reset(seed=seed)
+        for i in range(200):  # warm-up: sprite caches, first allocations
+            if env.step(actions[name][i])[2]:
+                env.reset()
+    best = dict.fromkeys(envs, 0.0)
+    for _ in range(repeats):
+        for name, env in envs.items():
+            best[name] = max(best[name], _rate(env, actions[name], seconds / repeats))
+    for env in envs.values():
+        env.close()
+    return best
+
+
+BOXING = "ALE/Boxing-v5 (raw, frameskip 4)"
+
+
 def boxing() -> gym.Env | None:
+    """Raw ALE Boxing, or None when ale-py is not installed."""
     try:
         import ale_py
     except ImportError:
@@ -60,29 +81,30 @@ def boxing() -> gym.Env | None:
     return gym.make("ALE/Boxing-v5")
 
 
-def main(args: Args) -> None:
+def main(args: Args) -> Table:
     configs = {
         "duel default (1P, step_ratio=6, 128x192x3)": {},
         "duel step_ratio=1": {"step_ratio": 1},
         "duel frame_shape=(84, 84, 1)": {"frame_shape": (84, 84, 1)},
         "duel 2P (random vs random)": {"n_players": 2},
     }
-    rows = [(name, steps_per_second(DuelEnv(s), args.seconds, args.seed)) for name, s in configs.items()]
-    env = boxing()
-    ref = steps_per_second(env, args.seconds, args.seed) if env is not None else None
-    width = max(len(n) for n, _ in rows) + 2
-    print(f"{'env':<{width}}{'steps/s':>10}  {'vs ALE Boxing':>14}")
-    for name, rate in rows:
-        ratio = f"{rate / ref:13.2f}x" if ref else "           n/a"
-        print(f"{name:<{width}}{rate:>10,.0f}  {ratio}")
-    print(f"{'ALE/Boxing-v5 (raw, frameskip 4)':<{width}}" + (f"{ref:>10,.0f}  {1:13.2f}x" if ref else "       n/a  (pip install ale-py)"))
-    target = rows[0][1]
-    print(f"\ntarget >= 5,000 steps/s at default settings: {'met' if target >= 5000 else 'NOT met'} ({target:,.0f})")
+    envs: dict[str, gym.Env] = {name: DuelEnv(s) for name, s in configs.items()}
+    ale = boxing()
+    if ale is not None:
+        envs[BOXING] = ale
+    rates = measure(envs, 0.3 if args.quick else args.seconds, args.seed)
+    ref = rates.pop(BOXING, None)
+    table = Table("duel_speed", ["env", "steps/s", "vs ALE Boxing"], title="duel raw speed (headless, one process)")
+    for name, rate in rates.items():
+        table.add_row(**{"env": name, "steps/s": rate, "vs ALE Boxing": rate / ref if ref else "n/a (ale-py not installed)"})
+    table.add_row(**{"env": BOXING, "steps/s": ref if ref else "n/a (pip install ale-py)", "vs ALE Boxing": 1.0 if ref else None})
+    default = next(iter(rates.values()))
+    table.notes.append(f"target >= 5,000 steps/s at default settings: {'met' if default >= 5000 else 'NOT met'} "
+                       f"({default:,.0f}); best of 3 interleaved runs" + ("; --quick: too short to judge" if args.quick else ""))
+    table.print()
+    table.save(args.results_dir)
+    return table
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=Args.seconds)
-    parser.add_argument("--seed", type=int, default=Args.seed)
-    ns = parser.parse_args()
-    main(Args(seconds=ns.seconds, seed=ns.seed))
+    main(parse_args(Args))

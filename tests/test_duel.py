@@ -328,3 +328,17 @@ def test_continue_with_probability_and_info_numbers():
             if losses == 2:
                 break
     assert losses == 2 and rounds == [1, 2, 1, 2]
+
+
+@pytest.mark.slow
+def test_bench_duel_speed_quick(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    cmd = [sys.executable, str(root / "bench" / "duel_speed.py"), "--quick", "--results-dir", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=root, env=env, text=True, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| duel default (1P, step_ratio=6, 128x192x3) |" in proc.stdout and (tmp_path / "duel_speed.json").exists()
