@@ -228,6 +228,9 @@ class _TrajFile:
         self._chunks: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._mmap: Any = None
+        self._executor: Any = None
+        self._pending: dict[int, Any] = {}
+        self._pid = os.getpid()
 
     def _batches(self, names: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
         """The file's chunks (only the ``names`` columns), read from a memory map."""
@@ -274,26 +277,59 @@ class _TrajFile:
         return out, (np.concatenate(present) if present else None)
 
     def chunk(self, b: int) -> dict[str, Any]:
-        """All columns of chunk ``b`` decoded, read-only (a small LRU keeps the last two)."""
+        """All columns of chunk ``b`` decoded, read-only; the next chunk is decoded ahead on a thread.
+
+        Besides the arrays, ``"_steps"`` holds per-row Python lists (rewards, flags, info values
+        and presence) so that replaying a step builds no array.
+        """
         with self._lock:
             hit = self._chunks.get(b)
             if hit is not None:
                 self._chunks.move_to_end(b)
-                return hit
+            pending = self._pending.pop(b, None) if hit is None else None
+        if hit is None:
+            hit = pending.result() if pending is not None and self._pid == os.getpid() else self._decode_chunk(b)
+            with self._lock:
+                self._chunks[b] = hit
+                while len(self._chunks) > 2:
+                    self._chunks.popitem(last=False)
+        if b + 1 < self.n_batches:
+            self._prefetch(b + 1)
+        return hit
+
+    def _prefetch(self, b: int) -> None:
+        with self._lock:
+            if b in self._chunks or b in self._pending:
+                return
+            if self._executor is None or self._pid != os.getpid():  # (re)start after a fork
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="trajarena-prefetch")
+                self._pid, self._pending = os.getpid(), {}
+            self._pending[b] = self._executor.submit(self._decode_chunk, b)
+
+    def _decode_chunk(self, b: int) -> dict[str, Any]:
         batch = self._chunk_batch(b)
         out: dict[str, Any] = {}
+        info_lists = []
         for name in (fmt.REWARD, fmt.TERMINATED, fmt.TRUNCATED, *self.columns):
             arr = batch.column(self.fields[name])
             values = self._decode(name, arr, b)
             values.setflags(write=False)
             out[name] = values
             if name.startswith("info/"):
-                out["present/" + name] = ~np.asarray(arr.is_null(), dtype=bool)
-        with self._lock:
-            self._chunks[b] = out
-            while len(self._chunks) > 2:
-                self._chunks.popitem(last=False)
+                present = ~np.asarray(arr.is_null(), dtype=bool)
+                out["present/" + name] = present
+                info_lists.append((name[5:], values.tolist() if values.ndim == 1 else list(values), present.tolist()))
+        out["_steps"] = (out[fmt.REWARD].tolist(), out[fmt.TERMINATED].tolist(), out[fmt.TRUNCATED].tolist(),
+                         info_lists)
         return out
+
+    def close(self) -> None:
+        """Stop the prefetch thread (it also ends with the process)."""
+        if self._executor is not None and self._pid == os.getpid():
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor, self._pending = None, {}
 
     def _chunk_batch(self, b: int) -> pa.RecordBatch:
         if self._mmap is None:
@@ -476,6 +512,11 @@ class TrajectoryDataset:
         self.cache_dir = state["cache_dir"]
         self.include_partial = state["include_partial"]
         self._open()
+
+    def close(self) -> None:
+        """Stop background prefetching (memory maps are released with the object)."""
+        for f in self._files:
+            f.close()
 
     def __repr__(self) -> str:
         return (f"TrajectoryDataset(files={len(self._files)}, episodes={self.n_episodes}, "

@@ -190,6 +190,8 @@ class ReplayEnv(gym.Env):
             self._obs_names = d._obs_names
             self._act_names = d._act_names
             self._info_keys = d.info_keys
+            self._obs_getter, self._act_getter = d._obs_getter, d._act_getter
+        self._span: tuple[int, int, Any] = (0, 0, None)
 
     # ------------------------------------------------------------------ set-up helpers
 
@@ -218,22 +220,30 @@ class ReplayEnv(gym.Env):
     # ------------------------------------------------------------------ reading rows
 
     def _row(self, local_row: int) -> tuple[dict[str, Any], int]:
+        lo, hi, chunk = self._span
+        if lo <= local_row < hi:
+            return chunk, local_row - lo
         f = self._file
         b, r = f.locate(local_row)
-        return f.chunk(b), r
+        chunk = f.chunk(b)
+        lo = int(f.chunk_offsets[b])
+        self._span = (lo, int(f.chunk_offsets[b + 1]), chunk)
+        return chunk, r
 
     def _obs_at(self, chunk: dict[str, Any], r: int) -> Any:
-        obs = self._data._obs_getter(iter([chunk[n][r] for n in self._obs_names]))
+        obs = self._obs_getter(iter([chunk[n][r] for n in self._obs_names]))
         if self._view == 1 and isinstance(obs, dict) and "P1" in obs and "P2" in obs:
             obs = {**obs, "P1": obs["P2"], "P2": obs["P1"]}
-        if isinstance(obs, dict) and "frame" in obs:
-            self._frame = obs["frame"]
-        elif isinstance(obs, np.ndarray) and obs.ndim == 3:
-            self._frame = obs
+        if self.render_mode is not None:
+            if isinstance(obs, dict) and "frame" in obs:
+                self._frame = obs["frame"]
+            elif isinstance(obs, np.ndarray) and obs.ndim == 3:
+                self._frame = obs
         return obs
 
-    def _info_at(self, chunk: dict[str, Any], r: int) -> dict[str, Any]:
-        return {k: _scalar(chunk["info/" + k][r]) for k in self._info_keys if chunk["present/info/" + k][r]}
+    @staticmethod
+    def _info_at(chunk: dict[str, Any], r: int) -> dict[str, Any]:
+        return {k: v[r] for k, v, present in chunk["_steps"][3] if present[r]}
 
     def _blank(self, info: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self._frame = None
@@ -260,6 +270,7 @@ class ReplayEnv(gym.Env):
         e = self._data.episodes[episode]
         self._episode = e
         self._file = self._data._files[e.file_index]
+        self._span = (0, 0, None)
         self._row0 = e.local_row
         self._length = e.length
         self._t = 0
@@ -296,11 +307,11 @@ class ReplayEnv(gym.Env):
         self._t += 1
         chunk, r = self._row(self._row0 + self._t)
         obs = self._obs_at(chunk, r)
-        reward = float(chunk[fmt.REWARD][r])
-        terminated, truncated = bool(chunk[fmt.TERMINATED][r]), bool(chunk[fmt.TRUNCATED][r])
+        rewards, terms, truncs, _ = chunk["_steps"]
+        reward, terminated, truncated = rewards[r], terms[r], truncs[r]
         if self._t == self._length and not (terminated or truncated):
             truncated = True  # the recording ended this episode (a reset or close mid-episode)
-        action_taken = self._data._act_getter(iter([chunk[n][r] for n in self._act_names]))
+        action_taken = self._act_getter(iter([chunk[n][r] for n in self._act_names]))
         if self._view >= 0:
             action_taken = action_taken[f"agent_{self._view}"]
             if self._view == 1:
@@ -341,6 +352,8 @@ class ReplayEnv(gym.Env):
         self._clock.tick(self.metadata["render_fps"])
 
     def close(self) -> None:
+        if self._data is not None:
+            self._data.close()
         if self._window is not None:
             import pygame
 
