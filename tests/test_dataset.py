@@ -171,3 +171,36 @@ def test_bit_flip_in_a_column_is_a_typed_error(tmp_path):
     ds2_path.write_bytes(bytes(data))
     with pytest.raises(CorruptFileError):
         TrajectoryDataset(ds2_path).materialize()
+
+
+def test_partial_file_of_a_running_recording_is_readable(tmp_path):
+    import shutil
+    import time
+
+    from gymnasium.spaces import Box, Discrete
+
+    from trajarena.writer import TrajectoryWriter
+
+    w = TrajectoryWriter(tmp_path / "live", Box(-9, 9, (2,)), Discrete(2), {"env_id": "demo"}, chunk_steps=4)
+    w.reset(np.zeros(2, np.float32), {}, seed=0)
+    for t in range(1, 11):
+        w.step(t % 2, np.full(2, t, np.float32), 1.0, False, False, {})
+    w.flush()
+    deadline = time.monotonic() + 10
+    while True:  # wait for the background thread to append the chunks
+        partial = list((tmp_path / "live").glob("*.arrow.partial"))
+        if partial:
+            shutil.copy(partial[0], tmp_path / "crash.arrow.partial")
+            try:
+                ds = TrajectoryDataset(tmp_path / "crash.arrow.partial", include_partial=True)
+                if len(ds) == 10:
+                    break
+            except (CorruptFileError, FileNotFoundError):
+                pass
+        assert time.monotonic() < deadline, "the writer never flushed"
+        time.sleep(0.05)
+    w.close()
+    assert ds.episodes[0].meta["unfinished"] and ds.n_episodes == 1
+    assert ds.transition(9).next_obs.tolist() == [10.0, 10.0] and int(ds.transition(9).action) == 0
+    with pytest.raises(FileNotFoundError):
+        TrajectoryDataset(tmp_path / "nothing_here")

@@ -234,17 +234,15 @@ class _TrajFile:
 
     def _batches(self, names: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
         """The file's chunks (only the ``names`` columns), read from a memory map."""
-        if self._mmap is None:
-            self._mmap = pa.memory_map(self.path, "r")
         try:
             if self._index.partial:  # no footer: read the checked messages one by one
                 for pos in self._index.offsets:
-                    msg = pa.ipc.read_message(pa.BufferReader(_slice(self._mmap, pos)))
+                    msg = pa.ipc.read_message(pa.BufferReader(self._buffer().slice(pos)))
                     batch = pa.ipc.read_record_batch(msg, self.schema)
                     yield batch if names is None else batch.select(list(names))
                 return
             options = None if names is None else pa.ipc.IpcReadOptions(included_fields=[self.fields[n] for n in names])
-            reader = pa.ipc.open_file(self._mmap, options=options)
+            reader = pa.ipc.open_file(pa.BufferReader(self._buffer()), options=options)
             for b in range(reader.num_record_batches):
                 yield reader.get_batch(b)
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -332,13 +330,18 @@ class _TrajFile:
         self._executor, self._pending = None, {}
 
     def _chunk_batch(self, b: int) -> pa.RecordBatch:
-        if self._mmap is None:
-            self._mmap = pa.memory_map(self.path, "r")
         try:
-            msg = pa.ipc.read_message(pa.BufferReader(_slice(self._mmap, self._index.offsets[b])))
+            msg = pa.ipc.read_message(pa.BufferReader(self._buffer().slice(self._index.offsets[b])))
             return pa.ipc.read_record_batch(msg, self.schema)
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise CorruptFileError(f"{self.path} chunk {b}: cannot be decoded ({exc}).") from exc
+
+    def _buffer(self) -> pa.Buffer:
+        """The whole file as one memory-mapped buffer (slices of it are safe to use from threads)."""
+        if self._mmap is None:
+            with pa.memory_map(self.path, "r") as source:
+                self._mmap = source.read_buffer()
+        return self._mmap
 
     def locate(self, row: int) -> tuple[int, int]:
         """``(chunk, row inside the chunk)`` of a file row."""
@@ -352,11 +355,6 @@ class _TrajFile:
             f.seek(max(0, size - (64 << 10)))
             tail = f.read()
         return hashlib.blake2b(tail + str(size).encode(), digest_size=12).hexdigest()
-
-
-def _slice(source: pa.MemoryMappedFile, pos: int) -> pa.Buffer:
-    source.seek(pos)
-    return source.read_buffer()
 
 
 # ----------------------------------------------------------------------------- columns
