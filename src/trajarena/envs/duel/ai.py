@@ -4,7 +4,8 @@
 :func:`tactic` maps a situation to a ``(move, attack)`` input with simple, visible rules (guard
 a threatening attack, punish a whiff, poke in range, walk in otherwise). The expert agent applies
 :func:`tactic` exactly; :class:`CpuAI` applies it with a reaction delay, mistakes and a blocking
-probability that all improve with ``difficulty`` (1-8).
+probability that all improve with ``difficulty`` (1-8), and at higher levels mixes in
+:func:`mixup` options (throws, sweeps, specials, jump-ins).
 
 >>> import numpy as np
 >>> from trajarena.envs.duel.game import Game
@@ -21,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from trajarena.envs.duel.game import ATTACK, BLOCKSTUN, HITSTUN, KNOCKDOWN, KO, Game
+from trajarena.envs.duel.game import BLOCKSTUN, GUARD, HITSTUN, KNOCKDOWN, KO, THROW_RANGE, Game
 
 # inputs in the env's multi-discrete encoding
 NOOP, LEFT, UP_LEFT, UP, UP_RIGHT, RIGHT, DOWN_RIGHT, DOWN, DOWN_LEFT = range(9)
@@ -41,6 +42,11 @@ class Situation(NamedTuple):
     whiff: bool           # the foe is recovering from an attack or stunned: free hit
     foe_air: bool         # the foe is jumping
     foe_down: bool        # the foe is knocked down (invulnerable)
+    foe_guard: bool = False    # the foe holds guard
+    foe_crouch: bool = False   # the foe crouches (a punch whiffs over it; it guards low)
+    me_air: bool = False       # I am jumping
+    sweep: float = 0.0         # my sweep reach
+    special: float = 0.0       # my special's reach
 
 
 def read(game: Game, side: int) -> Situation:
@@ -64,6 +70,11 @@ def read(game: Game, side: int) -> Situation:
         whiff=phase == 3 or foe.state in (HITSTUN, BLOCKSTUN),
         foe_air=foe.airborne and foe.state not in (KNOCKDOWN, KO),
         foe_down=foe.state in (KNOCKDOWN, KO),
+        foe_guard=foe.state in (GUARD, BLOCKSTUN),
+        foe_crouch=foe.crouching,
+        me_air=me.airborne,
+        sweep=me.reach_of("sweep"),
+        special=me.reach_of("special"),
     )
 
 
@@ -94,6 +105,25 @@ def tactic(s: Situation, block: bool = True, punish: bool = True) -> tuple[int, 
     return (walk(s.toward), A_NONE)
 
 
+def mixup(s: Situation, r: float) -> tuple[int, int] | None:
+    """A stronger CPU's extra options (``r`` uniform in [0, 1)), or None to follow :func:`tactic`.
+
+    Throw a guarding foe up close, sweep a standing guard, punish a whiff with the special,
+    jump in from mid range and kick on the way down.
+    """
+    if s.me_air:
+        return (NOOP, A_K) if s.gap < s.kick else None
+    if s.foe_guard and s.gap <= THROW_RANGE:
+        return (NOOP, A_PG)
+    if s.foe_guard and not s.foe_crouch and s.gap <= s.sweep:
+        return (DOWN, A_K)
+    if s.whiff and s.kick < s.gap <= s.special and r < 0.5:
+        return (NOOP, A_PK)
+    if not s.threat and not s.foe_air and 40 < s.gap < 70 and r < 0.15:
+        return (UP_RIGHT if s.toward > 0 else UP_LEFT, A_NONE)
+    return None
+
+
 class CpuAI:
     """The CPU fighter: :func:`tactic` with human-like flaws that shrink as ``level`` rises.
 
@@ -110,6 +140,7 @@ class CpuAI:
         self.block = 0.05 + 0.9 * t                        # chance of guarding a seen threat
         self.punish = 0.1 + 0.85 * t                       # chance of punishing a whiff
         self.aggression = 0.35 + 0.6 * t                   # chance of walking in when idle
+        self.variety = 0.05 + 0.6 * t                      # chance of using a mix-up (throw, sweep...)
         self._rng = rng
         self._buf = rng.random(1024)
         self._i = 0
@@ -130,8 +161,11 @@ class CpuAI:
             return self._last
         self._clock = 0
         s = read(game, side)
+        extra = mixup(s, self._rand()) if self._rand() < self.variety else None
         if self._rand() < self.mistake:
             choice = (int(self._rand() * 9), int(self._rand() * 4))
+        elif extra is not None:
+            choice = extra
         else:
             choice = tactic(s, block=self._rand() < self.block, punish=self._rand() < self.punish)
             if choice[1] == A_NONE and choice[0] != NOOP and self._rand() > self.aggression:

@@ -317,7 +317,10 @@ class DuelEnv(gym.Env):
     def _observe(self) -> dict[str, Any]:
         game = self.game
         assert game is not None  # noqa: S101
-        frame = self._renderer.draw(game, self.stage if self.n_players == 1 else self._arena, self._outfits)
+        if self.n_players == 1:
+            frame = self._renderer.draw(game, self.stage, self._outfits, marker=self.agent_sides[0])
+        else:
+            frame = self._renderer.draw(game, self._arena, self._outfits)
         self._frame = frame
         obs: dict[str, Any] = {
             "frame": frame if self._process.identity else self._process(frame),

@@ -325,6 +325,12 @@ BAR_X = (8, 106)  # left edges of P1's and P2's bars
 _FILL, _LOST = np.array((250, 210, 40), np.uint8), np.array((190, 30, 30), np.uint8)
 
 
+# the player marker: a yellow arrow with a dark edge, 9x6 pixels
+_MARKER = np.array([[abs(c - 4) <= 4 - r + (r == 0) for c in range(9)] for r in range(6)], bool)
+_MARKER_IN = np.zeros_like(_MARKER)
+_MARKER_IN[1:5] = _MARKER[2:6]
+_MARKER_IN[0] = False
+
 # Sprites and stage backgrounds depend only on their keys, so all renderers share them (read-only).
 _SPRITES: dict[tuple, tuple[np.ndarray, np.ndarray, int, int]] = {}
 _STAGES: dict[int, np.ndarray] = {}
@@ -389,8 +395,12 @@ class Renderer:
             self._hud_key, self._hud_bg = key, img
         return self._hud_bg  # type: ignore[return-value]
 
-    def draw(self, game: Game, stage: int, outfits: tuple[int, int]) -> np.ndarray:
-        """A new native frame of the game state, on the background of ``stage`` (1..N_STAGES)."""
+    def draw(self, game: Game, stage: int, outfits: tuple[int, int], marker: int | None = None) -> np.ndarray:
+        """A new native frame of the game state, on the background of ``stage`` (1..N_STAGES).
+
+        ``marker`` (a side, 0 or 1) puts a small arrow over that fighter: the player's fighter
+        in 1-player mode, so that the frame alone tells which fighter the agent controls.
+        """
         img = self._background(game, stage, outfits).copy()
         f1, f2 = game.fighters
         w1 = BAR_W * f1.health // MAX_HEALTH
@@ -417,6 +427,11 @@ class Renderer:
             if y1 > y0 and x1 > x0:
                 np.copyto(img[y0:y1, x0:x1], rgb[y0 - top:y1 - top, x0 - left:x1 - left],
                           where=mask[y0 - top:y1 - top, x0 - left:x1 - left])
+        if marker is not None:
+            f = game.fighters[marker]
+            mx, my = int(f.x + 0.5) - 4, FLOOR_Y - int(f.top() + 0.5) - 8
+            _paint(img, _MARKER, mx, my, (20, 16, 24))
+            _paint(img, _MARKER_IN, mx, my, (255, 226, 0))
         for sx, sy, left_, blocked in game.sparks:  # hit sparks
             x, y = int(sx), FLOOR_Y - int(sy)
             r = 2 + int(left_) // 3
