@@ -51,7 +51,7 @@ from trajarena.envs.duel.ai import CpuAI
 from trajarena.envs.duel.characters import CHARACTERS, index_of
 from trajarena.envs.duel.game import HEIGHT, MAX_HEALTH, N_STAGES, ROUND_TIME, WIDTH, Game
 from trajarena.envs.duel.render import FrameProcessor, Renderer
-from trajarena.errors import SpaceError, TrajArenaError, require
+from trajarena.errors import SettingsError, SpaceError, TrajArenaError, require
 from trajarena.settings import DUEL_CHARACTERS, DUEL_OUTFITS, EnvironmentSettings
 
 N_MOVES = 9
@@ -128,7 +128,7 @@ class DuelEnv(gym.Env):
         self.settings = EnvironmentSettings.from_dict(settings)
         s = self.settings
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise TrajArenaError(f"render_mode must be None, 'human' or 'rgb_array', got {render_mode!r}.")
+            raise SettingsError(f"render_mode must be None, 'human' or 'rgb_array', got {render_mode!r}.")
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": max(1, 60 // s.step_ratio)}
         self.n_players = s.n_players
