@@ -130,7 +130,8 @@ class ReplayEnv(gym.Env):
 
     def __init__(self, traj_files_list: Any, total_cpus: int = 1, rank: int = 0, *, perspective: str = "both",
                  loop: bool = False, shuffle: bool = False, seed: int | None = None,
-                 render_mode: str | None = None, cache_dir: str | None = None) -> None:
+                 render_mode: str | None = None, cache_dir: str | None = None,
+                 verify_checksums: bool = True) -> None:
         if perspective not in PERSPECTIVES:
             raise SettingsError(f"perspective must be one of {PERSPECTIVES}, got {perspective!r}.")
         if render_mode not in (None, *self.metadata["render_modes"]):
@@ -154,11 +155,12 @@ class ReplayEnv(gym.Env):
         # rank by file needs no index of the other files.
         if len(files) >= total_cpus:
             mine = [f for f, _ in partition(len(files), [1] * len(files), total_cpus, rank)]
-            self._data = TrajectoryDataset([files[f] for f in mine], cache_dir=cache_dir) if mine else None
+            self._data = TrajectoryDataset([files[f] for f in mine], cache_dir=cache_dir,
+                                           verify_checksums=verify_checksums) if mine else None
             units = [] if self._data is None else [
                 (e.index, v) for e in self._data.episodes for v in views[mine[e.file_index]]]
         else:
-            self._data = TrajectoryDataset(files, cache_dir=cache_dir)
+            self._data = TrajectoryDataset(files, cache_dir=cache_dir, verify_checksums=verify_checksums)
             per_file = [[(e.index, v) for e in self._data.episodes if e.file_index == f for v in views[f]]
                         for f in range(len(files))]
             chosen = partition(len(files), [len(u) for u in per_file], total_cpus, rank)
@@ -377,6 +379,7 @@ class ImitationLearning(gym.Wrapper):
         seed: seeds the shuffling.
         render_mode: ``"rgb_array"`` or ``"human"`` (a pygame window) shows the recorded frames.
         cache_dir: decoded-column cache folder (see :class:`~trajarena.dataset.TrajectoryDataset`).
+        verify_checksums: check every decoded column against its CRC-32 (default; a little slower).
 
     Raises:
         MismatchError: files disagree on spaces, or on stored wrappers settings (both files named).
@@ -389,12 +392,15 @@ class ImitationLearning(gym.Wrapper):
     def __init__(self, traj_files_list: Any, total_cpus: int = 1, rank: int = 0, *,
                  wrappers_settings: WrappersSettings | Mapping[str, Any] | None = None, raw: bool = False,
                  perspective: str = "both", loop: bool = False, shuffle: bool = False, seed: int | None = None,
-                 render_mode: str | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+                 render_mode: str | None = None, cache_dir: str | os.PathLike | None = None,
+                 verify_checksums: bool = True) -> None:
         self._init_args = dict(traj_files_list=traj_files_list, total_cpus=total_cpus, rank=rank,
                                wrappers_settings=wrappers_settings, raw=raw, perspective=perspective, loop=loop,
-                               shuffle=shuffle, seed=seed, render_mode=render_mode, cache_dir=cache_dir)
+                               shuffle=shuffle, seed=seed, render_mode=render_mode, cache_dir=cache_dir,
+                               verify_checksums=verify_checksums)
         replay = ReplayEnv(traj_files_list, total_cpus, rank, perspective=perspective, loop=loop, shuffle=shuffle,
-                           seed=seed, render_mode=render_mode, cache_dir=None if cache_dir is None else str(cache_dir))
+                           seed=seed, render_mode=render_mode, cache_dir=None if cache_dir is None else str(cache_dir),
+                           verify_checksums=verify_checksums)
         if raw:
             settings = WrappersSettings()
         elif wrappers_settings is None:
