@@ -167,7 +167,10 @@ def _contender(spec: Any) -> tuple[str, Any]:
         return Path(spec).stem, BCPolicy.load(spec)
     if isinstance(spec, str):
         return spec, spec
-    raise SettingsError(f"a contender must be an agent name, a .pt policy path or a BCPolicy, got {spec!r}.")
+    if callable(getattr(spec, "act", None)):
+        return str(getattr(spec, "name", type(spec).__name__)), spec
+    raise SettingsError(f"a contender must be an agent name, a .pt policy path, a BCPolicy or an object with "
+                        f"act(obs, info) and reset(seed), got {spec!r}.")
 
 
 def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10, difficulty: int | None = None,
@@ -177,7 +180,8 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
     """Play ``episodes`` episodes with the policy and each baseline on the same seeds.
 
     Args:
-        policy_or_agent: a ``.pt`` path or :class:`~trajarena.bc.BCPolicy`, or an agent name.
+        policy_or_agent: a ``.pt`` path or :class:`~trajarena.bc.BCPolicy`, an agent name, or any object with
+            ``act(obs, info)`` and ``reset(seed)`` (e.g. a wrapped Stable-Baselines3 model).
         env_id: the env; None takes the policy's (or ``"duel"``).
         episodes: episodes per contender.
         difficulty: the CPU difficulty (duel); None keeps the policy's/settings' value.
@@ -218,7 +222,12 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
     for cname, spec in contenders:
         env = make(env_id, env_settings or None, wrappers)
         try:
-            agent = PolicyAgent(spec, env) if isinstance(spec, BCPolicy) else make_any_agent(spec, env, seed=seed)
+            if isinstance(spec, BCPolicy):
+                agent = PolicyAgent(spec, env)
+            elif isinstance(spec, str):
+                agent = make_any_agent(spec, env, seed=seed)
+            else:
+                agent = spec
             t0 = time.perf_counter()
             eps = [play_episode(env, [agent], seed=seed + i, max_steps=max_steps) for i in range(episodes)]
         finally:

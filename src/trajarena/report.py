@@ -134,11 +134,21 @@ def record_gif(policy: Any, path: str | Path, seed: int = 0, max_steps: int = 40
     return path
 
 
-def _fmt_settings(d: Mapping[str, Any] | None) -> str:
-    if not d:
-        return "defaults"
-    default_free = {k: v for k, v in d.items() if v not in (None, False, (), [], 0) or k == "difficulty"}
-    return ", ".join(f"`{k}={v}`" for k, v in default_free.items())
+def _fmt_settings(d: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> str:
+    """The settings that differ from their defaults, as Markdown code spans."""
+    changed = {k: v for k, v in (d or {}).items() if k not in defaults or _norm(defaults[k]) != _norm(v)}
+    return ", ".join(f"`{k}={v}`" for k, v in changed.items()) or "defaults"
+
+
+def _norm(v: Any) -> Any:
+    return [_norm(x) for x in v] if isinstance(v, list | tuple) else v
+
+
+def _defaults(env_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    from trajarena.settings import EnvironmentSettings, WrappersSettings
+
+    env = EnvironmentSettings().to_dict() if env_id == "duel" else {}
+    return env, WrappersSettings().to_dict()
 
 
 def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_result: Any,
@@ -166,6 +176,7 @@ def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_r
         plot_win_rates(eval_result, out / "win_rates.png")
     plot_returns(eval_result, out / "returns.png")
     meta = dict(policy_meta or {})
+    env_defaults, wrappers_defaults = _defaults(meta.get("env_id"))
     rel = eval_result.relative_win_rate() if has_matches and len(eval_result.results) > 1 else None
     final = train_result.final
     lines = [
@@ -184,9 +195,9 @@ def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_r
         f"{record_summary.steps_per_second:,.0f} steps/s | "
         f"{'-' if record_summary.win_rate is None else f'{record_summary.win_rate:.1%}'} |",
         "",
-        f"Env settings: {_fmt_settings(meta.get('env_settings'))}. "
+        f"Env settings: {_fmt_settings(meta.get('env_settings'), env_defaults)}. "
         f"Wrappers settings (stored in the files, re-applied by the loader and at evaluation): "
-        f"{_fmt_settings(meta.get('wrappers_settings'))}.",
+        f"{_fmt_settings(meta.get('wrappers_settings'), wrappers_defaults)}.",
         "",
         "## Training",
         "",

@@ -1,0 +1,146 @@
+"""``python -m trajarena.demo --out demo_out`` (what ``make demo`` runs): record, clone, evaluate, report.
+
+1. An expert agent plays ``duel`` against the CPU in parallel headless recording processes; the
+   files store the wrappers settings (a small greyscale frame, two stacked frames).
+2. A CNN+MLP policy is cloned from the files (the loader re-applies the stored wrappers).
+3. The policy, the expert and a random agent play the same held-out seeds against the CPU.
+4. ``report.md`` with the learning curve, win rates, episode returns and a GIF of the policy.
+
+Outputs in ``--out``: ``data/`` (trajectory files), ``policy.pt``, ``report.md``, ``*.png``,
+``bc_policy.gif`` and ``results.json`` (the numbers behind every figure).
+
+>>> demo_config(quick=True).episodes
+6
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DemoConfig", "demo_config", "main", "run_demo"]
+
+#: Env settings of the demo: the agent plays P1 against the CPU tower at a fixed difficulty.
+DEMO_SETTINGS: dict[str, Any] = {"difficulty": 5, "role": "P1", "frame_shape": (48, 96, 1)}
+#: Wrappers settings stored in the files and re-applied by the loader and at evaluation.
+DEMO_WRAPPERS: dict[str, Any] = {"stack_frames": 2}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Budget and settings of the demo (the defaults take a few minutes on 2 cores).
+
+    Args:
+        out: output folder.
+        episodes: expert episodes recorded (seeds ``seed .. seed + episodes - 1``).
+        workers: recording processes.
+        epochs: BC training epochs.
+        batch_size: BC batch size.
+        eval_episodes: episodes per contender at evaluation (held-out seeds from ``eval_seed``).
+        difficulty: CPU difficulty (recording and evaluation).
+        seed: first recording seed; also seeds training.
+        eval_seed: first evaluation seed (distinct from the recorded ones).
+        gif_steps: length of the GIF, in env steps.
+    """
+
+    out: str = "demo_out"
+    episodes: int = 60
+    workers: int = 2
+    epochs: int = 12
+    batch_size: int = 128
+    eval_episodes: int = 20
+    difficulty: int = 5
+    seed: int = 0
+    eval_seed: int = 10_000
+    gif_steps: int = 300
+    settings: dict[str, Any] = field(default_factory=lambda: dict(DEMO_SETTINGS))
+    wrappers_settings: dict[str, Any] = field(default_factory=lambda: dict(DEMO_WRAPPERS))
+
+
+def demo_config(quick: bool = False, **overrides: Any) -> DemoConfig:
+    """The default demo configuration, or a tiny one (``quick``) for smoke tests."""
+    cfg = DemoConfig()
+    if quick:
+        cfg = replace(cfg, episodes=6, epochs=2, eval_episodes=2, gif_steps=30)
+    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _clear_data(folder: Path) -> None:
+    """Remove trajectory files of an earlier demo run (only trajectory files, nothing else)."""
+    if folder.is_dir():
+        for f in folder.rglob("*.arrow*"):
+            if f.is_file():
+                f.unlink()
+
+
+def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
+    """Run the whole demo; return the summaries, the evaluation and the timings."""
+    from trajarena.bc import BCPolicy, train_bc
+    from trajarena.evaluate import evaluate
+    from trajarena.record import record
+    from trajarena.report import record_gif, write_report
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "data"
+    _clear_data(data)
+    settings = {**cfg.settings, "difficulty": cfg.difficulty}
+    timings: dict[str, float] = {}
+    say = print if progress else (lambda *a, **k: None)
+
+    say(f"[1/4] recording {cfg.episodes} expert episodes of duel in {cfg.workers} processes -> {data}")
+    t = time.perf_counter()
+    summary = record("duel", "expert", cfg.episodes, cfg.workers, data, settings=settings,
+                     wrappers_settings=cfg.wrappers_settings, username="demo", seed=cfg.seed, progress=progress)
+    timings["record"] = time.perf_counter() - t
+
+    say(f"[2/4] behavioural cloning from {len(summary.files)} files -> {out / 'policy.pt'}")
+    t = time.perf_counter()
+    trained = train_bc(data, out / "policy.pt", epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                       progress=progress)
+    timings["train (load + fit)"] = time.perf_counter() - t
+
+    say(f"[3/4] evaluating the policy, the expert and a random agent on {cfg.eval_episodes} held-out seeds")
+    t = time.perf_counter()
+    result = evaluate(trained.path, "duel", episodes=cfg.eval_episodes, difficulty=cfg.difficulty,
+                      seed=cfg.eval_seed, progress=progress)
+    timings["evaluate"] = time.perf_counter() - t
+    say(result.table())
+
+    say("[4/4] writing the report, plots and GIF")
+    t = time.perf_counter()
+    policy = BCPolicy.load(trained.path)
+    gif = record_gif(policy, out / "bc_policy.gif", seed=cfg.eval_seed, max_steps=cfg.gif_steps, difficulty=cfg.difficulty)
+    timings["report"] = time.perf_counter() - t
+    timings["total"] = sum(timings.values())
+    report = write_report(out, summary, trained, result, gif=gif, policy_meta=policy.meta, timings=timings)
+    say(f"done in {timings['total']:.0f} s: {report}")
+    return {"record": summary, "train": trained, "evaluate": result, "report": report, "timings": timings,
+            "config": asdict(cfg)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m trajarena.demo``)."""
+    p = argparse.ArgumentParser(prog="python -m trajarena.demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument("--episodes", type=int, help="expert episodes to record (default 60)")
+    p.add_argument("--workers", type=int, help="recording processes (default 2)")
+    p.add_argument("--epochs", type=int, help="BC epochs (default 12)")
+    p.add_argument("--eval-episodes", type=int, help="evaluation episodes per agent (default 20)")
+    p.add_argument("--difficulty", type=int, help="CPU difficulty 1-8 (default 5)")
+    p.add_argument("--seed", type=int, help="first recording seed (default 0)")
+    p.add_argument("--quick", action="store_true", help="a tiny budget, for smoke tests")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    cfg = demo_config(args.quick, out=args.out, episodes=args.episodes, workers=args.workers, epochs=args.epochs,
+                      eval_episodes=args.eval_episodes, difficulty=args.difficulty, seed=args.seed)
+    run_demo(cfg, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Behavioural cloning: observation encoding, training from recorded files, safe policy files, agents."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from trajarena.bc import (
+    BCPolicy,
+    Demonstrations,
+    ObsEncoder,
+    PolicyAgent,
+    action_heads,
+    load_demonstrations,
+    load_policy_agent,
+    train_bc,
+)
+from trajarena.errors import FormatError, NotSupportedError, SettingsError
+from trajarena.evaluate import evaluate
+from trajarena.record import record
+
+
+@pytest.fixture(scope="module")
+def cartpole_files(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cartpole")
+    summary = record("CartPole-v1", "expert", episodes=10, workers=1, out=out, progress=False, seed=0)
+    return out, summary
+
+
+def test_encoder_one_hots_discrete_scales_boxes_and_finds_the_frame():
+    space = spaces.Dict(
+        frame=spaces.Box(0, 255, (16, 16, 2), np.uint8),
+        P1=spaces.Dict(side=spaces.Discrete(2), health=spaces.Box(0, 100, (1,), np.int16)),
+        moves=spaces.MultiDiscrete([3, 2]),
+    )
+    enc = ObsEncoder.from_space(space)
+    assert enc.image_shape == (16, 16, 2) and enc.vector_dim == 2 + 1 + 5
+    obs = {"frame": np.full((2, 16, 16, 2), 7, np.uint8),
+           "P1": {"side": np.array([1, 0]), "health": np.array([[50], [100]], np.int16)},
+           "moves": np.array([[2, 0], [0, 1]])}
+    image, vector = enc.encode(obs)
+    assert image.dtype == np.uint8 and image.shape == (2, 16, 16, 2)
+    np.testing.assert_allclose(vector, [[0, 1, 0.5, 0, 0, 1, 1, 0], [1, 0, 1.0, 1, 0, 0, 0, 1]])
+    assert ObsEncoder.from_json(json.loads(json.dumps(enc.to_json()))) == enc
+
+
+def test_float_frames_are_quantised_back_to_uint8():
+    enc = ObsEncoder.from_space(spaces.Box(0.0, 1.0, (8, 8, 1), np.float32))
+    image, vector = enc.encode(np.full((1, 8, 8, 1), 0.5, np.float32))
+    assert image.dtype == np.uint8 and int(image[0, 0, 0, 0]) == 128 and vector.shape == (1, 0)
+
+
+def test_action_heads_and_unsupported_actions():
+    assert action_heads(spaces.Discrete(16)) == ([16], [0])
+    assert action_heads(spaces.MultiDiscrete([9, 8])) == ([9, 8], [0, 0])
+    with pytest.raises(NotSupportedError, match="Discrete and 1-D MultiDiscrete"):
+        action_heads(spaces.Box(-1, 1, (2,)))
+
+
+def test_loss_falls_and_the_policy_beats_random_on_the_same_seeds(cartpole_files, tmp_path):
+    data, _ = cartpole_files
+    result = train_bc(data, tmp_path / "p.pt", epochs=3, progress=False, max_steps=1500)
+    losses = [e.train_loss for e in result.history]
+    assert losses[-1] < losses[0]
+    assert result.train_steps + result.val_steps == 1500 and result.val_steps > 0
+    ev = evaluate(result.path, episodes=3, baselines=("random",), progress=False)
+    assert ev["p"].mean_return > ev["random"].mean_return + 50
+
+
+def test_policy_file_records_its_data_and_loads_without_pickle(cartpole_files, tmp_path):
+    data, summary = cartpole_files
+    result = train_bc(data, tmp_path / "p.pt", epochs=1, progress=False, max_steps=600)
+    blob = torch.load(result.path, weights_only=True)  # plain tensors + a JSON string
+    meta = json.loads(blob["meta_json"])
+    assert meta["env_id"] == "CartPole-v1"
+    assert {f["name"] for f in meta["files"]} == {p.rsplit("/", 1)[-1] for p in summary.files}
+    assert all(len(f["sha256"]) == 64 for f in meta["files"])
+    assert meta["action_space"] and meta["observation_space"] and "wrappers_settings" in meta
+    assert meta["trained"]["steps"] == result.train_steps and len(meta["history"]) == 1
+    policy = BCPolicy.load(result.path)
+    obs = np.array([0.01, 0.0, 0.02, 0.1], np.float32)
+    fresh = BCPolicy.load(result.path)
+    assert policy.predict(obs) == fresh.predict(obs) in (0, 1)
+
+
+def test_training_is_reproducible_and_leaves_the_global_rng_alone(cartpole_files, tmp_path):
+    data, _ = cartpole_files
+    demos = load_demonstrations(data, max_steps=400)
+    state = torch.random.get_rng_state()
+    a = train_bc(demos, tmp_path / "a.pt", epochs=1, progress=False)
+    b = train_bc(demos, tmp_path / "b.pt", epochs=1, progress=False)
+    assert torch.equal(state, torch.random.get_rng_state())
+    sa, sb = (torch.load(r.path, weights_only=True)["state_dict"] for r in (a, b))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.history[0].train_loss == b.history[0].train_loss
+
+
+@pytest.mark.slow
+def test_cartpole_bc_from_ten_expert_episodes_reaches_475(cartpole_files, tmp_path):
+    data, _ = cartpole_files
+    result = train_bc(data, tmp_path / "p.pt", epochs=10, progress=False, seed=0)
+    ev = evaluate(result.path, episodes=10, seed=100, baselines=(), progress=False)
+    assert ev.results[0].mean_return >= 475
+
+
+def test_duel_policy_from_frames_and_dict_observations(tmp_path):
+    settings = {"difficulty": 1, "role": "P1", "frame_shape": (24, 32, 1)}
+    rec = record("duel", "expert", episodes=2, workers=1, out=tmp_path / "d", settings=settings,
+                 wrappers_settings={"stack_frames": 2}, progress=False)
+    result = train_bc(tmp_path / "d", tmp_path / "duel.pt", epochs=1, progress=False, max_steps=400)
+    policy = BCPolicy.load(result.path)
+    assert policy.encoder.image_shape == (24, 32, 2) and policy.nvec == [9, 8]
+    assert policy.meta["wrappers_settings"]["stack_frames"] == 2 and rec.steps > 0
+    env = policy.make_env()
+    assert env.observation_space["frame"].shape == (24, 32, 2)
+    obs, info = env.reset(seed=0)
+    agent = load_policy_agent(result.path, env)
+    action = agent.act(obs, info)
+    assert env.action_space.contains(action)
+    env.close()
+
+
+def test_policy_agent_as_player_two_sees_its_own_side(monkeypatch):
+    space = spaces.Dict(P1=spaces.Box(0, 1, (1,)), P2=spaces.Box(0, 1, (1,)))
+    policy = BCPolicy.create(space, spaces.Discrete(2), seed=0)
+    seen = []
+    monkeypatch.setattr(policy, "predict", lambda obs: seen.append(obs) or 0)
+    PolicyAgent(policy, player=1).act({"P1": np.zeros(1), "P2": np.ones(1)}, {})
+    assert seen[0]["P1"][0] == 1.0 and seen[0]["P2"][0] == 0.0
+
+
+def test_demonstrations_from_steps_subtract_action_starts():
+    demos = Demonstrations.from_steps([np.zeros(2, np.float32)] * 3, [1, 2, 3], [0, 0, 1],
+                                      spaces.Box(-1, 1, (2,), np.float32), spaces.Discrete(3, start=1))
+    assert demos.actions.ravel().tolist() == [0, 1, 2] and demos.n_episodes == 2
+    assert "steps=3" in repr(demos)
+
+
+def test_bad_files_and_settings_raise_typed_errors(tmp_path, cartpole_files):
+    junk = tmp_path / "junk.pt"
+    torch.save({"weights": torch.zeros(1)}, junk)
+    with pytest.raises(FormatError, match="not a trajarena BC policy"):
+        BCPolicy.load(junk)
+    with pytest.raises(SettingsError, match="epochs >= 1"):
+        train_bc(cartpole_files[0], tmp_path / "x.pt", epochs=0, progress=False)
+    with pytest.raises(FileNotFoundError):
+        train_bc(tmp_path / "missing", tmp_path / "x.pt", progress=False)
