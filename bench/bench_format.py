@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ class Args:
     steps: int = 200_000
     boxing_steps: int = 3000
     pause_episodes: int = 2000
+    memory_steps: int = 1_000_000
     seed: int = 0
 
 
@@ -128,6 +130,22 @@ def main(args: Args) -> None:
               f"{np.percentile(p, 50):.3f} / {np.percentile(p, 99):.3f} / {p.max():.2f}"),
              ("pause p99 first half vs second half ms",
               f"{np.percentile(p[:half], 99):.3f} vs {np.percentile(p[half:], 99):.3f} ({files} files)")]
+    # memory: one CartPole-shaped episode of 1M steps streams through a constant set of buffers
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    obs_space = gym.make("CartPole-v1").observation_space
+    obs = obs_space.sample()
+    with tempfile.TemporaryDirectory() as d, TrajectoryWriter(d, obs_space, gym.spaces.Discrete(2)) as w:
+        w.reset(obs)
+        for t in range(args.memory_steps):
+            w.step(t & 1, obs, 1.0, False, False)
+            if t == args.memory_steps // 10:
+                early = rss_mb()
+        late = rss_mb()
+    rows.append((f"RSS after {args.memory_steps // 10:,} vs {args.memory_steps:,} steps of one episode (MB)",
+                 f"{early:.1f} vs {late:.1f} ({late - early:+.1f})"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

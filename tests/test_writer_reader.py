@@ -99,7 +99,7 @@ def test_global_indexing_and_iteration(tmp_path: Path) -> None:
 
 def test_reader_pickles_as_paths_and_reopens(tmp_path: Path) -> None:
     written = record(tmp_path, spaces.Box(0, 1, (3,)), spaces.Discrete(2), [4])
-    reader = TrajectoryReader(tmp_path, cache_chunks=2)
+    reader = TrajectoryReader(tmp_path, cache_bytes=1 << 20)
     reader.read_episode(0)
     blob = pickle.dumps(reader)
     assert len(blob) < 1000  # paths and options, no arrays or memory maps

@@ -276,7 +276,8 @@ class TrajectoryReader:
             last complete chunk; their unfinished episode is reported ``truncated``. When False they
             are skipped with a warning that says how to salvage them.
         verify_checksums: check each decoded column against its CRC-32.
-        cache_chunks: how many decoded chunks to keep.
+        cache_bytes: decoded chunks are kept (least recently used first out) up to this many bytes;
+            at least the last decoded chunk is always kept.
 
     The reader pickles as its arguments and reopens the files in the unpickling process.
 
@@ -295,8 +296,8 @@ class TrajectoryReader:
     """
 
     def __init__(self, paths: str | Path | Sequence[str | Path], *, include_partial: bool = False,
-                 verify_checksums: bool = True, cache_chunks: int = 4) -> None:
-        self._args = (paths, include_partial, verify_checksums, cache_chunks)
+                 verify_checksums: bool = True, cache_bytes: int = 256 << 20) -> None:
+        self._args = (paths, include_partial, verify_checksums, cache_bytes)
         files, partial = find_files(paths, include_partial)
         skipped = bool(partial and not include_partial)
         if skipped:
@@ -306,7 +307,7 @@ class TrajectoryReader:
                 stacklevel=2,
             )
             partial = []
-        self.verify_checksums, self._cache_size = verify_checksums, cache_chunks
+        self.verify_checksums, self._cache_size, self._cached = verify_checksums, cache_bytes, 0
         self._files = [index_file(p) for p in files] + [index_file(p, partial=True) for p in partial]
         if not self._files:
             hint = " (only .partial files: pass include_partial=True or run repair())" if skipped else ""
@@ -351,7 +352,7 @@ class TrajectoryReader:
         paths, include_partial, verify, cache = state["args"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.__init__(paths, include_partial=include_partial, verify_checksums=verify, cache_chunks=cache)
+            self.__init__(paths, include_partial=include_partial, verify_checksums=verify, cache_bytes=cache)
 
     # ------------------------------------------------------------------ index
 
@@ -421,8 +422,10 @@ class TrajectoryReader:
                 values = fmt.xor_decode(values)
             out[name] = values
         self._cache[key] = out
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._cached += sum(v.nbytes for v in out.values())
+        while self._cached > self._cache_size and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= sum(v.nbytes for v in old.values())
         return out
 
     def _rows(self, fi: int, start: int, stop: int) -> dict[str, np.ndarray]:
@@ -550,7 +553,7 @@ def _check_file(path: Path, partial: bool) -> _File:
     """Index a file and decode every chunk, checking checksums and episode returns."""
     f = index_file(path, partial=partial)
     r = TrajectoryReader.__new__(TrajectoryReader)
-    r._files, r.verify_checksums, r._cache, r._cache_size = [f], True, OrderedDict(), 1
+    r._files, r.verify_checksums, r._cache, r._cache_size, r._cached = [f], True, OrderedDict(), 0, 0
     for ci in range(len(f.rows)):
         if f.rows[ci]:
             cols = r._chunk(0, ci)
@@ -648,7 +651,7 @@ def repair(paths: str | Path | Sequence[str | Path], *, force: bool = False) -> 
             skipped[path] = f"the recording process {f.meta['pid']} is still running (pass force=True)"
             continue
         r = TrajectoryReader.__new__(TrajectoryReader)
-        r._files, r.verify_checksums, r._cache, r._cache_size = [f], True, OrderedDict(), 1
+        r._files, r.verify_checksums, r._cache, r._cache_size, r._cached = [f], True, OrderedDict(), 0, 0
         good: list[tuple[pa.RecordBatch, dict]] = []
         for ci in range(len(f.rows)):
             try:
