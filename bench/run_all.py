@@ -95,7 +95,15 @@ def run_others(args: Args) -> list[str]:
         path = HERE / name
         if not path.exists():
             continue
-        cmd = [sys.executable, str(path)] + (["--quick"] if args.quick else [])
+        helptext = subprocess.run([sys.executable, str(path), "--help"], text=True, capture_output=True).stdout
+        cmd = [sys.executable, str(path)]
+        if "--results-dir" in helptext:
+            cmd += ["--results-dir", args.results_dir]
+        if args.quick:
+            if "--quick" not in helptext:
+                lines.append(f"{name}: skipped (no --quick option)")
+                continue
+            cmd.append("--quick")
         start = time.perf_counter()
         proc = subprocess.run(cmd, text=True, capture_output=True)
         print(proc.stdout, end="")
@@ -119,7 +127,7 @@ def main(args: Args) -> int:
         print(line)
     print(f"\nbench/run_all.py finished in {time.perf_counter() - start:.0f} s; "
           f"results in {args.results_dir}")
-    return 1 if any("exit 0" not in line for line in others) else 0
+    return 1 if any("exit " in line and "exit 0" not in line for line in others) else 0
 
 
 if __name__ == "__main__":
