@@ -90,8 +90,8 @@ def test_sigkill_at_random_moments_then_repair(tmp_path: Path) -> None:
 
     reader = TrajectoryReader(folder)
     by_tag: dict[str, list] = {}
-    for f in reader._files:
-        by_tag.setdefault(f.meta["username"], []).extend(f.episodes)
+    for i, e in enumerate(reader.episodes):
+        by_tag.setdefault(reader.file_metadata(i)["username"], []).append(e)
     for tag, (kill_time, log) in kills.items():
         episodes = sorted(by_tag.get(tag, []), key=lambda e: e.episode)
         ids = [e.episode for e in episodes]
@@ -107,8 +107,7 @@ def test_sigkill_at_random_moments_then_repair(tmp_path: Path) -> None:
             if ep.end_reason == "env" and ep.episode in lengths:
                 assert ep.length == lengths[ep.episode]
         # the content is exact: replay a sample of episodes, including the last (possibly cut) one
-        index = {e.episode: i for i, e in enumerate(reader.episodes) if e.file in {x.path for x in reader._files
-                                                                                   if x.meta["username"] == tag}}
+        index = {e.episode: i for i, e in enumerate(reader.episodes) if reader.file_metadata(i)["username"] == tag}
         for e in {0, len(ids) // 2, len(ids) - 1} & set(index):
             got = reader.read_episode(index[e])
             obs, actions = replay(e, got.info.length)

@@ -88,9 +88,9 @@ def test_vector_recording_equals_recording_each_env_alone(tmp_path: Path, mode: 
     reader = TrajectoryReader(tmp_path)
     streams: dict[int, list[int]] = {}
     for i, e in enumerate(reader.episodes):
-        f = next(x for x in reader._files if x.path == e.file)
-        assert f.meta["vector"]["autoreset_mode"] == mode.value
-        streams.setdefault(f.meta["vector"]["index"], []).append(i)
+        vector = reader.file_metadata(i)["vector"]
+        assert vector["autoreset_mode"] == mode.value and vector["num_envs"] == 3
+        streams.setdefault(vector["index"], []).append(i)
     assert sorted(streams) == [0, 1, 2]
     total = 0
     for sub, episodes in streams.items():

@@ -120,9 +120,9 @@ def test_info_fields_kept_dropped_and_noted(tmp_path: Path) -> None:
     assert ep.infos["lives"].shape == (7, 2) and ep.infos["lives"].dtype == np.int8
     assert ep.infos["round_done"].dtype == bool and ep.infos["round"][0] == 0
     assert ep.infos["later"].tolist() == [0, 1, 1, 1, 0, 0, 0]  # reset row had none; float values dropped
-    notes = reader.episodes[0].final_info, reader._files[0].chunks[-1]["ends"][0]["notes"]
-    assert "text" in notes[1]["info/text"] or "dropped" in notes[1]["info/text"]
-    assert "dropped" in notes[1]["info/later"]
+    notes = reader.episodes[0].notes
+    assert notes["info/text"].startswith("dropped: not a numeric") and "changed" in notes["info/later"]
+    assert reader.episodes[0].final_info["text"] == "not numeric"  # kept as JSON in the episode record
 
 
 def test_episode_end_reasons_and_context_manager(tmp_path: Path) -> None:
@@ -278,9 +278,9 @@ def test_processes_record_into_one_folder_without_clashes(tmp_path: Path) -> Non
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     reader = TrajectoryReader(tmp_path)
     assert reader.num_episodes == 80 and verify(tmp_path).clean
-    users = {}
-    for f in reader._files:
-        users.setdefault(f.meta["username"], []).extend(e.seed for e in f.episodes)
+    users: dict[str, list] = {}
+    for i, e in enumerate(reader.episodes):
+        users.setdefault(reader.file_metadata(i)["username"], []).append(e.seed)
     assert {u: sorted(s) for u, s in users.items()} == {f"p{i}": list(range(20)) for i in range(4)}
 
 

@@ -64,6 +64,7 @@ class EpisodeInfo:
     final_info: dict[str, Any]
     first_row: int
     partial: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, repr=False)
@@ -242,7 +243,7 @@ def _build_episodes(f: _File) -> None:
                 raise CorruptFileError(f"{where}: episode {ep} claims {end.get('length')} steps, holds {seen - 1}.")
             info = EpisodeInfo(0, f.path, ep, seen - 1, float(end["return"]), end.get("seed"),
                                bool(end["terminated"]), bool(end["truncated"]), str(end.get("end_reason", "env")),
-                               end.get("final_info") or {}, first, f.partial)
+                               end.get("final_info") or {}, first, f.partial, end.get("notes") or {})
         f.episodes.append(info)
     if ends:
         raise CorruptFileError(f"{where}: end records for unknown episodes {sorted(ends)}.")
@@ -264,7 +265,7 @@ def find_files(paths: str | Path | Sequence[str | Path], include_partial: bool =
             files.append(p)
         else:
             raise FileNotFoundError(f"No trajectory file or folder at {p}.")
-    return files, partial
+    return list(dict.fromkeys(files)), list(dict.fromkeys(partial))
 
 
 class TrajectoryReader:
@@ -360,6 +361,10 @@ class TrajectoryReader:
     def files(self) -> list[Path]:
         """The files read, in order."""
         return [f.path for f in self._files]
+
+    def file_metadata(self, episode: int) -> dict[str, Any]:
+        """The metadata (settings, username, ignore_p2, players, ...) of an episode's file."""
+        return self._files[self._ep_file[episode]].meta
 
     @property
     def num_episodes(self) -> int:

@@ -123,6 +123,10 @@ class TrajectoryRecorder(gym.Wrapper):
         self.writer.step(action, obs, reward, terminated, truncated, info)
         return obs, reward, terminated, truncated, info
 
+    def flush(self) -> None:
+        """Hand buffered steps to the writer thread now (call it when the game loop pauses)."""
+        self.writer.flush()
+
     def close(self) -> None:
         """Save the open episode (as truncated), finish the files, close the env."""
         if not self._closed:
