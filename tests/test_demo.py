@@ -1,0 +1,56 @@
+"""``make demo`` end to end on a tiny budget, the report's numbers, and the SB3 example script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trajarena.demo import demo_config, main, run_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_demo_writes_report_plots_gif_and_policy(tmp_path):
+    cfg = demo_config(quick=True, out=str(tmp_path / "demo"), episodes=2, workers=2, epochs=1, eval_episodes=1,
+                      gif_steps=8, difficulty=1)
+    out = run_demo(cfg, progress=False)
+    folder = Path(cfg.out)
+    for name in ("report.md", "learning_curve.png", "win_rates.png", "returns.png", "bc_policy.gif", "policy.pt",
+                 "results.json"):
+        assert (folder / name).stat().st_size > 0, name
+    assert list((folder / "data").glob("*.arrow"))
+    report = (folder / "report.md").read_text()
+    assert out["evaluate"].table() in report  # the report shows exactly what evaluate prints
+    results = json.loads((folder / "results.json").read_text())
+    assert results["evaluate"] == json.loads(json.dumps(out["evaluate"].to_dict()))
+    assert results["record"]["episodes"] == 2 and results["train"]["history"][0]["epoch"] == 1
+    from PIL import Image
+
+    with Image.open(folder / "bc_policy.gif") as gif:
+        assert gif.n_frames >= 2
+
+
+def test_demo_config_and_cli_arguments():
+    cfg = demo_config(episodes=3, workers=None)
+    assert cfg.episodes == 3 and cfg.workers == 2
+    with pytest.raises(SystemExit):
+        main(["--episodes", "many"])
+
+
+@pytest.mark.slow
+def test_sb3_example_smoke(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "sb3_pretrain.py"), "--env-id", "CartPole-v1", "--episodes", "2",
+         "--epochs", "2", "--eval-episodes", "2", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sb3-bc" in proc.stdout and "mean return" in proc.stdout
