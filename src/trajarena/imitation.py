@@ -474,6 +474,9 @@ class ImitationLearning(gym.Wrapper):
         data = r.dataset
         if data is not None:
             for fi, path in enumerate(data.files):
+                if fi == 20 and len(data.files) > 21:
+                    out.write(f"  ... and {len(data.files) - 20} more file(s)\n")
+                    break
                 eps = [e for e in data.episodes if e.file_index == fi]
                 steps = sum(e.length for e in eps)
                 ret = [round(float(e.meta.get("return", float("nan"))), 3) for e in eps]
