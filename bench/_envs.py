@@ -143,6 +143,8 @@ def run_loop(
         obs, _reward, terminated, truncated, _info = env.step(policy(obs))
         if terminated or truncated:
             episodes += 1
+            if i == n_steps - 1:
+                break  # no trailing reset: it would leave an empty episode in the recording
             obs, _ = env.reset(options=reset_options)
             pauses.append(perf() - t0)
         if on_step is not None:

@@ -245,6 +245,29 @@ def replay_sequential(folder: str | os.PathLike, api: str = "reader") -> tuple[i
     return steps, time.perf_counter() - start
 
 
+def replay_imitation(folder: str | os.PathLike, max_steps: int = 50_000_000) -> tuple[int, float]:
+    """Replay every episode through DIAMBRA-style ``ImitationLearning`` (raw: no wrappers stored
+    in these files) until it is exhausted; ``(steps, seconds)``, opening included."""
+    module = _import("trajarena.imitation")
+    start = time.perf_counter()
+    try:
+        env = module.ImitationLearning(traj_files_list=str(folder), total_cpus=1, rank=0)
+        action = env.action_space.sample()  # ignored by the loader
+        steps = 0
+        _, info = env.reset()
+        while not info.get("exhausted", False) and steps < max_steps:
+            done = False
+            while not done:
+                _, _, terminated, truncated, info = env.step(action)
+                steps += 1
+                done = terminated or truncated
+            _, info = env.reset()
+        env.close()
+    except Exception as exc:  # noqa: BLE001
+        raise NotAvailable(f"n/a (ImitationLearning replay failed: {type(exc).__name__}: {exc})") from exc
+    return steps, time.perf_counter() - start
+
+
 def sample_random(folder: str | os.PathLike, n: int, seed: int = 0, batch_size: int = 1,
                   max_seconds: float = float("inf"), api: str = "reader") -> tuple[int, float]:
     """Fetch ``n`` random transitions, one by one or in batches; ``(transitions, seconds)``.

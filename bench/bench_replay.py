@@ -8,8 +8,9 @@ measures on each
 * random transitions, one at a time: a random episode, a random step (transitions/s);
 * random transitions in batches of ``--batch-size`` (transitions/s).
 
-trajarena is read through both of its read APIs: ``TrajectoryReader`` (chunked, low memory)
-and ``TrajectoryDataset`` (the training API); Minari's figure is repeated on both rows.
+trajarena is read through its read APIs: ``TrajectoryReader`` (chunked, low memory),
+``TrajectoryDataset`` (the training API) and, for sequential replay, the DIAMBRA-style
+``ImitationLearning`` env (reset/step until exhausted); Minari's figure is repeated on each row.
 
 Each random-access measurement stops after ``--n-random`` transitions or ``--max-seconds``,
 whichever comes first (Minari reads a whole episode per access, which is slow on images).
@@ -111,6 +112,8 @@ def main(args: Args) -> list[Table]:
                  lambda: _trajarena.replay_sequential(folder, api="reader"), "seq"),
                 ("sequential steps (dataset)",
                  lambda: _trajarena.replay_sequential(folder, api="dataset"), "seq"),
+                ("sequential steps (ImitationLearning env)",
+                 lambda: _trajarena.replay_imitation(folder), "seq"),
                 ("random transitions (single, reader)",
                  lambda: _trajarena.sample_random(folder, args.n_random, args.seed, 1, api="reader", **cap), "one"),
                 ("random transitions (single, dataset)",

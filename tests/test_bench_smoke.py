@@ -64,7 +64,8 @@ def test_bench_replay_quick(tmp_path):
     assert "Replay and random access" in proc.stdout
     rows = _load(tmp_path, "replay")["rows"]
     assert [r["measure"] for r in rows] == [
-        "sequential steps (reader)", "sequential steps (dataset)", "random transitions (single, reader)",
+        "sequential steps (reader)", "sequential steps (dataset)", "sequential steps (ImitationLearning env)",
+        "random transitions (single, reader)",
         "random transitions (single, dataset)", "random transitions (batch 32, dataset)"]
     for row in rows:
         assert _is_figure_or_na(row["trajarena /s"]) and _is_figure_or_na(row["Minari /s"])
