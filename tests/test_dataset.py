@@ -142,6 +142,13 @@ def test_pickles_as_paths_and_options(cartpole, tmp_path):
     clone = pickle.loads(blob)
     assert clone.cache_dir == str(tmp_path) and len(clone) == len(ds)
     assert np.array_equal(clone.transitions([0, 3]).obs, ds.transitions([0, 3]).obs)
+    last = len(ds) - 1  # in the second file: a gather across memory-mapped parts
+    assert len(ds.files) == 2 and ds.episode_of(last)[0] == ds.n_episodes - 1
+    plain = TrajectoryDataset(folder)
+    for i in (0, last):
+        assert np.array_equal(clone.transition(i).next_obs, plain.transition(i).next_obs)
+    w = clone.windows([last - 1, 0], 3)
+    assert np.array_equal(w.obs, plain.windows([last - 1, 0], 3).obs)
 
 
 def test_files_order_mismatch_and_missing(cartpole, duel, tmp_path):

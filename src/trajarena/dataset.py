@@ -430,6 +430,7 @@ class _Column:
         if self.ds.cache_dir is None or len(self.parts) == 1:
             return self.all()[rows]
         offsets = self.ds._file_rows
+        rows = np.asarray(rows)
         flat = rows.reshape(-1)
         which = np.searchsorted(offsets, flat, side="right") - 1
         first = self.part(int(which[0])) if len(flat) else self.part(0)
@@ -437,7 +438,7 @@ class _Column:
         for f in np.unique(which).tolist():
             sel = which == f
             out[sel] = self.part(f)[flat[sel] - offsets[f]]
-        return out.reshape(*rows.shape, *first.shape[1:])
+        return out[0] if rows.ndim == 0 else out.reshape(rows.shape + first.shape[1:])
 
 
 # ----------------------------------------------------------------------------- dataset
