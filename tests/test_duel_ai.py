@@ -7,7 +7,7 @@ import pytest
 
 from trajarena.agents import make_agent
 from trajarena.envs.duel import DuelEnv
-from trajarena.envs.duel.ai import CpuAI, Situation, read, tactic
+from trajarena.envs.duel.ai import CpuAI, Situation, mixup, read, tactic
 from trajarena.envs.duel.characters import CHARACTERS
 from trajarena.envs.duel.game import Game
 
@@ -99,3 +99,15 @@ def test_tactic_rules():
     assert tactic(base._replace(gap=10, threat=True), block=False) == (0, 1)
     s = read(Game(CHARACTERS[3], CHARACTERS[1]), 0)
     assert s.toward == 1 and s.punch > 17 and s.kick > s.punch and not s.threat
+
+
+def test_mixup_options():
+    base = Situation(gap=60, toward=1, punch=17, kick=24, me_free=True, threat=False, threat_low=False,
+                     whiff=False, foe_air=False, foe_down=False, sweep=25, special=29)
+    assert mixup(base._replace(gap=3, foe_guard=True), 0.9) == (0, 5)  # throw a guarding foe
+    assert mixup(base._replace(gap=20, foe_guard=True), 0.9) == (7, 2)  # sweep a standing guard
+    assert mixup(base._replace(gap=20, foe_guard=True, foe_crouch=True), 0.9) is None
+    assert mixup(base._replace(gap=27, whiff=True), 0.1) == (0, 4)  # special punishes a far whiff
+    assert mixup(base._replace(gap=50), 0.1) == (4, 0)  # jump in
+    assert mixup(base._replace(gap=20, me_air=True), 0.9) == (0, 2)  # air kick
+    assert mixup(base, 0.9) is None
