@@ -38,7 +38,7 @@ Datasets pickle as paths + options and reopen lazily in the new process (DataLoa
 from __future__ import annotations
 
 import hashlib
-import math
+import operator
 import os
 import threading
 from collections import OrderedDict
@@ -633,7 +633,11 @@ class TrajectoryDataset:
 
     def transition(self, index: int) -> Transition:
         """One transition (no batch axis)."""
-        row = int(self._trans_row[int(self._check_indices(index))])
+        n = len(self._trans_row)
+        i = operator.index(index)
+        if not -n <= i < n:
+            raise IndexError(f"transition index {i} out of range: the dataset holds {n} transitions.")
+        row = int(self._trans_row[i])
         return Transition(self._obs(row), self._act(row + 1), float(self._col(fmt.REWARD).take(row + 1)),
                           self._obs(row + 1), bool(self._col(fmt.TERMINATED).take(row + 1)),
                           bool(self._col(fmt.TRUNCATED).take(row + 1)))
