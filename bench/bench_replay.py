@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,6 +72,35 @@ def _measure(fn, *args, **kwargs):
     return rate(count, seconds), ""
 
 
+def _trajarena_measures(folder: Path, args: Args) -> list[tuple[str, str, Callable[[], tuple[int, float]]]]:
+    """``(row label, key of the Minari figure it compares with, measurement)`` for a recording."""
+    n, seed, b, cap = args.n_random, args.seed, args.batch_size, args.max_seconds
+    sample = _trajarena.sample_random
+    return [
+        ("sequential steps (reader)", "seq", lambda: _trajarena.replay_sequential(folder, api="reader")),
+        ("sequential steps (dataset)", "seq", lambda: _trajarena.replay_sequential(folder, api="dataset")),
+        ("sequential steps (ImitationLearning env)", "seq", lambda: _trajarena.replay_imitation(folder)),
+        ("random transitions (single, reader)", "one",
+         lambda: sample(folder, n, seed, 1, max_seconds=cap, api="reader")),
+        ("random transitions (single, dataset)", "one",
+         lambda: sample(folder, n, seed, 1, max_seconds=cap, api="dataset")),
+        (f"random transitions (batch {b}, dataset)", "batch",
+         lambda: sample(folder, n, seed, b, max_seconds=cap, api="dataset")),
+    ]
+
+
+def _minari_results(factory, n_steps: int, args: Args) -> dict[str, tuple]:
+    """Record with Minari and measure it: ``{"seq" | "one" | "batch": (rate, cell)}``."""
+    n, seed, cap = args.n_random, args.seed, args.max_seconds
+    with _minari.datasets_path(args.workdir or None):
+        path = _minari.record(factory, n_steps, seed, data_format="hdf5").data_path
+        return {
+            "seq": _measure(_minari.replay_sequential, path),
+            "one": _measure(_minari.sample_random, path, n, seed, 1, max_seconds=cap),
+            "batch": _measure(_minari.sample_random, path, n, seed, args.batch_size, max_seconds=cap),
+        }
+
+
 def main(args: Args) -> list[Table]:
     columns = ["env", "measure", "trajarena /s", "Minari /s", "trajarena/Minari"]
     table = Table("replay", columns, title="Replay and random access (same recordings)")
@@ -78,10 +108,11 @@ def main(args: Args) -> list[Table]:
         f"Minari: hdf5 backend, images JPEG-encoded (its default). Random access: Minari loads the "
         f"whole episode (dataset[i]); batched Minari reads up to {args.batch_size} distinct episodes "
         f"per batch. Each random measurement stops at {args.n_random:,} transitions or {args.max_seconds} s.")
-    table.notes.append(f"trajarena recordings made with TrajectoryRecorder. reader = "
+    table.notes.append("trajarena recordings made with TrajectoryRecorder. reader = "
                        "trajarena.reader.TrajectoryReader (iter_episodes, step(i)); dataset = "
                        "trajarena.dataset.TrajectoryDataset (iterate_episodes, transition(i), "
-                       "sample_transitions(B, rng); one untimed warm-up call decodes the columns).")
+                       "sample_transitions(B, rng); one untimed warm-up call decodes the columns); "
+                       "ImitationLearning: reset/step until exhausted.")
     minari_ok, minari_why = _minari.available() if args.minari else (False, "n/a (--no-minari)")
     ta_ok, ta_why = _trajarena.available()
 
@@ -93,47 +124,18 @@ def main(args: Args) -> list[Table]:
                 continue
             n = args.cartpole_steps if name == CARTPOLE else args.image_steps
             folder = Path(work) / f"ta-{index}"
-            ta_cell = ta_why
+            recorded, ta_cell = False, ta_why
             if ta_ok:
                 try:
                     _trajarena.record(factory, n, folder, args.seed)
+                    recorded = True
                 except _trajarena.NotAvailable as exc:
-                    ta_ok_env, ta_cell = False, str(exc)
-                else:
-                    ta_ok_env = True
-            else:
-                ta_ok_env = False
-
-            b = args.batch_size
-            cap = {"max_seconds": args.max_seconds}
-            # (row label, trajarena call, key of the Minari measurement it is compared with)
-            measures = [
-                ("sequential steps (reader)",
-                 lambda: _trajarena.replay_sequential(folder, api="reader"), "seq"),
-                ("sequential steps (dataset)",
-                 lambda: _trajarena.replay_sequential(folder, api="dataset"), "seq"),
-                ("sequential steps (ImitationLearning env)",
-                 lambda: _trajarena.replay_imitation(folder), "seq"),
-                ("random transitions (single, reader)",
-                 lambda: _trajarena.sample_random(folder, args.n_random, args.seed, 1, api="reader", **cap), "one"),
-                ("random transitions (single, dataset)",
-                 lambda: _trajarena.sample_random(folder, args.n_random, args.seed, 1, api="dataset", **cap), "one"),
-                (f"random transitions (batch {b}, dataset)",
-                 lambda: _trajarena.sample_random(folder, args.n_random, args.seed, b, api="dataset", **cap), "batch"),
-            ]
-            minari_runs = {
-                "seq": lambda path: _minari.replay_sequential(path),
-                "one": lambda path: _minari.sample_random(path, args.n_random, args.seed, 1, **cap),
-                "batch": lambda path: _minari.sample_random(path, args.n_random, args.seed, b, **cap),
-            }
-            mi_results: dict[str, tuple] = {key: (None, minari_why) for key in minari_runs}
-            if minari_ok:
-                with _minari.datasets_path(args.workdir or None):
-                    recorded = _minari.record(factory, n, args.seed, data_format="hdf5")
-                    mi_results = {key: _measure(run, recorded.data_path) for key, run in minari_runs.items()}
-            for label, ta_run, key in measures:
-                ta_rate, ta_msg = _measure(ta_run) if ta_ok_env else (None, ta_cell)
-                mi_rate, mi_msg = mi_results[key]
+                    ta_cell = str(exc)
+            mi = (_minari_results(factory, n, args) if minari_ok
+                  else dict.fromkeys(("seq", "one", "batch"), (None, minari_why)))
+            for label, key, run in _trajarena_measures(folder, args):
+                ta_rate, ta_msg = _measure(run) if recorded else (None, ta_cell)
+                mi_rate, mi_msg = mi[key]
                 table.add_row(**{"env": name, "measure": label,
                                  "trajarena /s": ta_rate if ta_rate is not None else ta_msg,
                                  "Minari /s": mi_rate if mi_rate is not None else mi_msg,
