@@ -16,23 +16,6 @@ The file hash covers the size and the Arrow footer (the schema, metadata and chu
 the file, so a changed file gets a new cache entry.
 
 Datasets pickle as paths + options and reopen lazily in the new process (DataLoader workers).
-
->>> import tempfile, numpy as np
->>> from gymnasium.spaces import Box, Discrete
->>> from trajarena.writer import TrajectoryWriter
->>> folder = tempfile.mkdtemp()
->>> with TrajectoryWriter(folder, Box(-9, 9, (2,)), Discrete(2), {"env_id": "demo"}) as w:
-...     w.reset(np.zeros(2, np.float32), {}, seed=0)
-...     for t in range(1, 4):
-...         w.step(t % 2, np.full(2, t, np.float32), 1.0, t == 3, False, {})
->>> ds = TrajectoryDataset(folder)
->>> ds.n_episodes, len(ds)
-(1, 3)
->>> tr = ds.transition(1)
->>> tr.obs.tolist(), int(tr.action), tr.next_obs.tolist(), bool(tr.terminated)
-([1.0, 1.0], 0, [2.0, 2.0], False)
->>> ds.sample_transitions(5, np.random.default_rng(0)).obs.shape
-(5, 2)
 """
 
 from __future__ import annotations
@@ -461,7 +444,22 @@ class TrajectoryDataset:
         MismatchError: two files disagree on the observation or action space (both are named).
         FormatError: a file is not a trajarena trajectory (``CorruptFileError`` when damaged).
 
-    The doctest of the module shows a round trip.
+    >>> import tempfile, numpy as np
+    >>> from gymnasium.spaces import Box, Discrete
+    >>> from trajarena.writer import TrajectoryWriter
+    >>> folder = tempfile.mkdtemp()
+    >>> with TrajectoryWriter(folder, Box(-9, 9, (2,)), Discrete(2), {"env_id": "demo"}) as w:
+    ...     w.reset(np.zeros(2, np.float32), {}, seed=0)
+    ...     for t in range(1, 4):
+    ...         w.step(t % 2, np.full(2, t, np.float32), 1.0, t == 3, False, {})
+    >>> ds = TrajectoryDataset(folder)
+    >>> ds.n_episodes, len(ds)
+    (1, 3)
+    >>> tr = ds.transition(1)
+    >>> tr.obs.tolist(), int(tr.action), tr.next_obs.tolist(), bool(tr.terminated)
+    ([1.0, 1.0], 0, [2.0, 2.0], False)
+    >>> ds.sample_transitions(5, np.random.default_rng(0)).obs.shape
+    (5, 2)
     """
 
     def __init__(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *,

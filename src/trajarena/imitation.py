@@ -28,20 +28,6 @@ End of data. When every unit is replayed, ``exhausted`` becomes True and ``reset
 (all-zero) observation with ``info["exhausted"] = True``; ``step`` then returns a blank observation,
 reward 0 and ``terminated=True`` (so vector envs keep running). ``loop=True`` starts a new pass
 instead (``passes`` counts the finished ones), reshuffled when ``shuffle`` is set.
-
->>> import tempfile, gymnasium as gym
->>> from trajarena.recorder import TrajectoryRecorder
->>> folder = tempfile.mkdtemp()
->>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
->>> _ = env.reset(seed=0)
->>> for a in [0, 1, 0]:
-...     _ = env.step(a)
->>> env.close()
->>> il = ImitationLearning(traj_files_list=env.files, total_cpus=1, rank=0)
->>> obs, info = il.reset()
->>> obs, reward, terminated, truncated, info = il.step(il.action_space.sample())
->>> int(info["action"]), reward
-(0, 1.0)
 """
 
 from __future__ import annotations
@@ -386,7 +372,20 @@ class ImitationLearning(gym.Wrapper):
         SettingsError: a bad rank/total_cpus, perspective or wrappers setting.
 
     Pickles as its arguments: an unpickled env starts again from the first episode.
-    See the module docstring for an example.
+
+    >>> import tempfile, gymnasium as gym
+    >>> from trajarena.recorder import TrajectoryRecorder
+    >>> folder = tempfile.mkdtemp()
+    >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
+    >>> _ = env.reset(seed=0)
+    >>> for a in [0, 1, 0]:
+    ...     _ = env.step(a)
+    >>> env.close()
+    >>> il = ImitationLearning(traj_files_list=env.files, total_cpus=1, rank=0)
+    >>> obs, info = il.reset()
+    >>> obs, reward, terminated, truncated, info = il.step(il.action_space.sample())
+    >>> int(info["action"]), reward
+    (0, 1.0)
     """
 
     def __init__(self, traj_files_list: Any, total_cpus: int = 1, rank: int = 0, *,

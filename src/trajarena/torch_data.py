@@ -12,21 +12,6 @@
 
 Both take ``window=k`` to yield ``k``-step windows with a padding ``mask`` instead of transitions.
 Both pickle as the dataset's paths and options: DataLoader workers reopen the files themselves.
-
->>> import tempfile, gymnasium as gym
->>> from trajarena.recorder import TrajectoryRecorder
->>> folder = tempfile.mkdtemp()
->>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
->>> _ = env.reset(seed=0)
->>> for a in [0, 1, 1]:
-...     _ = env.step(a)
->>> env.close()
->>> ds = TransitionDataset(folder)
->>> item = ds[0]
->>> sorted(item), item["obs"].shape, int(item["action"])
-(['action', 'index', 'next_obs', 'obs', 'reward', 'terminated', 'truncated'], torch.Size([4]), 0)
->>> ds[[0, 2]]["obs"].shape
-torch.Size([2, 4])
 """
 
 from __future__ import annotations
@@ -96,7 +81,20 @@ class TransitionDataset(torch.utils.data.Dataset):
         window: yield windows of this many steps (with ``mask``) instead of single transitions.
         cache_dir: memory-mapped decoded-column cache (when ``data`` are paths).
 
-    The module docstring shows an example.
+    >>> import tempfile, gymnasium as gym
+    >>> from trajarena.recorder import TrajectoryRecorder
+    >>> folder = tempfile.mkdtemp()
+    >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
+    >>> _ = env.reset(seed=0)
+    >>> for a in [0, 1, 1]:
+    ...     _ = env.step(a)
+    >>> env.close()
+    >>> ds = TransitionDataset(folder)
+    >>> item = ds[0]
+    >>> sorted(item), item["obs"].shape, int(item["action"])
+    (['action', 'index', 'next_obs', 'obs', 'reward', 'terminated', 'truncated'], torch.Size([4]), 0)
+    >>> ds[[0, 2]]["obs"].shape
+    torch.Size([2, 4])
     """
 
     def __init__(self, data: Any, *, window: int | None = None, cache_dir: str | os.PathLike | None = None) -> None:
