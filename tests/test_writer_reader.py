@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from _helpers_format import CATALOGUE, SpriteDuel, any_space, assert_nested_equal, run_episodes, stack
 from trajarena import format as fmt
-from trajarena.errors import MismatchError, RecordingError, SettingsError, SpaceError
+from trajarena.errors import FormatError, MismatchError, RecordingError, SettingsError, SpaceError
 from trajarena.reader import TrajectoryReader, open_trajectories, verify
 from trajarena.writer import TrajectoryWriter
 
@@ -309,3 +310,31 @@ def test_unclosed_writer_is_finished_at_interpreter_exit(tmp_path: Path) -> None
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     (ep,) = TrajectoryReader(tmp_path).episodes
     assert (ep.length, ep.end_reason, ep.truncated) == (7, "close", True)
+
+
+def test_stalled_game_loop_is_flushed_by_the_thread(tmp_path: Path) -> None:
+    box = spaces.Box(0, 1, (2,))
+    w = TrajectoryWriter(tmp_path, box, spaces.Discrete(2), chunk_steps=100, flush_seconds=0.05, segment_seconds=1e9)
+    w.reset(np.zeros(2, np.float32), seed=3)
+    for t in range(5):
+        w.step(t % 2, np.full(2, t, np.float32), 1.0, t == 4, False)
+    w.reset(np.zeros(2, np.float32))
+    w.step(1, np.ones(2, np.float32), 2.0, False, False)
+    deadline = time.monotonic() + 10
+    while True:  # the game loop is "paused": no call into the writer
+        time.sleep(0.05)
+        try:
+            live = TrajectoryReader(tmp_path, include_partial=True)
+        except FormatError:
+            live = None
+        if live is not None and live.num_steps == 6 or time.monotonic() > deadline:
+            break
+    assert [(e.length, e.end_reason) for e in live.episodes] == [(5, "env"), (1, "unfinished")]
+    for t in range(3):  # the game goes on: the rest follows the flushed rows, nothing twice
+        w.step(0, np.full(2, 9, np.float32), 1.0, t == 2, False)
+    w.close()
+    reader = TrajectoryReader(tmp_path)
+    assert [(e.length, e.total_return, e.seed) for e in reader.episodes] == [(5, 5.0, 3), (4, 5.0, None)]
+    assert reader.read_column(1, "step").tolist() == [0, 1, 2, 3, 4]
+    assert reader.read_episode(1).observations[:, 0].tolist() == [0, 1, 9, 9, 9]
+    assert verify(tmp_path).clean

@@ -7,7 +7,9 @@ appends it to ``<stem>.arrow.partial``. At an episode end, once the current file
 ``segment_seconds`` (or holds ``segment_steps`` rows), the thread writes the Arrow footer and
 atomically renames the file to ``<stem>.arrow``: long episodes get a file each, short ones (e.g.
 CartPole) share a file, so a fast env does not create thousands of files a second. Nothing in the
-game loop waits for compression or disk unless ``max_pending`` chunks are already queued.
+game loop waits for compression or disk unless ``max_pending`` chunks are already queued. When the
+game loop stops calling the writer (a paused game), the thread itself writes the finished rows of
+the current chunk after ``2 * flush_seconds``, so a crash loses at most a few seconds of play.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class _Chunk:
     truncated: np.ndarray
     info: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     rows: int = 0
+    flushed: int = 0  # rows [0, flushed) already written by an idle flush
+    ends_flushed: int = 0
     starts: list[list[int]] = field(default_factory=list)
     ends: list[dict[str, Any]] = field(default_factory=list)
     rotate: bool = False
@@ -265,6 +269,7 @@ class TrajectoryWriter:
         try:
             chunk = self._free.get_nowait()
             chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate = {}, 0, [], [], False
+            chunk.flushed = chunk.ends_flushed = 0
             return chunk
         except queue.Empty:
             pass
@@ -358,8 +363,15 @@ class TrajectoryWriter:
             try:
                 item = self._queue.get(timeout=max(0.05, self.flush_seconds / 4))
             except queue.Empty:
-                if time.monotonic() - self._last_handoff >= self.flush_seconds:
-                    self._flush_due = True
+                idle = time.monotonic() - self._last_handoff
+                if idle >= self.flush_seconds:
+                    self._flush_due = True  # the game loop hands the chunk over at its next step
+                if idle >= 2 * self.flush_seconds and self._error is None:
+                    try:  # ... and if it does not step any more (paused game), write what is done
+                        self._idle_flush()
+                    except BaseException as exc:  # noqa: BLE001 - surfaced as RecordingError
+                        self._error = exc
+                        self._abort_segment()
                 continue
             if item is None:
                 return
@@ -373,29 +385,47 @@ class TrajectoryWriter:
 
     def write_chunk(self, chunk: _Chunk) -> None:
         """Encode, checksum and append one chunk; finish the file if the chunk asks to rotate."""
-        if chunk.rows:
-            if self._arrow is None:
-                self._open_segment(chunk)
-            batch, meta = self._encode(chunk)
-            self._write_batch(batch, meta)
-        elif chunk.ends and self._arrow is not None:  # an episode ended with no new row (reset/close)
-            empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in self._schema], schema=self._schema)
-            self._write_batch(empty, self._chunk_meta(chunk, {}))
+        self._write_rows(chunk, chunk.flushed, chunk.rows, list(chunk.starts), chunk.ends[chunk.ends_flushed :],
+                         chunk.info)
         if chunk.rotate and self._arrow is not None:
             self._finish_segment()
         self._free.put(chunk)
 
-    def _chunk_meta(self, chunk: _Chunk, crc: dict[str, int]) -> dict[str, str]:
-        ends = [{**e, "return": self._returns.pop(e["episode"], 0.0), "final_info": fmt.json_safe(e["final_info"])}
-                for e in chunk.ends]
-        for e in ends:
-            if self._notes:
-                e["notes"] = dict(self._notes)
-        return fmt.encode_chunk_meta({"crc32": crc, "starts": chunk.starts, "ends": ends})
+    def _idle_flush(self) -> None:
+        """Write the finished rows of the chunk the game loop is filling, without stopping it.
 
-    def _open_segment(self, chunk: _Chunk) -> None:
+        Rows below ``self._row`` never change again, and an end record is appended only after
+        its episode's rows, so reading the end count, then the row count, gives a consistent
+        prefix. If the game loop handed the chunk over meanwhile, the queue is not empty: skip.
+        """
+        chunk = self._chunk
+        n_ends = len(chunk.ends)
+        hi = self._row
+        if self._chunk is not chunk or self._queue.qsize() or hi <= chunk.flushed:
+            return
+        starts = [s for s in list(chunk.starts) if s[0] < hi]
+        self._write_rows(chunk, chunk.flushed, hi, starts, chunk.ends[chunk.ends_flushed : n_ends], dict(chunk.info))
+        chunk.flushed, chunk.ends_flushed = hi, n_ends
+
+    def _write_rows(self, chunk: _Chunk, lo: int, hi: int, starts: list, ends: list, info: dict) -> None:
+        if hi > lo:
+            if self._arrow is None:
+                self._open_segment(info)
+            batch, meta = self._encode(chunk, lo, hi, starts, ends, info)
+            self._write_batch(batch, meta)
+        elif ends and self._arrow is not None:  # an episode ended with no new row (reset/close)
+            empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in self._schema], schema=self._schema)
+            self._write_batch(empty, self._chunk_meta([], ends, {}))
+
+    def _chunk_meta(self, starts: list, ends: list, crc: dict[str, int]) -> dict[str, str]:
+        notes = dict(self._notes)
+        ends = [{**e, "return": self._returns.pop(e["episode"], 0.0), "final_info": fmt.json_safe(e["final_info"]),
+                 **({"notes": notes} if notes else {})} for e in ends]
+        return fmt.encode_chunk_meta({"crc32": crc, "starts": starts, "ends": ends})
+
+    def _open_segment(self, info: dict) -> None:
         known = {k: (s[1], s[2]) for k, s in list(self._info_spec.items()) if s}
-        known.update({k: (v.dtype, v.shape[1:]) for k, (v, _) in chunk.info.items()})
+        known.update({k: (v.dtype, v.shape[1:]) for k, (v, _) in info.items()})
         info_cols = [fmt.Column(f"info/{k}", known[k][0].name, tuple(known[k][1])) for k in sorted(known)]
         self._info_columns = info_cols
         self._meta["columns"] = [c.to_json() for c in self._columns]
@@ -412,39 +442,43 @@ class TrajectoryWriter:
         options = pa.ipc.IpcWriteOptions(compression=self._codec)
         self._arrow = pa.ipc.new_file(self._sink, self._schema, options=options)
 
-    def _encode(self, chunk: _Chunk) -> tuple[pa.RecordBatch, dict[str, str]]:
-        n = chunk.rows
+    def _encode(self, chunk: _Chunk, lo: int, hi: int, starts: list, ends: list,
+                info: dict) -> tuple[pa.RecordBatch, dict[str, str]]:
+        """Rows ``[lo, hi)`` of a chunk as a record batch and its metadata (starts made relative)."""
+        n = hi - lo
+        inside = [[s[0] - lo, *s[1:]] for s in starts if lo <= s[0] < hi]
+        if not inside or inside[0][0] != 0:  # the rows begin in the middle of an episode
+            row0, ep, step0 = next(s for s in reversed(starts) if s[0] < lo)[:3]
+            inside.insert(0, [0, ep, step0 + lo - row0])
         episode, step = np.empty(n, np.int32), np.empty(n, np.int32)
-        bounds = [s[0] for s in chunk.starts] + [n]
-        if not chunk.starts or chunk.starts[0][0] != 0:
-            raise RecordingError("internal: a chunk does not start with an episode segment")
-        for (row, ep, step0, *_), stop in zip(chunk.starts, bounds[1:], strict=True):
+        bounds = [s[0] for s in inside] + [n]
+        for (row, ep, step0, *_), stop in zip(inside, bounds[1:], strict=True):
             episode[row:stop] = ep
             step[row:stop] = np.arange(step0, step0 + stop - row)
-            rewards = chunk.reward[row + (step0 == 0) : stop]  # the reset row's reward is not earned
+            rewards = chunk.reward[lo + row + (step0 == 0) : lo + stop]  # the reset row's reward is not earned
             self._returns[ep] = fmt.running_sum(self._returns.get(ep, 0.0), rewards)
         arrays, crc = [pa.array(episode), pa.array(step)], {}
         for col, values in zip(self._columns, chunk.cols, strict=True):
-            v = values[:n]
+            v = values[lo:hi]
             if col.transform == fmt.XOR_PREV:
                 v = fmt.xor_encode(v)
             crc[col.name] = fmt.crc_of(v)
             arrays.append(fmt.to_arrow(col, v))
         for name, values in ((fmt.REWARD, chunk.reward), (fmt.TERMINATED, chunk.terminated),
                              (fmt.TRUNCATED, chunk.truncated)):
-            crc[name] = fmt.crc_of(values[:n])
-            arrays.append(pa.array(values[:n]))
+            crc[name] = fmt.crc_of(values[lo:hi])
+            arrays.append(pa.array(values[lo:hi]))
         for col in self._info_columns:
-            values, present = chunk.info.get(col.name[5:], (None, None))
+            values, present = info.get(col.name[5:], (None, None))
             if values is None:
-                values, present = np.zeros((n, *col.shape), col.dtype), np.zeros(n, bool)
-            mask = ~present[:n]
-            crc[col.name] = fmt.crc_of(values[:n], mask)
-            arrays.append(fmt.to_arrow(col, values[:n], mask))
-        for key in chunk.info.keys() - {c.name[5:] for c in self._info_columns}:
+                values, present = np.zeros((hi, *col.shape), col.dtype), np.zeros(hi, bool)
+            mask = ~present[lo:hi]
+            crc[col.name] = fmt.crc_of(values[lo:hi], mask)
+            arrays.append(fmt.to_arrow(col, values[lo:hi], mask))
+        for key in info.keys() - {c.name[5:] for c in self._info_columns}:
             self._notes.setdefault(f"info/{key}", "dropped: first seen after the file was opened")
         crc[fmt.EPISODE], crc[fmt.STEP] = fmt.crc_of(episode), fmt.crc_of(step)
-        return pa.record_batch(arrays, schema=self._schema), self._chunk_meta(chunk, crc)
+        return pa.record_batch(arrays, schema=self._schema), self._chunk_meta(inside, ends, crc)
 
     def _write_batch(self, batch: pa.RecordBatch, meta: dict[str, str]) -> None:
         self._arrow.write_batch(batch, custom_metadata=meta)
