@@ -289,3 +289,12 @@ def test_example_script_runs(tmp_path):
         capture_output=True, text=True, env=env, timeout=120, check=True,
     ).stdout
     assert "episode 1: reward" in out and "exhausted" in out
+
+
+@pytest.mark.parametrize("n_players,role", [(1, "P2"), (1, None), (2, ("P2", "P1"))])
+def test_role_relative_replay_equals_live(tmp_path, n_players, role):
+    settings = {**DUEL_FAST, "n_players": n_players, "role": role}
+    wrappers = {"role_relative": True, "add_last_action": True, "flatten": True}
+    live = record("duel", tmp_path, 3, settings, wrappers)
+    il = ImitationLearning(tmp_path, perspective="joint")
+    assert assert_replay_equals(il, live) is None
