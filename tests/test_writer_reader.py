@@ -185,7 +185,10 @@ def test_partial_files_are_skipped_with_warning_or_read_on_request(tmp_path: Pat
     for _ in range(4):
         w.step(1, np.zeros(2, np.float32), 1.0, False, False)
     w.flush()
-    w._queue.join() if False else w._thread.join(0.3)
+    deadline = time.monotonic() + 10
+    while not list(tmp_path.glob("*.partial")) or TrajectoryReader(tmp_path, include_partial=True).num_steps < 7:
+        assert time.monotonic() < deadline, "the flushed rows never reached the file"
+        time.sleep(0.02)
     with pytest.warns(UserWarning, match="include_partial=True"), pytest.raises(Exception, match="No trajectory"):
         TrajectoryReader(tmp_path)
     live = TrajectoryReader(tmp_path, include_partial=True)

@@ -116,7 +116,22 @@ class Step:
 
 
 @dataclass
-class _File:
+class FileIndex:
+    """What :func:`index_file` learns from one file's headers (no column decoded).
+
+    Attributes:
+        path: the file.
+        partial: read as a ``.partial`` file (up to its last complete chunk).
+        schema: the Arrow schema (its metadata holds the JSON document).
+        meta: the decoded JSON metadata (spaces, settings, columns, ...).
+        columns: the leaf and info columns by name.
+        offsets: byte offset of each chunk's IPC message in the file.
+        rows: rows in each chunk.
+        chunks: each chunk's JSON metadata (``crc32``, ``starts``, ``ends``).
+        episodes: the episodes, in file order (``index`` is 0 here).
+        row_starts: the file row at which each chunk begins, plus the total.
+    """
+
     path: Path
     partial: bool
     schema: pa.Schema
@@ -127,6 +142,7 @@ class _File:
     chunks: list[dict[str, Any]] = field(default_factory=list)
     episodes: list[EpisodeInfo] = field(default_factory=list)
     row_starts: np.ndarray | None = None
+    layout: tuple | None = None
 
 
 def _map(path: Path) -> pa.Buffer:
@@ -137,7 +153,7 @@ def _map(path: Path) -> pa.Buffer:
         raise CorruptFileError(f"{path}: cannot be mapped ({exc}).") from exc
 
 
-def index_file(path: str | Path, partial: bool | None = None) -> _File:
+def index_file(path: str | Path, partial: bool | None = None) -> FileIndex:
     """Read a file's headers and build its episode index (no frames decoded).
 
     Raises:
@@ -170,7 +186,7 @@ def index_file(path: str | Path, partial: bool | None = None) -> _File:
         max_rows = min(int(meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptFileError(f"{where}: bad metadata ({exc}).") from exc
-    f = _File(path, partial, schema, meta, {c.name: c for c in cols})
+    f = FileIndex(path, partial, schema, meta, {c.name: c for c in cols}, layout=layout)
     while True:
         pos = 8 + reader.tell()
         try:
@@ -201,7 +217,7 @@ def index_file(path: str | Path, partial: bool | None = None) -> _File:
     return f
 
 
-def _build_episodes(f: _File) -> None:
+def _build_episodes(f: FileIndex) -> None:
     where = str(f.path)
     f.row_starts = np.concatenate([[0], np.cumsum(f.rows, dtype=np.int64)])
     open_eps: dict[int, list] = {}  # id -> [first_row, rows_seen, seed]
@@ -403,7 +419,7 @@ class TrajectoryReader:
         try:
             buf = _map(f.path)
             msg = pa.ipc.read_message(pa.BufferReader(buf.slice(f.offsets[ci])))
-            fmt.check_batch_message(msg, fmt.buffer_layout(f.schema), fmt.MAX_CHUNK_ROWS, where)
+            fmt.check_batch_message(msg, f.layout or fmt.buffer_layout(f.schema), fmt.MAX_CHUNK_ROWS, where)
             batch = pa.ipc.read_record_batch(msg, f.schema)
             batch.validate()
         except CorruptFileError:
@@ -554,7 +570,7 @@ class VerifyReport:
         return not self.damaged and not self.partial
 
 
-def _check_file(path: Path, partial: bool) -> _File:
+def _check_file(path: Path, partial: bool) -> FileIndex:
     """Index a file and decode every chunk, checking checksums and episode returns."""
     f = index_file(path, partial=partial)
     r = TrajectoryReader.__new__(TrajectoryReader)
