@@ -394,17 +394,25 @@ class _Column:
         return out
 
     def all(self) -> np.ndarray:
-        """The column over all files (concatenated in memory unless memory-mapped from a cache)."""
+        """The column over all files: concatenated in memory (the per-file parts become views of it),
+        or, with a cache of several files, a new concatenation of the memory-mapped parts."""
         if self.merged is None:
             parts = [self.part(f) for f in range(len(self.parts))]
-            merged = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            if len(parts) > 1:
-                merged.setflags(write=False)
-            if self.ds.cache_dir is None or len(parts) == 1:
-                self.merged = merged
+            if len(parts) == 1:
+                self.merged = parts[0]
             else:
-                return merged
+                merged = np.concatenate(parts)
+                merged.setflags(write=False)
+                if self.ds.cache_dir is not None:
+                    return merged
+                offsets = self.ds._file_rows
+                self.parts = [merged[offsets[f] : offsets[f + 1]] for f in range(len(parts))]
+                self.merged = merged
         return self.merged
+
+    def rows(self, f: int, lo: int, hi: int) -> np.ndarray:
+        """Rows ``[lo, hi)`` of file ``f`` (a view, decoding only that file's part)."""
+        return self.part(f)[lo:hi]
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Gather global ``rows`` (any shape)."""
@@ -581,7 +589,11 @@ class TrajectoryDataset:
     def materialize(self) -> TrajectoryDataset:
         """Decode (or memory-map from the cache) every column now instead of on first use."""
         for name in (*self._obs_names, *self._act_names, fmt.REWARD, fmt.TERMINATED, fmt.TRUNCATED):
-            self._col(name).all()
+            col = self._col(name)
+            for f in range(len(self._files)):
+                col.part(f)
+            if self.cache_dir is None:
+                col.all()
         return self
 
     def _obs(self, rows: np.ndarray | int) -> Any:
@@ -593,14 +605,18 @@ class TrajectoryDataset:
     # ------------------------------------------------------------------ episodes
 
     def episode(self, index: int) -> Episode:
-        """Read a whole episode (observations, actions, rewards, flags, infos)."""
+        """Read a whole episode (observations, actions, rewards, flags, infos) as read-only views."""
         info = self.episodes[index]
-        rows = np.arange(info.row, info.row + info.length + 1)
-        after = rows[1:]
-        infos = {k: (self._col(f"info/{k}").take(rows), self._col(f"present/info/{k}").take(rows))
-                 for k in self.info_keys}
-        return Episode(info, self._obs(rows), self._act(after), self._col(fmt.REWARD).take(after),
-                       self._col(fmt.TERMINATED).take(after), self._col(fmt.TRUNCATED).take(after), infos)
+        f, lo = info.file_index, info.row - int(self._file_rows[info.file_index])
+        hi = lo + info.length + 1
+
+        def col(name: str, start: int = lo) -> np.ndarray:
+            return self._col(name).rows(f, start, hi)
+
+        infos = {k: (col(f"info/{k}"), col(f"present/info/{k}")) for k in self.info_keys}
+        return Episode(info, self._obs_getter(iter([col(n) for n in self._obs_names])),
+                       self._act_getter(iter([col(n, lo + 1) for n in self._act_names])), col(fmt.REWARD, lo + 1),
+                       col(fmt.TERMINATED, lo + 1), col(fmt.TRUNCATED, lo + 1), infos)
 
     def iterate_episodes(self, indices: Sequence[int] | None = None) -> Iterator[Episode]:
         """Yield episodes in order (or those of ``indices``)."""
