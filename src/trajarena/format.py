@@ -147,8 +147,10 @@ def from_arrow(col: Column, arr: pa.Array) -> np.ndarray:
 
 def xor_encode(rows: np.ndarray) -> np.ndarray:
     """Keep row 0, XOR each further row with the one before it (a keyframe per chunk)."""
-    out = rows.copy()
-    np.bitwise_xor(rows[1:], rows[:-1], out=out[1:])
+    out = np.empty_like(rows)
+    if len(rows):
+        out[0] = rows[0]
+        np.bitwise_xor(rows[1:], rows[:-1], out=out[1:])
     return out
 
 
