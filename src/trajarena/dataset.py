@@ -605,18 +605,33 @@ class TrajectoryDataset:
     # ------------------------------------------------------------------ episodes
 
     def episode(self, index: int) -> Episode:
-        """Read a whole episode (observations, actions, rewards, flags, infos) as read-only views."""
-        info = self.episodes[index]
-        f, lo = info.file_index, info.row - int(self._file_rows[info.file_index])
-        hi = lo + info.length + 1
+        """Read a whole episode (observations, actions, rewards, flags, infos), read-only.
 
-        def col(name: str, start: int = lo) -> np.ndarray:
-            return self._col(name).rows(f, start, hi)
+        Decodes only the chunks that hold it (the next ones are decoded ahead on a thread, so
+        :meth:`iterate_episodes` streams in constant memory); it does not decode whole columns.
+        """
+        info = self.episodes[index]
+        f = self._files[info.file_index]
+        lo = info.row - int(self._file_rows[info.file_index])
+        hi = lo + info.length + 1
+        parts = []
+        b = f.locate(lo)[0]
+        while b < f.n_batches and f.chunk_offsets[b] < hi:
+            base, stop = int(f.chunk_offsets[b]), int(f.chunk_offsets[b + 1])
+            if stop > base:
+                chunk = f.chunk(b)
+                s, e = max(lo, base) - base, min(hi, stop) - base
+                parts.append({k: v[s:e] for k, v in chunk.items() if k != "_steps"})
+            b += 1
+        cols = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+        def col(name: str, start: int = 0) -> np.ndarray:
+            return cols[name][start:]
 
         infos = {k: (col(f"info/{k}"), col(f"present/info/{k}")) for k in self.info_keys}
         return Episode(info, self._obs_getter(iter([col(n) for n in self._obs_names])),
-                       self._act_getter(iter([col(n, lo + 1) for n in self._act_names])), col(fmt.REWARD, lo + 1),
-                       col(fmt.TERMINATED, lo + 1), col(fmt.TRUNCATED, lo + 1), infos)
+                       self._act_getter(iter([col(n, 1) for n in self._act_names])), col(fmt.REWARD, 1),
+                       col(fmt.TERMINATED, 1), col(fmt.TRUNCATED, 1), infos)
 
     def iterate_episodes(self, indices: Sequence[int] | None = None) -> Iterator[Episode]:
         """Yield episodes in order (or those of ``indices``)."""
