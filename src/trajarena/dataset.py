@@ -410,10 +410,6 @@ class _Column:
                 self.merged = merged
         return self.merged
 
-    def rows(self, f: int, lo: int, hi: int) -> np.ndarray:
-        """Rows ``[lo, hi)`` of file ``f`` (a view, decoding only that file's part)."""
-        return self.part(f)[lo:hi]
-
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Gather global ``rows`` (any shape)."""
         if self.merged is not None:
