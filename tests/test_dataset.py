@@ -211,3 +211,15 @@ def test_partial_file_of_a_running_recording_is_readable(tmp_path):
     assert ds.transition(9).next_obs.tolist() == [10.0, 10.0] and int(ds.transition(9).action) == 0
     with pytest.raises(FileNotFoundError):
         TrajectoryDataset(tmp_path / "nothing_here")
+
+
+def test_random_episode_access_keeps_read_ahead_bounded(duel):
+    folder, live = duel
+    ds = TrajectoryDataset(folder)
+    order = [1, 0, 1, 0]
+    for i in order:
+        ep = ds.episode(i)
+        assert np.array_equal(ep.observations["frame"][0], live[i][0][0]["frame"])
+    f = ds._files[0]
+    assert len(f._pending) <= 2 and len(f._chunks) <= 3
+    ds.close()

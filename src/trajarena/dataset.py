@@ -278,7 +278,11 @@ class _TrajFile:
                 self._chunks[b] = hit
                 while len(self._chunks) > 1 + PREFETCH_CHUNKS:
                     self._chunks.popitem(last=False)
-        for ahead in range(b + 1, min(b + 1 + PREFETCH_CHUNKS, self.n_batches)):
+        wanted = range(b + 1, min(b + 1 + PREFETCH_CHUNKS, self.n_batches))
+        with self._lock:  # forget read-aheads that random access made useless (bounded memory)
+            for stale in [k for k in self._pending if k not in wanted]:
+                self._pending.pop(stale).cancel()
+        for ahead in wanted:
             self._prefetch(ahead)
         return hit
 
