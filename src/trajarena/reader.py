@@ -153,8 +153,11 @@ def _map(path: Path) -> pa.Buffer:
         raise CorruptFileError(f"{path}: cannot be mapped ({exc}).") from exc
 
 
-def index_file(path: str | Path, partial: bool | None = None) -> FileIndex:
+def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: bool = False) -> FileIndex:
     """Read a file's headers and build its episode index (no frames decoded).
+
+    Once the episodes are known, each chunk's metadata is cut down to its ``crc32`` (the
+    ``starts``/``ends`` lists would double the index's memory) unless ``keep_chunk_meta``.
 
     Raises:
         FormatError: not a trajarena file.
@@ -214,6 +217,8 @@ def index_file(path: str | Path, partial: bool | None = None) -> FileIndex:
         if n != len(f.rows):
             raise CorruptFileError(f"{where}: the footer lists {n} chunks, the body holds {len(f.rows)}.")
     _build_episodes(f)
+    if not keep_chunk_meta:
+        f.chunks = [{"crc32": c.get("crc32", {})} for c in f.chunks]
     return f
 
 
@@ -664,7 +669,7 @@ def repair(paths: str | Path | Sequence[str | Path], *, force: bool = False) -> 
     repaired, removed, skipped, episodes, steps = {}, [], {}, 0, 0
     for path in partial:
         try:
-            f = index_file(path, partial=True)
+            f = index_file(path, partial=True, keep_chunk_meta=True)
         except (FormatError, SpaceError) as exc:
             skipped[path] = f"unreadable: {exc}"
             continue
