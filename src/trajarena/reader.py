@@ -5,8 +5,8 @@ header and JSON metadata, all size-checked before Arrow allocates anything (see
 :func:`trajarena.format.check_batch_message`); no frame is decompressed. Reads are memory-mapped;
 a random access decodes only the chunk(s) that hold the rows asked for, and the last decoded
 chunks are cached. Every decoded column is checked against the CRC-32 written with it.
-:func:`verify` and :func:`repair` (in :mod:`trajarena.repair`-free form, here) check and salvage
-folders; see ``docs/format.md``.
+:func:`verify` checks whole folders and :func:`repair` salvages the ``.partial`` files a crashed
+recorder left. The format itself is specified in ``docs/format.md``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,20 @@ def _summary(value: Any) -> Any:
 @dataclass(frozen=True)
 class EpisodeInfo:
     """What the index knows about one episode, without decoding it.
+
+    Attributes:
+        index: position in the reader's episode list.
+        file: the file that holds it.
+        episode: its number in the recording session (unique within the file).
+        length: steps (the episode has ``length + 1`` observations).
+        total_return: sum of rewards (NaN for an unfinished episode of a ``.partial`` file).
+        seed: the reset seed, if one was given.
+        terminated, truncated: how it ended; ``truncated`` also when the recorder ended it.
+        end_reason: ``"env"``, ``"reset"``, ``"close"``, ``"crash"`` (repaired) or ``"unfinished"``.
+        final_info: the last info dict, as JSON data.
+        first_row: the file row of its reset observation.
+        partial: it comes from a ``.partial`` file.
+        notes: what the writer noted (e.g. dropped info keys and why).
 
     >>> EpisodeInfo(0, Path("a.arrow"), 0, 3, 1.0, 7, True, False, "env", {}, 0).length
     3
@@ -149,6 +163,8 @@ def _map(path: Path) -> pa.Buffer:
     try:
         with pa.memory_map(str(path), "r") as source:
             return source.read_buffer()
+    except FileNotFoundError:
+        raise
     except _ARROW_ERRORS as exc:
         raise CorruptFileError(f"{path}: cannot be mapped ({exc}).") from exc
 
@@ -270,6 +286,15 @@ def _build_episodes(f: FileIndex) -> None:
         raise CorruptFileError(f"{where}: end records for unknown episodes {sorted(ends)}.")
 
 
+def _index_live_partial(path: Path) -> FileIndex | None:
+    """Index a ``.partial`` file, or the finished file it became meanwhile (``None`` if gone)."""
+    try:
+        return index_file(path, partial=True)
+    except FileNotFoundError:
+        final = path.with_name(path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
+        return index_file(final) if final.exists() else None
+
+
 def find_files(paths: str | Path | Sequence[str | Path], include_partial: bool = False) -> tuple[list[Path], list[Path]]:
     """Expand files and folders (recursively) to ``(files, partial_files)``, sorted by name."""
     if isinstance(paths, str | Path):
@@ -301,7 +326,8 @@ class TrajectoryReader:
         cache_bytes: decoded chunks are kept (least recently used first out) up to this many bytes;
             at least the last decoded chunk is always kept.
 
-    The reader pickles as its arguments and reopens the files in the unpickling process.
+    The reader pickles as the list of files it opened and its options, and reopens them in the
+    unpickling process (so a worker sees the same episodes even if the folder has grown).
 
     >>> import tempfile, numpy as np
     >>> from gymnasium.spaces import Box, Discrete
@@ -330,7 +356,7 @@ class TrajectoryReader:
             )
             partial = []
         self.verify_checksums, self._cache_size, self._cached = verify_checksums, cache_bytes, 0
-        self._files = [index_file(p) for p in files] + [index_file(p, partial=True) for p in partial]
+        self._files = [index_file(p) for p in files] + [f for f in map(_index_live_partial, partial) if f]
         if not self._files:
             hint = " (only .partial files: pass include_partial=True or run repair())" if skipped else ""
             raise FormatError(f"No trajectory files found in {paths!r}{hint}.")
@@ -368,7 +394,7 @@ class TrajectoryReader:
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"args": self._args}
+        return {"args": ([str(p) for p in self.files], *self._args[1:])}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         paths, include_partial, verify, cache = state["args"]
