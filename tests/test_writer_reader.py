@@ -341,3 +341,14 @@ def test_stalled_game_loop_is_flushed_by_the_thread(tmp_path: Path) -> None:
     assert reader.read_column(1, "step").tolist() == [0, 1, 2, 3, 4]
     assert reader.read_episode(1).observations[:, 0].tolist() == [0, 1, 9, 9, 9]
     assert verify(tmp_path).clean
+
+
+def test_a_bad_reset_observation_leaves_the_writer_consistent(tmp_path: Path) -> None:
+    box = spaces.Box(0, 1, (2,))
+    with TrajectoryWriter(tmp_path, box, spaces.Discrete(2)) as w:
+        with pytest.raises(SpaceError):
+            w.reset(np.zeros(3, np.float32))
+        w.reset(np.zeros(2, np.float32), seed=4)
+        w.step(1, np.ones(2, np.float32), 1.0, True, False)
+    (ep,) = TrajectoryReader(tmp_path).episodes
+    assert (ep.episode, ep.seed, ep.length) == (0, 4, 1)

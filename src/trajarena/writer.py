@@ -177,22 +177,32 @@ class TrajectoryWriter:
     # ------------------------------------------------------------------ public API
 
     def reset(self, obs: Any, info: dict[str, Any] | None = None, seed: int | None = None) -> None:
-        """Start an episode with its initial observation (ends an open one as truncated)."""
+        """Start an episode with its initial observation (ends an open one as truncated).
+
+        Args:
+            obs: the observation ``env.reset`` returned.
+            info: the info ``env.reset`` returned (numeric values are stored).
+            seed: the seed given to ``env.reset``, stored with the episode.
+
+        Raises:
+            SpaceError: ``obs`` does not fit the observation space.
+            RecordingError: the writer is closed or its thread failed.
+        """
         self._check()
         if self._t >= 0:
             self._end("reset", terminated=False, truncated=True, info=None)
         if self._row == self._cap:
             self._handoff()
         row = self._row
+        try:
+            self._set_obs(row, obs)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise SpaceError(f"Observation does not fit {self.observation_space}: {exc}") from exc
         self._episode += 1
         self._t, self._seed = 0, None if seed is None else int(seed)
         self._start_ns = time.time_ns()
         self._chunk.starts.append([row, self._episode, 0, self._seed])
         self._zero_action(row)
-        try:
-            self._set_obs(row, obs)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise SpaceError(f"Observation does not fit {self.observation_space}: {exc}") from exc
         self._reward[row], self._term[row], self._trunc[row] = 0.0, False, False
         if info:
             self._put_info(row, info)
@@ -202,7 +212,16 @@ class TrajectoryWriter:
 
     def step(self, action: Any, obs: Any, reward: float, terminated: bool, truncated: bool,
              info: dict[str, Any] | None = None) -> None:
-        """Record one step; ends the episode when ``terminated`` or ``truncated``."""
+        """Record one step; ends the episode when ``terminated`` or ``truncated``.
+
+        Args:
+            action: the action given to ``env.step``.
+            obs, reward, terminated, truncated, info: what ``env.step`` returned.
+
+        Raises:
+            SpaceError: the action or observation does not fit its space.
+            RecordingError: no open episode, the writer is closed, or its thread failed.
+        """
         if self._error is not None or self._t < 0:
             self._check()
             raise RecordingError("step() called with no open episode: call reset() first.")
