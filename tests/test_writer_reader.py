@@ -352,3 +352,17 @@ def test_a_bad_reset_observation_leaves_the_writer_consistent(tmp_path: Path) ->
         w.step(1, np.ones(2, np.float32), 1.0, True, False)
     (ep,) = TrajectoryReader(tmp_path).episodes
     assert (ep.episode, ep.seed, ep.length) == (0, 4, 1)
+
+
+@pytest.mark.parametrize("options", [{"compression": None}, {"compression": "lz4"}, {"frame_transform": None},
+                                     {"frame_transform": "xor_prev", "level": 1}])
+def test_codec_options_round_trip(tmp_path: Path, options: dict) -> None:
+    space = CATALOGUE["nested"]
+    written = record(tmp_path, space, CATALOGUE["two_player"], [6, 3], chunk_steps=4, **options)
+    reader = TrajectoryReader(tmp_path)
+    check_same(reader, written)
+    assert reader.metadata["compression"]["codec"] == options.get("compression", "zstd")
+    transforms = {c["name"]: c["transform"] for c in reader.metadata["columns"]}
+    expected = options.get("frame_transform", "auto")
+    assert transforms["obs/frame"] == (None if expected is None else "xor_prev")
+    assert verify(tmp_path).clean
