@@ -298,3 +298,10 @@ def test_role_relative_replay_equals_live(tmp_path, n_players, role):
     live = record("duel", tmp_path, 3, settings, wrappers)
     il = ImitationLearning(tmp_path, perspective="joint")
     assert assert_replay_equals(il, live) is None
+
+
+def test_replay_from_memory_mapped_cache_equals_live(duel_1p, tmp_path):
+    folder, live = duel_1p
+    il = ImitationLearning(folder, cache_dir=tmp_path / "cache")
+    assert_replay_equals(il, live)
+    assert list((tmp_path / "cache").rglob("obs%2Fframe.npy"))

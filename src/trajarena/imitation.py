@@ -180,6 +180,7 @@ class ReplayEnv(gym.Env):
             self._info_keys = d.info_keys
             self._obs_getter, self._act_getter = d._obs_getter, d._act_getter
         self._span: tuple[int, int, Any] = (0, 0, None)
+        self._views_cache: dict[int, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ set-up helpers
 
@@ -212,11 +213,28 @@ class ReplayEnv(gym.Env):
         if lo <= local_row < hi:
             return chunk, local_row - lo
         f = self._file
+        if self._data.cache_dir is not None:  # the whole file from the memory-mapped decoded cache
+            view = self._file_view(f.file_index)
+            self._span = (0, f.n_rows, view)
+            return view, local_row
         b, r = f.locate(local_row)
         chunk = f.chunk(b)
         lo = int(f.chunk_offsets[b])
         self._span = (lo, int(f.chunk_offsets[b + 1]), chunk)
         return chunk, r
+
+    def _file_view(self, f: int) -> dict[str, Any]:
+        """A chunk-like view of a whole file on the dataset's memory-mapped cache (built once)."""
+        view = self._views_cache.get(f)
+        if view is None:
+            d = self._data
+            view = {n: d._col(n).part(f) for n in (*self._obs_names, *self._act_names)}
+            infos = [(k, d._col("info/" + k).part(f), d._col("present/info/" + k).part(f)) for k in d.info_keys]
+            view["_steps"] = (d._col(fmt.REWARD).part(f).tolist(), d._col(fmt.TERMINATED).part(f).tolist(),
+                              d._col(fmt.TRUNCATED).part(f).tolist(),
+                              [(k, v.tolist() if v.ndim == 1 else v, p.tolist()) for k, v, p in infos])
+            self._views_cache = {f: view}  # one file at a time
+        return view
 
     def _obs_at(self, chunk: dict[str, Any], r: int) -> Any:
         obs = self._obs_getter(iter([chunk[n][r] for n in self._obs_names]))
@@ -364,7 +382,9 @@ class ImitationLearning(gym.Wrapper):
         shuffle: replay this rank's episodes in a random order (a new one each pass).
         seed: seeds the shuffling.
         render_mode: ``"rgb_array"`` or ``"human"`` (a pygame window) shows the recorded frames.
-        cache_dir: decoded-column cache folder (see :class:`~trajarena.dataset.TrajectoryDataset`).
+        cache_dir: replay from decoded, memory-mapped columns kept in this folder (built on first
+            use, see :class:`~trajarena.dataset.TrajectoryDataset`) instead of decoding chunks:
+            later passes and runs replay image data at memory speed.
         verify_checksums: check every decoded column against its CRC-32 (default; a little slower).
 
     Raises:
