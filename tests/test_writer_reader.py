@@ -366,3 +366,18 @@ def test_codec_options_round_trip(tmp_path: Path, options: dict) -> None:
     expected = options.get("frame_transform", "auto")
     assert transforms["obs/frame"] == (None if expected is None else "xor_prev")
     assert verify(tmp_path).clean
+
+
+def test_non_finite_rewards_and_observations_are_stored_exactly(tmp_path: Path) -> None:
+    box = spaces.Box(-np.inf, np.inf, (3,))
+    odd = np.array([np.nan, np.inf, -0.0], np.float32)
+    with TrajectoryWriter(tmp_path, box, spaces.Discrete(2)) as w:
+        w.reset(odd)
+        w.step(0, odd, float("nan"), False, False, {"score": float("inf")})
+        w.step(1, odd, 1.0, True, False, {"score": float("-inf")})
+    reader = TrajectoryReader(tmp_path)
+    ep = reader.read_episode(0)
+    assert ep.observations.tobytes() == np.stack([odd] * 3).tobytes()
+    assert np.isnan(ep.rewards[0]) and np.isnan(reader.episodes[0].total_return)
+    assert ep.infos["score"].tolist() == [0.0, np.inf, -np.inf]
+    assert reader.episodes[0].final_info["score"] == "-inf" and verify(tmp_path).clean

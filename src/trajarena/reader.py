@@ -616,7 +616,8 @@ def _check_file(path: Path, partial: bool) -> FileIndex:
         if e.partial and e.end_reason == "unfinished":
             continue
         rewards = r._rows(0, e.first_row + 1, e.first_row + e.length + 1)[fmt.REWARD] if e.length else np.zeros(0)
-        if fmt.running_sum(0.0, rewards) != e.total_return:
+        total = fmt.running_sum(0.0, rewards)
+        if total != e.total_return and not (math.isnan(total) and math.isnan(e.total_return)):
             raise CorruptFileError(f"{path}: episode {e.episode} return {e.total_return} != sum of its rewards.")
     return f
 
@@ -728,7 +729,7 @@ def repair(paths: str | Path | Sequence[str | Path], *, force: bool = False) -> 
                 rewards = r._rows(0, e.first_row + 1, e.first_row + e.length + 1)[fmt.REWARD] if e.length else []
                 last["ends"].append({
                     "episode": e.episode, "seed": e.seed, "length": e.length,
-                    "return": fmt.running_sum(0.0, rewards), "terminated": False, "truncated": True,
+                    "return": fmt.json_safe(fmt.running_sum(0.0, rewards)), "terminated": False, "truncated": True,
                     "end_reason": "crash", "final_info": {},
                 })
         good[-1] = (good[-1][0], last)

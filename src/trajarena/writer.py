@@ -438,7 +438,8 @@ class TrajectoryWriter:
 
     def _chunk_meta(self, starts: list, ends: list, crc: dict[str, int]) -> dict[str, str]:
         notes = dict(self._notes)
-        ends = [{**e, "return": self._returns.pop(e["episode"], 0.0), "final_info": fmt.json_safe(e["final_info"]),
+        ends = [{**e, "return": fmt.json_safe(self._returns.pop(e["episode"], 0.0)),
+                 "final_info": fmt.json_safe(e["final_info"]),
                  **({"notes": notes} if notes else {})} for e in ends]
         return fmt.encode_chunk_meta({"crc32": crc, "starts": starts, "ends": ends})
 
