@@ -164,3 +164,22 @@ def test_damaged_chunk_metadata_is_caught_by_its_checksum(tmp_path: Path, good_f
     with pytest.raises(CorruptFileError):
         load_all(damaged(tmp_path, bad))
     assert zlib.crc32(bad) != zlib.crc32(data)
+
+
+def test_a_legal_looking_but_huge_chunk_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big declared shapes times many rows could still add up to a bomb: the chunk total is capped."""
+    from gymnasium import spaces
+
+    from trajarena.errors import SettingsError
+    from trajarena.writer import TrajectoryWriter
+
+    big = spaces.Box(0, 255, (1 << 20,), np.uint8)
+    with pytest.raises(SettingsError, match="chunk"):
+        TrajectoryWriter(tmp_path, big, spaces.Discrete(2), chunk_steps=4096)
+    with TrajectoryWriter(tmp_path, big, spaces.Discrete(2), chunk_steps=2) as w:
+        w.reset(np.zeros(1 << 20, np.uint8))
+        w.step(0, np.ones(1 << 20, np.uint8), 0.0, True, False)
+    assert TrajectoryReader(tmp_path).read_episode(0).observations.sum() == 1 << 20
+    monkeypatch.setattr(fmt, "MAX_CHUNK_BYTES", 1 << 20)  # as if the file declared > 1 GiB
+    with pytest.raises(CorruptFileError, match="decoded bytes"):
+        TrajectoryReader(tmp_path)

@@ -54,6 +54,8 @@ ARROW_MAGIC = b"ARROW1"
 MAX_METADATA_BYTES = 16 << 20
 MAX_CHUNK_ROWS = 1 << 20
 MAX_STRING_BYTES = 64 << 20
+#: The most bytes one chunk may decode to (the writer refuses to make larger chunks).
+MAX_CHUNK_BYTES = 1 << 30
 XOR_PREV = "xor_prev"
 
 #: Columns present in every file, before the observation columns.
@@ -351,6 +353,7 @@ def check_batch_message(msg: pa.ipc.Message, layout: tuple[list, list], max_rows
         body = msg.body
         body_size = body.size
         head = body.to_pybytes() if compressed and body_size < (1 << 16) else None
+        total = 0
         for i, (kind, mult, width) in enumerate(buf_kinds):
             off, length = fb.u("q", bufs_at + 16 * i), fb.u("q", bufs_at + 16 * i + 8)
             if off < 0 or length < 0 or off + length > body_size:
@@ -366,6 +369,12 @@ def check_batch_message(msg: pa.ipc.Message, layout: tuple[list, list], max_rows
                 raise CorruptFileError(
                     f"{where}: a buffer declares {size} bytes where at most {bound} fit {rows} rows "
                     "(a damaged or hostile file)."
+                )
+            total += size
+            if total > MAX_CHUNK_BYTES:
+                raise CorruptFileError(
+                    f"{where}: the chunk declares more than {MAX_CHUNK_BYTES} decoded bytes "
+                    "(a damaged or hostile file: no writer makes chunks that large)."
                 )
         kvs: dict[bytes, bytes] = {}
         count, at = fb.vector(root, 4)

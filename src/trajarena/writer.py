@@ -135,6 +135,11 @@ class TrajectoryWriter:
         self.chunk_steps = int(chunk_steps or max(1, min(16384, chunk_bytes // row_bytes)))
         if not 1 <= self.chunk_steps <= fmt.MAX_CHUNK_ROWS:
             raise SettingsError(f"chunk_steps must be in [1, {fmt.MAX_CHUNK_ROWS}], got {self.chunk_steps}.")
+        if self.chunk_steps * row_bytes > fmt.MAX_CHUNK_BYTES // 2:
+            raise SettingsError(
+                f"chunk_steps={self.chunk_steps} makes chunks of {self.chunk_steps * row_bytes} bytes; readers "
+                f"refuse chunks above {fmt.MAX_CHUNK_BYTES} bytes. Use fewer steps per chunk (or chunk_bytes)."
+            )
         self._n_obs = len(obs_fields)
         if level is None and compression == "zstd":
             level = 5  # measured on Boxing frames: 421 B/step at level 5 vs 546 at 3, ~10k steps/s per core
