@@ -26,6 +26,9 @@ from trajarena import format as fmt
 from trajarena.errors import CorruptFileError, FormatError, MismatchError, SpaceError
 from trajarena.spaces import compile_getter, leaf_fields, space_from_json
 
+__all__ = ["Episode", "EpisodeInfo", "FileIndex", "RepairReport", "Step", "TrajectoryReader", "VerifyReport",
+           "find_files", "index_file", "open_trajectories", "repair", "verify"]
+
 _ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, MemoryError, IndexError, KeyError, TypeError)
 
 

@@ -24,6 +24,8 @@ from gymnasium.vector.utils import iterate
 from trajarena.errors import SettingsError
 from trajarena.writer import TrajectoryWriter
 
+__all__ = ["TrajectoryRecorder", "VectorTrajectoryRecorder", "settings_to_json"]
+
 
 def settings_to_json(value: Any, name: str = "settings") -> Any:
     """Turn settings (dicts, dataclasses, enums, tuples, numpy values) into JSON data.

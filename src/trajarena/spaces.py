@@ -40,6 +40,8 @@ from gymnasium import spaces
 
 from trajarena.errors import SpaceError
 
+__all__ = ["Field", "compile_getter", "compile_setter", "leaf_fields", "nest", "space_from_json", "space_to_json"]
+
 #: The largest number of elements one leaf may declare (per step); larger declarations are refused.
 MAX_LEAF_ELEMENTS = 1 << 26
 #: The deepest Dict/Tuple nesting accepted from JSON.

@@ -34,6 +34,8 @@ from trajarena import format as fmt
 from trajarena.errors import RecordingError, SettingsError, SpaceError
 from trajarena.spaces import compile_setter, leaf_fields, space_to_json
 
+__all__ = ["TrajectoryWriter"]
+
 _RESERVED = {
     "format", "format_version", "library_version", "created_ns", "host", "pid", "observation_space",
     "action_space", "columns", "info_columns", "compression", "chunk_steps", "lossy",
