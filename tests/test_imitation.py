@@ -305,3 +305,13 @@ def test_replay_from_memory_mapped_cache_equals_live(duel_1p, tmp_path):
     il = ImitationLearning(folder, cache_dir=tmp_path / "cache")
     assert_replay_equals(il, live)
     assert list((tmp_path / "cache").rglob("obs%2Fframe.npy"))
+
+
+def test_any_action_is_accepted_even_by_action_wrappers(tmp_path):
+    live = record("duel", tmp_path, 1, DUEL_FAST, {"no_attack_buttons_combinations": True, "add_last_action": True})
+    il = ImitationLearning(tmp_path)
+    assert il.action_space.nvec.tolist() == [9, 4]
+    il.reset()
+    for o, r, te, tr, a in live[0][1:]:
+        obs, reward, *_, info = il.step(0)  # DIAMBRA's example passes a dummy 0
+        assert same(obs, o) and same(info["action"], a)

@@ -46,7 +46,7 @@ from trajarena import format as fmt
 from trajarena.dataset import TrajectoryDataset, list_trajectory_files
 from trajarena.errors import MismatchError, SettingsError, require
 from trajarena.settings import WrappersSettings
-from trajarena.wrappers import apply_wrappers
+from trajarena.wrappers import apply_wrappers, noop_action
 
 __all__ = ["ImitationLearning", "ReplayEnv", "blank_value", "partition", "PERSPECTIVES"]
 
@@ -429,6 +429,10 @@ class ImitationLearning(gym.Wrapper):
         self.wrappers_settings = settings
         super().__init__(apply_wrappers(replay, settings))
         self.replay = replay
+        try:  # what the wrappers get instead of the (ignored) action, so any action is accepted
+            self._placeholder: Any = noop_action(self.action_space)
+        except SettingsError:
+            self._placeholder = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self._init_args,))
@@ -474,7 +478,7 @@ class ImitationLearning(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         if self.replay.exhausted:
             return blank_value(self.observation_space), 0.0, True, False, {"exhausted": True}
-        return self.env.step(action)
+        return self.env.step(action if self._placeholder is None else self._placeholder)
 
     def traj_summary(self, file: Any = None) -> str:
         """Print and return what the files hold: episodes, steps, spaces and settings per file."""
