@@ -128,6 +128,7 @@ def main(args: Args) -> None:
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
+    torch.set_num_threads(1)  # small networks on a 2-core machine: extra threads only spin
     out = Path(args.out)
     settings, wrappers = env_settings(args)
     t0 = time.perf_counter()

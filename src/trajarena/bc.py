@@ -43,6 +43,7 @@ __all__ = [
     "load_policy",
     "load_policy_agent",
     "stack_obs",
+    "torch_threads",
     "train_bc",
 ]
 
@@ -52,6 +53,32 @@ POLICY_VERSION = 1
 
 def _torch():
     return require("torch", "torch", "Behavioural cloning")
+
+
+class torch_threads:  # noqa: N801 - used like a function: ``with torch_threads(1): ...``
+    """Run a block with ``n`` torch intra-op threads (None: leave as is), restoring the old number after.
+
+    One thread is the right choice for one-observation inference, and for training on a busy machine:
+    torch's worker threads spin while waiting, so an oversubscribed CPU slows them down many-fold.
+
+    >>> with torch_threads(1):
+    ...     pass
+    """
+
+    def __init__(self, n: int | None) -> None:
+        self.n = n
+        self.old: int | None = None
+
+    def __enter__(self) -> torch_threads:
+        if self.n is not None:
+            torch = _torch()
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(int(self.n))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.old is not None:
+            _torch().set_num_threads(self.old)
 
 
 # ----------------------------------------------------------------------------- observations
@@ -291,9 +318,9 @@ class BCPolicy:
         return idx + np.asarray(self.start)
 
     def predict(self, obs: Any) -> Any:
-        """The greedy action for one observation, in the env's action format."""
-        batched = stack_obs([obs])
-        act = self.predict_batch(batched)[0]
+        """The greedy action for one observation, in the env's action format (one torch thread)."""
+        with torch_threads(1):
+            act = self.predict_batch(stack_obs([obs]))[0]
         return int(act[0]) if self.discrete else act.astype(np.int64)
 
     def save(self, path: str | Path) -> Path:
@@ -330,8 +357,8 @@ class BCPolicy:
         settings = dict(self.meta.get("env_settings") or {})
         settings.update(settings_overrides)
         env_id = self.meta.get("env_id") or "duel"
-        if env_id == "duel":
-            settings.pop("seed", None) if "seed" not in settings_overrides else None
+        if env_id == "duel" and "seed" not in settings_overrides:
+            settings.pop("seed", None)  # evaluation seeds come from reset(seed=...)
         from trajarena.settings import WrappersSettings
 
         wrappers = WrappersSettings.from_json(self.meta.get("wrappers_settings") or {})
@@ -374,7 +401,7 @@ class PolicyAgent:
     def __init__(self, policy: BCPolicy | str | Path, env: gym.Env | None = None, player: int = 0):
         self.policy = policy if isinstance(policy, BCPolicy) else BCPolicy.load(policy)
         self.player = int(player)
-        self.name = f"policy:{getattr(policy, 'name', policy) if not isinstance(policy, BCPolicy) else 'bc'}"
+        self.name = "policy" if isinstance(policy, BCPolicy) else Path(policy).stem
 
     def reset(self, seed: int | None = None) -> None:
         """Greedy policies keep no state between episodes."""
@@ -476,26 +503,46 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
         kwargs["wrappers_settings"] = wrappers_settings
     env = ImitationLearning(**kwargs)
     try:
-        observations, actions, episode = [], [], []
+        encoder = ObsEncoder.from_space(env.observation_space)
+        _, start = action_heads(env.action_space)
+        images: list[np.ndarray] = []
+        vectors: list[np.ndarray] = []
+        pending: list[Any] = []
+        actions: list[np.ndarray] = []
+        episode: list[int] = []
+
+        def flush() -> None:  # encode in blocks: memory holds encoded arrays, not observation dicts
+            if pending:
+                img, vec = encoder.encode(stack_obs(pending))
+                images.append(img)
+                vectors.append(vec)
+                pending.clear()
+
+        full = False
         ep = 0
         obs, info = env.reset()
-        while not info.get("exhausted", False) and not getattr(env, "exhausted", False):
+        while not env.exhausted and not full:
             done = False
-            while not done:
+            while not done and not full:
                 obs_next, _, terminated, truncated, info = env.step(env.action_space.sample())
-                observations.append(obs)
+                pending.append(obs)
                 actions.append(np.asarray(info["action"]))
                 episode.append(ep)
+                if len(pending) >= 2048:
+                    flush()
                 obs, done = obs_next, terminated or truncated
-                if max_steps is not None and len(actions) >= max_steps:
-                    break
+                full = max_steps is not None and len(actions) >= max_steps
             ep += 1
-            if max_steps is not None and len(actions) >= max_steps:
-                break
-            obs, info = env.reset()
+            if not full:
+                obs, info = env.reset()
+        flush()
+        if not actions:
+            raise FileNotFoundError(f"the trajectory files {[str(f) for f in files]} hold no steps to learn from.")
         meta = _loader_meta(env)
         meta["files"] = file_digest(files)
-        return Demonstrations.from_steps(observations, actions, episode, env.observation_space, env.action_space, meta)
+        acts = np.asarray(actions, np.int64).reshape(len(actions), -1) - np.asarray(start, np.int64)
+        return Demonstrations(None if encoder.image_path is None else np.concatenate(images), np.concatenate(vectors),
+                              acts, np.asarray(episode, np.int64), env.observation_space, env.action_space, meta)
     finally:
         env.close()
 
@@ -586,7 +633,8 @@ def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_s
 
 def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str | Path = "policy.pt", epochs: int = 10,
              batch_size: int = 128, lr: float = 1e-3, val_fraction: float = 0.1, seed: int = 0,
-             wrappers_settings: Any = None, max_steps: int | None = None, progress: bool = True) -> TrainResult:
+             wrappers_settings: Any = None, max_steps: int | None = None, progress: bool = True,
+             threads: int | None = 1) -> TrainResult:
     """Train a behavioural-cloning policy from trajectory files and save it to ``out``.
 
     Args:
@@ -600,12 +648,12 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
         wrappers_settings: None uses the wrappers settings stored in the files.
         max_steps: use at most this many steps.
         progress: show a progress bar (rich) with loss and accuracy.
+        threads: torch threads while training (1 by default: robust on busy machines; None keeps torch's).
 
     Returns:
         A :class:`TrainResult` with the learning curve (:class:`EpochStats` per epoch).
     """
     torch = _torch()
-    torch.set_flush_denormal(True)  # tiny ReLU/Adam values otherwise slow CPU training down many-fold
     if epochs < 1 or batch_size < 1 or not 0 <= val_fraction < 1:
         from trajarena.errors import SettingsError
 
@@ -626,7 +674,7 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
     gen = torch.Generator().manual_seed(seed)
     history = []
     bar = _Bar(progress, epochs * len(train_idx))
-    with bar:
+    with bar, torch_threads(threads):
         for epoch in range(1, epochs + 1):
             te = time.perf_counter()
             tl, ta = _run_epoch(policy, demos, train_idx, batch_size, opt, gen, bar.update)

@@ -78,7 +78,10 @@ def _clear_data(folder: Path) -> None:
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
-    """Run the whole demo; return the summaries, the evaluation and the timings."""
+    """Run the whole demo; return the summaries, the evaluation and the timings.
+
+    Stage lines and the evaluation table are printed; ``progress`` switches the progress bars.
+    """
     from trajarena.bc import BCPolicy, train_bc
     from trajarena.evaluate import evaluate
     from trajarena.record import record
@@ -90,7 +93,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     _clear_data(data)
     settings = {**cfg.settings, "difficulty": cfg.difficulty}
     timings: dict[str, float] = {}
-    say = print if progress else (lambda *a, **k: None)
+    say = print  # stage lines and the table always; ``progress`` only switches the bars
 
     say(f"[1/4] recording {cfg.episodes} expert episodes of duel in {cfg.workers} processes -> {data}")
     t = time.perf_counter()
