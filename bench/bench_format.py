@@ -112,13 +112,14 @@ def main(args: Args) -> None:
                             rewards=np.array([i[2] for k, i in stream if k == "step"]))
         rows.append(("Boxing np.savez_compressed bytes/step", f"{buf.tell() / n_steps:,.0f}"))
         for transform in (None, "xor_prev"):
-            for level in (1, 3, 9):
-                for chunk_bytes in (1 << 20, 4 << 20):
+            for level in (1, 3, 5, 9):
+                for chunk_bytes in (1 << 20, 4 << 20) if transform else (4 << 20,):
                     with tempfile.TemporaryDirectory() as d:
                         secs = write_stream(Path(d), stream, obs_space, act_space, frame_transform=transform,
                                             level=level, chunk_bytes=chunk_bytes)
                         size = folder_bytes(Path(d))
-                    rows.append((f"Boxing bytes/step xform={transform} zstd={level} chunk={chunk_bytes >> 20}MB",
+                    default = " (default)" if (transform, level, chunk_bytes) == ("xor_prev", 5, 4 << 20) else ""
+                    rows.append((f"Boxing bytes/step xform={transform} zstd={level} chunk={chunk_bytes >> 20}MB{default}",
                                  f"{size / n_steps:,.0f} (write {n_steps / secs:,.0f} steps/s)"))
         del stream, frames
         rows += compare(lambda: gym.make("ALE/Boxing-v5"), args.boxing_steps, args.seed, "Boxing")
