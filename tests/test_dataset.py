@@ -223,3 +223,14 @@ def test_random_episode_access_keeps_read_ahead_bounded(duel):
     f = ds._files[0]
     assert len(f._pending) <= 2 and len(f._chunks) <= 3
     ds.close()
+
+
+def test_memory_limit_points_to_the_disk_cache(duel, tmp_path):
+    folder, _ = duel
+    ds = TrajectoryDataset(folder, max_memory_bytes=1000)
+    assert len(ds.column("reward")) > 0  # a small column still fits
+    with pytest.raises(SettingsError, match="cache_dir"):
+        ds.sample_transitions(4, np.random.default_rng(0))
+    cached = TrajectoryDataset(folder, max_memory_bytes=1000, cache_dir=tmp_path)
+    assert cached.sample_transitions(4, np.random.default_rng(0)).obs["frame"].shape == (4, 32, 48, 3)
+    assert pickle.loads(pickle.dumps(ds)).max_memory_bytes == 1000

@@ -21,6 +21,7 @@ Datasets pickle as paths + options and reopen lazily in the new process (DataLoa
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 import os
 import threading
@@ -364,8 +365,25 @@ class _Column:
         if self.parts[f] is None:
             with self._lock:
                 if self.parts[f] is None:
+                    if self.ds.cache_dir is None and not any(p is not None for p in self.parts):
+                        self._check_memory()
                     self.parts[f] = self._load(f)
         return self.parts[f]  # type: ignore[return-value]
+
+    def _check_memory(self) -> None:
+        """Refuse to decode a column into memory that cannot hold it (say how to use a disk cache)."""
+        name = self.name[8:] if self.name.startswith("present/") else self.name
+        col = self.ds._files[0].columns.get(name)
+        if col is None or self.name.startswith("present/"):
+            return
+        need = int(self.ds._file_rows[-1]) * np.dtype(col.dtype).itemsize * math.prod(col.shape)
+        limit = self.ds.max_memory_bytes
+        if limit is not None and need > limit:
+            raise SettingsError(
+                f"decoding column {self.name!r} needs {need / 1e9:.1f} GB of memory, above max_memory_bytes="
+                f"{limit / 1e9:.1f} GB. Pass cache_dir=... to memory-map decoded columns from disk instead "
+                "(or raise max_memory_bytes)."
+            )
 
     def _load(self, f: int) -> np.ndarray:
         src = self.ds._files[f]
@@ -435,6 +453,13 @@ class _Column:
 # ----------------------------------------------------------------------------- dataset
 
 
+def _default_memory_limit() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 class TrajectoryDataset:
     """A lazy, random-access dataset over trajectory files and folders.
 
@@ -446,6 +471,8 @@ class TrajectoryDataset:
             their last complete chunk, unfinished episodes included (``meta['unfinished']``).
         verify_checksums: check every decoded column against its CRC-32 (about 15 µs per
             100 kB frame; turn off for trusted data when every microsecond counts).
+        max_memory_bytes: without ``cache_dir``, refuse to decode a column larger than this into
+            memory (default: half the physical memory; ``None``: no limit).
 
     Raises:
         FileNotFoundError: no trajectory file at ``paths``.
@@ -472,8 +499,9 @@ class TrajectoryDataset:
 
     def __init__(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *,
                  cache_dir: str | os.PathLike | None = None, include_partial: bool = False,
-                 verify_checksums: bool = True) -> None:
+                 verify_checksums: bool = True, max_memory_bytes: int | None = -1) -> None:
         self._paths = list_trajectory_files(paths, include_partial=include_partial)
+        self.max_memory_bytes = _default_memory_limit() if max_memory_bytes == -1 else max_memory_bytes
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         self.include_partial = bool(include_partial)
         self.verify_checksums = bool(verify_checksums)
@@ -520,13 +548,15 @@ class TrajectoryDataset:
 
     def __getstate__(self) -> dict[str, Any]:
         return {"paths": self._paths, "cache_dir": self.cache_dir, "include_partial": self.include_partial,
-                "verify_checksums": self.verify_checksums}
+                "verify_checksums": self.verify_checksums,
+                "max_memory_bytes": self.max_memory_bytes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._paths = state["paths"]
         self.cache_dir = state["cache_dir"]
         self.include_partial = state["include_partial"]
         self.verify_checksums = state.get("verify_checksums", True)
+        self.max_memory_bytes = state.get("max_memory_bytes")
         self._open()
 
     def close(self) -> None:
