@@ -97,6 +97,8 @@ class RecordResult:
     folder: str
     memory_growth_mb: float | None = None
     memory_final_growth_mb: float | None = None
+    thread_cpu_s: float = 0.0  # game-loop thread CPU, loop only
+    process_cpu_s: float = 0.0  # whole process CPU (writer thread too), loop + close()
 
     @property
     def steps_per_s(self) -> float:
@@ -161,9 +163,10 @@ def record(
     except Exception as exc:  # noqa: BLE001
         env.close()
         raise NotAvailable(f"n/a (recording failed: {type(exc).__name__}: {exc})") from exc
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     env.close()
     finalize_s = time.perf_counter() - start
+    close_cpu_s = time.process_time() - cpu
     if sample_memory_every > 0:
         sampler.sample()
     has_samples = len(sampler.samples) > 1
@@ -177,6 +180,8 @@ def record(
         folder=str(folder),
         memory_growth_mb=sampler.growth_mb() if has_samples else None,
         memory_final_growth_mb=sampler.final_growth_mb() if has_samples else None,
+        thread_cpu_s=stats.thread_cpu_s,
+        process_cpu_s=stats.process_cpu_s + close_cpu_s,
     )
 
 

@@ -118,6 +118,7 @@ def _is_image_env(factory) -> bool:
 
 def main(args: Args) -> list[Table]:
     speed = Table("record_speed", ["env", "steps", "raw steps/s", "trajarena steps/s", "trajarena/raw",
+                                   "trajarena/raw CPU, free core", "trajarena/raw CPU, one core",
                                    "Minari steps/s", "Minari/raw", "trajarena/Minari",
                                    "trajarena loop-only steps/s", "Minari loop-only steps/s"],
                   title="Recording speed (steps/s; recorder close() / create_dataset included)")
@@ -132,6 +133,10 @@ def main(args: Args) -> list[Table]:
     minari_ok, minari_why = _minari.available() if args.minari else (False, "n/a (--no-minari)")
     ta_ok, ta_why = _trajarena.available()
     speed.notes.append("Loop-only: without close() / create_dataset.")
+    speed.notes.append("CPU ratios (robust to load from other processes): raw env CPU per step divided by "
+                       "the recording run's game-loop thread CPU per step ('free core': the writer "
+                       "thread runs on another core) or by its whole-process CPU per step, close() "
+                       "included ('one core').")
     speed.notes.append(f"Minari: DataCollector(data_format='hdf5', record_infos=False); "
                        f"trajarena {_trajarena.version()}: TrajectoryRecorder on the raw env.")
     size.notes.append("Minari's default stores image observations as JPEG (lossy); "
@@ -163,9 +168,15 @@ def main(args: Args) -> list[Table]:
             npz = npz_bytes_per_step(factory, n, args.seed, folder=work)
 
             mi_rate = mi.steps_per_s if mi else None
+            raw_cpu = statistics.median(r.process_cpu_s / r.steps for r in raw_runs)
+            free_core = one_core = None
+            if ta is not None:
+                free_core = ratio(raw_cpu, statistics.median(r.thread_cpu_s / r.steps for r, _ in ta_runs))
+                one_core = ratio(raw_cpu, statistics.median(r.process_cpu_s / r.steps for r, _ in ta_runs))
             speed.add_row(**{
                 "env": name, "steps": n, "raw steps/s": raw,
                 "trajarena steps/s": ta_rate if ta else ta_cell, "trajarena/raw": ratio(ta_rate, raw),
+                "trajarena/raw CPU, free core": free_core, "trajarena/raw CPU, one core": one_core,
                 "Minari steps/s": mi_rate if mi else mi_cell, "Minari/raw": ratio(mi_rate, raw),
                 "trajarena/Minari": ratio(ta_rate, mi_rate),
                 "trajarena loop-only steps/s": (statistics.median(r.steps / r.loop_s for r, _ in ta_runs)

@@ -78,7 +78,7 @@ def test_run_all_quick_writes_targets(tmp_path):
     results = {p.stem for p in (tmp_path / "results").glob("*.json")}
     assert {"record_speed", "record_bytes", "record_pauses", "record_memory", "replay", "targets"} <= results
     targets = _load(tmp_path, "targets")
-    assert len(targets["rows"]) == 11
+    assert len(targets["rows"]) == 13
     assert all(row["met"] in (None, "yes", "NO") for row in targets["rows"])
 
 
