@@ -18,7 +18,7 @@ from trajarena.envs.duel.characters import by_name
 from trajarena.envs.duel.game import (
     BLOCKSTUN, FPS, HEIGHT, HITSTUN, KNOCKDOWN, MAX_HEALTH, WIDTH, Game,
 )
-from trajarena.errors import SettingsError, SpaceError, TrajArenaError
+from trajarena.errors import ResetNeeded, SettingsError, SpaceError
 from trajarena.settings import EnvironmentSettings
 
 NOOP2 = {"agent_0": np.array([0, 0]), "agent_1": np.array([0, 0])}
@@ -133,7 +133,7 @@ def test_round_and_match_flags_2p():
     assert info["stage_done"] and info["game_done"] and info["episode_done"] and info["env_done"]
     assert info["outcome"] == 1 and total == 2 * MAX_HEALTH
     assert obs["P2"]["health"][0] == 0  # the final observation shows the KO
-    with pytest.raises(TrajArenaError):
+    with pytest.raises(ResetNeeded, match="reset"):
         env.step(NOOP2)
 
 
@@ -201,7 +201,7 @@ def test_role_random_and_characters():
 
 def test_bad_inputs():
     env = DuelEnv()
-    with pytest.raises(TrajArenaError):
+    with pytest.raises(ResetNeeded):
         env.step(np.array([0, 0]))
     env.reset(seed=0)
     with pytest.raises(SpaceError):
@@ -212,7 +212,7 @@ def test_bad_inputs():
         env2.step([0, 0])
     with pytest.raises(SettingsError):
         DuelEnv({"characters": "Ryu"})
-    with pytest.raises(TrajArenaError):
+    with pytest.raises(SettingsError, match="render_mode"):
         DuelEnv(render_mode="ascii")
 
 

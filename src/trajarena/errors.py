@@ -58,6 +58,10 @@ class ExhaustedError(TrajArenaError, RuntimeError):
     """The loader has no more data and was asked for more."""
 
 
+class ResetNeeded(TrajArenaError, RuntimeError):
+    """``step()`` was called before ``reset()`` or after the episode ended."""
+
+
 def close_matches(word: str, choices: Iterable[str]) -> str:
     """Return a ``" Did you mean 'x'?"`` hint, or an empty string when nothing is close."""
     found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

@@ -132,7 +132,8 @@ class EnvironmentSettings(_Settings):
     """Settings of the built-in fighting game ``duel`` (DIAMBRA's ``EnvironmentSettings``).
 
     Per-player settings (``role``, ``characters``, ``outfits``, ``action_space``) take one value, or in
-    two-player mode a pair ``(P1's, P2's)``; a single value is used for both players.
+    two-player mode a pair ``(agent_0's, agent_1's)`` (as in DIAMBRA; with the default roles agent_0
+    plays P1); a single value is used for both players.
 
     Args:
         n_players: 1 (agent vs CPU tower) or 2 (one match between two agents).
@@ -192,7 +193,7 @@ class EnvironmentSettings(_Settings):
             if self.n_players == 1:
                 raise _fail(type(self).__name__, key, value, "a single value in 1-player mode (pairs are for n_players=2)")
             if len(value) != 2:
-                raise _fail(type(self).__name__, key, value, "a pair (P1's, P2's) in 2-player mode")
+                raise _fail(type(self).__name__, key, value, "a pair (agent_0's, agent_1's) in 2-player mode")
             return tuple(check(key, v) for v in value)
         value = check(key, value)
         return (value, value) if self.n_players == 2 else value

@@ -51,7 +51,7 @@ from trajarena.envs.duel.ai import CpuAI
 from trajarena.envs.duel.characters import CHARACTERS, index_of
 from trajarena.envs.duel.game import HEIGHT, MAX_HEALTH, N_STAGES, ROUND_TIME, WIDTH, Game
 from trajarena.envs.duel.render import FrameProcessor, Renderer
-from trajarena.errors import SettingsError, SpaceError, TrajArenaError, require
+from trajarena.errors import ResetNeeded, SettingsError, SpaceError, require
 from trajarena.settings import DUEL_CHARACTERS, DUEL_OUTFITS, EnvironmentSettings
 
 N_MOVES = 9
@@ -241,7 +241,7 @@ class DuelEnv(gym.Env):
     def step(self, action: Any):
         """Run ``step_ratio`` frames with ``action`` (a dict of both agents' actions in 2P)."""
         if self._done or self.game is None:
-            raise TrajArenaError("DuelEnv.step() called before reset() or after the episode ended; call reset().")
+            raise ResetNeeded("DuelEnv.step() called before reset() or after the episode ended; call reset().")
         game = self.game
         inputs: list[tuple[int, int]] = [(0, 0), (0, 0)]
         if self.n_players == 1:
