@@ -27,6 +27,9 @@ __version__ = "0.1.0"
 # lazily imported public names -> their module
 _LAZY = {
     "ImitationLearning": "trajarena.imitation",
+    "TrajectoryDataset": "trajarena.dataset",
+    "make_vector_env": "trajarena.vector",
+    "make_sb3_vec_env": "trajarena.vector",
     "open_trajectories": "trajarena.reader",
     "TrajectoryRecorder": "trajarena.recorder",
     "verify": "trajarena.reader",

@@ -44,7 +44,7 @@ from gymnasium import spaces
 
 from trajarena import format as fmt
 from trajarena.dataset import TrajectoryDataset, list_trajectory_files
-from trajarena.errors import MismatchError, SettingsError, require
+from trajarena.errors import MismatchError, ResetNeeded, SettingsError, require
 from trajarena.settings import WrappersSettings
 from trajarena.wrappers import apply_wrappers, noop_action
 
@@ -309,7 +309,7 @@ class ReplayEnv(gym.Env):
             obs, info = self._blank()
             return obs, 0.0, True, False, info
         if self._t < 0 or self._t >= self._length:
-            raise gym.error.ResetNeeded("step() called before reset() or after the episode ended; call reset().")
+            raise ResetNeeded("step() called before reset() or after the episode ended; call reset().")
         self._t += 1
         chunk, r = self._row(self._row0 + self._t)
         obs = self._obs_at(chunk, r)
