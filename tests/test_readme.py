@@ -29,10 +29,11 @@ def test_readme_has_python_examples():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("line", "code"), python_blocks(), ids=[f"line{n}" for n, _ in python_blocks()])
-def test_readme_example_runs(line, code, tmp_path):
+def test_readme_examples_run_in_order(tmp_path):
+    """Each block runs in its own process, in order, in one folder: later blocks use earlier blocks' files."""
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "PYTHONPATH": str(README.parent / "src")}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, f"README example at line {line} failed:\n{result.stderr[-3000:]}"
+    for line, code in python_blocks():
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, f"README example at line {line} failed:\n{result.stderr[-3000:]}"
