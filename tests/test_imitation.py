@@ -128,7 +128,7 @@ def test_duel_2p_views_swap_players_negate_reward(duel_2p):
     assert il.reset()[1]["exhausted"]
 
 
-def test_perspective_option_and_ignore_p2(tmp_path):
+def test_perspective_option_and_ignore_p1_p2(tmp_path):
     settings = {**DUEL_FAST, "n_players": 2}
     live = record("duel", tmp_path / "a", 2, settings)
     record("duel", tmp_path / "b", 2, settings, ignore_p2=1)
@@ -139,6 +139,12 @@ def test_perspective_option_and_ignore_p2(tmp_path):
     assert same(obs["P1"], live[0][0][0]["P2"])
     assert ImitationLearning(tmp_path / "b").n_episodes == 2  # ignore_p2: P1's side only
     assert ImitationLearning(tmp_path / "b", perspective="P2").n_episodes == 0
+    record("duel", tmp_path / "c", 2, settings, ignore_p1=1)  # an agent P1 against a human P2
+    only_p2 = ImitationLearning(tmp_path / "c")
+    assert only_p2.n_episodes == 2 and ImitationLearning(tmp_path / "c", perspective="P1").n_episodes == 0
+    obs, info = only_p2.reset()
+    assert info["perspective"] == "P2" and same(obs["P1"], live[0][0][0]["P2"])  # seen from P2's side
+    assert ImitationLearning(tmp_path / "c", perspective="joint").n_episodes == 2
     with pytest.raises(SettingsError, match="perspective"):
         ImitationLearning(tmp_path / "a", perspective="P3")
 

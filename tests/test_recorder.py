@@ -116,3 +116,58 @@ def test_vector_recording_equals_recording_each_env_alone(tmp_path: Path, mode: 
         assert total == 3 * 250 - sum(1 for e in reader.episodes if e.end_reason == "env")  # reset steps are no transitions
     else:
         assert total == 3 * 250
+
+
+def test_discard_episode_is_skipped_by_every_reader(tmp_path: Path) -> None:
+    from trajarena import verify
+    from trajarena.dataset import TrajectoryDataset
+    from trajarena.envs import make
+    from trajarena.imitation import ImitationLearning
+
+    env = make("CartPole-v1", None, None, {"file_path": str(tmp_path), "username": "u"})
+    discard = env.get_wrapper_attr("discard_episode")
+    kept = []
+    for seed in range(4):
+        obs, _ = env.reset(seed=seed)
+        observations, done = [obs], False
+        while not done and not (seed % 2 == 0 and len(observations) > 6):  # seeds 0, 2: 6 steps, then discarded
+            obs, _, terminated, truncated, _ = env.step(len(observations) % 2)
+            observations.append(obs)
+            done = terminated or truncated
+        if seed % 2 == 0:
+            assert discard() is True
+        else:
+            kept.append(np.stack(observations))
+    env.reset(seed=9)  # reset, then closed without a step: not stored either
+    env.close()
+    steps = sum(len(k) - 1 for k in kept)
+    reader = TrajectoryReader(tmp_path)
+    assert [e.seed for e in reader.episodes] == [1, 3] and reader.num_steps == steps
+    assert all(np.array_equal(reader.read_episode(i).observations, k) for i, k in enumerate(kept))
+    report = verify(tmp_path)
+    assert (report.episodes, report.steps) == (2, steps)
+    ds = TrajectoryDataset(tmp_path)
+    assert (ds.n_episodes, len(ds)) == (2, steps)
+    il = ImitationLearning(tmp_path)
+    assert il.n_episodes == 2
+    assert np.array_equal(il.reset(seed=0)[0], kept[0][0])
+
+
+def test_reset_then_close_stores_nothing(tmp_path: Path) -> None:
+    env = TrajectoryRecorder(gym.make("CartPole-v1"), tmp_path)
+    env.reset(seed=0)
+    env.reset(seed=1)
+    env.close()
+    assert env.files == [] and not list(tmp_path.iterdir())
+
+
+def test_ignore_p1_is_stored_and_validated(tmp_path: Path) -> None:
+    env = TrajectoryRecorder(SpriteDuel(size=8, n_players=2, max_steps=3), tmp_path, ignore_p1=1)
+    run_episodes(env, 1)
+    env.close()
+    meta = TrajectoryReader(tmp_path).metadata
+    assert (meta["ignore_p1"], meta["ignore_p2"]) == (1, 0)
+    with pytest.raises(SettingsError, match="ignore_p1"):
+        TrajectoryRecorder(gym.make("CartPole-v1"), tmp_path, ignore_p1=2)
+    with pytest.raises(SettingsError, match="both 1"):
+        TrajectoryRecorder(gym.make("CartPole-v1"), tmp_path, ignore_p1=1, ignore_p2=1)

@@ -89,13 +89,21 @@ def test_bad_wrapper_values(key, value):
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("username", 3), ("file_path", ""), ("ignore_p2", 2), ("ignore_p2", 0.5), ("players", {"P3": "x"}),
-     ("flush_seconds", 0), ("compression", "gzip"), ("compression_level", 99)],
+    [("username", 3), ("file_path", ""), ("ignore_p2", 2), ("ignore_p2", 0.5), ("ignore_p1", 2), ("ignore_p1", 0.5),
+     ("players", {"P3": "x"}),     ("flush_seconds", 0), ("compression", "gzip"), ("compression_level", 99)],
 )
 def test_bad_recording_values(key, value):
     data = {"file_path": "data", **{key: value}}
     with pytest.raises(SettingsError, match=key):
         RecordingSettings.from_dict(data)
+
+
+def test_ignore_p1_round_trips_and_excludes_ignore_p2():
+    r = RecordingSettings.from_dict({"file_path": "data", "ignore_p1": True})
+    assert r.ignore_p1 == 1 and type(r.ignore_p1) is int and r.ignore_p2 == 0
+    assert RecordingSettings.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    with pytest.raises(SettingsError, match="ignore_p1 and ignore_p2 are both 1"):
+        RecordingSettings(file_path="data", ignore_p1=1, ignore_p2=1)
 
 
 def test_settings_are_frozen_and_replace_validates():

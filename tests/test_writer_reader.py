@@ -50,6 +50,7 @@ def record(folder: Path, obs_space: spaces.Space, act_space: spaces.Space, lengt
 
 
 def check_same(reader: TrajectoryReader, written: list[dict]) -> None:
+    written = [ep for ep in written if ep["actions"]]  # an episode without a step is not stored
     assert reader.num_episodes == len(written)
     for i, ep in enumerate(written):
         got = reader.read_episode(i)
@@ -67,6 +68,9 @@ def check_same(reader: TrajectoryReader, written: list[dict]) -> None:
 def test_hypothesis_values_round_trip_bit_identical(tmp_path_factory, obs, act, lengths, chunk) -> None:
     folder = tmp_path_factory.mktemp("rt")
     written = record(folder, obs, act, lengths, chunk_steps=chunk)
+    if not any(lengths):  # only episodes without a step: nothing is stored, not even an empty file
+        assert not list(folder.iterdir())
+        return
     reader = TrajectoryReader(folder)
     check_same(reader, written)
     assert reader.observation_space == obs and reader.action_space == act
@@ -381,3 +385,81 @@ def test_non_finite_rewards_and_observations_are_stored_exactly(tmp_path: Path) 
     assert np.isnan(ep.rewards[0]) and np.isnan(reader.episodes[0].total_return)
     assert ep.infos["score"].tolist() == [0.0, np.inf, -np.inf]
     assert reader.episodes[0].final_info["score"] == "-inf" and verify(tmp_path).clean
+
+
+def _steps_on_disk(folder: Path) -> int:
+    """Steps a running recording has written so far (0 while its file header is being written)."""
+    try:
+        return TrajectoryReader(folder, include_partial=True).num_steps
+    except FormatError:
+        return 0
+
+
+def _end_records(path: Path) -> list[dict]:
+    """Every episode end record of a finished file, read with plain pyarrow."""
+    reader = pa.ipc.open_file(path)
+    return [e for i in range(reader.num_record_batches)
+            for e in json.loads(reader.get_batch_with_custom_metadata(i)[1][b"trajarena.chunk"])["ends"]]
+
+
+@pytest.mark.parametrize("where", ["in memory", "after full chunks", "after an idle flush"])
+def test_discard_drops_the_episode_and_keeps_the_next(tmp_path: Path, where: str) -> None:
+    from trajarena.dataset import TrajectoryDataset
+
+    def o(v: float) -> np.ndarray:
+        return np.full(1, v, np.float32)
+
+    options = {"chunk_steps": 4 if where == "after full chunks" else 64, "segment_seconds": 1e9}
+    if where == "after an idle flush":
+        options["flush_seconds"] = 0.02
+    w = TrajectoryWriter(tmp_path, spaces.Box(-1e3, 1e3, (1,)), spaces.Discrete(3), **options)
+    w.reset(o(0), seed=0)
+    for t in range(1, 4):
+        w.step(0, o(t), 1.0, t == 3, False)
+    w.reset(o(100), seed=1)  # the episode to discard
+    for t in range(1, 11):
+        w.step(2, o(100 + t), 5.0, False, False, {"k": t})
+        if where == "after an idle flush" and t == 7:  # the thread writes rows 0-7 of it, the game loop adds more
+            deadline = time.monotonic() + 10
+            while _steps_on_disk(tmp_path) < 3 + 7:
+                assert time.monotonic() < deadline, "the idle flush never came"
+                time.sleep(0.01)
+    assert w.discard() is True and w.discard() is False  # nothing open any more
+    w.reset(o(200), seed=2)
+    for t in range(1, 5):
+        w.step(1, o(200 + t), 0.5, t == 4, False)
+    w.close()
+    reader = TrajectoryReader(tmp_path)
+    assert [(e.seed, e.length, e.total_return) for e in reader.episodes] == [(0, 3, 3.0), (2, 4, 2.0)]
+    ep = reader.read_episode(1)
+    assert ep.observations[:, 0].tolist() == [200, 201, 202, 203, 204] and ep.actions.tolist() == [1] * 4
+    report = verify(tmp_path)
+    assert report.clean and (report.episodes, report.steps) == (2, 7)
+    ds = TrajectoryDataset(tmp_path)
+    assert (ds.n_episodes, len(ds)) == (2, 7) and ds.transitions(np.arange(7)).action.tolist() == [0] * 3 + [1] * 4
+    if "k" in ds.info_keys:  # the discarded rows' info never shows up on the next episode
+        assert not ds.episode(1).infos["k"][1].any()
+    ends = _end_records(w.files[0])
+    stored = set(pa.ipc.open_file(w.files[0]).read_all().column("episode").to_pylist())
+    if where == "in memory":  # nothing of it reached the file
+        assert stored == {0, 2} and [e["end_reason"] for e in ends] == ["env", "env"]
+    else:  # its written rows stay, closed by a "discarded" end record that readers skip
+        assert stored == {0, 1, 2} and [e["end_reason"] for e in ends] == ["env", "discarded", "env"]
+
+
+@pytest.mark.parametrize("chunk_steps", [1, 64])
+def test_episodes_without_a_step_are_not_stored(tmp_path: Path, chunk_steps: int) -> None:
+    box = spaces.Box(0, 9, (1,))
+    w = TrajectoryWriter(tmp_path, box, spaces.Discrete(2), chunk_steps=chunk_steps)
+    w.reset(np.zeros(1, np.float32), seed=0)
+    w.reset(np.zeros(1, np.float32), seed=1)  # reset twice: the first one had no step
+    w.step(1, np.ones(1, np.float32), 1.0, False, False)
+    w.reset(np.zeros(1, np.float32), seed=2)
+    w.close()  # reset then closed: no step either
+    reader = TrajectoryReader(tmp_path)
+    assert [(e.seed, e.length, e.end_reason) for e in reader.episodes] == [(1, 1, "reset")]
+    assert verify(tmp_path).episodes == 1
+    lone = tmp_path / "lone"
+    with TrajectoryWriter(lone, box, spaces.Discrete(2), chunk_steps=chunk_steps) as w:
+        w.reset(np.zeros(1, np.float32))
+    assert w.files == [] and not list(lone.iterdir())  # no file holding nothing

@@ -9,7 +9,8 @@ recorded one, which is also what the last-action wrapper stacks.
 Replay units and ranks. A unit is one episode seen from one side. One-player files give one unit
 per episode. Two-player files (action space ``Dict(agent_0, agent_1)``) give two: agent_0's side
 (as recorded) and agent_1's side (the ``P1``/``P2`` observation keys swapped, the reward negated,
-agent_1's action in ``info["action"]``), unless the file's ``ignore_p2`` is set; ``perspective``
+agent_1's action in ``info["action"]``), except a side the file marks as no demonstration
+(``ignore_p1``: agent_0's side is skipped, ``ignore_p2``: agent_1's side is skipped); ``perspective``
 selects ``"P1"`` (agent_0) only, ``"P2"`` (agent_1) only, ``"both"``, or ``"joint"`` (the two-player
 stream as recorded, ``Dict`` actions, what a live two-player env shows). Rank ``r`` of
 ``total_cpus`` replays the files ``r, r + total_cpus, ...`` when there are at least as many files
@@ -187,8 +188,8 @@ class ReplayEnv(gym.Env):
     def _views(self, meta: Mapping[str, Any]) -> list[int]:
         if not _is_two_player(meta) or self.perspective == "joint":
             return [-1]
-        ignore_p2 = bool(meta.get("ignore_p2", 0))
-        return {"both": [0] if ignore_p2 else [0, 1], "P1": [0], "P2": [] if ignore_p2 else [1]}[self.perspective]
+        keep = [view for view, ignore in ((0, "ignore_p1"), (1, "ignore_p2")) if not meta.get(ignore, 0)]
+        return {"both": keep, "P1": [v for v in keep if v == 0], "P2": [v for v in keep if v == 1]}[self.perspective]
 
     def _new_order(self) -> np.ndarray:
         order = np.arange(len(self.units))
@@ -504,6 +505,7 @@ class ImitationLearning(gym.Wrapper):
                 steps = sum(e.length for e in eps)
                 ret = [round(float(e.meta.get("return", float("nan"))), 3) for e in eps]
                 out.write(f"  {os.path.basename(path)}: {len(eps)} episode(s), {steps} steps, "
+                          f"ignore_p1={data.file_metadata(fi).get('ignore_p1', 0)}, "
                           f"ignore_p2={data.file_metadata(fi).get('ignore_p2', 0)}, returns {ret[:8]}"
                           f"{' ...' if len(ret) > 8 else ''}\n")
         text = out.getvalue()

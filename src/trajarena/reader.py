@@ -281,6 +281,8 @@ def _build_episodes(f: FileIndex) -> None:
         else:
             if end.get("length") != seen - 1:
                 raise CorruptFileError(f"{where}: episode {ep} claims {end.get('length')} steps, holds {seen - 1}.")
+            if end.get("end_reason") == "discarded":
+                continue  # dropped by the recorder: never replayed, sampled or counted
             info = EpisodeInfo(0, f.path, ep, seen - 1, float(end["return"]), end.get("seed"),
                                bool(end["terminated"]), bool(end["truncated"]), str(end.get("end_reason", "env")),
                                end.get("final_info") or {}, first, f.partial, end.get("notes") or {})

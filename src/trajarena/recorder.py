@@ -2,7 +2,8 @@
 
 :class:`TrajectoryRecorder` records the stream of the env it wraps — put it *below* the
 preprocessing wrappers so one dataset serves many preprocessing choices — and stores the settings
-it is given (env, wrappers, username, ``ignore_p2``, player roles) in every file.
+it is given (env, wrappers, username, ``ignore_p1``/``ignore_p2``, player roles) in every file;
+:meth:`TrajectoryRecorder.discard_episode` drops the episode in progress.
 :class:`VectorTrajectoryRecorder` keeps one episode stream per sub-env of a
 :class:`gymnasium.vector.VectorEnv` and handles the three autoreset modes of Gymnasium 1.x.
 """
@@ -62,15 +63,19 @@ def settings_to_json(value: Any, name: str = "settings") -> Any:
 
 
 def _metadata(env_id: str | None, env: Any, username: str, ignore_p2: int, players: dict | None,
-              env_settings: Any, wrappers_settings: Any, extra: dict | None) -> dict[str, Any]:
-    if ignore_p2 not in (0, 1, False, True):
-        raise SettingsError(f"ignore_p2 must be 0 or 1, got {ignore_p2!r}.")
+              env_settings: Any, wrappers_settings: Any, extra: dict | None, ignore_p1: int = 0) -> dict[str, Any]:
+    for name, value in (("ignore_p1", ignore_p1), ("ignore_p2", ignore_p2)):
+        if value not in (0, 1, False, True) or isinstance(value, float):
+            raise SettingsError(f"{name} must be 0 or 1, got {value!r}.")
+    if ignore_p1 and ignore_p2:
+        raise SettingsError("ignore_p1 and ignore_p2 are both 1: no side would be a demonstration; set at most one.")
     spec = getattr(env, "spec", None)
     return {
         "env_id": env_id or (spec.id if spec is not None else type(env.unwrapped).__name__),
         "env_settings": settings_to_json(env_settings or {}, "env_settings"),
         "wrappers_settings": settings_to_json(wrappers_settings or {}, "wrappers_settings"),
         "username": str(username),
+        "ignore_p1": int(ignore_p1),
         "ignore_p2": int(ignore_p2),
         "players": settings_to_json(players or {}, "players"),
         **settings_to_json(extra or {}, "extra_metadata"),
@@ -85,6 +90,7 @@ class TrajectoryRecorder(gym.Wrapper):
         file_path: the folder that receives the files.
         username: who played (stored).
         ignore_p2: 1 when P2's side should not be replayed by the loader (e.g. human P1 vs agent P2).
+        ignore_p1: 1 when P1's side should not be replayed by the loader (e.g. agent P1 vs human P2).
         players: roles, e.g. ``{"P1": "human", "P2": "cpu"}``.
         env_id: stored env id (default: ``env.spec.id``).
         env_settings: the env settings (dict or dataclass), stored.
@@ -96,19 +102,44 @@ class TrajectoryRecorder(gym.Wrapper):
     >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), tempfile.mkdtemp(), username="alex")
     >>> _ = env.reset(seed=0)
     >>> _ = env.step(0)
+    >>> env.discard_episode()  # this episode is dropped
+    True
+    >>> _ = env.reset(seed=1)
+    >>> _ = env.step(1)
     >>> env.close()
-    >>> len(env.files)
-    1
+    >>> from trajarena.reader import TrajectoryReader
+    >>> [e.seed for e in TrajectoryReader(env.files).episodes]
+    [1]
     """
 
     def __init__(self, env: gym.Env, file_path: str | os.PathLike, username: str = "", ignore_p2: int = 0,
                  players: dict[str, str] | None = None, env_id: str | None = None, env_settings: Any = None,
                  wrappers_settings: Any = None, extra_metadata: dict[str, Any] | None = None,
-                 **writer_options: Any) -> None:
+                 ignore_p1: int = 0, **writer_options: Any) -> None:
         super().__init__(env)
-        meta = _metadata(env_id, env, username, ignore_p2, players, env_settings, wrappers_settings, extra_metadata)
+        meta = _metadata(env_id, env, username, ignore_p2, players, env_settings, wrappers_settings, extra_metadata,
+                         ignore_p1)
         self.writer = TrajectoryWriter(file_path, env.observation_space, env.action_space, meta, **writer_options)
         self._closed = False
+
+    @classmethod
+    def from_settings(cls, env: gym.Env, recording: Any, env_id: str | None = None, env_settings: Any = None,
+                      wrappers_settings: Any = None) -> TrajectoryRecorder:
+        """A recorder configured by :class:`~trajarena.settings.RecordingSettings` (or a dict of them).
+
+        >>> import tempfile
+        >>> env = TrajectoryRecorder.from_settings(gym.make("CartPole-v1"), {"file_path": tempfile.mkdtemp()})
+        >>> env.writer.flush_seconds
+        2.0
+        >>> env.close()
+        """
+        from trajarena.settings import RecordingSettings
+
+        rec = RecordingSettings.from_dict(recording)
+        return cls(env, rec.file_path, username=rec.username, ignore_p2=rec.ignore_p2, ignore_p1=rec.ignore_p1,
+                   players=rec.players, env_id=env_id, env_settings=env_settings, wrappers_settings=wrappers_settings,
+                   flush_seconds=rec.flush_seconds, compression=None if rec.compression == "none" else rec.compression,
+                   level=rec.compression_level)
 
     @property
     def files(self) -> list[Path]:
@@ -125,12 +156,22 @@ class TrajectoryRecorder(gym.Wrapper):
         self.writer.step(action, obs, reward, terminated, truncated, info)
         return obs, reward, terminated, truncated, info
 
+    def discard_episode(self) -> bool:
+        """Drop the episode in progress: no reader replays, samples or counts any of it.
+
+        The env is not reset; call ``reset()`` to start the next episode, which is recorded as usual.
+
+        Returns:
+            True if an episode was open (and is now dropped), False if none was.
+        """
+        return self.writer.discard()
+
     def flush(self) -> None:
         """Hand buffered steps to the writer thread now (call it when the game loop pauses)."""
         self.writer.flush()
 
     def close(self) -> None:
-        """Save the open episode (as truncated), finish the files, close the env."""
+        """Save the open episode (as truncated; dropped if it has no step), finish the files, close the env."""
         if not self._closed:
             self._closed = True
             try:
@@ -180,10 +221,11 @@ class VectorTrajectoryRecorder(gym.vector.VectorWrapper):
     def __init__(self, env: gym.vector.VectorEnv, file_path: str | os.PathLike, username: str = "",
                  ignore_p2: int = 0, players: dict[str, str] | None = None, env_id: str | None = None,
                  env_settings: Any = None, wrappers_settings: Any = None,
-                 extra_metadata: dict[str, Any] | None = None, **writer_options: Any) -> None:
+                 extra_metadata: dict[str, Any] | None = None, ignore_p1: int = 0, **writer_options: Any) -> None:
         super().__init__(env)
         self.mode = AutoresetMode(env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
-        meta = _metadata(env_id, env, username, ignore_p2, players, env_settings, wrappers_settings, extra_metadata)
+        meta = _metadata(env_id, env, username, ignore_p2, players, env_settings, wrappers_settings, extra_metadata,
+                         ignore_p1)
         n = env.num_envs
         self.writers = [
             TrajectoryWriter(file_path, env.single_observation_space, env.single_action_space,

@@ -334,6 +334,9 @@ class RecordingSettings(_Settings):
         file_path: the folder the trajectory files go to (created if missing).
         ignore_p2: 1 marks P2's side of a 2-player recording as not a demonstration (e.g. an agent
             playing against a human P1); the loader then replays only P1's side.
+        ignore_p1: 1 marks P1's side of a 2-player recording as not a demonstration (e.g. an agent
+            playing against a human P2); the loader then replays only P2's side. At most one of
+            ``ignore_p1`` and ``ignore_p2`` may be 1.
         players: who controls each side, e.g. ``{"P1": "human", "P2": "cpu"}``; stored in the metadata.
         flush_seconds: the longest time steps stay in memory before reaching the disk.
         compression: "zstd" (default), "lz4" or "none".
@@ -341,11 +344,14 @@ class RecordingSettings(_Settings):
 
     >>> RecordingSettings(username="alex", file_path="data/duel").ignore_p2
     0
+    >>> RecordingSettings(file_path="data/duel", ignore_p1=1).ignore_p1
+    1
     """
 
     username: str = ""
     file_path: str = ""
     ignore_p2: int = 0
+    ignore_p1: int = 0
     players: dict[str, str] | None = None
     flush_seconds: float = 2.0
     compression: str = "zstd"
@@ -362,9 +368,14 @@ class RecordingSettings(_Settings):
                 self._set("file_path", os.fspath(self.file_path))
             else:
                 raise _fail(o, "file_path", self.file_path, "a non-empty folder path where files are written")
-        if self.ignore_p2 not in (0, 1) or isinstance(self.ignore_p2, float):
-            raise _fail(o, "ignore_p2", self.ignore_p2, "0 or 1")
-        self._set("ignore_p2", int(self.ignore_p2))
+        for name in ("ignore_p2", "ignore_p1"):
+            value = getattr(self, name)
+            if value not in (0, 1) or isinstance(value, float):
+                raise _fail(o, name, value, "0 or 1")
+            self._set(name, int(value))
+        if self.ignore_p1 and self.ignore_p2:
+            raise SettingsError(f"{o}: ignore_p1 and ignore_p2 are both 1, so no side would be a demonstration; "
+                                "set at most one of them.")
         if self.players is not None:
             if not isinstance(self.players, Mapping) or not all(
                 k in ROLES and isinstance(v, str) for k, v in self.players.items()

@@ -170,8 +170,10 @@ class TrajectoryWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._last_handoff = time.monotonic()
+        self._idle_lock = threading.Lock()  # an idle flush vs. discard() rewinding the current chunk
         self._bind(self._new_chunk())
         # background state (touched by the thread only)
+        self._segment_kept = 0  # episodes of the open file that were not discarded
         self._sink: Any = None
         self._arrow: Any = None
         self._path: Path | None = None
@@ -196,7 +198,9 @@ class TrajectoryWriter:
             RecordingError: the writer is closed or its thread failed.
         """
         self._check()
-        if self._t >= 0:
+        if self._t == 0:
+            self._drop()  # an episode without a step holds nothing to learn from
+        elif self._t > 0:
             self._end("reset", terminated=False, truncated=True, info=None)
         if self._row == self._cap:
             self._handoff()
@@ -250,6 +254,25 @@ class TrajectoryWriter:
         elif row == self._cap or self._flush_due:
             self._handoff()
 
+    def discard(self) -> bool:
+        """Drop the episode in progress: readers never replay or sample any of it.
+
+        Its rows still in memory are dropped; if some already reached the file (earlier chunks,
+        an idle flush), the episode is ended there with ``end_reason="discarded"``, which every
+        reader skips, and a file that holds only discarded episodes is deleted when finished.
+
+        Returns:
+            True if an episode was open (and is now dropped), False otherwise.
+
+        Raises:
+            RecordingError: the writer is closed or its thread failed.
+        """
+        self._check()
+        if self._t < 0:
+            return False
+        self._drop()
+        return True
+
     def flush(self) -> None:
         """Hand the buffered rows to the background thread now (e.g. when the game is paused)."""
         self._check()
@@ -257,13 +280,15 @@ class TrajectoryWriter:
             self._handoff()
 
     def close(self) -> None:
-        """Save everything: an open episode is ended as truncated; wait for the thread; finish files."""
+        """Save everything: an open episode is ended as truncated (dropped if it has no step); finish files."""
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self._atexit)
         if self._error is None:
-            if self._t >= 0:
+            if self._t == 0:
+                self._drop()
+            elif self._t > 0:
                 self._end("close", terminated=False, truncated=True, info=None)
             self._chunk.rotate = True
             self._handoff()
@@ -368,6 +393,26 @@ class TrajectoryWriter:
         elif self._row == self._cap or self._flush_due:
             self._handoff()
 
+    def _drop(self) -> None:
+        """Forget the open episode's rows still in the current chunk; end it as discarded if some were written."""
+        chunk = self._chunk
+        with self._idle_lock:  # chunk.flushed is stable while held
+            start = next(s for s in reversed(chunk.starts) if s[1] == self._episode)
+            keep = max(start[0], chunk.flushed)
+            written = start[2] + keep - start[0]  # its rows in earlier chunks and idle-flushed ones
+            for _, present in chunk.info.values():
+                present[keep : self._row] = False
+            self._row = keep
+            if keep == start[0]:
+                chunk.starts.remove(start)
+        if written:
+            self._t = written - 1
+            self._end("discarded", terminated=False, truncated=True, info=None)
+            if self._chunk.ends:  # write the end record now: a crash must not revive the episode
+                self._handoff()
+        else:
+            self._t = -1
+
     def _handoff(self) -> None:
         chunk = self._chunk
         chunk.rows = self._row
@@ -424,14 +469,16 @@ class TrajectoryWriter:
         its episode's rows, so reading the end count, then the row count, gives a consistent
         prefix. If the game loop handed the chunk over meanwhile, the queue is not empty: skip.
         """
-        chunk = self._chunk
-        n_ends = len(chunk.ends)
-        hi = self._row
-        if self._chunk is not chunk or self._queue.qsize() or hi <= chunk.flushed:
-            return
-        starts = [s for s in list(chunk.starts) if s[0] < hi]
-        self._write_rows(chunk, chunk.flushed, hi, starts, chunk.ends[chunk.ends_flushed : n_ends], dict(chunk.info))
-        chunk.flushed, chunk.ends_flushed = hi, n_ends
+        with self._idle_lock:
+            chunk = self._chunk
+            n_ends = len(chunk.ends)
+            hi = self._row
+            if self._chunk is not chunk or self._queue.qsize() or hi <= chunk.flushed:
+                return
+            starts = [s for s in list(chunk.starts) if s[0] < hi]
+            self._write_rows(chunk, chunk.flushed, hi, starts, chunk.ends[chunk.ends_flushed : n_ends],
+                             dict(chunk.info))
+            chunk.flushed, chunk.ends_flushed = hi, n_ends
 
     def _write_rows(self, chunk: _Chunk, lo: int, hi: int, starts: list, ends: list, info: dict) -> None:
         if hi > lo:
@@ -444,6 +491,7 @@ class TrajectoryWriter:
             self._write_batch(empty, self._chunk_meta([], ends, {}))
 
     def _chunk_meta(self, starts: list, ends: list, crc: dict[str, int]) -> dict[str, str]:
+        self._segment_kept += sum(e["end_reason"] != "discarded" for e in ends)
         notes = dict(self._notes)
         ends = [{**e, "return": fmt.json_safe(self._returns.pop(e["episode"], 0.0)),
                  "final_info": fmt.json_safe(e["final_info"]),
@@ -468,6 +516,7 @@ class TrajectoryWriter:
         self._sink = pa.OSFile(str(self._path), "wb")
         options = pa.ipc.IpcWriteOptions(compression=self._codec)
         self._arrow = pa.ipc.new_file(self._sink, self._schema, options=options)
+        self._segment_kept = 0
 
     def _encode(self, chunk: _Chunk, lo: int, hi: int, starts: list, ends: list,
                 info: dict) -> tuple[pa.RecordBatch, dict[str, str]]:
@@ -514,6 +563,10 @@ class TrajectoryWriter:
     def _finish_segment(self) -> None:
         self._arrow.close()
         self._sink.close()
+        if not self._segment_kept:  # every episode in it was discarded
+            self._path.unlink()
+            self._arrow = self._sink = self._path = None
+            return
         final = self._path.with_name(self._path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
         if self._fsync:
             fd = os.open(self._path, os.O_RDONLY)

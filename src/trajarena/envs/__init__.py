@@ -102,7 +102,7 @@ def make(
         settings: ``EnvironmentSettings`` or a dict of them for ``duel``; for a Gymnasium id, a dict of
             ``gym.make`` keyword arguments.
         wrappers_settings: ``WrappersSettings`` or a dict; applied on top of the recorder.
-        traj_rec_settings: ``RecordingSettings`` or a dict (``username``, ``file_path``, ``ignore_p2``…):
+        traj_rec_settings: ``RecordingSettings`` or a dict (``username``, ``file_path``, ``ignore_p1``/``ignore_p2``…):
             records the raw env stream, below the wrappers, with the wrappers settings in the file.
         render_mode: ``None``, ``"rgb_array"`` or ``"human"``.
 
@@ -116,19 +116,8 @@ def make(
     if recording is not None:
         from trajarena.recorder import TrajectoryRecorder
 
-        env = TrajectoryRecorder(
-            env,
-            recording.file_path,
-            username=recording.username,
-            ignore_p2=recording.ignore_p2,
-            players=recording.players,
-            env_id=env_id,
-            env_settings=settings_dict,
-            wrappers_settings=wrappers.to_dict(),
-            flush_seconds=recording.flush_seconds,
-            compression=None if recording.compression == "none" else recording.compression,
-            level=recording.compression_level,
-        )
+        env = TrajectoryRecorder.from_settings(env, recording, env_id=env_id, env_settings=settings_dict,
+                                               wrappers_settings=wrappers.to_dict())
     from trajarena.wrappers import apply_wrappers
 
     return apply_wrappers(env, wrappers)
