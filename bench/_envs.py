@@ -30,6 +30,9 @@ EnvFactory = Callable[[], gym.Env]
 CARTPOLE = "CartPole-v1"
 BOXING = "ALE/Boxing-v5"
 DUEL = "duel"
+# Untimed steps before measuring: duel fills its sprite caches over the first few thousand
+# steps (about 2x slower while cold), so a short warm-up would understate its raw speed.
+WARMUP_STEPS = 5_000
 
 
 def env_factory(name: str) -> tuple[EnvFactory | None, str]:
@@ -161,16 +164,6 @@ def run_loop(
 def raw_run(env: gym.Env, n_steps: int, seed: int = 0) -> LoopStats:
     """One timed run of the bare env under the fixed-seed random policy."""
     return run_loop(env, n_steps, random_policy(env, seed), seed)
-
-
-def raw_steps_per_s(factory: EnvFactory, n_steps: int, seed: int = 0, repeats: int = 3) -> float:
-    """Median steps/s of the bare env under the fixed-seed random policy (after a warm-up)."""
-    env = factory()
-    try:
-        raw_run(env, min(n_steps, 200), seed)  # warm-up
-        return float(np.median([raw_run(env, n_steps, seed).steps_per_s for _ in range(repeats)]))
-    finally:
-        env.close()
 
 
 # --------------------------------------------------------------------------------------------

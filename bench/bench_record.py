@@ -34,7 +34,7 @@ import _minari  # noqa: E402
 import _trajarena  # noqa: E402
 from _common import RESULTS_DIR, Table, parse_args, pause_stats, ratio  # noqa: E402
 from _envs import (  # noqa: E402
-    BOXING, CARTPOLE, DUEL, balancing_policy, endless_cartpole, env_factory, npz_bytes_per_step, raw_run,
+    BOXING, CARTPOLE, DUEL, WARMUP_STEPS, balancing_policy, endless_cartpole, env_factory, npz_bytes_per_step, raw_run,
 )
 
 
@@ -82,7 +82,7 @@ def _raw_and_trajarena(factory, n: int, args: Args, folder: Path, ta_ok: bool, t
     """Interleave ``args.repeats`` raw runs and trajarena recordings (so that load from other
     processes hits both alike); return the raw ``LoopStats`` and ``(RecordResult | None, cell)``."""
     env = factory()
-    raw_run(env, min(n, 200), args.seed)  # warm-up
+    raw_run(env, min(n, WARMUP_STEPS), args.seed)
     raw_runs, ta_runs = [], []
     for repeat in range(args.repeats):
         raw_runs.append(raw_run(env, n, args.seed))
