@@ -30,9 +30,8 @@ from trajarena.controls import (  # noqa: E402
     move_index,
 )
 from trajarena.errors import SettingsError  # noqa: E402
-from trajarena.play import PlayConfig, StagedRecorder, play, scripted_events  # noqa: E402
+from trajarena.play import PlayConfig, play, scripted_events  # noqa: E402
 from trajarena.reader import TrajectoryReader  # noqa: E402
-from trajarena.settings import RecordingSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MD, DISC = spaces.MultiDiscrete([9, 8]), spaces.Discrete(16)
@@ -225,7 +224,7 @@ def test_recorded_actions_are_the_actions_the_env_received(data_root):
     assert ds.episodes[0].terminated and ds.metadata["username"] == "alex"
     assert ds.metadata["players"] == {"P1": "human", "P2": "cpu"} and ds.metadata["ignore_p2"] == 0
     assert ds.metadata["env_settings"]["step_ratio"] == 6 and ds.metadata["env_settings"]["role"] == "P1"
-    assert not list(data_root.glob(".staging*")) and not list(data_root.rglob("*.partial"))
+    assert sorted(data_root.iterdir()) == sorted(map(Path, result.files)) and not list(data_root.rglob("*.partial"))
 
 
 def test_discarded_and_unfinished_episodes_are_not_saved(data_root):
@@ -339,25 +338,29 @@ def test_play_config_validates_and_lists_its_options():
     with pytest.raises(SettingsError, match="Did you mean 'username'"):
         PlayConfig.from_dict({"usernme": "x"})
     assert PlayConfig(p2="human").recording_ignore_p2 == 0 and PlayConfig(p1="expert", p2="human").recording_ignore_p2 == 0
+    assert PlayConfig(p1="expert", p2="human").recording_ignore_p1 == 1 and PlayConfig(p2="expert").recording_ignore_p1 == 0
+    assert PlayConfig(p1="cpu", p2="human").recording_ignore_p1 == 0  # a 1-player env: the human is the player
+    assert PlayConfig(p1="expert", p2="human", ignore_p2=1).recording_ignore_p1 == 0  # an explicit choice wins
+    with pytest.raises(SettingsError, match="both 1"):
+        PlayConfig(ignore_p1=1, ignore_p2=1)
     assert PlayConfig(p2="cpu").n_players == 1 and PlayConfig(p2="random").n_players == 2
     assert PlayConfig.from_dict(PlayConfig(record="d").to_dict()) == PlayConfig(record="d")
 
 
-def test_staged_recorder_discards_without_touching_the_folder(data_root, minifight):
-    rec = StagedRecorder(minifight(), RecordingSettings(file_path=str(data_root), username="u"))
-    rec.reset(seed=0)
-    for _ in range(3):
-        rec.step(np.array([1, 1]))
-    rec.discard_episode()
-    rec.reset(seed=1)
-    for _ in range(20):  # MiniFight ends at step 20
-        rec.step(np.array([2, 0]))
-    rec.reset(seed=2)
-    rec.close()  # an open episode without steps is dropped
-    assert (rec.episodes_saved, rec.episodes_discarded) == (1, 1)
+def test_agent_vs_human_p2_is_recorded_with_ignore_p1_and_replayed_from_p2(data_root):
+    from trajarena.imitation import ImitationLearning
+
+    result, seen = run([[down(pygame.K_LEFT)], [], []], record=str(data_root), p1="random", p2="human",
+                       save_partial=True)
     ds = TrajectoryReader(data_root)
-    assert ds.num_episodes == 1 and ds.episodes[0].seed == 1 and ds.read_episode(0).actions[:, 0].tolist() == [2] * 20
-    assert sorted(p.name for p in data_root.iterdir()) == sorted(p.name for p in rec.files)
+    assert (ds.metadata["ignore_p1"], ds.metadata["ignore_p2"]) == (1, 0)
+    assert ds.metadata["players"] == {"P1": "agent:random", "P2": "human"} and ds.num_steps == result.steps == 3
+    il = ImitationLearning(data_root)
+    assert il.n_episodes == 1  # the human's side only
+    _, info = il.reset()
+    assert info["perspective"] == "P2"
+    _, _, _, _, info = il.step(None)
+    assert info["action"].tolist() == seen[0].action["agent_1"].tolist() == [1, 0]
 
 
 @pytest.mark.slow

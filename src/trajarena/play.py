@@ -10,12 +10,15 @@ episode when ``record`` names a folder. Who plays:
 * ``p1="human", p2="human"``: two humans on one keyboard, or one gamepad each (a 2-player env).
 * ``p1="human", p2="expert"`` (any agent name of :func:`trajarena.agents.make_agent`, or an object
   with ``act(obs, info)`` passed in ``agents``): a human against an agent (a 2-player env), recorded
-  with ``ignore_p2=1`` so only the human's side is a demonstration.
+  with ``ignore_p2=1`` so only the human's side is a demonstration; ``p1="expert", p2="human"`` is
+  recorded with ``ignore_p1=1`` likewise.
 
 Keys (see :class:`trajarena.controls.Keymap`, changeable with a TOML/JSON file): the key map is shown
 at start and with F1/Tab; P pauses, Backspace discards the current episode (it is not saved), Esc or
-closing the window quits. Finished episodes are always kept; an unfinished one is dropped on quit
-unless ``save_partial`` is set (it is then saved as truncated).
+closing the window quits. Finished episodes are always kept (each is on disk when it ends); an
+unfinished one is dropped on quit unless ``save_partial`` is set (it is then saved as truncated).
+Recording goes through the ordinary :class:`~trajarena.recorder.TrajectoryRecorder`; discarding uses
+its :meth:`~trajarena.recorder.TrajectoryRecorder.discard_episode`.
 
 Tests and scripts drive it headless (``SDL_VIDEODRIVER=dummy``) with injected events and ``fps=0``:
 
@@ -30,22 +33,18 @@ Tests and scripts drive it headless (``SDL_VIDEODRIVER=dummy``) with injected ev
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from trajarena.controls import HumanController, Keymap, encode_action, init_pygame
-from trajarena.errors import RecordingError, SettingsError
+from trajarena.errors import SettingsError
 from trajarena.settings import RecordingSettings, WrappersSettings, _Settings, _bool, _int
 
-__all__ = ["PlayConfig", "PlayResult", "PlaySession", "PlayStep", "StagedRecorder", "play", "scripted_events"]
+__all__ = ["PlayConfig", "PlayResult", "PlaySession", "PlayStep", "play", "scripted_events"]
 
 SIDES = ("P1", "P2")
 
@@ -61,6 +60,8 @@ class PlayConfig(_Settings):
     >>> PlayConfig(p1="human", p2="human").humans
     ('P1', 'P2')
     >>> PlayConfig.from_dict({"p2": "expert", "record": "data/duel"}).recording_ignore_p2
+    1
+    >>> PlayConfig(p1="expert", p2="human").recording_ignore_p1
     1
     """
 
@@ -78,6 +79,7 @@ class PlayConfig(_Settings):
     max_episodes: int | None = field(default=None, metadata=_meta("Stop after this many finished episodes."))
     max_steps: int | None = field(default=None, metadata=_meta("Stop after this many env steps in all."))
     ignore_p2: int | None = field(default=None, metadata=_meta("Override ignore_p2 (default: 1 for human P1 vs agent)."))
+    ignore_p1: int | None = field(default=None, metadata=_meta("Override ignore_p1 (default: 1 for agent vs human P2)."))
     save_partial: bool = field(default=False, metadata=_meta("On quit, save the unfinished episode as truncated."))
     show_help: bool = field(default=True, metadata=_meta("Show the key map at start (any key starts)."))
     print_keymap: bool = field(default=True, metadata=_meta("Print the key map to the terminal at start."))
@@ -101,8 +103,13 @@ class PlayConfig(_Settings):
                 self._set(name, _int(o, name, getattr(self, name), 0 if name == "seed" else 1))
         if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, int | float) or self.fps < 0):
             raise SettingsError(f"{o}.fps must be a number >= 0 (0 = unlimited) or None, got {self.fps!r}.")
-        if self.ignore_p2 is not None and self.ignore_p2 not in (0, 1):
-            raise SettingsError(f"{o}.ignore_p2 must be 0, 1 or None (automatic), got {self.ignore_p2!r}.")
+        for name in ("ignore_p2", "ignore_p1"):
+            value = getattr(self, name)
+            if value is not None and (value not in (0, 1) or isinstance(value, float)):
+                raise SettingsError(f"{o}.{name} must be 0, 1 or None (automatic), got {value!r}.")
+        if self.ignore_p1 == 1 and self.ignore_p2 == 1:
+            raise SettingsError(f"{o}: ignore_p1 and ignore_p2 are both 1, so no side would be a demonstration; "
+                                "set at most one of them.")
         for name in ("save_partial", "show_help", "print_keymap"):
             self._set(name, _bool(o, name, getattr(self, name)))
 
@@ -120,8 +127,15 @@ class PlayConfig(_Settings):
     def recording_ignore_p2(self) -> int:
         """``ignore_p2`` of the recording: 1 when a human plays P1 against a non-human P2."""
         if self.ignore_p2 is not None:
-            return self.ignore_p2
-        return int(self.n_players == 2 and self.p1 == "human" and self.p2 != "human")
+            return int(self.ignore_p2)
+        return int(self.n_players == 2 and self.p1 == "human" and self.p2 != "human" and self.ignore_p1 != 1)
+
+    @property
+    def recording_ignore_p1(self) -> int:
+        """``ignore_p1`` of the recording: 1 when a non-human P1 plays against a human P2."""
+        if self.ignore_p1 is not None:
+            return int(self.ignore_p1)
+        return int(self.n_players == 2 and self.p2 == "human" and self.p1 != "human" and self.ignore_p2 != 1)
 
 
 @dataclass(frozen=True)
@@ -267,6 +281,7 @@ class PlaySession:
                 username=cfg.username,
                 file_path=cfg.record,
                 ignore_p2=cfg.recording_ignore_p2,
+                ignore_p1=cfg.recording_ignore_p1,
                 players={"P1": self._label(cfg.p1, "P1", agents), "P2": self._label(cfg.p2, "P2", agents)},
             )
         self.env, self.recorder = _build_env(cfg.env_id, base, wrappers_settings, self.recording)
@@ -376,6 +391,8 @@ class PlaySession:
                 callback(PlayStep(self.episode, self.t, action, float(reward), bool(terminated), bool(truncated), info))
             self._draw(mode)
             if terminated or truncated:
+                if self.recorder is not None:
+                    self.recorder.flush()  # a finished episode reaches the disk now
                 self.saved += 1
                 self.episode += 1
                 self.t = 0
@@ -435,120 +452,18 @@ class PlaySession:
 
 
 def _build_env(env_id: str, settings: Any, wrappers_settings: Any, recording: RecordingSettings | None) -> tuple[Any, Any]:
-    """The play env: raw env, then (when recording) a :class:`StagedRecorder`, then the wrappers."""
-    from trajarena.envs import make, raw_env
+    """The play env and its recorder: the raw env, a TrajectoryRecorder (when recording), the wrappers."""
+    from trajarena.envs import raw_env
+    from trajarena.recorder import TrajectoryRecorder
     from trajarena.wrappers import apply_wrappers
 
-    if recording is None:
-        return make(env_id, settings, wrappers_settings, None, render_mode="rgb_array"), None
     wrappers = WrappersSettings.from_dict(wrappers_settings)
     env, settings_dict = raw_env(env_id, settings, render_mode="rgb_array")
-    recorder = StagedRecorder(env, recording, env_id=env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict())
-    return apply_wrappers(recorder, wrappers), recorder
-
-
-class StagedRecorder(gym.Wrapper):
-    """A recording wrapper whose current episode can be dropped: :meth:`discard_episode`.
-
-    Each episode is written by its own :class:`~trajarena.recorder.TrajectoryRecorder` into a
-    staging folder inside ``file_path`` (``.staging-<pid>``); a finished episode's file is moved
-    (atomically) into ``file_path``, a discarded one is deleted. A crash leaves the episode in
-    progress as a ``.partial`` file in the staging folder, which ``trajarena repair`` recovers.
-
-    Args:
-        env: the raw env (put this wrapper below the preprocessing wrappers).
-        recording: username, file_path, ignore_p2, players and writer options.
-        env_id, env_settings, wrappers_settings: stored in the files.
-
-    >>> import tempfile, gymnasium as gym
-    >>> rec = StagedRecorder(gym.make("CartPole-v1"), RecordingSettings(file_path=tempfile.mkdtemp()))
-    >>> _ = rec.reset(seed=0); _ = rec.step(0)
-    >>> rec.discard_episode()
-    >>> _ = rec.reset(seed=1); _ = rec.step(1)
-    >>> rec.close()
-    >>> rec.episodes_saved, rec.episodes_discarded, len(rec.files)
-    (1, 1, 1)
-    """
-
-    def __init__(self, env: gym.Env, recording: RecordingSettings, env_id: str | None = None,
-                 env_settings: Any = None, wrappers_settings: Any = None) -> None:
-        super().__init__(env)
-        self.recording = recording
-        self.folder = Path(recording.file_path)
-        self._staging = self.folder / f".staging-{os.getpid()}-{id(self):x}"
-        self._options = {
-            "username": recording.username, "ignore_p2": recording.ignore_p2, "players": recording.players,
-            "env_id": env_id, "env_settings": env_settings, "wrappers_settings": wrappers_settings,
-            "flush_seconds": recording.flush_seconds,
-            "compression": None if recording.compression == "none" else recording.compression,
-            "level": recording.compression_level,
-        }
-        self._current: Any = None
-        self._files: list[Path] = []
-        self.episodes_saved = 0
-        self.episodes_discarded = 0
-
-    @property
-    def files(self) -> list[Path]:
-        """The finished trajectory files moved into ``file_path`` so far."""
-        return list(self._files)
-
-    @property
-    def steps(self) -> int:
-        """Steps recorded in the current episode (0 when none is open)."""
-        return 0 if self._current is None else self._current_steps
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        """Start a new episode (an open one is saved, as truncated)."""
-        from trajarena.recorder import TrajectoryRecorder
-
-        if self._current is not None:
-            self._finish(keep=True)
-        self._current = TrajectoryRecorder(self.env, self._staging, **self._options)
-        self._current_steps = 0
-        return self._current.reset(seed=seed, options=options)
-
-    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict]:
-        """Step the env and record the step; a finished episode is moved into ``file_path``."""
-        if self._current is None:
-            raise RecordingError("StagedRecorder.step() called before reset(); call reset() first.")
-        obs, reward, terminated, truncated, info = self._current.step(action)
-        self._current_steps += 1
-        if terminated or truncated:
-            self._finish(keep=True)
-        return obs, reward, terminated, truncated, info
-
-    def discard_episode(self) -> None:
-        """Drop the episode in progress: nothing of it reaches ``file_path``. No-op when none is open."""
-        if self._current is not None:
-            self._finish(keep=False)
-
-    def _finish(self, keep: bool) -> None:
-        current, self._current = self._current, None
-        current.writer.close()  # not current.close(): that would close the shared env
-        for path in current.writer.files:
-            if keep:
-                target = self.folder / path.name
-                os.replace(path, target)
-                self._files.append(target)
-            else:
-                path.unlink(missing_ok=True)
-        if keep:
-            self.episodes_saved += 1
-        else:
-            self.episodes_discarded += 1
-        with contextlib.suppress(OSError):
-            self._staging.rmdir()
-
-    def close(self) -> None:
-        """Save an open episode (as truncated; dropped when it has no step), then close the env."""
-        try:
-            if self._current is not None:
-                empty = self._current_steps == 0
-                self._finish(keep=not empty)
-                self.episodes_discarded -= empty
-        finally:
-            super().close()
+    recorder = None
+    if recording is not None:
+        env = recorder = TrajectoryRecorder.from_settings(env, recording, env_id=env_id, env_settings=settings_dict,
+                                                          wrappers_settings=wrappers.to_dict())
+    return apply_wrappers(env, wrappers), recorder
 
 
 class _View:
