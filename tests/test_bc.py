@@ -150,3 +150,16 @@ def test_bad_files_and_settings_raise_typed_errors(tmp_path, cartpole_files):
         train_bc(cartpole_files[0], tmp_path / "x.pt", epochs=0, progress=False)
     with pytest.raises(FileNotFoundError):
         train_bc(tmp_path / "missing", tmp_path / "x.pt", progress=False)
+
+
+def test_cnn_layouts_round_trip_and_unknown_layouts_fail(tmp_path):
+    space = spaces.Dict(frame=spaces.Box(0, 255, (40, 48, 1), np.uint8), t=spaces.Discrete(3))
+    obs = {"frame": np.zeros((40, 48, 1), np.uint8), "t": 1}
+    for arch in ("nature", "fine"):
+        policy = BCPolicy.create(space, spaces.MultiDiscrete([9, 8]), seed=1, arch=arch)
+        path = policy.save(tmp_path / f"{arch}.pt")
+        loaded = BCPolicy.load(path)
+        assert loaded.meta["arch"] == arch
+        np.testing.assert_array_equal(loaded.predict(obs), policy.predict(obs))
+    with pytest.raises(SettingsError, match="arch must be one of"):
+        BCPolicy.create(space, spaces.Discrete(2), arch="resnet")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -221,7 +222,16 @@ def action_heads(space: spaces.Space) -> tuple[list[int], list[int]]:
 # ----------------------------------------------------------------------------- network
 
 
-def _build_net(image_shape, vector_dim: int, nvec: Sequence[int], hidden: int = 256):
+#: CNN layouts, (out_channels, kernel, stride) per layer: "nature" is coarse and cheap (kernel 8 stride 4 first),
+#: "fine" keeps more spatial precision (stride 2 throughout), "small" is for frames under 36 pixels.
+ARCHS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "nature": ((16, 8, 4), (32, 4, 2), (32, 3, 1)),
+    "fine": ((16, 5, 2), (32, 3, 2), (32, 3, 2), (32, 3, 1)),
+    "small": ((16, 3, 2), (32, 3, 2), (32, 3, 1)),
+}
+
+
+def _build_net(image_shape, vector_dim: int, nvec: Sequence[int], hidden: int = 256, arch: str = "nature"):
     torch = _torch()
     nn = torch.nn
 
@@ -234,12 +244,12 @@ def _build_net(image_shape, vector_dim: int, nvec: Sequence[int], hidden: int = 
             self.cnn = None
             if image_shape is not None:
                 h, w, c = image_shape
-                big = min(h, w) >= 36
-                self.cnn = nn.Sequential(
-                    nn.Conv2d(c, 16, 8 if big else 3, 4 if big else 2), nn.ReLU(),
-                    nn.Conv2d(16, 32, 4 if big else 3, 2), nn.ReLU(),
-                    nn.Conv2d(32, 32, 3, 1), nn.ReLU(), nn.Flatten(),
-                )
+                layers: list[Any] = []
+                for out_c, k, stride in ARCHS[arch if min(h, w) >= 36 else "small"]:
+                    layers += [nn.Conv2d(c, out_c, k, stride), nn.ReLU()]
+                    c = out_c
+                self.cnn = nn.Sequential(*layers, nn.Flatten())
+                c = image_shape[2]
                 with torch.no_grad():
                     width += self.cnn(torch.zeros(1, c, h, w)).shape[1]
             self.mlp = None
@@ -288,15 +298,20 @@ class BCPolicy:
 
     @classmethod
     def create(cls, observation_space: spaces.Space, action_space: spaces.Space, seed: int = 0,
-               meta: Mapping[str, Any] | None = None) -> BCPolicy:
+               meta: Mapping[str, Any] | None = None, arch: str = "nature") -> BCPolicy:
         """A freshly initialised policy for these spaces (seeded, without touching torch's global RNG)."""
         torch = _torch()
+        if arch not in ARCHS:
+            from trajarena.errors import SettingsError
+
+            raise SettingsError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}.")
         encoder = ObsEncoder.from_space(observation_space)
         nvec, start = action_heads(action_space)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = _build_net(encoder.image_shape, encoder.vector_dim, nvec)
-        full = {"format": POLICY_FORMAT, "version": POLICY_VERSION, **(meta or {}), "encoder": encoder.to_json(),
+            net = _build_net(encoder.image_shape, encoder.vector_dim, nvec, arch=arch)
+        full = {"format": POLICY_FORMAT, "version": POLICY_VERSION, **(meta or {}), "arch": arch,
+                "encoder": encoder.to_json(),
                 "action_heads": {"nvec": nvec, "start": start, "discrete": isinstance(action_space, spaces.Discrete)}}
         from trajarena.spaces import space_to_json
 
@@ -346,7 +361,7 @@ class BCPolicy:
             raise FormatError(f"{path}: expected a {POLICY_FORMAT} file of version <= {POLICY_VERSION}, "
                               f"got format {meta.get('format')!r} version {meta.get('version')!r}.")
         enc = ObsEncoder.from_json(meta["encoder"])
-        net = _build_net(enc.image_shape, enc.vector_dim, meta["action_heads"]["nvec"])
+        net = _build_net(enc.image_shape, enc.vector_dim, meta["action_heads"]["nvec"], arch=meta.get("arch", "nature"))
         net.load_state_dict(blob["state_dict"])
         return cls(net, meta)
 
@@ -602,7 +617,7 @@ def _split_by_episode(episode: np.ndarray, val_fraction: float, rng: np.random.G
 
 
 def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_size: int, opt: Any,
-               gen: Any, on_batch: Any = None) -> tuple[float, float]:
+               gen: Any, on_batch: Any = None, sched: Any = None) -> tuple[float, float]:
     torch = _torch()
     F = torch.nn.functional
     train = opt is not None
@@ -621,6 +636,8 @@ def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_s
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
             right = torch.stack([o.argmax(1) == target[:, j] for j, o in enumerate(outs)]).all(0)
             total_loss += loss.item() * len(b)
             total_right += float(right.sum())
@@ -634,7 +651,7 @@ def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_s
 def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str | Path = "policy.pt", epochs: int = 10,
              batch_size: int = 128, lr: float = 1e-3, val_fraction: float = 0.1, seed: int = 0,
              wrappers_settings: Any = None, max_steps: int | None = None, progress: bool = True,
-             threads: int | None = 1) -> TrainResult:
+             threads: int | None = 1, arch: str = "nature") -> TrainResult:
     """Train a behavioural-cloning policy from trajectory files and save it to ``out``.
 
     Args:
@@ -649,6 +666,9 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
         max_steps: use at most this many steps.
         progress: show a progress bar (rich) with loss and accuracy.
         threads: torch threads while training (1 by default: robust on busy machines; None keeps torch's).
+        arch: the CNN layout for frames, a key of :data:`ARCHS`.
+
+    The learning rate decays from ``lr`` to zero on a cosine over all the gradient steps.
 
     Returns:
         A :class:`TrainResult` with the learning curve (:class:`EpochStats` per epoch).
@@ -665,19 +685,21 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
     train_idx, val_idx = _split_by_episode(demos.episode, val_fraction, rng)
     meta = {**demos.meta, "trained": {"steps": len(train_idx), "val_steps": len(val_idx), "episodes": demos.n_episodes,
                                       "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}}
-    policy = BCPolicy.create(demos.observation_space, demos.action_space, seed=seed, meta=meta)
+    policy = BCPolicy.create(demos.observation_space, demos.action_space, seed=seed, meta=meta, arch=arch)
     if len(train_idx) and demos.vector.shape[1]:
         v = demos.vector[train_idx]
         policy.net.v_mean.copy_(torch.from_numpy(v.mean(0)))
         policy.net.v_std.copy_(torch.from_numpy(np.maximum(v.std(0), 1e-3)))
     opt = torch.optim.Adam(policy.net.parameters(), lr=lr)
+    total_batches = epochs * max(1, math.ceil(len(train_idx) / batch_size))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total_batches) / total_batches)))
     gen = torch.Generator().manual_seed(seed)
     history = []
     bar = _Bar(progress, epochs * len(train_idx))
     with bar, torch_threads(threads):
         for epoch in range(1, epochs + 1):
             te = time.perf_counter()
-            tl, ta = _run_epoch(policy, demos, train_idx, batch_size, opt, gen, bar.update)
+            tl, ta = _run_epoch(policy, demos, train_idx, batch_size, opt, gen, bar.update, sched)
             vl = va = None
             if len(val_idx):
                 vl, va = _run_epoch(policy, demos, val_idx, 4 * batch_size, None, gen)

@@ -72,7 +72,7 @@ def plot_win_rates(result: Any, path: str | Path) -> Path:
     err = np.array([[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]])
     ax.bar(names, rates, yerr=err if rows else None, capsize=6, color=["C0", "C2", "C3", "C1"][: len(rows)])
     for i, v in enumerate(rates):
-        ax.text(i, v / 2, f"{v:.0%}", ha="center", color="white", fontweight="bold")
+        ax.text(i + 0.05, v + 0.02, f"{v:.0%}", ha="left", va="bottom", fontweight="bold")
     ax.set(ylabel="matches won / played", ylim=(0, 1.05),
            title=f"Win rate vs CPU ({result.env_id}, difficulty {result.difficulty})")
     ax.grid(axis="y", alpha=0.3)
@@ -105,8 +105,11 @@ def plot_returns(result: Any, path: str | Path) -> Path:
 
 
 def record_gif(policy: Any, path: str | Path, seed: int = 0, max_steps: int = 400, every: int = 1,
-               fps: int = 10, difficulty: int | None = None) -> Path:
-    """Play one episode (up to ``max_steps``) with a BC policy and save the native frames as a GIF."""
+               fps: int = 10, difficulty: int | None = None, scale: int = 2) -> Path:
+    """Play one episode (up to ``max_steps``) with a BC policy and save the full-colour frames as a GIF.
+
+    ``scale`` enlarges the native frames (nearest neighbour); ``every`` keeps every n-th frame.
+    """
     require("PIL", "plots", "Writing the GIF")
     from PIL import Image
 
@@ -129,6 +132,8 @@ def record_gif(policy: Any, path: str | Path, seed: int = 0, max_steps: int = 40
     finally:
         env.close()
     images = [Image.fromarray(np.asarray(f)) for f in frames if f is not None]
+    if scale > 1:
+        images = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) for im in images]
     path = Path(path)
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0, optimize=True)
     return path
