@@ -14,7 +14,8 @@ import pytest
 from _helpers_format import SpriteDuel, run_episodes
 from trajarena import format as fmt
 from trajarena.errors import CorruptFileError, FormatError
-from trajarena.reader import TrajectoryReader, verify
+from trajarena.integrity import verify
+from trajarena.reader import TrajectoryReader
 from trajarena.recorder import TrajectoryRecorder
 
 

@@ -14,7 +14,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from trajarena.reader import TrajectoryReader, repair, verify
+from trajarena.integrity import repair, verify
+from trajarena.reader import TrajectoryReader
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -123,7 +123,7 @@ def test_memmap_cache_matches_and_is_reused(duel, tmp_path, monkeypatch):
     files = sorted((tmp_path / "cache").rglob("*.npy"))
     assert any(f.name == "obs%2Fframe.npy" for f in files)
     assert isinstance(np.load(files[0], mmap_mode="r"), np.memmap)
-    from trajarena.dataset import _TrajFile
+    from trajarena.columns import _TrajFile
 
     def boom(*args, **kwargs):
         raise AssertionError("decoded again although cached")

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from _helpers_format import CATALOGUE, SpriteDuel, any_space, assert_nested_equal, run_episodes, stack
 from trajarena import format as fmt
 from trajarena.errors import FormatError, MismatchError, RecordingError, SettingsError, SpaceError
-from trajarena.reader import TrajectoryReader, open_trajectories, verify
+from trajarena.integrity import verify
+from trajarena.reader import TrajectoryReader, open_trajectories
 from trajarena.writer import TrajectoryWriter
 
 ROOT = Path(__file__).resolve().parents[1]

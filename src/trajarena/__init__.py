@@ -32,8 +32,8 @@ _LAZY = {
     "make_sb3_vec_env": "trajarena.vector",
     "open_trajectories": "trajarena.reader",
     "TrajectoryRecorder": "trajarena.recorder",
-    "verify": "trajarena.reader",
-    "repair": "trajarena.reader",
+    "verify": "trajarena.integrity",
+    "repair": "trajarena.integrity",
     "make_agent": "trajarena.agents",
     "apply_wrappers": "trajarena.wrappers",
 }
