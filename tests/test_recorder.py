@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import gymnasium as gym
@@ -151,6 +152,12 @@ def test_discard_episode_is_skipped_by_every_reader(tmp_path: Path) -> None:
     il = ImitationLearning(tmp_path)
     assert il.n_episodes == 2
     assert np.array_equal(il.reset(seed=0)[0], kept[0][0])
+    from typer.testing import CliRunner
+
+    from trajarena.cli import app
+
+    out = CliRunner().invoke(app, ["info", str(tmp_path)]).output
+    assert re.search(r"episodes +2 ", out) and re.search(rf"steps +{steps} ", out)
 
 
 def test_reset_then_close_stores_nothing(tmp_path: Path) -> None:
