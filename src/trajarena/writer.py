@@ -408,7 +408,7 @@ class TrajectoryWriter:
         if written:
             self._t = written - 1
             self._end("discarded", terminated=False, truncated=True, info=None)
-            if self._chunk.ends:  # write the end record now: a crash must not revive the episode
+            if self._chunk.ends:  # hand the end record over now, so a crash is unlikely to revive the episode
                 self._handoff()
         else:
             self._t = -1
