@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import inspect
 import os
 import time
 from collections.abc import Callable
@@ -112,18 +111,10 @@ class RecordResult:
 
 def wrap_recorder(env, folder: str | os.PathLike, username: str = "bench"):
     """Wrap ``env`` in ``trajarena.recorder.TrajectoryRecorder`` writing into ``folder``."""
-    recorder_mod = _import("trajarena.recorder")
-    cls = getattr(recorder_mod, "TrajectoryRecorder", None)
-    if cls is None:
-        raise NotAvailable("n/a (not available: trajarena.recorder.TrajectoryRecorder)")
-    kwargs: dict[str, Any] = {}
-    params = inspect.signature(cls).parameters
-    if "username" in params:
-        kwargs["username"] = username
-    if "env_id" in params and env.spec is not None:
-        kwargs["env_id"] = env.spec.id
+    recorder = _import("trajarena.recorder")
+    env_id = env.spec.id if env.spec is not None else None
     try:
-        return cls(env, file_path=str(folder), **kwargs)
+        return recorder.TrajectoryRecorder(env, file_path=str(folder), username=username, env_id=env_id)
     except Exception as exc:  # noqa: BLE001
         raise NotAvailable(f"n/a (TrajectoryRecorder failed: {type(exc).__name__}: {exc})") from exc
 
@@ -195,25 +186,21 @@ def open_folder(folder: str | os.PathLike, api: str = "reader"):
     ``trajarena.reader.TrajectoryReader`` (chunked reads, small cache), ``api="dataset"`` gives
     ``trajarena.dataset.TrajectoryDataset`` (training API: decoded columns, vectorised gathers)."""
     if api == "dataset":
-        module, names = _import("trajarena.dataset"), ("TrajectoryDataset",)
+        opener = _import("trajarena.dataset").TrajectoryDataset
+    elif api == "reader":
+        opener = _import("trajarena.reader").TrajectoryReader
     else:
-        module, names = _import("trajarena.reader"), ("open_trajectories", "TrajectoryReader")
-    for name in names:
-        fn = getattr(module, name, None)
-        if callable(fn):
-            try:
-                return fn(str(folder))
-            except Exception as exc:  # noqa: BLE001
-                raise NotAvailable(f"n/a ({api} {name} failed: {type(exc).__name__}: {exc})") from exc
-    raise NotAvailable(f"n/a (trajarena has no {api} class the bench knows)")
+        raise ValueError(f"api must be 'reader' or 'dataset', got {api!r}")
+    try:
+        return opener(str(folder))
+    except Exception as exc:  # noqa: BLE001
+        raise NotAvailable(f"n/a ({opener.__name__} failed: {type(exc).__name__}: {exc})") from exc
 
 
 def _episodes(data) -> Any:
-    for name in ("iter_episodes", "iterate_episodes"):
-        attr = getattr(data, name, None)
-        if callable(attr):
-            return attr()
-    return iter(data)
+    """Episodes in order: ``TrajectoryReader.iter_episodes`` / ``TrajectoryDataset.iterate_episodes``."""
+    iterate = getattr(data, "iter_episodes", None) or data.iterate_episodes
+    return iterate()
 
 
 def _length(episode) -> int:
