@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _minari  # noqa: E402
@@ -99,8 +101,7 @@ def _raw_and_trajarena(factory, n: int, args: Args, folder: Path, ta_ok: bool, t
 
 
 def _is_image_env(factory) -> bool:
-    import numpy as np
-
+    """True when the observation holds a uint8 ``(H, W, C)`` leaf (a frame)."""
     env = factory()
     try:
         spaces = [env.observation_space]
@@ -125,7 +126,7 @@ def main(args: Args) -> list[Table]:
     size = Table("record_bytes", ["env", "trajarena B/step", "npz B/step", "Minari B/step",
                                   "Minari lossless B/step", "trajarena/npz", "Minari/npz"],
                  title="Bytes per step on disk (same episodes)")
-    pauses = Table("record_pauses", ["env", "recorder", "episodes", "p50 ms", "p99 ms", "max ms",
+    pauses = Table("record_pauses", ["env", "recorder", "episode ends", "p50 ms", "p99 ms", "max ms",
                                      "p99 first 10% ms", "p99 last 10% ms"],
                    title="Episode-end pause (ending step() + reset())")
     memory = Table("record_memory", ["recorder", "steps", "RSS growth peak MB", "RSS growth final MB"],
@@ -196,9 +197,9 @@ def main(args: Args) -> list[Table]:
                           ("Minari hdf5", mi.pauses if mi else None, mi_cell)]
             for label, p, cell in pause_rows:
                 if p is None:
-                    pauses.add_row(env=name, recorder=label, episodes=cell)
+                    pauses.add_row(env=name, recorder=label, **{"episode ends": cell})
                     continue
-                pauses.add_row(**{"env": name, "recorder": label, "episodes": p["count"],
+                pauses.add_row(**{"env": name, "recorder": label, "episode ends": p["count"],
                                   "p50 ms": p["p50_ms"], "p99 ms": p["p99_ms"], "max ms": p["max_ms"],
                                   "p99 first 10% ms": p["p99_first_ms"],
                                   "p99 last 10% ms": p["p99_last_ms"]})
