@@ -122,7 +122,7 @@ def info(
         ("env", meta.get("env_id")),
         ("username", meta.get("username")),
         ("players", meta.get("players")),
-        ("ignore_p2", meta.get("ignore_p2")),
+        ("ignore_p1 / ignore_p2", f"{meta.get('ignore_p1', 0)} / {meta.get('ignore_p2', 0)}"),
         ("observation space", ds.observation_space),
         ("action space", ds.action_space),
         ("env settings", json.dumps(meta.get("env_settings"))),
