@@ -100,12 +100,17 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     summary = record("duel", "expert", cfg.episodes, cfg.workers, data, settings=settings,
                      wrappers_settings=cfg.wrappers_settings, username="demo", seed=cfg.seed, progress=progress)
     timings["record"] = time.perf_counter() - t
+    if not progress:  # record() prints its summary under its progress bar
+        say(summary.format())
 
     say(f"[2/4] behavioural cloning from {len(summary.files)} files -> {out / 'policy.pt'}")
     t = time.perf_counter()
     trained = train_bc(data, out / "policy.pt", epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
                        progress=progress)
     timings["train (load + fit)"] = time.perf_counter() - t
+    e = trained.final
+    say(f"trained {len(trained.history)} epochs on {trained.train_steps:,} steps in {trained.seconds:.0f} s: "
+        f"accuracy {e.train_accuracy:.1%}" + ("" if e.val_accuracy is None else f", validation {e.val_accuracy:.1%}"))
 
     say(f"[3/4] evaluating the policy, the expert and a random agent on {cfg.eval_episodes} held-out seeds")
     t = time.perf_counter()
