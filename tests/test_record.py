@@ -72,7 +72,7 @@ def test_record_duel_counts_matches(data_root):
     assert 0 < summary.win_rate <= 1
     il = ImitationLearning(traj_files_list=[str(f) for f in summary.files])
     assert il.env_id == "duel" and il.env_settings["difficulty"] == 1
-    assert il.file_metadata[0]["players"] == {"P1": "expert"}
+    assert il.file_metadata[0]["agent"] == "expert" and il.file_metadata[0]["rank"] == 0
     il.close()
 
 
@@ -97,3 +97,14 @@ def test_failing_worker_raises_recording_error_with_rank(data_root):
 def test_expert_name_resolves_to_cartpole_expert_on_cartpole():
     assert isinstance(make_any_agent("expert", gym.make("CartPole-v1")), CartPoleExpert)
     assert make_any_agent("cartpole-expert", gym.make("CartPole-v1")).act(np.zeros(4), {}) in (0, 1)
+
+
+def test_two_player_recording_with_a_pair_of_agents(data_root):
+    summary = record("duel", ("expert", "random"), episodes=1, workers=1, out=data_root, progress=False,
+                     settings={"n_players": 2, "frame_shape": (24, 32, 1)})
+    assert summary.agent == "expert,random" and summary.matches == 1 and summary.matches_won == 1
+    il = ImitationLearning(traj_files_list=[str(f) for f in summary.files], perspective="joint")
+    assert set(il.action_space.spaces) == {"agent_0", "agent_1"}
+    il.close()
+    with pytest.raises(SettingsError, match="one agent"):
+        record("CartPole-v1", ("expert", "random"), episodes=1, workers=1, out=data_root, progress=False)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import time
 from collections.abc import Mapping, Sequence
@@ -144,11 +145,10 @@ def _recording_env(job: _Job) -> gym.Env:
     rec = RecordingSettings.from_dict(job.rec_settings)
     env, settings_dict = raw_env(job.env_id, job.settings)
     agents = [job.agent] if isinstance(job.agent, str) else list(job.agent)
-    players = rec.players or {role: str(a) for role, a in zip(("P1", "P2"), agents)}
     writer_options = {"flush_seconds": rec.flush_seconds, "compression": rec.compression}
     if rec.compression_level is not None:
         writer_options["compression_level"] = rec.compression_level
-    env = TrajectoryRecorder(env, rec.file_path, username=rec.username, ignore_p2=rec.ignore_p2, players=players,
+    env = TrajectoryRecorder(env, rec.file_path, username=rec.username, ignore_p2=rec.ignore_p2, players=rec.players,
                              env_id=job.env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict(),
                              extra_metadata={"rank": job.rank, "agent": ",".join(map(str, agents))}, **writer_options)
     return apply_wrappers(env, wrappers)
@@ -156,12 +156,6 @@ def _recording_env(job: _Job) -> gym.Env:
 
 def _run_job(job: _Job, progress_queue: Any = None) -> list[dict[str, Any]]:
     """One rank: make a recording env, play its episodes, report progress; returns per-episode stats."""
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
     env = _recording_env(job)
     results = []
     try:
@@ -311,6 +305,8 @@ _WORKER_QUEUE: Any = None
 def _init_worker(q: Any) -> None:
     global _WORKER_QUEUE
     _WORKER_QUEUE = q
+    # a saved-policy agent imports torch later: one thread per worker, the workers already fill the cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _run_job_in_worker(job: _Job) -> list[dict[str, Any]]:
