@@ -163,3 +163,24 @@ def test_cnn_layouts_round_trip_and_unknown_layouts_fail(tmp_path):
         np.testing.assert_array_equal(loaded.predict(obs), policy.predict(obs))
     with pytest.raises(SettingsError, match="arch must be one of"):
         BCPolicy.create(space, spaces.Discrete(2), arch="resnet")
+
+
+def test_policy_agent_adapts_native_two_player_frames(tmp_path):
+    import trajarena as arena
+
+    settings = {"difficulty": 1, "role": "P1", "frame_shape": (24, 32, 1)}
+    record("duel", "expert", episodes=1, workers=1, out=tmp_path / "d", settings=settings,
+           wrappers_settings={"stack_frames": 2}, progress=False)
+    path = train_bc(tmp_path / "d", tmp_path / "p.pt", epochs=1, progress=False, max_steps=200).path
+    env = arena.make("duel", {"n_players": 2})  # native colour frames, no wrappers: as in `trajarena play`
+    agent = load_policy_agent(path, env, player=1)
+    seen = []
+    predict = agent.policy.predict
+    agent.policy.predict = lambda obs: seen.append(obs["frame"].shape) or predict(obs)
+    obs, info = env.reset(seed=0)
+    for _ in range(3):
+        action = agent.act(obs, info)
+        assert env.action_space["agent_1"].contains(action)
+        obs, _, _, _, info = env.step({"agent_0": env.action_space["agent_0"].sample(), "agent_1": action})
+    assert seen == [(24, 32, 2)] * 3
+    env.close()

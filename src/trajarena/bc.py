@@ -395,15 +395,53 @@ def _swap_sides(obs: Any) -> Any:
     return obs
 
 
+class _Feed(gym.Env):
+    """A stand-in env that returns the observation it is given: lets wrappers process a foreign stream."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+        self.obs: Any = None
+        self.info: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        return self.obs, dict(self.info)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        return self.obs, 0.0, False, False, dict(self.info)
+
+
+def _adapter(policy: BCPolicy, space: spaces.Space | None) -> gym.Env | None:
+    """Wrappers that turn ``space``'s raw observations into the policy's (None when they already match)."""
+    from trajarena.settings import WrappersSettings
+    from trajarena.spaces import space_from_json
+    from trajarena.wrappers import apply_wrappers
+
+    want = space_from_json(policy.meta["observation_space"])
+    if space is None or space == want:
+        return None
+    settings = WrappersSettings.from_json(policy.meta.get("wrappers_settings") or {})
+    source_shape = tuple((policy.meta.get("env_settings") or {}).get("frame_shape") or (0, 0, 0))
+    if settings.frame_shape == (0, 0, 0) and source_shape != (0, 0, 0):
+        settings = settings.replace(frame_shape=source_shape)  # the policy's env resized at the source
+    env = apply_wrappers(_Feed(space, space_from_json(policy.meta["action_space"])), settings)
+    if env.observation_space != want:
+        raise NotSupportedError(
+            f"this env's observations {space} cannot be turned into the policy's {want} with its wrappers "
+            f"settings; play the policy in policy.make_env() or an env made with its env_settings.")
+    return env
+
+
 class PolicyAgent:
     """A saved BC policy behind the agents' ``act(obs, info)`` / ``reset(seed)`` protocol.
 
     In a two-player env the agent picks its own entry (``agent_0``/``agent_1``) of the action and, as
     player 1, sees the observation from P2's side (P1/P2 keys swapped), as the loader replays P2.
+    When the env's observations differ from the policy's (e.g. ``trajarena play`` with native frames),
+    the agent re-applies the policy's frame size and wrappers settings (frame stacks included) itself.
 
     Args:
         policy: a :class:`BCPolicy` or the path of a saved one.
-        env: the env the agent plays in (used to tell one- and two-player action spaces apart).
+        env: the env the agent plays in (its observation space decides whether to adapt observations).
         player: 0 or 1.
 
     >>> import numpy as np
@@ -417,12 +455,27 @@ class PolicyAgent:
         self.policy = policy if isinstance(policy, BCPolicy) else BCPolicy.load(policy)
         self.player = int(player)
         self.name = "policy" if isinstance(policy, BCPolicy) else Path(policy).stem
+        self._adapter = _adapter(self.policy, None if env is None else env.observation_space)
+        self._fresh = True
+        self._last: Any = None
 
     def reset(self, seed: int | None = None) -> None:
-        """Greedy policies keep no state between episodes."""
+        """A new episode: the adapted frame stack (if any) starts again."""
+        self._fresh = True
 
     def act(self, obs: Any, info: Mapping[str, Any] | None = None) -> Any:
-        return self.policy.predict(_swap_sides(obs) if self.player == 1 else obs)
+        if self.player == 1:
+            obs = _swap_sides(obs)
+        if self._adapter is not None:
+            feed = self._adapter.unwrapped
+            feed.obs, feed.info = obs, dict(info or {})
+            if self._fresh:
+                obs, _ = self._adapter.reset()
+            else:
+                obs = self._adapter.step(self._last)[0]
+        self._fresh = False
+        self._last = self.policy.predict(obs)
+        return self._last
 
 
 def load_policy_agent(path: str | Path, env: gym.Env | None = None, player: int = 0) -> PolicyAgent:
@@ -431,7 +484,6 @@ def load_policy_agent(path: str | Path, env: gym.Env | None = None, player: int 
 
 
 # ----------------------------------------------------------------------------- training
-
 
 
 @dataclass(frozen=True)
