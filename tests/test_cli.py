@@ -104,3 +104,25 @@ def test_play_headless_records(tmp_path, monkeypatch):
 def test_play_rejects_a_bad_option(tmp_path):
     result = runner.invoke(app, ["play", "--p1", "cpu", "--p2", "cpu", "--fps", "0"])
     assert result.exit_code != 0
+
+
+@pytest.mark.slow
+def test_record_train_evaluate_pipeline(tmp_path):
+    pytest.importorskip("torch")
+    data, policy = tmp_path / "data", tmp_path / "p.pt"
+    result = runner.invoke(app, ["record", "duel", "-n", "2", "-o", str(data), "-s", "difficulty=1",
+                                 "-s", "frame_shape=[24,32,1]", "-s", "step_ratio=12", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "recorded 2 episodes of duel with 'expert'" in result.output
+    assert arena.open_trajectories(data).num_episodes == 2
+    result = runner.invoke(app, ["train-bc", str(data), "-o", str(policy), "--epochs", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert policy.exists() and "saved" in result.output
+    out_json = tmp_path / "eval.json"
+    result = runner.invoke(app, ["evaluate", str(policy), "-n", "1", "--difficulty", "1", "-b", "random",
+                                 "--json", str(out_json)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    names = [r["name"] for r in json.loads(out_json.read_text())["results"]]
+    assert names[1:] == ["random"] and len(names) == 2

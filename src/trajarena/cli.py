@@ -263,6 +263,80 @@ def stats(
         console.print(f"wrote {plots / 'episodes.png'}")
 
 
+@app.command()
+def record(
+    env_id: Annotated[str, typer.Argument(help="'duel' or a Gymnasium id.")] = "duel",
+    agent: Annotated[list[str] | None, typer.Option("--agent", "-a", help="Agent name (expert, random) or a .pt policy; twice for P1 and P2 in 2-player mode.")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes in total.")] = 10,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel processes, each a rank writing its own files.")] = 1,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the trajectory files.")] = Path("data"),
+    username: Annotated[str, typer.Option(help="Stored in every file.")] = "trajarena",
+    seed: Annotated[int, typer.Option(help="Episode i uses seed + i.")] = 0,
+    ignore_p2: Annotated[int, typer.Option(help="1: P2's side is not a demonstration.")] = 0,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    setting: SettingOpt = None,
+    wrapper: WrapperOpt = None,
+) -> None:
+    """Record agents playing, headless, in parallel processes, with a progress bar and a summary."""
+    from trajarena.record import record as run_record
+
+    agents = agent or ["expert"]
+    summary = run_record(
+        env_id, agents[0] if len(agents) == 1 else agents, episodes=episodes, workers=workers, out=out,
+        settings=parse_pairs(setting, "setting") or None, wrappers_settings=parse_pairs(wrapper, "wrapper") or None,
+        username=username, seed=seed, progress=progress, traj_rec_settings={"ignore_p2": ignore_p2},
+    )
+    console.print(summary.format(), highlight=False)
+
+
+@app.command("train-bc")
+def train_bc(
+    data: PathArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the policy goes (.pt).")] = Path("policy.pt"),
+    epochs: Annotated[int, typer.Option(help="Passes over the training steps.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Steps per gradient step.")] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay to 0).")] = 1e-3,
+    val_fraction: Annotated[float, typer.Option(help="Fraction of episodes held out for validation.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seeds initialisation, split and batch order.")] = 0,
+    max_steps: Annotated[int | None, typer.Option(help="Use at most this many steps.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    wrapper: WrapperOpt = None,
+) -> None:
+    """Behavioural cloning from trajectory files (PyTorch, CPU), with the files' own wrappers settings."""
+    from trajarena.bc import train_bc as run_train
+
+    result = run_train(data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
+                       seed=seed, wrappers_settings=parse_pairs(wrapper, "wrapper") or None, max_steps=max_steps,
+                       progress=progress)
+    last = result.final
+    val = "" if last.val_accuracy is None else f", validation loss {last.val_loss:.3f} accuracy {last.val_accuracy:.1%}"
+    console.print(
+        f"trained on {result.train_steps:,} steps of {result.episodes} episodes in {result.seconds:.0f} s: "
+        f"train loss {last.train_loss:.3f} accuracy {last.train_accuracy:.1%}{val}\nsaved {result.path}",
+        highlight=False,
+    )
+
+
+@app.command()
+def evaluate(
+    policy: Annotated[str, typer.Argument(help="A .pt policy from train-bc, or an agent name (expert, random).")],
+    env: Annotated[str | None, typer.Option("--env", help="Env id; the policy's own by default.")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes per contender.")] = 10,
+    difficulty: Annotated[int | None, typer.Option(help="CPU difficulty (duel).")] = None,
+    seed: Annotated[int, typer.Option(help="Episode i uses seed + i for every contender.")] = 0,
+    baseline: Annotated[list[str] | None, typer.Option("--baseline", "-b", help="Agents played on the same seeds (default: expert, random).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+) -> None:
+    """Win rate and mean return (with 95% confidence intervals) next to the expert's and random's, same seeds."""
+    from trajarena.evaluate import evaluate as run_evaluate
+
+    result = run_evaluate(policy, env_id=env, episodes=episodes, difficulty=difficulty, seed=seed,
+                          baselines=tuple(baseline) if baseline else ("expert", "random"))
+    print(result.table())
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+
+
 def command_from_dataclass(
     cls: type, run: Any, name: str, help: str, positional: tuple[str, ...] = (), extra: dict[str, tuple[Any, Any]] | None = None
 ) -> None:
