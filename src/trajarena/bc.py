@@ -4,8 +4,8 @@ The data comes through the loader (:class:`trajarena.ImitationLearning`), which 
 settings stored in the files, so the policy sees exactly what a live env made with the same settings
 shows. A MultiDiscrete action gets one categorical head per component, a Discrete action one head.
 
-A saved policy is ``torch.save`` of a plain dict: ``{"state_dict": ..., "meta": {...JSON...}}``; it
-is loaded with ``torch.load(weights_only=True)``, so opening a policy never runs code. The metadata
+A saved policy is ``torch.save`` of a plain dict: ``{"state_dict": tensors, "meta_json": a JSON string}``;
+it is loaded with ``torch.load(weights_only=True)``, so opening a policy never runs code. The metadata
 records what the policy was trained on (files with their sizes and sha256, spaces, env id, env settings,
 wrappers settings) and how to encode observations.
 
@@ -32,15 +32,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from trajarena.errors import FormatError, NotSupportedError, require
+from trajarena.errors import FormatError, NotSupportedError, SettingsError, require
 
 __all__ = [
+    "ARCHS",
     "BCPolicy",
+    "Demonstrations",
     "EpochStats",
     "ObsEncoder",
     "PolicyAgent",
     "TrainResult",
     "action_heads",
+    "file_digest",
+    "load_demonstrations",
     "load_policy",
     "load_policy_agent",
     "stack_obs",
@@ -302,8 +306,6 @@ class BCPolicy:
         """A freshly initialised policy for these spaces (seeded, without touching torch's global RNG)."""
         torch = _torch()
         if arch not in ARCHS:
-            from trajarena.errors import SettingsError
-
             raise SettingsError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}.")
         encoder = ObsEncoder.from_space(observation_space)
         nvec, start = action_heads(action_space)
@@ -727,8 +729,6 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
     """
     torch = _torch()
     if epochs < 1 or batch_size < 1 or not 0 <= val_fraction < 1:
-        from trajarena.errors import SettingsError
-
         raise SettingsError(f"train_bc needs epochs >= 1, batch_size >= 1 and 0 <= val_fraction < 1, "
                             f"got epochs={epochs}, batch_size={batch_size}, val_fraction={val_fraction}.")
     t0 = time.perf_counter()

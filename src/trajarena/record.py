@@ -25,6 +25,7 @@ import queue as queue_mod
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,9 @@ def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 1
         progress: show a rich progress bar.
         traj_rec_settings: extra recording settings (``ignore_p2``, ``compression``...).
 
+    Worker processes are started with ``spawn`` (safe with threads, same on every OS), so a script that
+    calls ``record(workers=2)`` must do so under ``if __name__ == "__main__":``.
+
     Returns:
         A :class:`RecordSummary`.
 
@@ -332,6 +336,11 @@ def _run_parallel(jobs: list[_Job], bar: _RecordBar) -> list[dict[str, Any]]:
         results = []
         for future, rank in futures.items():
             exc = future.exception()
+            if isinstance(exc, BrokenProcessPool):
+                raise RecordingError(
+                    f"recording worker rank {rank} died ({exc}). Worker processes are started with 'spawn' and "
+                    "re-import your main module: call record() under `if __name__ == '__main__':` in a script, "
+                    "or use workers=1.") from exc
             if exc is not None:
                 raise RecordingError(f"recording worker rank {rank} failed: {type(exc).__name__}: {exc}") from exc
             results.extend(future.result())
