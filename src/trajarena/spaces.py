@@ -308,28 +308,25 @@ def leaf_fields(space: spaces.Space, prefix: str) -> list[Field]:
     return out
 
 
-def _pick(path: tuple[str | int, ...]) -> Callable[[Any], Any]:
-    if not path:
-        return lambda v: v
-    if len(path) == 1:
-        (k,) = path
-        return lambda v: v[k]
-
-    def get(v: Any) -> Any:
-        for k in path:
-            v = v[k]
-        return v
-
-    return get
-
-
 def compile_setter(space: spaces.Space, buffers: list[np.ndarray]) -> Callable[[int, Any], None]:
     """Return ``set(row, value)`` that writes a nested value's leaves into ``buffers[i][row]``.
 
     ``buffers`` are in :func:`leaf_fields` order. A value that does not fit raises numpy's
     ``ValueError``/``TypeError`` or ``KeyError``; callers turn those into :class:`SpaceError`.
+
+    The setter is generated as straight-line code (as :func:`collections.namedtuple` does), one
+    assignment per leaf and one lookup per inner node, because it runs for every recorded step:
+    ``b0[row] = value["P1"]["health"]`` costs a third of a loop over per-leaf pickers.
+
+    >>> from gymnasium.spaces import Dict, Discrete
+    >>> bufs = [np.zeros(2, np.int64), np.zeros(2, np.int64)]
+    >>> compile_setter(Dict(a=Discrete(3), b=Discrete(3)), bufs)(1, {"a": 2, "b": 1})
+    >>> [b.tolist() for b in bufs]
+    [[0, 2], [0, 1]]
     """
     fields = leaf_fields(space, "")
+    if len(buffers) != len(fields):
+        raise SpaceError(f"compile_setter needs {len(fields)} buffers for {space}, got {len(buffers)}.")
     if len(fields) == 1 and not fields[0].path:
         (buf,) = buffers
 
@@ -337,13 +334,31 @@ def compile_setter(space: spaces.Space, buffers: list[np.ndarray]) -> Callable[[
             buf[row] = value
 
         return set_root
-    pairs = [(_pick(f.path), b) for f, b in zip(fields, buffers, strict=True)]
+    lines: list[str] = []
+    leaf = iter(range(len(fields)))
+    namespace: dict[str, Any] = {f"b{i}": b for i, b in enumerate(buffers)}
 
-    def set_nested(row: int, value: Any) -> None:
-        for pick, b in pairs:
-            b[row] = pick(value)
+    def literal(key: Any) -> str:
+        if type(key) in (str, int):
+            return repr(key)
+        namespace[f"k{len(namespace)}"] = key  # any other hashable key: bound by name, never printed
+        return f"k{len(namespace) - 1}"
 
-    return set_nested
+    def emit(s: spaces.Space, var: str, depth: int) -> None:
+        items = s.spaces.items() if isinstance(s, spaces.Dict) else enumerate(s.spaces)
+        for n, (key, sub) in enumerate(items):
+            if isinstance(sub, spaces.Dict | spaces.Tuple):
+                child = f"v{depth}_{n}"
+                lines.append(f"    {child} = {var}[{literal(key)}]")
+                emit(sub, child, depth + 1)
+            else:
+                lines.append(f"    b{next(leaf)}[row] = {var}[{literal(key)}]")
+
+    emit(space, "value", 0)
+    # keys enter the source only as repr() of a str/int (or a bound name), so it is exactly the space's layout
+    source = "def set_nested(row, value):\n" + "\n".join(lines or ["    pass"]) + "\n"
+    exec(compile(source, f"<trajarena setter for {type(space).__name__}>", "exec"), namespace)  # noqa: S102
+    return namespace["set_nested"]
 
 
 def compile_getter(space: spaces.Space) -> Callable[[Iterator[Any]], Any]:

@@ -42,6 +42,9 @@ _RESERVED = {
 }
 
 
+_SKIP = object()  # the info slot of a key that is not stored
+
+
 @dataclass
 class _Chunk:
     """One chunk of rows being filled by the game loop (mutable, owned by one thread at a time)."""
@@ -336,34 +339,50 @@ class TrajectoryWriter:
         self._set_obs = compile_setter(self.observation_space, chunk.cols[: self._n_obs])
         self._set_action = compile_setter(self.action_space, chunk.cols[self._n_obs :])
         self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
+        # info key -> (type, shape, values, present) of this chunk, or _SKIP for a dropped key
+        self._info_slots: dict[str, Any] = {k: _SKIP for k, spec in self._info_spec.items() if spec is None}
 
     def _zero_action(self, row: int) -> None:
         for col in self._chunk.cols[self._n_obs :]:
             col[row] = "" if col.dtype == object else 0
 
     def _put_info(self, row: int, info: dict[str, Any]) -> None:
-        store = self._chunk.info
+        slots = self._info_slots
         for key, value in info.items():
-            spec = self._info_spec.get(key, False)
-            if spec is None:
-                continue
-            if spec is False or type(value) is not spec[0] or (spec[2] and value.shape != spec[2]):
-                spec = self._info_check(key, value)
-                if spec is None:
+            slot = slots.get(key)
+            if slot is not None:
+                if slot is _SKIP:
                     continue
-            try:
-                values, present = store[key]
-            except KeyError:
-                values = np.zeros((self.chunk_steps, *spec[2]), spec[1])
-                present = np.zeros(self.chunk_steps, bool)
-                store[key] = values, present
-            values[row] = value
-            present[row] = True
+                if type(value) is slot[0] and (not slot[1] or value.shape == slot[1]):
+                    slot[2][row] = value
+                    slot[3][row] = True
+                    continue
+            self._put_info_slow(row, key, value)
+
+    def _put_info_slow(self, row: int, key: str, value: Any) -> None:
+        """First value of a key in this chunk, or one of another type: check it, then cache its slot."""
+        spec = self._info_check(key, value)
+        if spec is None:
+            self._info_slots[key] = _SKIP
+            return
+        store = self._chunk.info
+        try:
+            values, present = store[key]
+        except KeyError:
+            values = np.zeros((self.chunk_steps, *spec[2]), spec[1])
+            present = np.zeros(self.chunk_steps, bool)
+            store[key] = values, present
+        values[row] = value
+        present[row] = True
+        if type(value) is spec[0]:
+            self._info_slots[key] = (spec[0], spec[2], values, present)
 
     def _info_check(self, key: str, value: Any) -> tuple[type, np.dtype, tuple[int, ...]] | None:
         """Decide (once per key) whether an info value is stored; later values must match."""
-        arr = np.asarray(value) if isinstance(value, bool | int | float | np.ndarray | np.generic) else None
         old = self._info_spec.get(key, False)
+        if old is None:
+            return None
+        arr = np.asarray(value) if isinstance(value, bool | int | float | np.ndarray | np.generic) else None
         if arr is None or arr.dtype.kind not in "biuf" or arr.size > 4096:
             reason = f"not a numeric scalar/array ({type(value).__name__})"
         elif old is False:
