@@ -80,3 +80,45 @@ def test_hypothesis_spaces_round_trip_json(space: spaces.Space) -> None:
     back = space_from_json(json.loads(json.dumps(space_to_json(space), allow_nan=False)))
     assert back == space
     assert [f.name for f in leaf_fields(back, "obs")] == [f.name for f in leaf_fields(space, "obs")]
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_generated_setter_scatters_every_leaf_of_the_catalogue(name: str) -> None:
+    space = CATALOGUE[name]
+    space.seed(3)
+    fields = leaf_fields(space, "x")
+    buffers = [np.zeros((2, *f.shape), f.dtype) for f in fields]
+    value = space.sample()
+    compile_setter(space, buffers)(1, value)
+    leaves = [b[1] for b in buffers]
+    rebuilt = nest(space, leaves)
+    expected, got = [], []
+
+    def flatten(v, out):
+        if isinstance(v, dict):
+            for k in v:
+                flatten(v[k], out)
+        elif isinstance(v, tuple):
+            for x in v:
+                flatten(x, out)
+        else:
+            out.append(np.asarray(v))
+
+    flatten(value, expected)
+    flatten(rebuilt, got)
+    assert len(expected) == len(got) == len(fields)
+    for e, g, f in zip(expected, got, fields, strict=True):
+        assert g.shape == f.shape
+        assert np.array_equal(e.astype(f.dtype) if f.dtype != object else e, g)
+
+
+def test_generated_setter_handles_deep_nesting_and_odd_keys() -> None:
+    space = spaces.Dict({"a'b\"": spaces.Tuple((spaces.Discrete(3), spaces.Dict({"x": spaces.Discrete(4)}))),
+                         "z": spaces.Tuple((spaces.Tuple((spaces.Discrete(5),)),))})
+    buffers = [np.zeros(2, np.int64) for _ in leaf_fields(space, "o")]
+    compile_setter(space, buffers)(0, {"a'b\"": (2, {"x": 3}), "z": ((4,),)})
+    assert [int(b[0]) for b in buffers] == [2, 3, 4]
+    with pytest.raises(KeyError):
+        compile_setter(space, buffers)(1, {"z": ((1,),)})
+    with pytest.raises(SpaceError, match="needs 3 buffers"):
+        compile_setter(space, buffers[:2])

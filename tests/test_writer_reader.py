@@ -464,3 +464,61 @@ def test_episodes_without_a_step_are_not_stored(tmp_path: Path, chunk_steps: int
     with TrajectoryWriter(lone, box, spaces.Discrete(2), chunk_steps=chunk_steps) as w:
         w.reset(np.zeros(1, np.float32))
     assert w.files == [] and not list(lone.iterdir())  # no file holding nothing
+
+
+def test_info_values_of_castable_types_are_stored_and_shape_changes_dropped(tmp_path: Path) -> None:
+    values = [1, np.int64(2), 3, True, np.int64(5)]
+    with TrajectoryWriter(tmp_path, spaces.Discrete(2), spaces.Discrete(2), chunk_steps=3) as w:
+        w.reset(0, {"n": 0, "arr": np.zeros(2, np.float32)})
+        for t, v in enumerate(values):
+            arr = np.full(3 if t == 3 else 2, t, np.float32)
+            w.step(1, 0, 0.0, t == len(values) - 1, False, {"n": v, "arr": arr})
+    reader = TrajectoryReader(tmp_path)
+    infos = reader.read_episode(0).infos
+    assert infos["n"].tolist() == [0, 1, 2, 3, 1, 5]
+    assert "changed" in reader.episodes[0].notes["info/arr"]
+    assert infos["arr"][:4, 0].tolist() == [0, 0, 1, 2]  # kept until the shape changed, then dropped
+
+
+def test_crc_of_is_zlib_crc32_of_the_stored_bytes() -> None:
+    import zlib
+
+    for values in (np.zeros(0, np.uint8), np.arange(12, dtype=np.float64).reshape(3, 4),
+                   np.arange(100_000, dtype=np.int16)[::3], np.ones(5, bool)):
+        assert fmt.crc_of(values) == zlib.crc32(np.ascontiguousarray(values).tobytes())
+
+
+def test_adaptive_level_follows_the_writer_threads_load(tmp_path: Path) -> None:
+    frame = spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    w = TrajectoryWriter(tmp_path, frame, spaces.Discrete(2))
+    try:
+        chunk = w._chunk
+        chunk.rows, chunk.fill_s = 100, 100 * 1e-3  # first file: 12 kB rows, 1 ms a step: level 5 is affordable
+        assert w._choose_level(chunk) == 5
+        chunk.fill_s = 100 * 5e-6  # 5 us a step: the thread would fall behind
+        assert w._choose_level(chunk) == 3
+        w._level, w._load = 5, [0.6, 1.0]  # measured: busy 60% of the game loop's time at level 5
+        assert w._choose_level(chunk) == 3
+        w._level, w._load = 3, [0.3, 1.0]  # 30% at level 3: level 5 would be ~60%
+        assert w._choose_level(chunk) == 3
+        w._load = [0.2, 1.0]
+        assert w._choose_level(chunk) == 5
+    finally:
+        w.close()
+
+
+def test_files_of_adaptive_levels_read_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import itertools
+
+    levels = itertools.cycle([3, 5])
+    monkeypatch.setattr(TrajectoryWriter, "_choose_level", lambda self, chunk: next(levels))
+    space = CATALOGUE["nested"]
+    written = record(tmp_path / "auto", space, spaces.Discrete(3), [5, 4, 6], segment_steps=1)
+    files = sorted((tmp_path / "auto").glob("*.arrow"))
+    metas = [TrajectoryReader(f).metadata["compression"] for f in files]
+    assert metas == [{"codec": "zstd", "level": 3, "adaptive": True}, {"codec": "zstd", "level": 5, "adaptive": True},
+                     {"codec": "zstd", "level": 3, "adaptive": True}]
+    check_same(TrajectoryReader(tmp_path / "auto"), written)
+    assert verify(tmp_path / "auto").clean
+    record(tmp_path / "fixed", space, spaces.Discrete(3), [3], level=5)
+    assert TrajectoryReader(tmp_path / "fixed").metadata["compression"] == {"codec": "zstd", "level": 5}
