@@ -184,3 +184,16 @@ def test_policy_agent_adapts_native_two_player_frames(tmp_path):
         obs, _, _, _, info = env.step({"agent_0": env.action_space["agent_0"].sample(), "agent_1": action})
     assert seen == [(24, 32, 2)] * 3
     env.close()
+
+
+def test_split_and_batches_do_not_depend_on_file_order(tmp_path):
+    first = record("CartPole-v1", "random", episodes=3, workers=1, out=tmp_path / "d", progress=False, seed=0)
+    second = record("CartPole-v1", "random", episodes=3, workers=1, out=tmp_path / "d", progress=False, seed=3)
+    files = [*first.files, *second.files]
+    assert len(files) >= 2
+    a = load_demonstrations(files)
+    b = load_demonstrations(files[::-1])
+    ra = train_bc(a, tmp_path / "a.pt", epochs=1, progress=False)
+    rb = train_bc(b, tmp_path / "b.pt", epochs=1, progress=False)
+    assert (ra.train_steps, ra.val_steps) == (rb.train_steps, rb.val_steps)
+    assert ra.history[0].train_loss == pytest.approx(rb.history[0].train_loss, rel=1e-6)

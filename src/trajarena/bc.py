@@ -588,8 +588,10 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
                 pending.clear()
 
         full = False
-        ep = 0
+        keys: list[str] = []
         obs, info = env.reset()
+        ep = 0
+        keys.append(_episode_key(env, info))
         while not env.exhausted and not full:
             done = False
             while not done and not full:
@@ -601,9 +603,11 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
                     flush()
                 obs, done = obs_next, terminated or truncated
                 full = max_steps is not None and len(actions) >= max_steps
-            ep += 1
             if not full:
                 obs, info = env.reset()
+                if not env.exhausted:
+                    ep += 1
+                    keys.append(_episode_key(env, info))
         flush()
         if not actions:
             raise FileNotFoundError(f"the trajectory files {[str(f) for f in files]} hold no steps to learn from.")
@@ -611,9 +615,15 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
         meta["files"] = file_digest(files)
         acts = np.asarray(actions, np.int64).reshape(len(actions), -1) - np.asarray(start, np.int64)
         return Demonstrations(None if encoder.image_path is None else np.concatenate(images), np.concatenate(vectors),
-                              acts, np.asarray(episode, np.int64), env.observation_space, env.action_space, meta)
+                              acts, _episode_ids(keys, episode), env.observation_space, env.action_space, meta)
     finally:
         env.close()
+
+
+def _episode_ids(keys: list[str], episode: list[int]) -> np.ndarray:
+    """Per-step episode ids numbered in sorted key order (the same ids for the same data in any file order)."""
+    uniq, inverse = np.unique(np.asarray(keys), return_inverse=True)
+    return inverse.astype(np.int64)[np.asarray(episode, np.int64)]
 
 
 def _loader_meta(env: Any) -> dict[str, Any]:
@@ -662,12 +672,32 @@ class TrainResult:
 
 
 def _split_by_episode(episode: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation step indices, whole episodes on each side, in episode-id order.
+
+    Episode ids come from :func:`load_demonstrations` (recorded seeds when known), so the split and the
+    batch order do not depend on the order in which the files happen to be listed.
+    """
     eps = np.unique(episode)
     n_val = int(round(len(eps) * val_fraction)) if len(eps) > 1 else 0
     n_val = min(max(n_val, 1 if val_fraction > 0 and len(eps) > 1 else 0), len(eps) - 1)
     val_eps = rng.choice(eps, size=n_val, replace=False) if n_val else np.array([], np.int64)
-    is_val = np.isin(episode, val_eps)
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    canonical = np.argsort(episode, kind="stable")
+    is_val = np.isin(episode[canonical], val_eps)
+    return canonical[~is_val], canonical[is_val]
+
+
+def _episode_key(env: Any, info: Mapping[str, Any]) -> str:
+    """A key that names a replayed episode whatever the file order: its recorded seed, else file + index.
+
+    Both sides of a two-player episode share the key, so they land on the same side of the split.
+    """
+    data = env.replay.dataset
+    idx = info.get("episode")
+    if data is None or idx is None:
+        return f"order:{idx}"
+    e = data.episodes[int(idx)]
+    seed = (e.meta or {}).get("seed")
+    return f"seed:{seed:012d}" if isinstance(seed, int) else f"file:{Path(e.file).name}:{e.episode:09d}"
 
 
 def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_size: int, opt: Any,
