@@ -2,6 +2,9 @@
 
 Run: ``PYTHONPATH=src python bench/bench_format.py [--steps 200000] [--boxing-steps 3000]``.
 Prints one table; ALE Boxing rows need ``pip install 'trajarena[atari]'`` (skipped otherwise).
+The codec rows write the same stored stream of ``duel`` and Boxing steps with each zstd level
+and lz4 (XOR'd frames, 4 MiB chunks): bytes per step and the CPU per step of the whole writer
+(game-loop copy, XOR, CRC, compression). ``zstd=None`` is the default, the adaptive level.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from trajarena.writer import TrajectoryWriter
 class Args:
     steps: int = 200_000
     boxing_steps: int = 3000
+    duel_steps: int = 3000
     pause_episodes: int = 2000
     memory_steps: int = 1_000_000
     seed: int = 0
@@ -72,33 +76,64 @@ def boxing_frames(steps: int, seed: int) -> tuple[list, list, gym.Space, gym.Spa
     import ale_py
 
     gym.register_envs(ale_py)
-    env = gym.make("ALE/Boxing-v5")
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    stream = [("reset", obs)]
+    return env_stream(gym.make("ALE/Boxing-v5"), steps, seed)
+
+
+def duel_frames(steps: int, seed: int) -> tuple[list, list, gym.Space, gym.Space]:
+    from trajarena.envs import raw_env
+
+    return env_stream(raw_env("duel", None)[0], steps, seed)
+
+
+def env_stream(env: gym.Env, steps: int, seed: int) -> tuple[list, list, gym.Space, gym.Space]:
+    """``steps`` steps of a seeded random policy, values copied (envs may reuse their buffers)."""
+    import copy
+
+    env.action_space.seed(seed)
+    obs, info = env.reset(seed=seed)
+    stream = [("reset", (copy.deepcopy(obs), dict(info)))]
     for _ in range(steps):
-        a = int(rng.integers(env.action_space.n))
+        a = env.action_space.sample()
         obs, r, te, tr, info = env.step(a)
-        stream.append(("step", (a, obs, r, te, tr, info)))
+        stream.append(("step", (a, copy.deepcopy(obs), r, te, tr, dict(info))))
         if te or tr:
-            obs, _ = env.reset()
-            stream.append(("reset", obs))
+            obs, info = env.reset()
+            stream.append(("reset", (copy.deepcopy(obs), dict(info))))
     return stream, env.observation_space, env.action_space, env
 
 
+def codec_rows(name: str, stream: list, obs_space: gym.Space, act_space: gym.Space) -> list[tuple[str, str]]:
+    """Bytes/step and writer CPU µs/step for each codec on the same stored steps (best of 3 for CPU)."""
+    n_steps = sum(k == "step" for k, _ in stream)
+    rows = []
+    for compression, level in (("zstd", None), ("zstd", 1), ("zstd", 3), ("zstd", 5), ("zstd", 9), ("lz4", None)):
+        cpu, size = [], 0
+        for _ in range(3):
+            with tempfile.TemporaryDirectory() as d:
+                cpu.append(write_stream(Path(d), stream, obs_space, act_space, compression=compression, level=level))
+                size = folder_bytes(Path(d))
+        rows.append((f"{name} {compression}={level} bytes/step, writer CPU µs/step",
+                     f"{size / n_steps:,.0f}, {min(cpu) / n_steps * 1e6:,.1f}"))
+    return rows
+
+
 def write_stream(folder: Path, stream: list, obs_space: gym.Space, act_space: gym.Space, **options) -> float:
-    start = time.perf_counter()
+    """Write a stored stream; return the process CPU seconds it took (writer thread included)."""
+    start = time.process_time()
     with TrajectoryWriter(folder, obs_space, act_space, **options) as w:
         for kind, item in stream:
             if kind == "reset":
-                w.reset(item)
+                w.reset(*item)
             else:
                 w.step(*item)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def main(args: Args) -> None:
     rows: list[tuple[str, str]] = compare(lambda: gym.make("CartPole-v1"), args.steps, args.seed, "CartPole")
+    stream, obs_space, act_space, _ = duel_frames(args.duel_steps, args.seed)
+    rows += codec_rows("duel", stream, obs_space, act_space)
+    del stream
 
     try:
         stream, obs_space, act_space, env = boxing_frames(args.boxing_steps, args.seed)
@@ -106,21 +141,15 @@ def main(args: Args) -> None:
         stream = None
     if stream is not None:
         n_steps = sum(k == "step" for k, _ in stream)
-        frames = np.stack([item if k == "reset" else item[1] for k, item in stream])
+        frames = np.stack([item[0] if k == "reset" else item[1] for k, item in stream])
         buf = io.BytesIO()
         np.savez_compressed(buf, obs=frames, actions=np.array([i[0] for k, i in stream if k == "step"]),
                             rewards=np.array([i[2] for k, i in stream if k == "step"]))
         rows.append(("Boxing np.savez_compressed bytes/step", f"{buf.tell() / n_steps:,.0f}"))
-        for transform in (None, "xor_prev"):
-            for level in (1, 3, 5, 9):
-                for chunk_bytes in (1 << 20, 4 << 20) if transform else (4 << 20,):
-                    with tempfile.TemporaryDirectory() as d:
-                        secs = write_stream(Path(d), stream, obs_space, act_space, frame_transform=transform,
-                                            level=level, chunk_bytes=chunk_bytes)
-                        size = folder_bytes(Path(d))
-                    default = " (default)" if (transform, level, chunk_bytes) == ("xor_prev", 5, 4 << 20) else ""
-                    rows.append((f"Boxing bytes/step xform={transform} zstd={level} chunk={chunk_bytes >> 20}MB{default}",
-                                 f"{size / n_steps:,.0f} (write {n_steps / secs:,.0f} steps/s)"))
+        rows += codec_rows("Boxing", stream, obs_space, act_space)
+        with tempfile.TemporaryDirectory() as d:
+            write_stream(Path(d), stream, obs_space, act_space, frame_transform=None, level=5)
+            rows.append(("Boxing zstd=5 without XOR bytes/step", f"{folder_bytes(Path(d)) / n_steps:,.0f}"))
         del stream, frames
         rows += compare(lambda: gym.make("ALE/Boxing-v5"), args.boxing_steps, args.seed, "Boxing")
 

@@ -157,7 +157,7 @@ class TrajectoryWriter:
             level = _SMALL_LEVEL
         self._compression, self._level = compression, level
         self._row_bytes = row_bytes
-        self._load = [0.0, 0.0]  # background: writer busy seconds, game-loop fill seconds, of the open file
+        self._load = [0.0, 0.0]  # background: writer CPU seconds, game-loop fill seconds, of the open file
         self._meta = {
             "format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION,
             "library_version": fmt.library_version(), "host": os.uname().nodename, "pid": os.getpid(),
@@ -488,10 +488,10 @@ class TrajectoryWriter:
 
     def write_chunk(self, chunk: _Chunk) -> None:
         """Encode, checksum and append one chunk; finish the file if the chunk asks to rotate."""
-        started = time.perf_counter()
+        started = time.thread_time()  # CPU, not wall: a busy machine must not make the level flip
         self._write_rows(chunk, chunk.flushed, chunk.rows, list(chunk.starts), chunk.ends[chunk.ends_flushed :],
                          chunk.info)
-        self._load[0] += time.perf_counter() - started
+        self._load[0] += time.thread_time() - started
         self._load[1] += chunk.fill_s
         if chunk.rotate and self._arrow is not None:
             self._finish_segment()
@@ -544,7 +544,8 @@ class TrajectoryWriter:
 
         Files are lossless at any level, and readers never need the level (zstd frames say how
         to decode them), so the level may differ from file to file. The load is the thread's
-        busy time over the game loop's time to fill the same chunks, measured over the previous
+        CPU time (compression included: Arrow compresses in this thread) over the game loop's
+        wall time to fill the same chunks, measured over the previous
         file; level 5 costs about twice level 3 on frames (XOR + CRC + zstd, per 4 MiB chunk:
         duel 75 vs 38 us a frame, 782 vs 907 bytes; Boxing 70 vs 37 us, 380 vs 501 bytes). For
         the first file it is predicted from the chunk's raw size at ~1 ns a byte for level 5.
