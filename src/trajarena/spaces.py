@@ -29,6 +29,7 @@ Text           ``str`` (Arrow ``utf8``)    ``()``
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -336,29 +337,39 @@ def compile_setter(space: spaces.Space, buffers: list[np.ndarray]) -> Callable[[
         return set_root
     lines: list[str] = []
     leaf = iter(range(len(fields)))
-    namespace: dict[str, Any] = {f"b{i}": b for i, b in enumerate(buffers)}
+    args: list[Any] = list(buffers)
+    names = [f"b{i}" for i in range(len(buffers))]
 
     def literal(key: Any) -> str:
         if type(key) in (str, int):
             return repr(key)
-        namespace[f"k{len(namespace)}"] = key  # any other hashable key: bound by name, never printed
-        return f"k{len(namespace) - 1}"
+        names.append(f"k{len(args)}")  # any other hashable key: passed in by name, never printed
+        args.append(key)
+        return names[-1]
 
     def emit(s: spaces.Space, var: str, depth: int) -> None:
         items = s.spaces.items() if isinstance(s, spaces.Dict) else enumerate(s.spaces)
         for n, (key, sub) in enumerate(items):
             if isinstance(sub, spaces.Dict | spaces.Tuple):
                 child = f"v{depth}_{n}"
-                lines.append(f"    {child} = {var}[{literal(key)}]")
+                lines.append(f"        {child} = {var}[{literal(key)}]")
                 emit(sub, child, depth + 1)
             else:
-                lines.append(f"    b{next(leaf)}[row] = {var}[{literal(key)}]")
+                lines.append(f"        b{next(leaf)}[row] = {var}[{literal(key)}]")
 
     emit(space, "value", 0)
-    # keys enter the source only as repr() of a str/int (or a bound name), so it is exactly the space's layout
-    source = "def set_nested(row, value):\n" + "\n".join(lines or ["    pass"]) + "\n"
-    exec(compile(source, f"<trajarena setter for {type(space).__name__}>", "exec"), namespace)  # noqa: S102
-    return namespace["set_nested"]
+    # keys enter the source only as repr() of a str/int (or an argument), so it is exactly the space's layout
+    source = (f"def make({', '.join(names)}):\n    def set_nested(row, value):\n"
+              + "\n".join(lines or ["        pass"]) + "\n    return set_nested\n")
+    return _setter_factory(source)(*args)
+
+
+@functools.lru_cache(maxsize=256)
+def _setter_factory(source: str) -> Callable[..., Callable[[int, Any], None]]:
+    """Compile a setter's source once; the writer binds new buffers to it for every chunk."""
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<trajarena setter>", "exec"), namespace)  # noqa: S102
+    return namespace["make"]
 
 
 def compile_getter(space: spaces.Space) -> Callable[[Iterator[Any]], Any]:

@@ -65,6 +65,7 @@ class _Chunk:
     ends: list[dict[str, Any]] = field(default_factory=list)
     rotate: bool = False
     fill_s: float = 0.0  # the game loop's seconds to fill the chunk (waits for the thread excluded)
+    setters: tuple = ()  # compiled once per chunk: (set_obs, set_action) writing into ``cols``
 
 
 class TrajectoryWriter:
@@ -343,13 +344,14 @@ class TrajectoryWriter:
         for c in cols:
             if c.dtype == object:
                 c.fill("")
-        return _Chunk(cols, np.zeros(n, np.float64), np.zeros(n, bool), np.zeros(n, bool))
+        setters = (compile_setter(self.observation_space, cols[: self._n_obs]),
+                   compile_setter(self.action_space, cols[self._n_obs :]))
+        return _Chunk(cols, np.zeros(n, np.float64), np.zeros(n, bool), np.zeros(n, bool), setters=setters)
 
     def _bind(self, chunk: _Chunk) -> None:
         self._chunk, self._row, self._cap = chunk, 0, self.chunk_steps
         self._bound_at = time.perf_counter()
-        self._set_obs = compile_setter(self.observation_space, chunk.cols[: self._n_obs])
-        self._set_action = compile_setter(self.action_space, chunk.cols[self._n_obs :])
+        self._set_obs, self._set_action = chunk.setters
         self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
         # info key -> (type, shape, values, present) of this chunk, or _SKIP for a dropped key
         self._info_slots: dict[str, Any] = {k: _SKIP for k, spec in self._info_spec.items() if spec is None}
@@ -373,7 +375,9 @@ class TrajectoryWriter:
 
     def _put_info_slow(self, row: int, key: str, value: Any) -> None:
         """First value of a key in this chunk, or one of another type: check it, then cache its slot."""
-        spec = self._info_check(key, value)
+        spec = self._info_spec.get(key, False)
+        if spec is False or type(value) is not spec[0] or (spec[2] and value.shape != spec[2]):
+            spec = self._info_check(key, value)
         if spec is None:
             self._info_slots[key] = _SKIP
             return
