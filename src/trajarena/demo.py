@@ -103,8 +103,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     summary = record("duel", "expert", cfg.episodes, cfg.workers, data, settings=settings,
                      wrappers_settings=cfg.wrappers_settings, username="demo", seed=cfg.seed, progress=progress)
     timings["record"] = time.perf_counter() - t
-    if not progress:  # record() prints its summary under its progress bar
-        say(summary.format())
+    say(summary.format())
 
     say(f"[2/4] behavioural cloning from {len(summary.files)} files -> {out / 'policy.pt'}")
     t = time.perf_counter()

@@ -262,7 +262,8 @@ def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 1
     calls ``record(workers=2)`` must do so under ``if __name__ == "__main__":``.
 
     Returns:
-        A :class:`RecordSummary`.
+        A :class:`RecordSummary` (``print(summary.format())`` shows it; ``record`` itself prints nothing
+        but its progress bar).
 
     Raises:
         SettingsError: bad episodes/workers or an unknown agent.
@@ -298,8 +299,6 @@ def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 1
         files=tuple(str(p) for p in new), matches_won=outcomes.count(1), matches_lost=outcomes.count(-1),
         mean_return=float(np.mean(returns)), seconds=seconds, workers=workers,
         agent=agent if isinstance(agent, str) else ",".join(agent), env_id=env_id, returns=returns)
-    if progress:
-        bar.print(summary.format())
     return summary
 
 
@@ -380,9 +379,3 @@ class _RecordBar:
             rate = self.steps / max(time.perf_counter() - self.t0, 1e-9)
             self.progress.update(self.task, advance=1 if kind == "episode" else 0,
                                  rate=f"{self.steps:,} steps, {rate:,.0f} steps/s")
-
-    def print(self, text: str) -> None:
-        if self.progress is not None:
-            self.progress.console.print(text)
-        else:
-            print(text)
