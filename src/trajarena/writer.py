@@ -546,15 +546,14 @@ class TrajectoryWriter:
     def _choose_level(self, chunk: _Chunk) -> int:
         """The zstd level of the next file when ``level=None``: 5 if the writer thread can afford it, else 3.
 
-        Files are lossless at any level, and readers never need the level (zstd frames say how
-        to decode them), so the level may differ from file to file. The load is the thread's
-        CPU time (compression included: Arrow compresses in this thread) over the game loop's
-        wall time to fill the same chunks, measured over the previous
-        file; level 5 costs about twice level 3 on frames (XOR + CRC + zstd, per 4 MiB chunk:
-        duel 75 vs 38 us a frame, 782 vs 907 bytes; Boxing 70 vs 37 us, 380 vs 501 bytes). For
-        the first file it is predicted from the chunk's raw size at ~1 ns a byte for level 5.
-        At a load above 1/2 (the thread would use more than half a core, or fall behind the
-        game) the next file uses level 3, and goes back to 5 when level 3's load is below 1/4.
+        Files are lossless at any level and readers never need the level (each zstd frame says
+        how to decode it), so it may change from file to file. The *load* is the thread's CPU
+        time (compression included: Arrow compresses in this thread) over the game loop's wall
+        time to fill the same chunks, measured over the previous file. Level 5 costs the thread
+        about 1.7x level 3 (``bench/bench_format.py``, whole writer per step: duel 104 vs 62 us,
+        861 vs 987 bytes; Boxing 92 vs 52 us, 420 vs 543 bytes). Above a load of 1/2 the next
+        file uses level 3; back to 5 when level 3's load is below 1/4. The first file's load is
+        predicted from its first chunk: ~1 ns per raw byte at level 5 over the time to fill it.
         """
         busy, fill = self._load
         self._load = [0.0, 0.0]
