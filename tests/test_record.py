@@ -108,3 +108,17 @@ def test_two_player_recording_with_a_pair_of_agents(data_root):
     il.close()
     with pytest.raises(SettingsError, match="one agent"):
         record("CartPole-v1", ("expert", "random"), episodes=1, workers=1, out=data_root, progress=False)
+
+
+@pytest.mark.parametrize(("rec", "codec", "level"), [({"compression_level": 3}, "zstd", 3), ({"compression": "none"}, None, None)])
+def test_recording_settings_reach_the_writer(tmp_path, rec, codec, level):
+    from trajarena import open_trajectories
+    from trajarena.record import record
+
+    record("CartPole-v1", "expert", episodes=1, workers=1, out=tmp_path, progress=False, traj_rec_settings=rec)
+    meta = open_trajectories(tmp_path).metadata
+    assert meta["rank"] == 0 and meta["agent"] == "expert"
+    compression = meta["compression"]
+    assert (compression or {}).get("codec") == codec
+    if level is not None:
+        assert compression["level"] == level

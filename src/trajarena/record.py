@@ -146,12 +146,10 @@ def _recording_env(job: _Job) -> gym.Env:
     rec = RecordingSettings.from_dict(job.rec_settings)
     env, settings_dict = raw_env(job.env_id, job.settings)
     agents = [job.agent] if isinstance(job.agent, str) else list(job.agent)
-    writer_options = {"flush_seconds": rec.flush_seconds, "compression": rec.compression}
-    if rec.compression_level is not None:
-        writer_options["compression_level"] = rec.compression_level
-    env = TrajectoryRecorder(env, rec.file_path, username=rec.username, ignore_p2=rec.ignore_p2, players=rec.players,
-                             env_id=job.env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict(),
-                             extra_metadata={"rank": job.rank, "agent": ",".join(map(str, agents))}, **writer_options)
+    env = TrajectoryRecorder.from_settings(
+        env, rec, env_id=job.env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict(),
+        extra_metadata={"rank": job.rank, "agent": ",".join(map(str, agents))},
+    )
     return apply_wrappers(env, wrappers)
 
 

@@ -124,7 +124,7 @@ class TrajectoryRecorder(gym.Wrapper):
 
     @classmethod
     def from_settings(cls, env: gym.Env, recording: Any, env_id: str | None = None, env_settings: Any = None,
-                      wrappers_settings: Any = None) -> TrajectoryRecorder:
+                      wrappers_settings: Any = None, extra_metadata: dict[str, Any] | None = None) -> TrajectoryRecorder:
         """A recorder configured by :class:`~trajarena.settings.RecordingSettings` (or a dict of them).
 
         >>> import tempfile
@@ -138,7 +138,7 @@ class TrajectoryRecorder(gym.Wrapper):
         rec = RecordingSettings.from_dict(recording)
         return cls(env, rec.file_path, username=rec.username, ignore_p2=rec.ignore_p2, ignore_p1=rec.ignore_p1,
                    players=rec.players, env_id=env_id, env_settings=env_settings, wrappers_settings=wrappers_settings,
-                   flush_seconds=rec.flush_seconds, compression=None if rec.compression == "none" else rec.compression,
+                   extra_metadata=extra_metadata, flush_seconds=rec.flush_seconds, compression=None if rec.compression == "none" else rec.compression,
                    level=rec.compression_level)
 
     @property
