@@ -29,7 +29,7 @@ def test_random_agent_seeded_and_generic():
     assert [a.act(None, {}) for _ in range(50)] == seq_a
     assert all(env.action_space.contains(x) for x in seq_a)
     with pytest.raises(NotSupportedError):
-        make_agent("expert", env)
+        make_agent("expert", gym.make("MountainCar-v0"))
 
 
 @pytest.mark.parametrize("kind", ["multi_discrete", "discrete"])

@@ -20,6 +20,7 @@ from trajarena.bc import (
     load_policy_agent,
     train_bc,
 )
+from trajarena.agents import make_agent
 from trajarena.errors import FormatError, NotSupportedError, SettingsError
 from trajarena.evaluate import evaluate
 from trajarena.record import record
@@ -122,6 +123,8 @@ def test_duel_policy_from_frames_and_dict_observations(tmp_path):
     agent = load_policy_agent(result.path, env)
     action = agent.act(obs, info)
     assert env.action_space.contains(action)
+    by_name = make_agent(str(result.path), env)  # a saved policy is an agent name too (play, record, evaluate)
+    assert np.array_equal(by_name.act(obs, info), action)
     env.close()
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from trajarena.errors import RecordingError, SettingsError
 from trajarena.imitation import ImitationLearning
-from trajarena.record import CartPoleExpert, RecordSummary, make_any_agent, record
+from trajarena.agents import CartPoleExpert, make_agent
+from trajarena.record import RecordSummary, record
 
 
 def _replayed_actions(files) -> list[list[int]]:
@@ -84,8 +85,8 @@ def test_bad_counts_raise_settings_error(data_root, kwargs):
 
 
 def test_unknown_agent_lists_valid_names():
-    with pytest.raises(SettingsError, match="Valid agents: expert, random"):
-        make_any_agent("expret", gym.make("CartPole-v1"))
+    with pytest.raises(SettingsError, match="Did you mean .expert.. Valid agents: cartpole-expert, expert, random"):
+        make_agent("expret", gym.make("CartPole-v1"))
 
 
 def test_failing_worker_raises_recording_error_with_rank(data_root):
@@ -95,8 +96,8 @@ def test_failing_worker_raises_recording_error_with_rank(data_root):
 
 
 def test_expert_name_resolves_to_cartpole_expert_on_cartpole():
-    assert isinstance(make_any_agent("expert", gym.make("CartPole-v1")), CartPoleExpert)
-    assert make_any_agent("cartpole-expert", gym.make("CartPole-v1")).act(np.zeros(4), {}) in (0, 1)
+    assert isinstance(make_agent("expert", gym.make("CartPole-v1")), CartPoleExpert)
+    assert make_agent("cartpole-expert", gym.make("CartPole-v1")).act(np.zeros(4), {}) in (0, 1)
 
 
 def test_two_player_recording_with_a_pair_of_agents(data_root):

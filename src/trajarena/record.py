@@ -33,58 +33,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from trajarena.agents import make_agent
 from trajarena.errors import RecordingError, SettingsError
 
-__all__ = ["CartPoleExpert", "RecordSummary", "make_any_agent", "play_episode", "record"]
-
-
-class CartPoleExpert:
-    """The classic PD rule for CartPole: push toward where the pole falls (angle, spin, cart drift).
-
-    Scores 500 (the maximum) on CartPole-v1 from any start; deterministic, so BC can clone it.
-
-    >>> CartPoleExpert().act(np.array([0.0, 0.0, 0.05, 0.0]), {})
-    1
-    """
-
-    name = "cartpole-expert"
-
-    def __init__(self, env: gym.Env | None = None, player: int = 0) -> None:
-        self.player = player
-
-    def reset(self, seed: int | None = None) -> None:
-        """Stateless."""
-
-    def act(self, obs: Any, info: Mapping[str, Any] | None = None) -> int:
-        x, x_dot, theta, theta_dot = (float(v) for v in np.asarray(obs, np.float64).ravel()[:4])
-        return int(10.0 * theta + 2.0 * theta_dot + 0.1 * x + 0.5 * x_dot > 0)
-
-
-def _is_cartpole(env: gym.Env) -> bool:
-    spec = getattr(env.unwrapped, "spec", None) or getattr(env, "spec", None)
-    return spec is not None and str(spec.id).startswith("CartPole")
-
-
-def make_any_agent(name: str, env: gym.Env, player: int = 0, seed: int | None = None) -> Any:
-    """An agent by name (``make_agent``'s names, ``"cartpole-expert"``) or a saved policy path (``.pt``).
-
-    ``"expert"`` on a CartPole env gives :class:`CartPoleExpert`.
-
-    Raises:
-        SettingsError: an unknown name (the message lists the valid ones).
-    """
-    if str(name).endswith(".pt"):
-        from trajarena.bc import load_policy_agent
-
-        return load_policy_agent(name, env, player)
-    if name == "cartpole-expert" or (name == "expert" and _is_cartpole(env)):
-        return CartPoleExpert(env, player)
-    from trajarena.agents import AGENTS, make_agent
-
-    if name not in AGENTS:
-        raise SettingsError(f"unknown agent {name!r}. Valid agents: {', '.join(sorted(AGENTS))}, "
-                            "'cartpole-expert', or the path of a saved policy ending in .pt")
-    return make_agent(name, env, player=player, seed=seed)
+__all__ = ["RecordSummary", "play_episode", "record"]
 
 
 def _agents_for(env: gym.Env, agent: str | Sequence[str], seed: int | None) -> list[Any]:
@@ -94,7 +46,7 @@ def _agents_for(env: gym.Env, agent: str | Sequence[str], seed: int | None) -> l
         names = names * 2
     if len(names) != (2 if two else 1):
         raise SettingsError(f"agent must name {'two agents (P1, P2)' if two else 'one agent'} for this env, got {agent!r}.")
-    return [make_any_agent(n, env, player=i, seed=None if seed is None else seed + 7919 * i) for i, n in enumerate(names)]
+    return [make_agent(n, env, player=i, seed=None if seed is None else seed + 7919 * i) for i, n in enumerate(names)]
 
 
 def play_episode(env: gym.Env, agents: Sequence[Any], seed: int | None = None, on_step: Any = None,
