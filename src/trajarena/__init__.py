@@ -35,6 +35,8 @@ _LAZY = {
     "verify": "trajarena.integrity",
     "repair": "trajarena.integrity",
     "make_agent": "trajarena.agents",
+    "train_bc": "trajarena.bc",
+    "load_policy_agent": "trajarena.bc",
     "apply_wrappers": "trajarena.wrappers",
 }
 
