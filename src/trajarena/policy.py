@@ -1,0 +1,476 @@
+"""Behavioural-cloning policies: observation encoding, the CNN+MLP network, safe policy files, agents.
+
+A policy sees observations through :class:`ObsEncoder` (a frame as uint8, the other parts as one float
+vector). A MultiDiscrete action gets one categorical head per component, a Discrete action one head.
+Training lives in :mod:`trajarena.bc` (:func:`~trajarena.bc.train_bc`), which re-exports these names.
+
+A saved policy is ``torch.save`` of a plain dict: ``{"state_dict": tensors, "meta_json": a JSON string}``;
+it is loaded with ``torch.load(weights_only=True)``, so opening a policy never runs code. The metadata
+records what the policy was trained on (files with their sizes and sha256, spaces, env id, env settings,
+wrappers settings) and how to encode observations.
+
+>>> import numpy as np
+>>> from gymnasium import spaces
+>>> space = spaces.Dict(frame=spaces.Box(0, 255, (16, 16, 1), np.uint8), timer=spaces.Discrete(3))
+>>> enc = ObsEncoder.from_space(space)
+>>> enc.image_shape, enc.vector_dim
+((16, 16, 1), 3)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from trajarena.errors import FormatError, NotSupportedError, SettingsError, require
+
+__all__ = [
+    "ARCHS",
+    "BCPolicy",
+    "ObsEncoder",
+    "PolicyAgent",
+    "action_heads",
+    "load_policy",
+    "load_policy_agent",
+    "stack_obs",
+    "torch_threads",
+]
+
+POLICY_FORMAT = "trajarena-bc-policy"
+POLICY_VERSION = 1
+
+
+def _torch():
+    return require("torch", "torch", "Behavioural cloning")
+
+
+class torch_threads:  # noqa: N801 - used like a function: ``with torch_threads(1): ...``
+    """Run a block with ``n`` torch intra-op threads (None: leave as is), restoring the old number after.
+
+    One thread is the right choice for one-observation inference, and for training on a busy machine:
+    torch's worker threads spin while waiting, so an oversubscribed CPU slows them down many-fold.
+
+    >>> with torch_threads(1):
+    ...     pass
+    """
+
+    def __init__(self, n: int | None) -> None:
+        self.n = n
+        self.old: int | None = None
+
+    def __enter__(self) -> torch_threads:
+        if self.n is not None:
+            torch = _torch()
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(int(self.n))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.old is not None:
+            _torch().set_num_threads(self.old)
+
+
+# ----------------------------------------------------------------------------- observations
+
+
+def stack_obs(items: Sequence[Any]) -> Any:
+    """Stack a list of (nested dict) observations into one batched observation.
+
+    >>> stack_obs([{"a": np.zeros(2)}, {"a": np.ones(2)}])["a"].shape
+    (2, 2)
+    """
+    first = items[0]
+    if isinstance(first, Mapping):
+        return {k: stack_obs([it[k] for it in items]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(stack_obs([it[i] for it in items]) for i in range(len(first)))
+    return np.stack([np.asarray(it) for it in items])
+
+
+def _leaves(space: spaces.Space, path: tuple = ()) -> list[tuple[tuple, spaces.Space]]:
+    if isinstance(space, spaces.Dict):
+        return [leaf for k, s in space.spaces.items() for leaf in _leaves(s, (*path, k))]
+    if isinstance(space, spaces.Tuple):
+        return [leaf for i, s in enumerate(space.spaces) for leaf in _leaves(s, (*path, i))]
+    return [(path, space)]
+
+
+def _get(obs: Any, path: Sequence) -> Any:
+    for key in path:
+        obs = obs[key]
+    return obs
+
+
+def _is_image(space: spaces.Space) -> bool:
+    return isinstance(space, spaces.Box) and len(space.shape) == 3 and min(space.shape[:2]) >= 8
+
+
+@dataclass(frozen=True)
+class ObsEncoder:
+    """Turns batched observations into an image array (N, H, W, C) uint8 and a float32 vector (N, D).
+
+    Built from the observation space; its :meth:`to_json` form is stored in the policy file. Boxes are
+    scaled by their finite bounds, Discrete/MultiDiscrete values are one-hot encoded, float images in
+    [0, 1] are quantised back to uint8 (so a dataset of frames stays small in memory).
+
+    >>> enc = ObsEncoder.from_space(spaces.Box(-1.0, 1.0, (4,), np.float32))
+    >>> enc.encode(np.zeros((2, 4), np.float32))[1].tolist()
+    [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]
+    """
+
+    image_path: tuple | None
+    image_shape: tuple[int, int, int] | None
+    image_scale: float
+    leaves: tuple[dict, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_space(cls, space: spaces.Space) -> ObsEncoder:
+        image_path = image_shape = None
+        image_scale = 1.0
+        leaves = []
+        for path, sub in _leaves(space):
+            if _is_image(sub) and image_path is None:
+                image_path, image_shape = path, tuple(int(v) for v in sub.shape)
+                image_scale = 1.0 if sub.dtype == np.uint8 else 255.0
+            elif isinstance(sub, spaces.Box):
+                low, high = sub.low.astype(np.float64).ravel(), sub.high.astype(np.float64).ravel()
+                ok = np.isfinite(low) & np.isfinite(high) & (high > low)
+                leaves.append({"path": list(path), "kind": "box", "size": int(low.size),
+                               "low": np.where(ok, low, 0.0).tolist(), "span": np.where(ok, high - low, 1.0).tolist()})
+            elif isinstance(sub, spaces.Discrete):
+                leaves.append({"path": list(path), "kind": "onehot", "nvec": [int(sub.n)], "start": [int(sub.start)]})
+            elif isinstance(sub, spaces.MultiDiscrete):
+                leaves.append({"path": list(path), "kind": "onehot", "nvec": sub.nvec.ravel().tolist(),
+                               "start": np.broadcast_to(sub.start, sub.nvec.shape).ravel().tolist()})
+            elif isinstance(sub, spaces.MultiBinary):
+                leaves.append({"path": list(path), "kind": "binary", "size": int(np.prod(sub.shape))})
+            else:
+                raise NotSupportedError(f"behavioural cloning cannot encode the observation part {path} of space {sub}; "
+                                        "filter it out with wrappers_settings filter_keys.")
+        return cls(image_path, image_shape, image_scale, tuple(leaves))
+
+    @property
+    def vector_dim(self) -> int:
+        return sum(sum(leaf["nvec"]) if leaf["kind"] == "onehot" else leaf["size"] for leaf in self.leaves)
+
+    def encode(self, obs: Any) -> tuple[np.ndarray | None, np.ndarray]:
+        """Encode a batched observation (leading batch axis on every leaf)."""
+        image = None
+        if self.image_path is not None:
+            image = np.asarray(_get(obs, self.image_path))
+            if image.dtype != np.uint8:
+                image = np.clip(np.rint(image.astype(np.float32) * self.image_scale), 0, 255).astype(np.uint8)
+        parts = []
+        n = None
+        for leaf in self.leaves:
+            value = np.asarray(_get(obs, leaf["path"]))
+            n = value.shape[0] if value.ndim else 1
+            value = value.reshape(n, -1)
+            if leaf["kind"] == "box":
+                parts.append((value.astype(np.float64) - leaf["low"]) / leaf["span"])
+            elif leaf["kind"] == "binary":
+                parts.append(value.astype(np.float32))
+            else:
+                for j, (k, start) in enumerate(zip(leaf["nvec"], leaf["start"], strict=True)):
+                    idx = np.clip(value[:, j].astype(np.int64) - start, 0, k - 1)
+                    parts.append(np.eye(k, dtype=np.float32)[idx])
+        if n is None:
+            n = image.shape[0] if image is not None else 0
+        vector = np.concatenate(parts, axis=1).astype(np.float32) if parts else np.zeros((n, 0), np.float32)
+        return image, vector
+
+    def to_json(self) -> dict:
+        return {"image_path": None if self.image_path is None else list(self.image_path),
+                "image_shape": None if self.image_shape is None else list(self.image_shape),
+                "image_scale": self.image_scale, "leaves": list(self.leaves)}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> ObsEncoder:
+        return cls(None if data["image_path"] is None else tuple(data["image_path"]),
+                   None if data["image_shape"] is None else tuple(data["image_shape"]),
+                   float(data["image_scale"]), tuple(dict(leaf) for leaf in data["leaves"]))
+
+
+def action_heads(space: spaces.Space) -> tuple[list[int], list[int]]:
+    """The categorical heads (sizes and start offsets) for a Discrete or MultiDiscrete action space.
+
+    >>> action_heads(spaces.MultiDiscrete([9, 8]))
+    ([9, 8], [0, 0])
+    """
+    if isinstance(space, spaces.Discrete):
+        return [int(space.n)], [int(space.start)]
+    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return space.nvec.tolist(), np.broadcast_to(space.start, space.nvec.shape).tolist()
+    raise NotSupportedError(
+        f"behavioural cloning supports Discrete and 1-D MultiDiscrete actions, got {space}. "
+        "For a two-player recording, train from one side's actions (the loader replays each side as P1)."
+    )
+
+
+# ----------------------------------------------------------------------------- network
+
+
+#: CNN layouts, (out_channels, kernel, stride) per layer: "nature" is coarse and cheap (kernel 8 stride 4 first),
+#: "fine" keeps more spatial precision (stride 2 throughout), "small" is for frames under 36 pixels.
+ARCHS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "nature": ((16, 8, 4), (32, 4, 2), (32, 3, 1)),
+    "fine": ((16, 5, 2), (32, 3, 2), (32, 3, 2), (32, 3, 1)),
+    "small": ((16, 3, 2), (32, 3, 2), (32, 3, 1)),
+}
+
+
+def _build_net(image_shape, vector_dim: int, nvec: Sequence[int], hidden: int = 256, arch: str = "nature"):
+    torch = _torch()
+    nn = torch.nn
+
+    class PolicyNet(nn.Module):
+        """CNN over the (H, W, C) frame + MLP over the vector, one linear head per action component."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            width = 0
+            self.cnn = None
+            if image_shape is not None:
+                h, w, c = image_shape
+                layers: list[Any] = []
+                for out_c, k, stride in ARCHS[arch if min(h, w) >= 36 else "small"]:
+                    layers += [nn.Conv2d(c, out_c, k, stride), nn.ReLU()]
+                    c = out_c
+                self.cnn = nn.Sequential(*layers, nn.Flatten())
+                c = image_shape[2]
+                with torch.no_grad():
+                    width += self.cnn(torch.zeros(1, c, h, w)).shape[1]
+            self.mlp = None
+            # feature standardisation, set from the training data (saved with the weights)
+            self.register_buffer("v_mean", torch.zeros(vector_dim))
+            self.register_buffer("v_std", torch.ones(vector_dim))
+            if vector_dim:
+                self.mlp = nn.Sequential(nn.Linear(vector_dim, 128), nn.ReLU())
+                width += 128
+            self.trunk = nn.Sequential(nn.Linear(width, hidden), nn.ReLU())
+            self.heads = nn.ModuleList(nn.Linear(hidden, int(n)) for n in nvec)
+
+        def forward(self, image, vector):
+            feats = []
+            if self.cnn is not None:
+                feats.append(self.cnn(image.permute(0, 3, 1, 2).float() * (1.0 / 255.0)))
+            if self.mlp is not None:
+                feats.append(self.mlp((vector - self.v_mean) / self.v_std))
+            z = self.trunk(torch.cat(feats, dim=1))
+            return [head(z) for head in self.heads]
+
+    return PolicyNet()
+
+
+class BCPolicy:
+    """A trained behavioural-cloning policy: the network, its observation encoder and its metadata.
+
+    Args:
+        net: the torch module (from :func:`~trajarena.bc.train_bc` or :meth:`load`).
+        meta: JSON-able metadata (spaces, settings, training files, encoder, action heads).
+
+    >>> import numpy as np
+    >>> from gymnasium import spaces
+    >>> policy = BCPolicy.create(spaces.Box(-1.0, 1.0, (4,), np.float32), spaces.Discrete(2), seed=0)
+    >>> policy.predict(np.zeros(4, np.float32)) in (0, 1)
+    True
+    """
+
+    def __init__(self, net: Any, meta: dict[str, Any]):
+        self.net = net.eval()
+        self.meta = meta
+        self.encoder = ObsEncoder.from_json(meta["encoder"])
+        self.nvec = list(meta["action_heads"]["nvec"])
+        self.start = list(meta["action_heads"]["start"])
+        self.discrete = meta["action_heads"]["discrete"]
+
+    @classmethod
+    def create(cls, observation_space: spaces.Space, action_space: spaces.Space, seed: int = 0,
+               meta: Mapping[str, Any] | None = None, arch: str = "nature") -> BCPolicy:
+        """A freshly initialised policy for these spaces (seeded, without touching torch's global RNG)."""
+        torch = _torch()
+        if arch not in ARCHS:
+            raise SettingsError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}.")
+        encoder = ObsEncoder.from_space(observation_space)
+        nvec, start = action_heads(action_space)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = _build_net(encoder.image_shape, encoder.vector_dim, nvec, arch=arch)
+        full = {"format": POLICY_FORMAT, "version": POLICY_VERSION, **(meta or {}), "arch": arch,
+                "encoder": encoder.to_json(),
+                "action_heads": {"nvec": nvec, "start": start, "discrete": isinstance(action_space, spaces.Discrete)}}
+        from trajarena.spaces import space_to_json
+
+        full.setdefault("observation_space", space_to_json(observation_space))
+        full.setdefault("action_space", space_to_json(action_space))
+        return cls(net, json.loads(json.dumps(full)))
+
+    def logits(self, image: np.ndarray | None, vector: np.ndarray) -> list:
+        torch = _torch()
+        img = None if image is None else torch.from_numpy(np.ascontiguousarray(image))
+        return self.net(img, torch.from_numpy(vector))
+
+    def predict_batch(self, obs: Any) -> np.ndarray:
+        """Greedy actions (N, n_heads) for a batched observation, as head indices plus start offsets."""
+        torch = _torch()
+        with torch.no_grad():
+            out = self.logits(*self.encoder.encode(obs))
+        idx = np.stack([o.argmax(dim=1).numpy() for o in out], axis=1)
+        return idx + np.asarray(self.start)
+
+    def predict(self, obs: Any) -> Any:
+        """The greedy action for one observation, in the env's action format (one torch thread)."""
+        with torch_threads(1):
+            act = self.predict_batch(stack_obs([obs]))[0]
+        return int(act[0]) if self.discrete else act.astype(np.int64)
+
+    def save(self, path: str | Path) -> Path:
+        """Save as ``{"state_dict", "meta"}`` (tensors + plain JSON data; no pickled code)."""
+        torch = _torch()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"state_dict": self.net.state_dict(), "meta_json": json.dumps(self.meta)}, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> BCPolicy:
+        """Load a saved policy with ``torch.load(weights_only=True)``."""
+        torch = _torch()
+        try:
+            blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+            meta = json.loads(blob["meta_json"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise FormatError(f"{path} is not a trajarena BC policy file ({exc}); make one with train_bc().") from exc
+        if meta.get("format") != POLICY_FORMAT or meta.get("version", 0) > POLICY_VERSION:
+            raise FormatError(f"{path}: expected a {POLICY_FORMAT} file of version <= {POLICY_VERSION}, "
+                              f"got format {meta.get('format')!r} version {meta.get('version')!r}.")
+        enc = ObsEncoder.from_json(meta["encoder"])
+        net = _build_net(enc.image_shape, enc.vector_dim, meta["action_heads"]["nvec"], arch=meta.get("arch", "nature"))
+        net.load_state_dict(blob["state_dict"])
+        return cls(net, meta)
+
+    def make_env(self, render_mode: str | None = None, **settings_overrides: Any) -> gym.Env:
+        """An env made with the env id, env settings and wrappers settings the policy was trained on."""
+        from trajarena.envs import make
+
+        settings = dict(self.meta.get("env_settings") or {})
+        settings.update(settings_overrides)
+        env_id = self.meta.get("env_id") or "duel"
+        if env_id == "duel" and "seed" not in settings_overrides:
+            settings.pop("seed", None)  # evaluation seeds come from reset(seed=...)
+        from trajarena.settings import WrappersSettings
+
+        wrappers = WrappersSettings.from_json(self.meta.get("wrappers_settings") or {})
+        return make(env_id, settings or None, wrappers, render_mode=render_mode)
+
+    def __repr__(self) -> str:
+        return (f"BCPolicy(env_id={self.meta.get('env_id')!r}, image={self.encoder.image_shape}, "
+                f"vector_dim={self.encoder.vector_dim}, heads={self.nvec})")
+
+
+def load_policy(path: str | Path) -> BCPolicy:
+    """Load a policy saved by :func:`~trajarena.bc.train_bc` (``torch.load(weights_only=True)``)."""
+    return BCPolicy.load(path)
+
+
+def _swap_sides(obs: Any) -> Any:
+    if isinstance(obs, Mapping) and "P1" in obs and "P2" in obs:
+        return {**obs, "P1": obs["P2"], "P2": obs["P1"]}
+    return obs
+
+
+class _Feed(gym.Env):
+    """A stand-in env that returns the observation it is given: lets wrappers process a foreign stream."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+        self.obs: Any = None
+        self.info: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        return self.obs, dict(self.info)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        return self.obs, 0.0, False, False, dict(self.info)
+
+
+def _adapter(policy: BCPolicy, space: spaces.Space | None) -> gym.Env | None:
+    """Wrappers that turn ``space``'s raw observations into the policy's (None when they already match)."""
+    from trajarena.settings import WrappersSettings
+    from trajarena.spaces import space_from_json
+    from trajarena.wrappers import apply_wrappers
+
+    want = space_from_json(policy.meta["observation_space"])
+    if space is None or space == want:
+        return None
+    settings = WrappersSettings.from_json(policy.meta.get("wrappers_settings") or {})
+    source_shape = tuple((policy.meta.get("env_settings") or {}).get("frame_shape") or (0, 0, 0))
+    if settings.frame_shape == (0, 0, 0) and source_shape != (0, 0, 0):
+        settings = settings.replace(frame_shape=source_shape)  # the policy's env resized at the source
+    env = apply_wrappers(_Feed(space, space_from_json(policy.meta["action_space"])), settings)
+    if env.observation_space != want:
+        raise NotSupportedError(
+            f"this env's observations {space} cannot be turned into the policy's {want} with its wrappers "
+            f"settings; play the policy in policy.make_env() or an env made with its env_settings.")
+    return env
+
+
+class PolicyAgent:
+    """A saved BC policy behind the agents' ``act(obs, info)`` / ``reset(seed)`` protocol.
+
+    In a two-player env the agent picks its own entry (``agent_0``/``agent_1``) of the action and, as
+    player 1, sees the observation from P2's side (P1/P2 keys swapped), as the loader replays P2.
+    When the env's observations differ from the policy's (e.g. ``trajarena play`` with native frames),
+    the agent re-applies the policy's frame size and wrappers settings (frame stacks included) itself.
+
+    Args:
+        policy: a :class:`BCPolicy` or the path of a saved one.
+        env: the env the agent plays in (its observation space decides whether to adapt observations).
+        player: 0 or 1.
+
+    >>> import numpy as np
+    >>> from gymnasium import spaces
+    >>> policy = BCPolicy.create(spaces.Box(-1.0, 1.0, (4,), np.float32), spaces.Discrete(2), seed=0)
+    >>> PolicyAgent(policy).act(np.zeros(4, np.float32), {}) in (0, 1)
+    True
+    """
+
+    def __init__(self, policy: BCPolicy | str | Path, env: gym.Env | None = None, player: int = 0):
+        self.policy = policy if isinstance(policy, BCPolicy) else BCPolicy.load(policy)
+        self.player = int(player)
+        self.name = "policy" if isinstance(policy, BCPolicy) else Path(policy).stem
+        self._adapter = _adapter(self.policy, None if env is None else env.observation_space)
+        self._fresh = True
+        self._last: Any = None
+
+    def reset(self, seed: int | None = None) -> None:
+        """A new episode: the adapted frame stack (if any) starts again."""
+        self._fresh = True
+
+    def act(self, obs: Any, info: Mapping[str, Any] | None = None) -> Any:
+        if self.player == 1:
+            obs = _swap_sides(obs)
+        if self._adapter is not None:
+            feed = self._adapter.unwrapped
+            feed.obs, feed.info = obs, dict(info or {})
+            if self._fresh:
+                obs, _ = self._adapter.reset()
+            else:
+                obs = self._adapter.step(self._last)[0]
+        self._fresh = False
+        self._last = self.policy.predict(obs)
+        return self._last
+
+
+def load_policy_agent(path: str | Path, env: gym.Env | None = None, player: int = 0) -> PolicyAgent:
+    """A :class:`PolicyAgent` from a saved ``.pt`` file (for ``make_agent`` and ``trajarena play``)."""
+    return PolicyAgent(BCPolicy.load(path), env, player)
