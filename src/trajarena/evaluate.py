@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from trajarena.errors import SettingsError
+from trajarena.record import MatchTally
 
 __all__ = ["AgentEval", "EvalResult", "evaluate", "t_critical", "wilson_interval"]
 
@@ -59,7 +60,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 @dataclass(frozen=True)
-class AgentEval:
+class AgentEval(MatchTally):
     """Results of one contender over the evaluation episodes.
 
     >>> e = AgentEval("bc", (1.0, 3.0), (10, 12), 3, 1)
@@ -77,15 +78,6 @@ class AgentEval:
     @property
     def episodes(self) -> int:
         return len(self.returns)
-
-    @property
-    def matches(self) -> int:
-        return self.matches_won + self.matches_lost
-
-    @property
-    def win_rate(self) -> float | None:
-        """Matches won / matches finished; None for envs without matches (e.g. CartPole)."""
-        return self.matches_won / self.matches if self.matches else None
 
     @property
     def win_rate_ci(self) -> tuple[float, float]:

@@ -131,8 +131,24 @@ def _run_job(job: _Job, progress_queue: Any = None) -> list[dict[str, Any]]:
     return results
 
 
+class MatchTally:
+    """Shared by result records with ``matches_won``/``matches_lost``: ``matches`` and ``win_rate``."""
+
+    matches_won: int
+    matches_lost: int
+
+    @property
+    def matches(self) -> int:
+        return self.matches_won + self.matches_lost
+
+    @property
+    def win_rate(self) -> float | None:
+        """Matches won / matches finished; None for envs without matches (e.g. CartPole)."""
+        return self.matches_won / self.matches if self.matches else None
+
+
 @dataclass(frozen=True)
-class RecordSummary:
+class RecordSummary(MatchTally):
     """What a :func:`record` run produced.
 
     >>> s = RecordSummary(2, 100, 2048, ("a.arrow",), 1, 1, 10.0, 2.0, 1, "expert", "duel")
@@ -152,15 +168,6 @@ class RecordSummary:
     agent: str
     env_id: str
     returns: tuple[float, ...] = field(default=(), repr=False)
-
-    @property
-    def matches(self) -> int:
-        return self.matches_won + self.matches_lost
-
-    @property
-    def win_rate(self) -> float | None:
-        """Matches won / matches finished (None when the env has no matches)."""
-        return self.matches_won / self.matches if self.matches else None
 
     @property
     def steps_per_second(self) -> float:
