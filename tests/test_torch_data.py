@@ -77,18 +77,65 @@ def test_iterable_two_workers_each_transition_once_per_epoch(cartpole, batch_siz
     assert epochs[0] != epochs[1]  # a new permutation each epoch
 
 
-def test_iterable_shards_over_ranks_and_workers(cartpole):
+def test_iterable_shards_over_ranks_and_workers_without_padding(cartpole):
     data = TrajectoryDataset(cartpole)
-    seen = []
+    assert len(data) % 3 != 0  # else padding would not be exercised elsewhere
+    seen, counts = [], []
     for rank in range(3):
-        ds = TransitionIterableDataset(data, batch_size=4, rank=rank, world_size=3, shuffle=False)
-        for batch in DataLoader(ds, batch_size=None, num_workers=2):
-            seen += batch["index"].tolist()
-    assert sorted(seen) == list(range(len(data)))
+        ds = TransitionIterableDataset(data, batch_size=4, rank=rank, world_size=3, shuffle=False, pad=False)
+        batches = list(DataLoader(ds, batch_size=None, num_workers=2))
+        assert len(ds) == len(batches)
+        counts.append(sum(len(b["index"]) for b in batches))
+        seen += [i for b in batches for i in b["index"].tolist()]
+    assert sorted(seen) == list(range(len(data)))  # each transition exactly once over ranks and workers
+    assert max(counts) - min(counts) <= 1
     with pytest.raises(SettingsError):
         TransitionIterableDataset(data, rank=1)
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # 3 workers on a 2-core runner
+@pytest.mark.parametrize("num_workers", [0, 2, 3])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_iterable_len_is_exact_for_any_worker_count(cartpole, num_workers, drop_last):
+    bs = 7
+    ds = TransitionIterableDataset(cartpole, batch_size=bs, seed=1, drop_last=drop_last)
+    n = len(ds.data)
+    assert n % bs != 0
+    batches = list(DataLoader(ds, batch_size=None, num_workers=num_workers))
+    assert len(ds) == len(batches) == (n // bs if drop_last else -(-n // bs))
+    sizes = [len(b["index"]) for b in batches]
+    assert sizes[:-1] == [bs] * (len(sizes) - 1)  # at most one partial batch, and it comes last
+    rows = [i for b in batches for i in b["index"].tolist()]
+    assert len(rows) == len(set(rows)) == (n - n % bs if drop_last else n)  # drop_last drops < bs rows
+    # the same batches in the same order as in the main process, whatever the worker count
+    ref = [b["index"].tolist() for b in ds]
+    assert [b["index"].tolist() for b in batches] == ref
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_iterable_len_exact_unbatched_with_workers(cartpole):
+    ds = TransitionIterableDataset(cartpole, seed=2)
+    items = list(DataLoader(ds, batch_size=None, num_workers=3))
+    assert len(ds) == len(items) == len(ds.data)
+    assert sorted(int(x["index"]) for x in items) == list(range(len(ds.data)))
+
+
+@pytest.mark.parametrize("batch_size", [None, 4])
+def test_iterable_padding_gives_every_rank_the_same_count(cartpole, batch_size):
+    data = TrajectoryDataset(cartpole)
+    n, world = len(data), 3
+    per_rank, seen = [], []
+    for rank in range(world):
+        ds = TransitionIterableDataset(data, batch_size=batch_size, rank=rank, world_size=world, seed=4)
+        ds.set_epoch(1)
+        out = list(DataLoader(ds, batch_size=None, num_workers=2 if rank == 1 else 0))
+        assert len(ds) == len(out)
+        idx = [int(i) for x in out for i in x["index"].reshape(-1).tolist()]
+        per_rank.append((len(out), len(idx)))
+        seen += idx
+    assert len(set(per_rank)) == 1 and per_rank[0][1] == -(-n // world)  # equal counts keep DDP in step
+    assert sorted(set(seen)) == list(range(n))  # every transition still appears
+    assert len(seen) - n == -n % world  # padding repeats only world_size - 1 indices at most
 def test_nested_observations_and_windows(duel):
     ds = TransitionDataset(duel, window=3)
     item = ds[0]

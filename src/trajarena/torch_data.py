@@ -6,9 +6,10 @@
   ``DataLoader(ds, sampler=BatchSampler(RandomSampler(ds), 256, False), batch_size=None)``.
   Shard across ``torch.distributed`` ranks with the usual ``DistributedSampler``.
 * :class:`TransitionIterableDataset` — iterable. Each epoch it draws one permutation (seeded by
-  ``seed + epoch``) and gives shard ``rank * num_workers + worker_id`` of
-  ``world_size * num_workers`` every that-many-th index, so DataLoader workers and distributed
-  ranks together yield every transition exactly once per epoch. Call :meth:`set_epoch` per epoch.
+  ``seed + epoch``); rank ``r`` takes every ``world_size``-th index from ``r`` (padded by default,
+  like ``DistributedSampler``, so all ranks yield the same count; ``pad=False`` keeps every
+  transition exactly once), cuts its share into batches and deals them round-robin to its
+  DataLoader workers, so ``len()`` is exact for any ``num_workers``. Call :meth:`set_epoch` per epoch.
 
 Both take ``window=k`` to yield ``k``-step windows with a padding ``mask`` instead of transitions.
 Both pickle as the dataset's paths and options: DataLoader workers reopen the files themselves.
@@ -132,7 +133,18 @@ def _distributed() -> tuple[int, int]:
 
 
 class TransitionIterableDataset(torch.utils.data.IterableDataset):
-    """Iterable PyTorch dataset: sharded over DataLoader workers and distributed ranks, once per epoch.
+    """Iterable PyTorch dataset: sharded over distributed ranks and DataLoader workers, once per epoch.
+
+    Each epoch draws one permutation of all ``n`` transitions (seeded by ``seed + epoch``, identical in
+    every rank and worker). Rank ``r`` of ``world_size`` takes every ``world_size``-th index from
+    position ``r``; with ``pad=True`` (the default, as ``DistributedSampler``) the permutation is first
+    extended by repeating its head to a multiple of ``world_size``, so every rank yields exactly
+    ``ceil(n / world_size)`` items and DDP collectives stay in step (at most ``world_size - 1``
+    transitions appear twice per epoch). With ``pad=False`` each transition appears exactly once per
+    epoch and ranks differ by at most one item. A rank's share is cut into consecutive batches and
+    DataLoader worker ``w`` of ``k`` yields batches ``w, w + k, w + 2k, ...``; the DataLoader's
+    round-robin over workers therefore returns the same batches in the same order for any
+    ``num_workers``, and ``len()`` is exact whatever the number of workers.
 
     Args:
         data: a :class:`~trajarena.dataset.TrajectoryDataset`, or paths to open as one.
@@ -140,19 +152,31 @@ class TransitionIterableDataset(torch.utils.data.IterableDataset):
             ``None`` yields single transitions.
         shuffle: a new seeded permutation every epoch (else in order).
         seed: the base seed; epoch ``e`` uses ``seed + e``, the same in every worker and rank.
-        drop_last: drop each shard's last incomplete batch.
+        drop_last: drop this rank's last batch if it is incomplete: at most ``batch_size - 1``
+            items per rank per epoch, independent of ``num_workers``.
         window: yield ``window``-step windows (with ``mask``) instead of transitions.
         rank: this process's rank (default: from ``torch.distributed`` when initialised, else 0).
         world_size: the number of ranks (default likewise, else 1).
+        pad: repeat indices so that every rank yields the same number of items (see above).
         cache_dir: memory-mapped decoded-column cache (when ``data`` are paths).
 
-    >>> TransitionIterableDataset.__mro__[1].__name__
-    'IterableDataset'
+    >>> import tempfile, gymnasium as gym
+    >>> from trajarena.recorder import TrajectoryRecorder
+    >>> folder = tempfile.mkdtemp()
+    >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
+    >>> _ = env.reset(seed=0)
+    >>> for a in [0, 1, 1, 0, 1]:
+    ...     _ = env.step(a)
+    >>> env.close()
+    >>> ds = TransitionIterableDataset(folder, batch_size=2, shuffle=False, rank=1, world_size=2)
+    >>> len(ds), [b["index"].tolist() for b in ds]  # 5 transitions, 2 ranks: index 0 repeats as padding
+    (2, [[1, 3], [0]])
     """
 
     def __init__(self, data: Any, *, batch_size: int | None = None, shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False, window: int | None = None, rank: int | None = None,
-                 world_size: int | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+                 world_size: int | None = None, pad: bool = True,
+                 cache_dir: str | os.PathLike | None = None) -> None:
         self.data = _as_dataset(data, cache_dir)
         if batch_size is not None and batch_size < 1:
             raise SettingsError(f"batch_size must be None or >= 1, got {batch_size!r}.")
@@ -161,38 +185,56 @@ class TransitionIterableDataset(torch.utils.data.IterableDataset):
         if world_size is not None and not 0 <= rank < world_size:
             raise SettingsError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}.")
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
-        self.window, self.rank, self.world_size = window, rank, world_size
+        self.window, self.rank, self.world_size, self.pad = window, rank, world_size, pad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Use the permutation of ``epoch`` next (call it before each epoch, as with DistributedSampler)."""
         self.epoch = int(epoch)
 
-    def shard(self) -> np.ndarray:
-        """The transition indices this worker of this rank yields in the current epoch."""
+    def _rank_world(self) -> tuple[int, int]:
+        return (self.rank, self.world_size) if self.world_size is not None else _distributed()
+
+    def _rank_count(self) -> int:
+        """How many items this rank yields per epoch (before batching)."""
+        n = len(self.data)
+        rank, world = self._rank_world()
+        if self.pad and n > 0:
+            return -(-n // world)
+        return max(0, -(-(n - rank) // world))
+
+    def _rank_indices(self) -> np.ndarray:
         n = len(self.data)
         order = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
-        rank, world = (self.rank, self.world_size) if self.world_size is not None else _distributed()
+        rank, world = self._rank_world()
+        if self.pad and n > 0 and n % world:
+            order = np.resize(order, -(-n // world) * world)  # repeats the head, like DistributedSampler
+        return order[rank::world]
+
+    def _batches(self) -> list[np.ndarray]:
+        """This worker's batches of this rank (each an index array); single indices when unbatched."""
+        mine = self._rank_indices()
         info = torch.utils.data.get_worker_info()
         wid, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        return order[rank * workers + wid :: world * workers]
+        if self.batch_size is None:
+            return [mine[i : i + 1] for i in range(wid, len(mine), workers)]
+        bs = self.batch_size
+        n_batches = len(mine) // bs if self.drop_last else -(-len(mine) // bs)
+        return [mine[b * bs : (b + 1) * bs] for b in range(wid, n_batches, workers)]
+
+    def shard(self) -> np.ndarray:
+        """The transition indices this worker of this rank yields in the current epoch, in order."""
+        parts = self._batches()
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     def __len__(self) -> int:
-        n = len(self.data)
-        world = self.world_size if self.world_size is not None else _distributed()[1]
-        per = -(-n // world)
+        """Items (``batch_size=None``) or batches this rank yields per epoch, summed over its workers."""
+        per = self._rank_count()
         if self.batch_size is None:
             return per
         return per // self.batch_size if self.drop_last else -(-per // self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        mine = self.shard()
-        if self.batch_size is None:
-            for i in mine:
-                yield to_tensors(_first(_fetch(self.data, np.array([i], np.int64), self.window)))
-            return
-        for lo in range(0, len(mine), self.batch_size):
-            idx = mine[lo : lo + self.batch_size]
-            if self.drop_last and len(idx) < self.batch_size:
-                return
-            yield to_tensors(_fetch(self.data, idx, self.window))
+        for idx in self._batches():
+            batch = _fetch(self.data, idx.astype(np.int64, copy=False), self.window)
+            yield to_tensors(_first(batch) if self.batch_size is None else batch)
