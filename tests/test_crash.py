@@ -113,3 +113,67 @@ def test_sigkill_at_random_moments_then_repair(tmp_path: Path) -> None:
             got = reader.read_episode(index[e])
             obs, actions = replay(e, got.info.length)
             assert np.array_equal(got.observations, obs) and np.array_equal(got.actions, actions)
+
+
+def _partial_of(tmp_path: Path, lengths: list[int]) -> Path:
+    """A finished file turned into the ``.partial`` a crash leaves (footer cut); obs = (episode, t)."""
+    from gymnasium.spaces import Box, Discrete
+
+    from trajarena.writer import TrajectoryWriter
+
+    with TrajectoryWriter(tmp_path / "src", Box(0, 1e6, (2,)), Discrete(2), {}, chunk_steps=5,
+                          compression=None, segment_seconds=1e9) as w:
+        for e, n in enumerate(lengths):
+            w.reset(np.array([e, 0], np.float32), {}, seed=e)
+            for t in range(1, n + 1):
+                w.step(t % 2, np.array([e, t], np.float32), 1.0, t == n, False, {})
+    (path,) = w.files
+    data = path.read_bytes()
+    footer = int.from_bytes(data[-10:-6], "little")
+    out = tmp_path / "data" / (path.name + ".partial")
+    out.parent.mkdir()
+    out.write_bytes(data[: len(data) - 10 - footer])
+    return out
+
+
+def _flip_in_chunk(path: Path, ci: int) -> None:
+    from trajarena.reader import index_file
+
+    f = index_file(path, partial=True)
+    data = bytearray(path.read_bytes())
+    data[f.offsets[ci + 1] - 20] ^= 0x10  # in the chunk's body, after its header
+    path.write_bytes(bytes(data))
+
+
+def test_repair_keeps_every_intact_chunk_after_damaged_ones(tmp_path: Path) -> None:
+    lengths = [7, 12, 5, 9]  # 33 steps + 4 reset rows = 37 rows in chunks of 5
+    path = _partial_of(tmp_path, lengths)
+    _flip_in_chunk(path, 0)  # the first chunk: episode 0 and the start of 1
+    _flip_in_chunk(path, 3)  # rows 15-19: the middle of episode 1 (rows 8-20)
+    report = repair(path.parent, force=True)
+    assert not report.skipped and not report.removed and len(report.repaired) == 1
+    assert not path.exists() and verify(path.parent).clean
+    reader = TrajectoryReader(path.parent)
+    pieces = []
+    for ep in reader.iter_episodes():
+        obs = ep.observations
+        assert (obs[:, 0] == obs[0, 0]).all(), "an episode glued across a gap"
+        assert (np.diff(obs[:, 1]) == 1).all(), "rows missing inside an episode"
+        pieces.append((int(obs[0, 0]), int(obs[0, 1]), int(obs[-1, 1]), ep.info.end_reason, ep.info.truncated))
+    assert sorted(pieces) == [
+        (0, 5, 7, "crash", True),  # rows 5-7: the end of episode 0, after the first damaged chunk
+        (1, 0, 6, "crash", True),  # rows 8-14: episode 1 up to the second damaged chunk
+        (2, 0, 5, "env", False),
+        (3, 0, 9, "env", False),
+    ]
+    assert reader.num_steps == 2 + 6 + 5 + 9  # row 20 (episode 1's last) alone has no step: not kept
+
+
+def test_repair_moves_aside_a_damaged_file_with_nothing_to_salvage(tmp_path: Path) -> None:
+    path = _partial_of(tmp_path, [3])  # 4 rows: one chunk
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0x10
+    path.write_bytes(bytes(data))
+    report = repair(path.parent, force=True)
+    assert not report.repaired and not report.removed and path in report.skipped
+    assert not path.exists() and path.with_name(path.name.replace(".partial", ".damaged")).exists()

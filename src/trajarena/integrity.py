@@ -3,7 +3,7 @@
 :func:`verify` decodes every chunk of every file under a folder, checks each column against its
 CRC-32 and each episode's return against its rewards, and lists what is damaged instead of
 raising. :func:`repair` turns the ``.partial`` files a crashed recorder left into finished files:
-every complete chunk is kept and the unfinished episode is closed as truncated. Both are also
+every intact chunk is kept (also after a damaged one) and cut episodes are closed as truncated. Both are also
 ``trajarena.verify`` / ``trajarena.repair`` and the ``trajarena verify`` / ``repair`` commands.
 """
 
@@ -27,7 +27,7 @@ from trajarena.reader import (
     FileIndex,
     TrajectoryReader,
     _build_episodes,
-    _map,
+    _index_header,
     find_files,
     index_file,
 )
@@ -119,8 +119,9 @@ class RepairReport:
 
     Attributes:
         repaired: each salvaged ``.partial`` file and the complete file that replaces it.
-        removed: ``.partial`` files that held no complete chunk (nothing to salvage), deleted.
-        skipped: files left alone and why (a live recording, or unreadable headers).
+        removed: ``.partial`` files that held no row and no damage (an empty recording), deleted.
+        skipped: files left alone and why (a live recording, unreadable headers, or damaged with
+            nothing to salvage: then renamed to ``*.arrow.damaged``, never deleted).
         episodes: episodes in the repaired files (the unfinished one marked truncated).
         steps: their steps.
 
@@ -147,66 +148,207 @@ def _live(meta: dict[str, Any]) -> bool:
     return True
 
 
+@dataclass
+class _Piece:
+    """A chunk kept by :func:`_salvage`: its batch, its metadata, and whether chunks were lost before it."""
+
+    batch: pa.RecordBatch
+    meta: dict[str, Any]
+    gap: bool
+    rewards: np.ndarray
+
+
+def _scan(f: FileIndex, buf: pa.Buffer, start: int) -> tuple[list[tuple[int, int, dict, bool]], bool]:
+    """Every chunk message whose header reads, skipping damaged bytes: ``(offset, rows, meta, gap)``.
+
+    A message that does not parse is skipped by looking for the next 8-byte aligned IPC
+    continuation marker. Returns the chunks and whether damage was skipped (a half-written
+    last chunk, after which nothing parses, is the normal end of a crashed recording).
+    """
+    data = buf.to_pybytes()
+    where, out, pos, gap, damaged = str(f.path), [], start, False, False
+    max_rows = min(int(f.meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
+    while pos + 8 <= len(data):
+        try:
+            reader = pa.BufferReader(buf.slice(pos))
+            msg = pa.ipc.read_message(reader)
+            rows, chunk = fmt.check_batch_message(msg, f.layout, max_rows, f"{where} chunk {len(out)}")
+        except EOFError:
+            break
+        except (CorruptFileError, *_ARROW_ERRORS):
+            nxt = data.find(_MARKER, pos + 8)
+            while nxt >= 0 and nxt % 8:
+                nxt = data.find(_MARKER, nxt + 1)
+            if nxt < 0:
+                break
+            pos, gap = nxt, True
+            continue
+        damaged |= gap
+        out.append((pos, rows, chunk, gap))
+        pos, gap = pos + reader.tell(), False
+    return out, damaged
+
+
+_MARKER = b"\xff\xff\xff\xff"
+
+
+def _salvage(path: Path) -> tuple[FileIndex, list[_Piece], bool]:
+    """The intact chunks of a ``.partial`` file, each marked when damaged chunks were dropped before it."""
+    f, buf, reader = _index_header(path, partial=True)
+    found, damaged = _scan(f, buf, 8 + reader.tell())
+    f.offsets, f.rows, f.chunks = [c[0] for c in found], [c[1] for c in found], [c[2] for c in found]
+    r = _reader_of(f)
+    pieces: list[_Piece] = []
+    gap = False
+    for ci, (offset, rows, chunk, gap_before) in enumerate(found):
+        gap |= gap_before
+        try:
+            rewards = r._chunk(0, ci)[fmt.REWARD] if rows else np.zeros(0)
+            msg = pa.ipc.read_message(pa.BufferReader(buf.slice(offset)))
+            batch = pa.ipc.read_record_batch(msg, f.schema)
+        except (CorruptFileError, *_ARROW_ERRORS):
+            gap = damaged = True
+            continue
+        r._cache.clear()
+        pieces.append(_Piece(batch, chunk, gap, rewards))
+        gap = False
+    return f, pieces, damaged
+
+
+def _crash_end(ep: int, seed: Any, length: int, total: float) -> dict[str, Any]:
+    """The end record of a cut episode; one with no step (a lone reset row) is marked discarded (never read)."""
+    return {"episode": ep, "seed": seed, "length": length, "return": fmt.json_safe(total), "terminated": False,
+            "truncated": True, "end_reason": "crash" if length else "discarded", "final_info": {}}
+
+
+def _renumber(pieces: list[_Piece]) -> int:
+    """Make the kept chunks one consistent recording; return the number of episode pieces cut by damage.
+
+    An episode open when chunks were lost is ended there (truncated, ``end_reason="crash"``);
+    its rows after the lost chunks become a new episode (a fresh id, steps from 0), so no
+    episode is glued across a gap. Every episode still open at the end is ended the same way.
+    The ``episode``/``step`` columns and their CRCs are rewritten to match.
+    """
+    used = {int(s[1]) for p in pieces for s in p.meta.get("starts", [])}
+    fresh = max(used, default=-1) + 1
+    assigned: set[int] = set()
+    open_eps: dict[int, list] = {}  # old id -> [new id, rows kept, return, seed, original step of row 0]
+    cut = 0
+
+    def end_of(state: list) -> dict[str, Any]:
+        return _crash_end(state[0], state[3], state[1] - 1, state[2])
+
+    last: _Piece | None = None
+    for p in pieces:
+        if p.gap and open_eps and last is not None:
+            cut += len(open_eps)
+            last.meta["ends"] = [*last.meta["ends"], *map(end_of, open_eps.values())]
+            open_eps.clear()
+        n = p.batch.num_rows
+        starts = p.meta.get("starts", [])
+        bounds = [int(s[0]) for s in starts] + [n]
+        episode, step, new_starts, extra = np.empty(n, np.int32), np.empty(n, np.int32), [], []
+        for s, stop in zip(starts, bounds[1:], strict=True):
+            row, ep, step0 = int(s[0]), int(s[1]), int(s[2])
+            state = open_eps.get(ep)
+            if state is not None and state[4] + state[1] == step0:  # the episode goes on
+                new_starts.append([row, state[0], state[1]])
+            else:
+                if state is not None:  # rows out of order: end what came before
+                    extra.append(end_of(state))
+                    cut += 1
+                if step0 == 0 and ep not in assigned:
+                    new = ep
+                else:
+                    new, fresh = fresh, fresh + 1
+                    cut += step0 != 0
+                assigned.add(new)
+                seed = s[3] if step0 == 0 and len(s) > 3 else None
+                state = open_eps[ep] = [new, 0, 0.0, seed, step0]
+                new_starts.append([row, new, 0, seed])
+            first = state[1]
+            episode[row:stop] = state[0]
+            step[row:stop] = np.arange(first, first + stop - row)
+            state[2] = fmt.running_sum(state[2], p.rewards[row + (first == 0) : stop])
+            state[1] += stop - row
+        ends = []
+        for end in p.meta.get("ends", []):
+            state = open_eps.pop(int(end["episode"]), None)
+            if state is not None:  # else its rows were lost with a damaged chunk
+                end = {**end, "episode": state[0], "length": state[1] - 1, "return": fmt.json_safe(state[2])}
+                if state[4]:  # a piece that began after a gap, not at a reset
+                    end.update(truncated=True, end_reason="crash" if state[1] > 1 else "discarded")
+                ends.append(end)
+        crc = dict(p.meta.get("crc32", {}))
+        if n:
+            crc[fmt.EPISODE], crc[fmt.STEP] = fmt.crc_of(episode), fmt.crc_of(step)
+            p.batch = pa.record_batch([pa.array(episode), pa.array(step), *p.batch.columns[2:]],
+                                      schema=p.batch.schema)
+        p.meta = {**p.meta, "crc32": crc, "starts": new_starts, "ends": extra + ends}
+        last = p
+    if open_eps and last is not None:
+        last.meta["ends"] = [*last.meta["ends"], *map(end_of, open_eps.values())]
+    return cut
+
+
 def repair(paths: str | Path | Sequence[str | Path], *, force: bool = False) -> RepairReport:
     """Salvage the ``.partial`` files a crashed recorder left under ``paths``.
 
-    Every chunk up to the first damaged one is kept; the unfinished episode is closed as
-    ``truncated`` with ``end_reason="crash"``; the result is written to a temporary name and
-    atomically renamed to ``<stem>.arrow``, then the ``.partial`` file is removed. Files of a
-    recording still running on this machine are skipped unless ``force``.
+    Every intact chunk is kept, also those after a damaged one (damaged bytes are skipped up to
+    the next readable chunk). An episode cut by a damaged chunk, and the unfinished episode at
+    the end, are closed as ``truncated`` with ``end_reason="crash"``; rows of an episode after
+    a damaged chunk become an episode of their own (no episode is glued across the gap). The
+    result is written to a temporary name and atomically renamed to ``<stem>.arrow``, then the
+    ``.partial`` file is removed. A file with no intact row is deleted only when nothing in it
+    was damaged (an empty recording); otherwise it is renamed to ``<stem>.arrow.damaged`` and
+    listed in ``skipped``. Files of a recording still running on this machine are skipped
+    unless ``force``.
     """
-    import os
-
     _, partial = find_files(paths, include_partial=True)
     repaired, removed, skipped, episodes, steps = {}, [], {}, 0, 0
     for path in partial:
         try:
             f = index_file(path, partial=True, keep_chunk_meta=True)
+        except CorruptFileError:
+            f = None  # a damaged chunk in the middle: salvage below
         except (FormatError, SpaceError) as exc:
             skipped[path] = f"unreadable: {exc}"
             continue
-        if not force and _live(f.meta):
+        if f is not None and not force and _live(f.meta):
             skipped[path] = f"the recording process {f.meta['pid']} is still running (pass force=True)"
             continue
-        r = _reader_of(f)
-        good: list[tuple[pa.RecordBatch, dict]] = []
-        for ci in range(len(f.rows)):
-            try:
-                if f.rows[ci]:
-                    r._chunk(0, ci)
-                buf = _map(path)
-                msg = pa.ipc.read_message(pa.BufferReader(buf.slice(f.offsets[ci])))
-                good.append((pa.ipc.read_record_batch(msg, f.schema), f.chunks[ci]))
-            except (CorruptFileError, *_ARROW_ERRORS):
-                break
-        if not any(b.num_rows for b, _ in good):
-            os.remove(path)
-            removed.append(path)
+        try:
+            f, pieces, damaged = _salvage(path)
+        except (FormatError, SpaceError) as exc:
+            skipped[path] = f"unreadable: {exc}"
             continue
-        f.offsets, f.rows, f.chunks = f.offsets[: len(good)], f.rows[: len(good)], [c for _, c in good]
+        stem = path.name[: -len(fmt.PARTIAL_SUFFIX)]
+        if not any(p.batch.num_rows for p in pieces):
+            if damaged:
+                aside = path.with_name(stem + _DAMAGED_SUFFIX)
+                os.replace(path, aside)
+                skipped[path] = f"damaged, no intact chunk to salvage: moved to {aside.name}"
+            else:
+                os.remove(path)
+                removed.append(path)
+            continue
+        _renumber(pieces)
+        f.offsets, f.rows, f.chunks = [0] * len(pieces), [p.batch.num_rows for p in pieces], [p.meta for p in pieces]
         f.episodes = []
         _build_episodes(f)
-        last = dict(good[-1][1])
-        last["ends"] = list(last.get("ends", []))
-        for e in f.episodes:
-            if e.end_reason == "unfinished":
-                rewards = r._rows(0, e.first_row + 1, e.first_row + e.length + 1)[fmt.REWARD] if e.length else []
-                last["ends"].append({
-                    "episode": e.episode, "seed": e.seed, "length": e.length,
-                    "return": fmt.json_safe(fmt.running_sum(0.0, rewards)), "terminated": False, "truncated": True,
-                    "end_reason": "crash", "final_info": {},
-                })
-        good[-1] = (good[-1][0], last)
-        final = path.with_name(path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
-        tmp = path.with_name(path.name[: -len(fmt.PARTIAL_SUFFIX)] + ".arrow.repairing")
+        final = path.with_name(stem + fmt.SUFFIX)
+        tmp = path.with_name(stem + ".arrow.repairing")
         codec = f.meta.get("compression", {}).get("codec")
         options = pa.ipc.IpcWriteOptions(compression=codec)
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, f.schema, options=options) as w:
-            for batch, chunk in good:
-                w.write_batch(batch, custom_metadata=fmt.encode_chunk_meta(chunk))
+            for p in pieces:
+                w.write_batch(p.batch, custom_metadata=fmt.encode_chunk_meta(p.meta))
         os.replace(tmp, final)
         os.remove(path)
         repaired[path] = final
         episodes += len(f.episodes)
         steps += sum(e.length for e in f.episodes)
     return RepairReport(repaired, tuple(removed), skipped, episodes, steps)
+
+
+_DAMAGED_SUFFIX = ".arrow.damaged"

@@ -185,31 +185,8 @@ def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: b
     """
     path = Path(path)
     partial = path.name.endswith(fmt.PARTIAL_SUFFIX) if partial is None else partial
-    where = str(path)
-    buf = _map(path)
-    if buf.size < 8 or buf.slice(0, 6).to_pybytes() != fmt.ARROW_MAGIC:
-        raise FormatError(f"{where} is not an Arrow IPC file (bad magic bytes).")
-    if not partial and (buf.size < 20 or buf.slice(buf.size - 6).to_pybytes() != fmt.ARROW_MAGIC):
-        raise CorruptFileError(f"{where} is truncated (no Arrow footer); if a recorder crashed, run repair().")
-    reader = pa.BufferReader(buf.slice(8))
-    try:
-        msg = pa.ipc.read_message(reader)
-        schema = pa.ipc.read_schema(msg)
-    except _ARROW_ERRORS as exc:
-        raise CorruptFileError(f"{where}: unreadable schema ({exc}).") from exc
-    meta = fmt.decode_metadata(schema, where)
-    try:
-        cols = [fmt.Column.from_json(c) for c in meta["columns"] + meta["info_columns"]]
-        layout = fmt.buffer_layout(schema)
-        names = [c.name for c in cols]
-        expected = [fmt.EPISODE, fmt.STEP, *names[: len(meta["columns"])], fmt.REWARD, fmt.TERMINATED,
-                    fmt.TRUNCATED, *names[len(meta["columns"]) :]]
-        if schema.names != expected or any(schema.field(c.name).type != c.arrow_type() for c in cols):
-            raise CorruptFileError(f"{where}: the columns do not match the metadata's description.")
-        max_rows = min(int(meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptFileError(f"{where}: bad metadata ({exc}).") from exc
-    f = FileIndex(path, partial, schema, meta, {c.name: c for c in cols}, layout=layout)
+    f, buf, reader = _index_header(path, partial)
+    where, layout, max_rows = str(path), f.layout, min(int(f.meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
     while True:
         pos = 8 + reader.tell()
         try:
@@ -240,6 +217,35 @@ def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: b
     if not keep_chunk_meta:
         f.chunks = [{"crc32": c.get("crc32", {})} for c in f.chunks]
     return f
+
+
+def _index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.BufferReader]:
+    """Map a file and read its schema: an index with no chunk yet, the mapping, and a reader past the schema."""
+    where = str(path)
+    buf = _map(path)
+    if buf.size < 8 or buf.slice(0, 6).to_pybytes() != fmt.ARROW_MAGIC:
+        raise FormatError(f"{where} is not an Arrow IPC file (bad magic bytes).")
+    if not partial and (buf.size < 20 or buf.slice(buf.size - 6).to_pybytes() != fmt.ARROW_MAGIC):
+        raise CorruptFileError(f"{where} is truncated (no Arrow footer); if a recorder crashed, run repair().")
+    reader = pa.BufferReader(buf.slice(8))
+    try:
+        msg = pa.ipc.read_message(reader)
+        schema = pa.ipc.read_schema(msg)
+    except _ARROW_ERRORS as exc:
+        raise CorruptFileError(f"{where}: unreadable schema ({exc}).") from exc
+    meta = fmt.decode_metadata(schema, where)
+    try:
+        cols = [fmt.Column.from_json(c) for c in meta["columns"] + meta["info_columns"]]
+        layout = fmt.buffer_layout(schema)
+        names = [c.name for c in cols]
+        expected = [fmt.EPISODE, fmt.STEP, *names[: len(meta["columns"])], fmt.REWARD, fmt.TERMINATED,
+                    fmt.TRUNCATED, *names[len(meta["columns"]) :]]
+        if schema.names != expected or any(schema.field(c.name).type != c.arrow_type() for c in cols):
+            raise CorruptFileError(f"{where}: the columns do not match the metadata's description.")
+        int(meta["chunk_steps"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptFileError(f"{where}: bad metadata ({exc}).") from exc
+    return FileIndex(path, partial, schema, meta, {c.name: c for c in cols}, layout=layout), buf, reader
 
 
 def _build_episodes(f: FileIndex) -> None:
