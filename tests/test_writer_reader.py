@@ -522,3 +522,27 @@ def test_files_of_adaptive_levels_read_together(tmp_path: Path, monkeypatch: pyt
     assert verify(tmp_path / "auto").clean
     record(tmp_path / "fixed", space, spaces.Discrete(3), [3], level=5)
     assert TrajectoryReader(tmp_path / "fixed").metadata["compression"] == {"codec": "zstd", "level": 5}
+
+
+def test_info_keys_first_seen_after_the_file_was_opened_are_kept(tmp_path: Path) -> None:
+    obs = np.zeros(2, np.float32)
+    with TrajectoryWriter(tmp_path, spaces.Box(0, 1, (2,)), spaces.Discrete(2), {}, chunk_steps=3,
+                          segment_seconds=1e9) as w:
+        w.reset(obs, {"a": 0}, seed=0)
+        for t in range(1, 3):
+            w.step(0, obs, 1.0, False, False, {"a": t})
+        w.flush()
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("*.partial")):  # the thread has opened the file
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        for t in range(3, 9):  # new keys on later steps, one of them only on the last one
+            w.step(0, obs, 1.0, t == 8, False, {"a": t, "late": np.float32(t / 2),
+                                                 **({"won": True} if t == 8 else {})})
+    (path,) = w.files
+    assert verify(tmp_path).clean and not list(tmp_path.glob("*.widening"))
+    ep = TrajectoryReader(tmp_path).read_episode(0)
+    assert ep.infos["a"].tolist() == list(range(9))
+    assert ep.infos["late"].tolist() == [0, 0, 0, 1.5, 2, 2.5, 3, 3.5, 4]
+    assert ep.infos["won"].tolist() == [False] * 8 + [True]
+    assert not TrajectoryReader(tmp_path).episodes[0].notes

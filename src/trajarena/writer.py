@@ -15,6 +15,7 @@ the current chunk after ``2 * flush_seconds``, so a crash loses at most a few se
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import math
 import os
@@ -191,6 +192,8 @@ class TrajectoryWriter:
         self._arrow: Any = None
         self._path: Path | None = None
         self._schema: pa.Schema | None = None
+        self._lock_fd: int | None = None
+        self._info_names: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="trajarena-writer", daemon=True)
         self._thread.start()
         self._atexit = _closer(weakref.ref(self))
@@ -523,6 +526,8 @@ class TrajectoryWriter:
         if hi > lo:
             if self._arrow is None:
                 self._open_segment(info, chunk)
+            elif not self._info_names.issuperset(info):
+                self._widen(info)
             batch, meta = self._encode(chunk, lo, hi, starts, ends, info)
             self._write_batch(batch, meta)
         elif ends and self._arrow is not None:  # an episode ended with no new row (reset/close)
@@ -570,26 +575,73 @@ class TrajectoryWriter:
     def _open_segment(self, info: dict, chunk: _Chunk) -> None:
         known = {k: (s[1], s[2]) for k, s in list(self._info_spec.items()) if s}
         known.update({k: (v.dtype, v.shape[1:]) for k, (v, _) in info.items()})
-        info_cols = [fmt.Column(f"info/{k}", known[k][0].name, tuple(known[k][1])) for k in sorted(known)]
-        self._info_columns = info_cols
-        self._meta["columns"] = [c.to_json() for c in self._columns]
-        self._meta["info_columns"] = [c.to_json() for c in info_cols]
         self._meta["created_ns"] = time.time_ns()
         if self._adaptive:
             self._level = self._choose_level(chunk)
             self._meta["compression"] = self._compression_meta()
+        self._path = self.folder / (fmt.new_file_stem(self._prefix) + fmt.PARTIAL_SUFFIX)
+        self._start_file(known, self._path)
+        self._segment_kept = 0
+
+    def _widen(self, info: dict) -> None:
+        """Add the columns of info keys first seen after the file was opened, keeping its chunks.
+
+        The chunks written so far are copied into a new file with the wider schema (their new
+        columns all null), which then atomically replaces the ``.partial`` file; recording goes
+        on in it. This happens at most once per new key and file, so no value is lost whatever
+        the moment the writer thread opened the file.
+        """
+        old = {c.name[5:]: (np.dtype(c.dtype), c.shape) for c in self._info_columns}
+        known = {**old, **{k: (v.dtype, v.shape[1:]) for k, (v, _) in info.items() if k not in old}}
+        self._arrow.close()
+        self._sink.close()
+        self._unlock()
+        path, tmp = self._path, self._path.with_name(self._path.name + ".widening")
+        with pa.memory_map(str(path), "r") as source:
+            previous = pa.ipc.open_file(source)
+            self._start_file(known, tmp)
+            new_cols = [c for c in self._info_columns if c.name[5:] not in old]
+            empty_crc = {c.name: fmt.crc_of(np.zeros((0, *c.shape), c.dtype)) for c in new_cols}
+            for i in range(previous.num_record_batches):
+                batch, custom = previous.get_batch_with_custom_metadata(i)
+                doc = json.loads(custom[fmt.CHUNK_KEY.encode()])
+                doc["crc32"] = {**doc.get("crc32", {}), **empty_crc}
+                arrays = [batch.column(f.name) if f.name in batch.schema.names else pa.nulls(batch.num_rows, f.type)
+                          for f in self._schema]
+                self._write_batch(pa.record_batch(arrays, schema=self._schema), fmt.encode_chunk_meta(doc))
+        os.replace(tmp, path)
+
+    def _start_file(self, known: dict[str, tuple[np.dtype, tuple[int, ...]]], path: Path) -> None:
+        """Open an Arrow file at ``path`` whose info columns are ``known`` (name: dtype, shape)."""
+        info_cols = [fmt.Column(f"info/{k}", known[k][0].name, tuple(known[k][1])) for k in sorted(known)]
+        self._info_columns = info_cols
+        self._info_names = {c.name[5:] for c in info_cols}
+        self._meta["columns"] = [c.to_json() for c in self._columns]
+        self._meta["info_columns"] = [c.to_json() for c in info_cols]
         fields = [pa.field(fmt.EPISODE, pa.int32(), False), pa.field(fmt.STEP, pa.int32(), False)]
         fields += [pa.field(c.name, c.arrow_type(), False) for c in self._columns]
         fields += [pa.field(fmt.REWARD, pa.float64(), False), pa.field(fmt.TERMINATED, pa.bool_(), False),
                    pa.field(fmt.TRUNCATED, pa.bool_(), False)]
         fields += [pa.field(c.name, c.arrow_type(), True) for c in info_cols]
         self._schema = pa.schema(fields, metadata=fmt.encode_metadata(self._meta))
-        self._path = self.folder / (fmt.new_file_stem(self._prefix) + fmt.PARTIAL_SUFFIX)
-        self._sink = pa.OSFile(str(self._path), "wb")
+        self._sink = pa.OSFile(str(path), "wb")
+        self._lock(path)
         codec = None if self._compression is None else pa.Codec(self._compression, self._level)
         options = pa.ipc.IpcWriteOptions(compression=codec, use_threads=False)
         self._arrow = pa.ipc.new_file(self._sink, self._schema, options=options)
-        self._segment_kept = 0
+
+    def _lock(self, path: Path) -> None:
+        """Hold an exclusive ``flock`` on the open file, so :func:`~trajarena.integrity.repair` leaves it alone."""
+        self._lock_fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a file system without locks: the recency check of repair() still applies
+            pass
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
 
     def _encode(self, chunk: _Chunk, lo: int, hi: int, starts: list, ends: list,
                 info: dict) -> tuple[pa.RecordBatch, dict[str, str]]:
@@ -636,6 +688,7 @@ class TrajectoryWriter:
     def _finish_segment(self) -> None:
         self._arrow.close()
         self._sink.close()
+        self._unlock()
         if not self._segment_kept:  # every episode in it was discarded
             self._path.unlink()
             self._arrow = self._sink = self._path = None
@@ -657,6 +710,7 @@ class TrajectoryWriter:
                 self._sink.close()
         except Exception:  # noqa: BLE001 - already failing; the .partial stays for repair()
             pass
+        self._unlock()
         self._arrow = self._sink = None
 
 
