@@ -126,3 +126,31 @@ def test_record_train_evaluate_pipeline(tmp_path):
 
     names = [r["name"] for r in json.loads(out_json.read_text())["results"]]
     assert names[1:] == ["random"] and len(names) == 2
+
+
+def test_messages_keep_their_brackets_and_options_are_validated(recording, tmp_path):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    out = subprocess.run([sys.executable, "-m", "trajarena.cli", "record", "nope", "-n", "1", "--no-progress"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and "[atari]" in out.stdout
+    result = runner.invoke(app, ["replay", str(recording), "--fps", "0"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["replay", str(recording), "-o", str(tmp_path / "a.xyz")])
+    assert result.exit_code == 2 and not (tmp_path / "a.xyz").exists()
+    result = runner.invoke(app, ["record", "duel", "--seed", "-5"])
+    assert result.exit_code == 2
+    two = arena.make("duel", {"n_players": 2, "frame_shape": (16, 16, 1)}, None, {"file_path": str(tmp_path / "two")})
+    two.reset(seed=0)
+    for _ in range(3):
+        two.step(two.action_space.sample())
+    two.close()
+    assert "[null, null]" in runner.invoke(app, ["info", str(tmp_path / "two")]).output  # not eaten as markup
+
+
+def test_unwritable_output_is_an_error_not_a_traceback(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    env = {**os.environ, "PYTHONPATH": SRC}
+    out = subprocess.run([sys.executable, "-m", "trajarena.cli", "record", "duel", "-n", "1", "--out", str(blocker),
+                          "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and "error" in out.stdout and "Traceback" not in out.stderr

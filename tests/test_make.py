@@ -97,3 +97,12 @@ def test_import_does_not_pull_torch_or_pygame():
     code = "import sys, trajarena; trajarena.make('duel'); print('torch' in sys.modules, 'pygame' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_a_wrapper_that_does_not_fit_stops_the_recorder(tmp_path):
+    import threading
+
+    with pytest.raises(SettingsError, match="image observation"):
+        arena.make("CartPole-v1", None, {"stack_frames": 4}, {"file_path": str(tmp_path / "d")})
+    assert not [t for t in threading.enumerate() if "writer" in t.name]
+    assert not list(tmp_path.rglob("*.arrow*"))

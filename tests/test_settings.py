@@ -142,3 +142,31 @@ def test_valid_environment_settings_round_trip(n_players, difficulty, character,
         n_players=n_players, difficulty=difficulty, characters=character, frame_shape=shape, step_ratio=step_ratio
     )
     assert EnvironmentSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+@pytest.mark.parametrize(
+    ("cls", "data", "key"),
+    [
+        (EnvironmentSettings, {"difficulty": float("nan")}, "difficulty"),
+        (EnvironmentSettings, {"step_ratio": float("inf")}, "step_ratio"),
+        (EnvironmentSettings, {"continue_game": float("-inf")}, "continue_game"),
+        (EnvironmentSettings, {"continue_game": float("nan")}, "continue_game"),
+        (EnvironmentSettings, {"frame_shape": (100_000, 100_000, 3)}, "frame_shape"),
+        (WrappersSettings, {"stack_frames": 10**9}, "stack_frames"),
+        (WrappersSettings, {"stack_actions": 10**9}, "stack_actions"),
+        (WrappersSettings, {"normalization_factor": float("inf")}, "normalization_factor"),
+        (WrappersSettings, {"wrappers": [[int, {}]]}, "wrappers"),
+    ],
+)
+def test_non_finite_huge_and_wrong_kind_values_are_settings_errors(cls, data, key):
+    with pytest.raises(SettingsError, match=key):
+        cls.from_dict(data)
+
+
+def test_numpy_numbers_are_accepted():
+    import numpy as np
+
+    s = EnvironmentSettings(difficulty=np.int64(3), seed=np.int32(4), frame_shape=np.array([64, 64, 1]))
+    assert (s.difficulty, s.seed, s.frame_shape) == (3, 4, (64, 64, 1))
+    assert type(s.difficulty) is int and json.dumps(s.to_dict())
+    assert WrappersSettings(stack_frames=np.int32(4)).stack_frames == 4

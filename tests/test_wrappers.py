@@ -204,3 +204,15 @@ def test_check_env_with_all_observation_wrappers(minifight, n_players):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*different from the unwrapped version.*")
         check_env(env, skip_render_check=True)
+
+
+def test_scale_keeps_unbounded_dimensions_inside_the_space():
+    env = apply_wrappers(gym.make("CartPole-v1"), {"scale": True})
+    obs, _ = env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(200):
+        assert env.observation_space.contains(obs)
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            obs, _ = env.reset()
+    assert env.observation_space.low.tolist()[:2] == [0.0, -np.inf]

@@ -18,6 +18,7 @@ from trajarena.errors import TrajArenaError, require
 typer = require("typer", "cli", "The trajarena command line")
 
 from rich.console import Console  # noqa: E402  (rich comes with typer)
+from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 app = typer.Typer(
@@ -58,7 +59,7 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -131,7 +132,7 @@ def info(
          if returns else "-"),
         ("format", f"v{meta.get('format_version')} written by trajarena {meta.get('library_version')}"),
     ):
-        table.add_row(f"[bold]{key}[/]", str(value))
+        table.add_row(f"[bold]{key}[/]", escape(str(value)))
     console.print(table)
     if episodes:
         t = Table("#", "file", "length", "return", "seed", "end")
@@ -149,9 +150,9 @@ def verify(path: PathArg) -> None:
     report = verify_files(path)
     console.print(f"{len(report.ok)} intact file(s), {report.episodes} episodes, {report.steps} steps")
     for p, why in report.damaged.items():
-        console.print(f"[red]damaged[/] {p}: {why}", highlight=False)
+        console.print(f"[red]damaged[/] {escape(f'{p}: {why}')}", highlight=False)
     for p in report.partial:
-        console.print(f"[yellow]partial[/] {p} (a running or crashed recording: `trajarena repair`)", highlight=False)
+        console.print(f"[yellow]partial[/] {escape(str(p))} (a running or crashed recording: `trajarena repair`)", highlight=False)
     if report.damaged:
         raise typer.Exit(1)
 
@@ -166,11 +167,11 @@ def repair(
 
     report = repair_files(path, force=force)
     for src, dst in report.repaired.items():
-        console.print(f"[green]repaired[/] {src.name} -> {dst.name}", highlight=False)
+        console.print(f"[green]repaired[/] {escape(f'{src.name} -> {dst.name}')}", highlight=False)
     for p in report.removed:
         console.print(f"removed {p.name} (no complete chunk to salvage)", highlight=False)
     for p, why in report.skipped.items():
-        console.print(f"[yellow]skipped[/] {p.name}: {why}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(f'{p.name}: {why}')}", highlight=False)
     console.print(f"{len(report.repaired)} file(s) repaired, {report.episodes} episodes, {report.steps} steps")
 
 
@@ -192,8 +193,8 @@ def replay(
     path: PathArg,
     episode: Annotated[int, typer.Option("--episode", "-e", help="Which episode (see `trajarena info -e`).")] = 0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a GIF (or .mp4 with imageio-ffmpeg) instead of opening a window.")] = None,
-    fps: Annotated[int, typer.Option(help="Frames per second.")] = 20,
-    scale: Annotated[int, typer.Option(help="Integer upscaling of the frames.")] = 3,
+    fps: Annotated[int, typer.Option(min=1, max=240, help="Frames per second.")] = 20,
+    scale: Annotated[int, typer.Option(min=1, max=16, help="Integer upscaling of the frames.")] = 3,
 ) -> None:
     """Replay the frames of a recorded episode in a window, or write them to a GIF/video."""
     import numpy as np
@@ -206,6 +207,8 @@ def replay(
     frames = _episode_frames(ds, episode)
     if scale > 1:
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    if out is not None and out.suffix.lower() not in (".gif", ".mp4"):
+        raise typer.BadParameter(f"--out must end in .gif (or .mp4 with imageio-ffmpeg), got {out.name!r}.")
     if out is not None:
         imageio = require("imageio", "plots", "Writing a replay video")
         imageio.mimsave(out, list(frames), duration=1000 / fps, loop=0)
@@ -267,12 +270,12 @@ def stats(
 def record(
     env_id: Annotated[str, typer.Argument(help="'duel' or a Gymnasium id.")] = "duel",
     agent: Annotated[list[str] | None, typer.Option("--agent", "-a", help="Agent name (expert, random) or a .pt policy; twice for P1 and P2 in 2-player mode.")] = None,
-    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes in total.")] = 10,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel processes, each a rank writing its own files.")] = 1,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes in total.")] = 10,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, max=256, help="Parallel processes, each a rank writing its own files.")] = 1,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the trajectory files.")] = Path("data"),
     username: Annotated[str, typer.Option(help="Stored in every file.")] = "trajarena",
-    seed: Annotated[int, typer.Option(help="Episode i uses seed + i.")] = 0,
-    ignore_p2: Annotated[int, typer.Option(help="1: P2's side is not a demonstration.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i.")] = 0,
+    ignore_p2: Annotated[int, typer.Option(min=0, max=1, help="1: P2's side is not a demonstration.")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     setting: SettingOpt = None,
     wrapper: WrapperOpt = None,
@@ -286,19 +289,19 @@ def record(
         settings=parse_pairs(setting, "setting") or None, wrappers_settings=parse_pairs(wrapper, "wrapper") or None,
         username=username, seed=seed, progress=progress, traj_rec_settings={"ignore_p2": ignore_p2},
     )
-    console.print(summary.format(), highlight=False)
+    console.print(summary.format(), highlight=False, markup=False)
 
 
 @app.command("train-bc")
 def train_bc(
     data: PathArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the policy goes (.pt).")] = Path("policy.pt"),
-    epochs: Annotated[int, typer.Option(help="Passes over the training steps.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Steps per gradient step.")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay to 0).")] = 1e-3,
-    val_fraction: Annotated[float, typer.Option(help="Fraction of episodes held out for validation.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seeds initialisation, split and batch order.")] = 0,
-    max_steps: Annotated[int | None, typer.Option(help="Use at most this many steps.")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training steps.")] = 10,
+    batch_size: Annotated[int, typer.Option(min=1, help="Steps per gradient step.")] = 128,
+    lr: Annotated[float, typer.Option(min=1e-12, help="Adam learning rate (cosine decay to 0).")] = 1e-3,
+    val_fraction: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of episodes held out for validation.")] = 0.1,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds initialisation, split and batch order.")] = 0,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Use at most this many steps.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     wrapper: WrapperOpt = None,
 ) -> None:
@@ -321,9 +324,9 @@ def train_bc(
 def evaluate(
     policy: Annotated[str, typer.Argument(help="A .pt policy from train-bc, or an agent name (expert, random).")],
     env: Annotated[str | None, typer.Option("--env", help="Env id; the policy's own by default.")] = None,
-    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes per contender.")] = 10,
-    difficulty: Annotated[int | None, typer.Option(help="CPU difficulty (duel).")] = None,
-    seed: Annotated[int, typer.Option(help="Episode i uses seed + i for every contender.")] = 0,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes per contender.")] = 10,
+    difficulty: Annotated[int | None, typer.Option(min=1, max=8, help="CPU difficulty (duel).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i for every contender.")] = 0,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", "-b", help="Agents played on the same seeds (default: expert, random).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
 ) -> None:
@@ -384,7 +387,7 @@ def _play(setting: list[str] | None = None, wrapper: list[str] | None = None, **
         f"{result.steps} steps ({result.reason})"
     )
     for path in result.files:
-        console.print(f"  {path}", highlight=False)
+        console.print(f"  {path}", highlight=False, markup=False)
 
 
 def _register_play() -> None:
@@ -406,8 +409,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``trajarena`` script: typed library errors become a red message and exit code 2."""
     try:
         app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
-    except (TrajArenaError, FileNotFoundError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    except (TrajArenaError, OSError) as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
 
 

@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
+
+import gymnasium as gym
+import numpy as np
 
 from trajarena.errors import SettingsError, close_matches
 
@@ -27,6 +32,9 @@ DUEL_CHARACTERS: tuple[str, ...] = ("Kenji", "Mira", "Brutus", "Longo")
 #: Number of outfits (colour palettes) per fighter.
 DUEL_OUTFITS = 4
 ROLES = ("P1", "P2")
+#: Largest frame height/width a setting accepts, and the deepest frame/action stack.
+MAX_FRAME_SIDE = 4096
+MAX_STACK = 1024
 ACTION_SPACES = ("multi_discrete", "discrete")
 
 
@@ -90,8 +98,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _number(value: Any) -> bool:
+    """A real number (Python or numpy), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
 def _int(owner: str, key: str, value: Any, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+    if not _number(value) or not math.isfinite(value) or int(value) != value:
         raise _fail(owner, key, value, f"an integer >= {lo}" + (f" and <= {hi}" if hi is not None else ""))
     value = int(value)
     if value < lo or (hi is not None and value > hi):
@@ -108,9 +121,11 @@ def _bool(owner: str, key: str, value: Any) -> bool:
 
 
 def _frame_shape(owner: str, key: str, value: Any) -> tuple[int, int, int]:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 3:
         raise _fail(owner, key, value, "a (height, width, channels) triple, 0 meaning 'keep'")
-    h, w, c = (_int(owner, key, v, 0) for v in value)
+    h, w, c = (_int(owner, key, v, 0, MAX_FRAME_SIDE) for v in value)
     if c not in (0, 1, 3):
         raise _fail(owner, key, value, "a shape whose channels are 0 (keep), 1 (greyscale) or 3 (RGB)")
     if (h == 0) != (w == 0):
@@ -171,7 +186,7 @@ class EnvironmentSettings(_Settings):
         if self.difficulty is not None:
             self._set("difficulty", _int(o, "difficulty", self.difficulty, 1, 8))
         cg = self.continue_game
-        if isinstance(cg, bool) or not isinstance(cg, int | float) or cg > 1 or (cg < 0 and int(cg) != cg):
+        if not _number(cg) or not math.isfinite(cg) or cg > 1 or (cg < 0 and int(cg) != cg):
             raise _fail(o, "continue_game", cg, "a probability in [0, 1] or a negative integer of continues")
         self._set("continue_game", float(cg))
         if self.seed is not None:
@@ -259,18 +274,18 @@ class WrappersSettings(_Settings):
 
     def __post_init__(self) -> None:
         o = type(self).__name__
-        self._set("no_op_max", _int(o, "no_op_max", self.no_op_max, 0))
-        self._set("repeat_action", _int(o, "repeat_action", self.repeat_action, 1))
-        self._set("stack_frames", _int(o, "stack_frames", self.stack_frames, 1))
-        self._set("dilation", _int(o, "dilation", self.dilation, 1))
-        self._set("stack_actions", _int(o, "stack_actions", self.stack_actions, 1))
+        self._set("no_op_max", _int(o, "no_op_max", self.no_op_max, 0, 100_000))
+        self._set("repeat_action", _int(o, "repeat_action", self.repeat_action, 1, 10_000))
+        self._set("stack_frames", _int(o, "stack_frames", self.stack_frames, 1, MAX_STACK))
+        self._set("dilation", _int(o, "dilation", self.dilation, 1, MAX_STACK))
+        self._set("stack_actions", _int(o, "stack_actions", self.stack_actions, 1, MAX_STACK))
         for name in (
             "normalize_reward", "clip_reward", "no_attack_buttons_combinations", "add_last_action",
             "scale", "exclude_image_scaling", "process_discrete_binary", "role_relative", "flatten",
         ):
             self._set(name, _bool(o, name, getattr(self, name)))
         nf = self.normalization_factor
-        if isinstance(nf, bool) or not isinstance(nf, int | float) or not nf > 0:
+        if not _number(nf) or not math.isfinite(nf) or not nf > 0:
             raise _fail(o, "normalization_factor", nf, "a number > 0")
         self._set("normalization_factor", float(nf))
         self._set("frame_shape", _frame_shape(o, "frame_shape", self.frame_shape))
@@ -296,8 +311,12 @@ class WrappersSettings(_Settings):
 def _user_wrapper(owner: str, item: Any) -> tuple[Any, dict[str, Any]]:
     if isinstance(item, type):
         item = (item, {})
-    if not isinstance(item, list | tuple) or len(item) != 2 or not callable(item[0]) or not isinstance(item[1], Mapping):
-        raise _fail(owner, "wrappers", item, "a [WrapperClass, kwargs_dict] pair")
+    if (
+        not isinstance(item, list | tuple) or len(item) != 2 or not callable(item[0])
+        or not isinstance(item[1], Mapping)
+        or (isinstance(item[0], type) and not issubclass(item[0], gym.Wrapper))
+    ):
+        raise _fail(owner, "wrappers", item, "a [WrapperClass, kwargs_dict] pair (a gymnasium.Wrapper subclass)")
     return (item[0], dict(item[1]))
 
 

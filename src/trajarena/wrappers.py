@@ -338,6 +338,8 @@ class AddLastAction(gym.Wrapper):
 class Scale(gym.ObservationWrapper):
     """Scale observations to [0, 1] float32: boxes by their bounds, discrete values one-hot.
 
+    Box dimensions without finite bounds (CartPole's velocities) are passed through unscaled.
+
     Frames (uint8 images) become ``frame / 255`` unless ``exclude_image_scaling``; Discrete(2) values
     stay a 0/1 number unless ``process_discrete_binary``.
     """
@@ -357,7 +359,13 @@ class Scale(gym.ObservationWrapper):
         if isinstance(space, spaces.Box):
             if len(space.shape) == 3 and space.dtype == np.uint8 and self.exclude_image_scaling:
                 return space
-            return spaces.Box(0.0, 1.0, space.shape, np.float32)
+            low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+            bounded = np.isfinite(high - low) & (high > low)
+            if bounded.all():
+                return spaces.Box(0.0, 1.0, space.shape, np.float32)
+            # unbounded dimensions are passed through unscaled, so they keep their bounds
+            return spaces.Box(np.where(bounded, 0.0, low).astype(np.float32),
+                              np.where(bounded, 1.0, high).astype(np.float32), space.shape, np.float32)
         if isinstance(space, spaces.Discrete):
             if space.n == 2 and not self.process_discrete_binary:
                 return spaces.Box(0.0, 1.0, (1,), np.float32)
@@ -377,8 +385,9 @@ class Scale(gym.ObservationWrapper):
             if len(space.shape) == 3 and space.dtype == np.uint8:
                 return value if self.exclude_image_scaling else np.asarray(value, np.float32) * np.float32(1 / 255)
             low, high = space.low.astype(np.float64), space.high.astype(np.float64)
-            span = np.where(np.isfinite(high - low) & (high > low), high - low, 1.0)
-            base = np.where(np.isfinite(low), low, 0.0)
+            bounded = np.isfinite(high - low) & (high > low)
+            span = np.where(bounded, high - low, 1.0)
+            base = np.where(bounded, low, 0.0)
             return ((np.asarray(value, np.float64) - base) / span).astype(np.float32)
         if isinstance(space, spaces.Discrete):
             v = int(value) - int(space.start)

@@ -120,4 +120,8 @@ def make(
                                                wrappers_settings=wrappers.to_dict())
     from trajarena.wrappers import apply_wrappers
 
-    return apply_wrappers(env, wrappers)
+    try:
+        return apply_wrappers(env, wrappers)
+    except BaseException:
+        env.close()  # a wrapper that does not fit this env: stop the recorder's thread and the env
+        raise
