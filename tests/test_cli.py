@@ -154,3 +154,13 @@ def test_unwritable_output_is_an_error_not_a_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "trajarena.cli", "record", "duel", "-n", "1", "--out", str(blocker),
                           "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 2 and "error" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_info_shows_each_file_when_files_differ_in_who_played(tmp_path):
+    for name in ("ann", "bob"):
+        env = arena.make("duel", {"frame_shape": (16, 16, 1)}, None, {"username": name, "file_path": str(tmp_path)})
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+        env.close()
+    output = runner.invoke(app, ["info", str(tmp_path)]).output
+    assert "files differ in who played" in output and '"ann"' in output and '"bob"' in output

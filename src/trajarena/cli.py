@@ -134,6 +134,16 @@ def info(
     ):
         table.add_row(f"[bold]{key}[/]", escape(str(value)))
     console.print(table)
+    who = ("username", "players", "ignore_p1", "ignore_p2")
+    per_file: dict[str, tuple] = {}
+    for i, e in enumerate(ds.episodes):
+        m = ds.file_metadata(i)
+        per_file.setdefault(e.file.name, tuple(json.dumps(m.get(k, 0 if k.startswith("ignore") else None)) for k in who))
+    if len(set(per_file.values())) > 1:  # the files disagree on who played: show each
+        t = Table("file", *who, title="files differ in who played")
+        for name, values in per_file.items():
+            t.add_row(name, *(escape(v) for v in values))
+        console.print(t)
     if episodes:
         t = Table("#", "file", "length", "return", "seed", "end")
         for e in ds.episodes:
