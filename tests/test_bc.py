@@ -155,6 +155,45 @@ def test_bad_files_and_settings_raise_typed_errors(tmp_path, cartpole_files):
         train_bc(tmp_path / "missing", tmp_path / "x.pt", progress=False)
 
 
+
+def _policy_blob(**meta_changes):
+    policy = BCPolicy.create(spaces.Box(-1.0, 1.0, (4,), np.float32), spaces.Discrete(2), seed=0)
+    meta = {k: v for k, v in {**policy.meta, **meta_changes}.items() if v is not None}
+    return {"state_dict": policy.net.state_dict(), "meta_json": json.dumps(meta)}
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"x\n", "torch.load.*cannot read it"),
+    (torch.zeros(3), "expected a dict with 'state_dict' and 'meta_json', got a torch.Tensor"),
+    ([1, 2], "expected a dict .* got a list"),
+    ({"state_dict": {}, "meta_json": "[1, 2]"}, "metadata must be a JSON object, got list"),
+    ({"state_dict": {}, "meta_json": "{not json"}, "JSONDecodeError"),
+    ("no_encoder", "metadata has no 'encoder' entry"),
+    ("other_format", "expected format 'trajarena-bc-policy'"),
+    ("newer", "version <= 1"),
+    ("empty_state", "weights do not fit the network.*Missing key"),
+])
+def test_any_file_that_is_not_a_policy_raises_format_error_naming_the_file(tmp_path, content, why):
+    path = tmp_path / "bad.pt"
+    builders = {"no_encoder": lambda: _policy_blob(encoder=None),
+                "other_format": lambda: _policy_blob(format="something-else"),
+                "newer": lambda: _policy_blob(version=99),
+                "empty_state": lambda: {**_policy_blob(), "state_dict": {}}}
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(builders[content]() if isinstance(content, str) else content, path)
+    with pytest.raises(FormatError, match=f"bad.pt is not a trajarena BC policy file: .*{why}"):
+        BCPolicy.load(path)
+
+
+def test_a_policy_round_trips_and_a_missing_file_is_file_not_found(tmp_path):
+    path = tmp_path / "ok.pt"
+    torch.save(_policy_blob(), path)
+    assert BCPolicy.load(path).predict(np.zeros(4, np.float32)) in (0, 1)
+    with pytest.raises(FileNotFoundError, match="No policy file"):
+        BCPolicy.load(tmp_path / "missing.pt")
+
 def test_cnn_layouts_round_trip_and_unknown_layouts_fail(tmp_path):
     space = spaces.Dict(frame=spaces.Box(0, 255, (40, 48, 1), np.uint8), t=spaces.Discrete(3))
     obs = {"frame": np.zeros((40, 48, 1), np.uint8), "t": 1}

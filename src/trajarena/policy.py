@@ -343,20 +343,52 @@ class BCPolicy:
 
     @classmethod
     def load(cls, path: str | Path) -> BCPolicy:
-        """Load a saved policy with ``torch.load(weights_only=True)``."""
+        """Load a saved policy with ``torch.load(weights_only=True)``.
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            FormatError: the file is not a trajarena BC policy (not a torch file, no metadata, metadata
+                of another format or a newer version, or weights that do not fit the recorded network).
+        """
         torch = _torch()
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No policy file at {path}; train one with train_bc() or `trajarena bc`.")
         try:
-            blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # pickle, zip and torch errors alike: not a weights-only torch file
+                raise _NotPolicy(f"torch.load(weights_only=True) cannot read it ({type(exc).__name__}); "
+                                 "a policy file holds only tensors and plain data") from exc
+            if not isinstance(blob, Mapping) or "meta_json" not in blob or "state_dict" not in blob:
+                raise _NotPolicy(f"expected a dict with 'state_dict' and 'meta_json', got {_describe(blob)}")
             meta = json.loads(blob["meta_json"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise FormatError(f"{path} is not a trajarena BC policy file ({exc}); make one with train_bc().") from exc
-        if meta.get("format") != POLICY_FORMAT or meta.get("version", 0) > POLICY_VERSION:
-            raise FormatError(f"{path}: expected a {POLICY_FORMAT} file of version <= {POLICY_VERSION}, "
-                              f"got format {meta.get('format')!r} version {meta.get('version')!r}.")
-        enc = ObsEncoder.from_json(meta["encoder"])
-        net = _build_net(enc.image_shape, enc.vector_dim, meta["action_heads"]["nvec"], arch=meta.get("arch", "nature"))
-        net.load_state_dict(blob["state_dict"])
-        return cls(net, meta)
+            if not isinstance(meta, dict):
+                raise _NotPolicy(f"the metadata must be a JSON object, got {type(meta).__name__}")
+            if meta.get("format") != POLICY_FORMAT or not isinstance(meta.get("version"), int) \
+                    or meta["version"] > POLICY_VERSION:
+                raise _NotPolicy(f"expected format {POLICY_FORMAT!r} version <= {POLICY_VERSION}, got format "
+                                 f"{meta.get('format')!r} version {meta.get('version')!r}")
+            for key in ("encoder", "action_heads"):
+                if key not in meta:
+                    raise _NotPolicy(f"the metadata has no {key!r} entry")
+            enc = ObsEncoder.from_json(meta["encoder"])
+            net = _build_net(enc.image_shape, enc.vector_dim, meta["action_heads"]["nvec"],
+                             arch=meta.get("arch", "nature"))
+            try:
+                net.load_state_dict(blob["state_dict"])
+            except Exception as exc:
+                detail = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), "")
+                raise _NotPolicy("its weights do not fit the network its metadata describes "
+                                 f"({_clip(detail) or _first_line(exc)})") from exc
+            return cls(net, meta)
+        except _NotPolicy as exc:
+            why = str(exc)
+            cause = exc.__cause__
+        except Exception as exc:  # noqa: BLE001 - any malformed content is a format problem of this file
+            why, cause = _first_line(exc), exc
+        raise FormatError(f"{path} is not a trajarena BC policy file: {why}. "
+                          "Make one with train_bc() or `trajarena bc`.") from cause
 
     def make_env(self, render_mode: str | None = None, **settings_overrides: Any) -> gym.Env:
         """An env made with the env id, env settings and wrappers settings the policy was trained on."""
@@ -375,6 +407,26 @@ class BCPolicy:
     def __repr__(self) -> str:
         return (f"BCPolicy(env_id={self.meta.get('env_id')!r}, image={self.encoder.image_shape}, "
                 f"vector_dim={self.encoder.vector_dim}, heads={self.nvec})")
+
+
+class _NotPolicy(Exception):
+    """Internal: a reason why a file is not a policy file (turned into :class:`FormatError`)."""
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    line = _clip(lines[0]) if lines else ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, Mapping):
+        return f"a dict with keys {sorted(map(str, obj))[:6]}"
+    return f"a {type(obj).__module__}.{type(obj).__qualname__}".replace("builtins.", "")
 
 
 def load_policy(path: str | Path) -> BCPolicy:
