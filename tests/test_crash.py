@@ -84,7 +84,7 @@ def test_sigkill_at_random_moments_then_repair(tmp_path: Path) -> None:
             finished = TrajectoryReader(folder)  # loadable as they are, no finalize step
         assert finished.num_episodes == before.episodes
 
-    report = repair(folder)
+    report = repair(folder, force=True)  # the children are dead (no lock held): no need to wait out the recency check
     assert not report.skipped and set(report.repaired) | set(report.removed) == set(before.partial)
     after = verify(folder)
     assert after.clean and after.episodes >= (finished.num_episodes if finished else 0)
@@ -177,3 +177,31 @@ def test_repair_moves_aside_a_damaged_file_with_nothing_to_salvage(tmp_path: Pat
     report = repair(path.parent, force=True)
     assert not report.repaired and not report.removed and path in report.skipped
     assert not path.exists() and path.with_name(path.name.replace(".partial", ".damaged")).exists()
+
+
+def test_repair_never_touches_a_recording_that_is_still_running(tmp_path: Path) -> None:
+    folder, log = tmp_path / "data", tmp_path / "run.log"
+    proc = subprocess.Popen([sys.executable, "-c", CHILD.replace("segment_seconds=0.2", "segment_seconds=1e9"),
+                             str(folder), "live", str(log)])
+    try:
+        wait_ready(log, proc)
+        deadline = time.monotonic() + 60
+        while not list(folder.glob("*.partial")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        (path,) = folder.glob("*.partial")
+        # force=True is what a second host or container does (it cannot see the pid): the lock still protects
+        report = repair(folder, force=True)
+        assert path in report.skipped and "lock" in report.skipped[path] and not report.repaired
+        size = path.stat().st_size
+        deadline = time.monotonic() + 60
+        while path.stat().st_size == size:  # the recording goes on in the same file
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    report = repair(folder)  # dead, but just modified: the recency check waits for force or later
+    assert path in report.skipped and "force=True" in report.skipped[path]
+    report = repair(folder, force=True)  # the lock died with the process
+    assert list(report.repaired) == [path] and verify(folder).clean

@@ -9,8 +9,10 @@ every intact chunk is kept (also after a damaged one) and cut episodes are close
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -301,54 +303,87 @@ def repair(paths: str | Path | Sequence[str | Path], *, force: bool = False) -> 
     result is written to a temporary name and atomically renamed to ``<stem>.arrow``, then the
     ``.partial`` file is removed. A file with no intact row is deleted only when nothing in it
     was damaged (an empty recording); otherwise it is renamed to ``<stem>.arrow.damaged`` and
-    listed in ``skipped``. Files of a recording still running on this machine are skipped
-    unless ``force``.
+    listed in ``skipped``.
+
+    A recording still running is never touched: its writer holds an exclusive ``flock`` on the
+    ``.partial`` file for its whole life (this works across processes and containers sharing a
+    kernel, and on file systems that forward locks), and such files are always skipped. Unless
+    ``force``, files of a live process on this machine and files modified within the last few
+    flush intervals (a writer on another machine whose lock is not visible here) are skipped too.
     """
     _, partial = find_files(paths, include_partial=True)
     repaired, removed, skipped, episodes, steps = {}, [], {}, 0, 0
     for path in partial:
         try:
-            f = index_file(path, partial=True, keep_chunk_meta=True)
-        except CorruptFileError:
-            f = None  # a damaged chunk in the middle: salvage below
-        except (FormatError, SpaceError) as exc:
-            skipped[path] = f"unreadable: {exc}"
-            continue
-        if f is not None and not force and _live(f.meta):
-            skipped[path] = f"the recording process {f.meta['pid']} is still running (pass force=True)"
-            continue
+            lock = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # finished meanwhile
         try:
-            f, pieces, damaged = _salvage(path)
-        except (FormatError, SpaceError) as exc:
-            skipped[path] = f"unreadable: {exc}"
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            skipped[path] = "a recorder holds its lock: the recording is still running"
             continue
-        stem = path.name[: -len(fmt.PARTIAL_SUFFIX)]
-        if not any(p.batch.num_rows for p in pieces):
-            if damaged:
-                aside = path.with_name(stem + _DAMAGED_SUFFIX)
-                os.replace(path, aside)
-                skipped[path] = f"damaged, no intact chunk to salvage: moved to {aside.name}"
-            else:
-                os.remove(path)
-                removed.append(path)
-            continue
-        _renumber(pieces)
-        f.offsets, f.rows, f.chunks = [0] * len(pieces), [p.batch.num_rows for p in pieces], [p.meta for p in pieces]
-        f.episodes = []
-        _build_episodes(f)
-        final = path.with_name(stem + fmt.SUFFIX)
-        tmp = path.with_name(stem + ".arrow.repairing")
-        codec = f.meta.get("compression", {}).get("codec")
-        options = pa.ipc.IpcWriteOptions(compression=codec)
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, f.schema, options=options) as w:
-            for p in pieces:
-                w.write_batch(p.batch, custom_metadata=fmt.encode_chunk_meta(p.meta))
-        os.replace(tmp, final)
-        os.remove(path)
-        repaired[path] = final
-        episodes += len(f.episodes)
-        steps += sum(e.length for e in f.episodes)
+        except OSError:
+            pass  # a file system without locks: the checks below still apply
+        try:
+            why = _repair_one(path, force)
+        finally:
+            os.close(lock)
+        if isinstance(why, str):
+            skipped[path] = why
+        elif why is None:
+            removed.append(path)
+        else:
+            repaired[path], n_episodes, n_steps = why
+            episodes, steps = episodes + n_episodes, steps + n_steps
     return RepairReport(repaired, tuple(removed), skipped, episodes, steps)
 
 
+def _repair_one(path: Path, force: bool) -> str | None | tuple[Path, int, int]:
+    """Repair one locked ``.partial`` file: why it was skipped, ``None`` if removed, or ``(file, episodes, steps)``."""
+    try:
+        f = index_file(path, partial=True, keep_chunk_meta=True)
+    except CorruptFileError:
+        f = None  # a damaged chunk in the middle: salvage below
+    except (FormatError, SpaceError) as exc:
+        return f"unreadable: {exc}"
+    if not force:
+        if f is not None and _live(f.meta):
+            return f"the recording process {f.meta['pid']} is still running (pass force=True)"
+        flush = f.meta.get("flush_seconds") if f is not None else None
+        window = max(1.0, _RECENT_FLUSHES * (flush if isinstance(flush, int | float) else 2.0))
+        age = time.time() - path.stat().st_mtime
+        if age < window:
+            return (f"modified {age:.1f} s ago: a recording on another machine may still be writing it; "
+                    f"repair it later or pass force=True")
+    try:
+        f, pieces, damaged = _salvage(path)
+    except (FormatError, SpaceError) as exc:
+        return f"unreadable: {exc}"
+    stem = path.name[: -len(fmt.PARTIAL_SUFFIX)]
+    if not any(p.batch.num_rows for p in pieces):
+        if not damaged:
+            os.remove(path)  # an empty recording: nothing lost
+            return None
+        aside = path.with_name(stem + _DAMAGED_SUFFIX)
+        os.replace(path, aside)
+        return f"damaged, no intact chunk to salvage: moved to {aside.name}"
+    _renumber(pieces)
+    f.offsets, f.rows, f.chunks = [0] * len(pieces), [p.batch.num_rows for p in pieces], [p.meta for p in pieces]
+    f.episodes = []
+    _build_episodes(f)
+    final, tmp = path.with_name(stem + fmt.SUFFIX), path.with_name(stem + ".arrow.repairing")
+    codec = f.meta.get("compression", {}).get("codec")
+    options = pa.ipc.IpcWriteOptions(compression=codec)
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, f.schema, options=options) as w:
+        for p in pieces:
+            w.write_batch(p.batch, custom_metadata=fmt.encode_chunk_meta(p.meta))
+    os.replace(tmp, final)
+    os.remove(path)
+    return final, len(f.episodes), sum(e.length for e in f.episodes)
+
+
+#: a ``.partial`` file modified within this many flush intervals may belong to a running recording.
+_RECENT_FLUSHES = 4
 _DAMAGED_SUFFIX = ".arrow.damaged"

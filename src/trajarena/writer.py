@@ -39,7 +39,7 @@ __all__ = ["TrajectoryWriter"]
 
 _RESERVED = {
     "format", "format_version", "library_version", "created_ns", "host", "pid", "observation_space",
-    "action_space", "columns", "info_columns", "compression", "chunk_steps", "lossy",
+    "action_space", "columns", "info_columns", "compression", "chunk_steps", "lossy", "flush_seconds",
 }
 
 
@@ -165,7 +165,7 @@ class TrajectoryWriter:
             "library_version": fmt.library_version(), "host": os.uname().nodename, "pid": os.getpid(),
             "observation_space": space_to_json(observation_space), "action_space": space_to_json(action_space),
             "compression": self._compression_meta(), "chunk_steps": self.chunk_steps,
-            "lossy": None, **metadata,
+            "flush_seconds": flush_seconds, "lossy": None, **metadata,
         }
         self.flush_seconds, self.segment_seconds, self.segment_steps = flush_seconds, segment_seconds, segment_steps
         self._fsync, self._prefix = fsync, prefix
@@ -580,7 +580,9 @@ class TrajectoryWriter:
             self._level = self._choose_level(chunk)
             self._meta["compression"] = self._compression_meta()
         self._path = self.folder / (fmt.new_file_stem(self._prefix) + fmt.PARTIAL_SUFFIX)
-        self._start_file(known, self._path)
+        opening = self._path.with_name(self._path.name + ".opening")
+        self._start_file(known, opening)
+        os.replace(opening, self._path)  # appears locked and with its schema: repair() never sees it half-made
         self._segment_kept = 0
 
     def _widen(self, info: dict) -> None:
