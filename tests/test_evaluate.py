@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from trajarena.errors import SettingsError
-from trajarena.evaluate import AgentEval, EvalResult, evaluate, t_critical, wilson_interval
+from trajarena.evaluate import AgentEval, EvalResult, evaluate, t_critical, versus_cpu_settings, wilson_interval
 
 
 def test_wilson_interval_is_inside_unit_range_and_contains_the_rate():
@@ -81,3 +81,43 @@ def test_bad_arguments_raise_settings_error():
         evaluate("expert", "CartPole-v1", episodes=1, difficulty=3, progress=False)
     with pytest.raises(SettingsError, match="contender"):
         evaluate(42, "CartPole-v1", episodes=1, progress=False)
+
+
+def test_two_player_settings_are_played_against_the_cpu_from_agent_0s_side():
+    assert versus_cpu_settings({"n_players": 2, "role": (None, "P1"), "characters": ("Mira", "Brutus"),
+                                "outfits": (2, 3), "action_space": ("discrete", "multi_discrete")}) == {
+        "n_players": 1, "role": "P2", "characters": "Mira", "outfits": 2, "action_space": "discrete"}
+    assert versus_cpu_settings({"n_players": 2, "role": ["P2", None]})["role"] == "P2"
+    assert versus_cpu_settings({"n_players": 2})["role"] == "P1"
+
+    class Watcher:
+        name = "watcher"
+        seen: list = []
+
+        def reset(self, seed=None):
+            pass
+
+        def act(self, obs, info):
+            self.seen.append((info["agent_side"], int(obs["P2"]["character"])))
+            return np.array([0, 0])
+
+    result = evaluate(Watcher(), "duel", episodes=1, baselines=(), progress=False, max_steps=5,
+                      settings={"n_players": 2, "role": (None, "P1"), "characters": ("Mira", "Brutus"),
+                                "frame_shape": (24, 32, 1)})
+    assert result["watcher"].steps == (5,) and set(Watcher.seen) == {(1, 1)}  # P2, Mira (index 1)
+
+
+def test_a_policy_trained_on_two_player_files_is_evaluated_against_the_cpu(tmp_path):
+    from trajarena.bc import BCPolicy
+    from trajarena.envs import make
+
+    env = make("duel", {"frame_shape": (24, 32, 1)})
+    two_player = {"n_players": 2, "frame_shape": [24, 32, 1], "role": [None, None], "characters": [None, None],
+                  "outfits": [1, 1], "action_space": ["multi_discrete", "multi_discrete"], "seed": None}
+    policy = BCPolicy.create(env.observation_space, env.action_space, seed=0,
+                             meta={"env_id": "duel", "env_settings": two_player}, arch="small")
+    env.close()
+    path = policy.save(tmp_path / "two.pt")
+    result = evaluate(path, episodes=2, difficulty=1, baselines=("random",), progress=False, max_steps=40)
+    assert [r.name for r in result.results] == ["two", "random"]
+    assert result["two"].steps == (40, 40) and result.difficulty == 1

@@ -25,7 +25,7 @@ import numpy as np
 from trajarena.errors import SettingsError
 from trajarena.record import MatchTally
 
-__all__ = ["AgentEval", "EvalResult", "evaluate", "t_critical", "wilson_interval"]
+__all__ = ["AgentEval", "EvalResult", "evaluate", "t_critical", "versus_cpu_settings", "wilson_interval"]
 
 # two-sided 95 % Student-t critical values for 1..30 degrees of freedom
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -165,11 +165,40 @@ def _contender(spec: Any) -> tuple[str, Any]:
                         f"act(obs, info) and reset(seed), got {spec!r}.")
 
 
+def versus_cpu_settings(env_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Duel env settings for playing against the CPU: two-player settings become one-player ones.
+
+    A policy trained on two-player files acts for one side: ``agent_0``'s (the loader shows ``agent_1``'s
+    steps from that same side). Against the CPU it keeps that side (``role[0]``; P1 when both roles are
+    None, as in the two-player env) and ``agent_0``'s character, outfit and action space.
+
+    >>> versus_cpu_settings({"n_players": 2, "role": [None, None], "characters": ["Mira", "Brutus"]})
+    {'n_players': 1, 'role': 'P1', 'characters': 'Mira'}
+    >>> versus_cpu_settings({"n_players": 1, "role": None})
+    {'n_players': 1, 'role': None}
+    """
+    out = dict(env_settings)
+    if out.get("n_players") != 2:
+        return out
+    out["n_players"] = 1
+    role = out.get("role")
+    r0, r1 = role if isinstance(role, list | tuple) else (role, None)
+    out["role"] = r0 if r0 is not None else ("P2" if r1 == "P1" else "P1")
+    for key in ("characters", "outfits", "action_space"):
+        if isinstance(out.get(key), list | tuple):
+            out[key] = out[key][0]
+    return out
+
+
 def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10, difficulty: int | None = None,
              seed: int = 0, settings: Mapping[str, Any] | None = None, wrappers_settings: Any = None,
              baselines: Sequence[str] = ("expert", "random"), progress: bool = True,
              max_steps: int | None = None) -> EvalResult:
     """Play ``episodes`` episodes with the policy and each baseline on the same seeds.
+
+    In ``duel`` every contender plays against the CPU, in one-player mode: two-player settings (from a
+    policy trained on two-player files, or given in ``settings``) are reduced to the policy's side by
+    :func:`versus_cpu_settings` (``n_players=1``, ``agent_0``'s role, character, outfit and action space).
 
     Args:
         policy_or_agent: a ``.pt`` path or :class:`~trajarena.bc.BCPolicy`, an agent name, or any object with
@@ -178,7 +207,7 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
         episodes: episodes per contender.
         difficulty: the CPU difficulty (duel); None keeps the policy's/settings' value.
         seed: episode ``i`` uses ``seed + i`` for every contender.
-        settings: env settings; None takes the policy's.
+        settings: env settings; None takes the policy's (duel: two-player ones are played against the CPU).
         wrappers_settings: wrappers; None takes the policy's (they must match what it was trained on).
         baselines: agent names played next to it, e.g. ``("expert", "random")``.
         progress: print one line per contender.
@@ -199,6 +228,7 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
     env_id = env_id or meta.get("env_id") or "duel"
     env_settings = dict(settings if settings is not None else meta.get("env_settings") or {})
     if env_id == "duel":
+        env_settings = versus_cpu_settings(env_settings)
         env_settings.pop("seed", None)
         if difficulty is not None:
             env_settings["difficulty"] = difficulty
