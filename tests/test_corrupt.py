@@ -184,3 +184,33 @@ def test_a_legal_looking_but_huge_chunk_is_refused(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(fmt, "MAX_CHUNK_BYTES", 1 << 20)  # as if the file declared > 1 GiB
     with pytest.raises(CorruptFileError, match="decoded bytes"):
         TrajectoryReader(tmp_path)
+
+
+def _footer_variants(good_file: Path) -> dict[str, bytes]:
+    from trajarena.reader import index_file
+
+    data = good_file.read_bytes()
+    size = int.from_bytes(data[-10:-6], "little")
+    start = len(data) - 10 - size
+    meta_at = data.find(b'"username":"alex"', start)
+    offsets = index_file(good_file).offsets
+    block_at = data.find(offsets[1].to_bytes(8, "little"), start)
+    assert start < meta_at and start < block_at
+    variants = {
+        "metadata": data[:meta_at] + b'"username":"eve!"' + data[meta_at + 17 :],  # same length, footer copy only
+        "offsets": data[:block_at] + (offsets[1] + 8).to_bytes(8, "little") + data[block_at + 8 :],
+        "garbage": data[: len(data) - 60] + b"\xff" * 8 + data[len(data) - 52 :],
+    }
+    return variants
+
+
+@pytest.mark.parametrize("kind", ["metadata", "offsets", "garbage"])
+def test_footer_must_repeat_the_stream_everywhere(tmp_path: Path, good_file: Path, kind: str) -> None:
+    import trajarena as arena
+
+    path = damaged(tmp_path, _footer_variants(good_file)[kind])
+    assert path in verify(path).damaged
+    with pytest.raises(CorruptFileError):
+        TrajectoryReader(path)
+    with pytest.raises(CorruptFileError):  # the replay env checks files the same way (no raw pyarrow errors)
+        arena.ImitationLearning(traj_files_list=[str(path)])

@@ -40,12 +40,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import pyarrow as pa
 from gymnasium import spaces
 
 from trajarena import format as fmt
 from trajarena.dataset import TrajectoryDataset, list_trajectory_files
 from trajarena.errors import MismatchError, ResetNeeded, SettingsError, require
+from trajarena.reader import index_file
 from trajarena.settings import WrappersSettings
 from trajarena.wrappers import apply_wrappers, noop_action
 
@@ -537,17 +537,13 @@ def _space(meta: Mapping[str, Any], key: str) -> spaces.Space:
 
 
 def _check_files(files: Sequence[str]) -> list[dict[str, Any]]:
-    """Read each file's metadata (footer only) and check that all agree on the spaces."""
-    metas = []
-    for path in files:
-        with pa.memory_map(path, "r") as source:
-            try:
-                schema = pa.ipc.open_file(source).schema
-            except pa.ArrowInvalid as exc:
-                from trajarena.errors import CorruptFileError
+    """Index each file's headers (schema, footer, chunk headers) and check that all agree on the spaces.
 
-                raise CorruptFileError(f"{path} is not a readable Arrow IPC file: {exc}") from exc
-        metas.append(fmt.decode_metadata(schema, path))
+    Raises:
+        FormatError: a file is not a trajarena file; ``CorruptFileError`` when it is damaged.
+        MismatchError: the files disagree on the spaces.
+    """
+    metas = [index_file(path, partial=False).meta for path in files]
     for path, meta in zip(files[1:], metas[1:], strict=True):
         for key in ("observation_space", "action_space"):
             if meta.get(key) != metas[0].get(key):

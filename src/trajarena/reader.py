@@ -13,6 +13,7 @@ format itself is specified in ``docs/format.md``.
 from __future__ import annotations
 
 import math
+import struct
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -207,16 +208,35 @@ def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: b
         f.rows.append(rows)
         f.chunks.append(chunk)
     if not partial:
-        try:
-            n = pa.ipc.open_file(buf).num_record_batches
-        except _ARROW_ERRORS as exc:
-            raise CorruptFileError(f"{where}: damaged footer ({exc}).") from exc
-        if n != len(f.rows):
-            raise CorruptFileError(f"{where}: the footer lists {n} chunks, the body holds {len(f.rows)}.")
+        _check_footer(f, buf)
     _build_episodes(f)
     if not keep_chunk_meta:
         f.chunks = [{"crc32": c.get("crc32", {})} for c in f.chunks]
     return f
+
+
+def _check_footer(f: FileIndex, buf: pa.Buffer) -> None:
+    """The footer must repeat the stream: the same schema and metadata, the same chunk offsets.
+
+    Readers that trust only the footer (plain ``pyarrow.ipc.open_file``) then see what the
+    checked stream says.
+    """
+    where = str(f.path)
+    try:
+        footer = pa.ipc.open_file(buf)
+        n, schema = footer.num_record_batches, footer.schema
+        size = int.from_bytes(buf.slice(buf.size - 10, 4).to_pybytes(), "little", signed=True)
+        fb = fmt._Flat(buf.slice(buf.size - 10 - size, size).to_pybytes())
+        count, at = fb.vector(fb.ref(0), 3)
+        offsets = [fb.u("q", at + 24 * i) for i in range(count)]
+    except (*_ARROW_ERRORS, struct.error) as exc:
+        raise CorruptFileError(f"{where}: damaged footer ({exc}).") from exc
+    if n != len(f.rows):
+        raise CorruptFileError(f"{where}: the footer lists {n} chunks, the body holds {len(f.rows)}.")
+    if not schema.equals(f.schema, check_metadata=True):
+        raise CorruptFileError(f"{where}: the footer's copy of the schema or metadata differs from the file's.")
+    if offsets != f.offsets:
+        raise CorruptFileError(f"{where}: the footer's chunk offsets differ from the chunks in the file.")
 
 
 def _index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.BufferReader]:
