@@ -216,6 +216,51 @@ def test_bad_inputs():
         DuelEnv(render_mode="ascii")
 
 
+
+@pytest.mark.parametrize("seed", [-5, "a", 1.5, True])
+def test_reset_with_a_bad_seed_raises_settings_error_naming_it(seed):
+    with pytest.raises(SettingsError, match=f"seed={seed!r}"):
+        DuelEnv().reset(seed=seed)
+
+
+def test_reset_accepts_numpy_integer_seeds():
+    a, _ = DuelEnv({"frame_shape": (24, 32, 1)}).reset(seed=np.int64(3))
+    b, _ = DuelEnv({"frame_shape": (24, 32, 1)}).reset(seed=3)
+    np.testing.assert_array_equal(a["frame"], b["frame"])
+
+
+def test_discrete_actions_accept_integers_and_one_element_arrays():
+    results = []
+    for action in (3, np.int64(3), np.array(3), np.array([3]), [3], 3.0):
+        env = DuelEnv({"action_space": "discrete", "frame_shape": (24, 32, 1)})
+        env.reset(seed=0)
+        results.append(env.step(action)[0]["frame"])
+    for frame in results[1:]:
+        np.testing.assert_array_equal(frame, results[0])
+
+
+@pytest.mark.parametrize("action", [np.array([3, 1]), np.array([3.5]), 2.5, "3", None, True, np.array([[3]])])
+def test_bad_discrete_actions_raise_space_error(action):
+    env = DuelEnv({"action_space": "discrete"})
+    env.reset(seed=0)
+    with pytest.raises(SpaceError, match="discrete duel action is an integer"):
+        env.step(action)
+
+
+@pytest.mark.parametrize("action", [np.array([1.5, 0.2]), [1, 2, 3], np.array([[1, 2]]), 3, None, "ab",
+                                    np.array([np.nan, 0.0]), np.array([True, False])])
+def test_bad_multi_discrete_actions_raise_space_error(action):
+    env = DuelEnv()
+    env.reset(seed=0)
+    with pytest.raises(SpaceError, match="pair of integers"):
+        env.step(action)
+
+
+def test_whole_float_multi_discrete_actions_are_accepted():
+    env = DuelEnv({"frame_shape": (24, 32, 1)})
+    env.reset(seed=0)
+    assert env.step(np.array([3.0, 1.0]))[0]["frame"].shape == (24, 32, 1)
+
 # ---- the rules, on the game itself ---------------------------------------------------------------
 
 def _close_game(a="Kenji", b="Kenji", gap=4.0) -> Game:

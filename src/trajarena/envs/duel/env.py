@@ -77,6 +77,22 @@ def discrete_to_multi(action: int) -> tuple[int, int]:
     return _DISCRETE_TO_MULTI[a]
 
 
+def _integers(action: Any, size: int) -> tuple[int, ...] | None:
+    """``action`` as ``size`` ints (a scalar or 1-D array; floats only when whole), or None when it is not."""
+    if isinstance(action, bool | np.bool_):
+        return None
+    try:
+        arr = np.asarray(action)
+    except (TypeError, ValueError):
+        return None
+    if arr.dtype.kind not in "iuf" or arr.size != size or arr.ndim > 1 or (size > 1 and arr.ndim != 1):
+        return None
+    flat = arr.reshape(-1)
+    if arr.dtype.kind == "f" and not (np.all(np.isfinite(flat)) and np.all(flat == np.floor(flat))):
+        return None
+    return tuple(int(v) for v in flat)
+
+
 def multi_to_discrete(move: int, attack: int) -> int:
     """Convert a ``(move, attack)`` pair to a ``Discrete(16)`` action.
 
@@ -170,6 +186,10 @@ class DuelEnv(gym.Env):
         """Start a new episode (1P: stage 1 of the tower; 2P: a new match)."""
         if seed is None and not self._seeded and self.settings.seed is not None:
             seed = self.settings.seed
+        if seed is not None and (isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer)
+                                 or seed < 0):
+            raise SettingsError(f"DuelEnv.reset(seed=...) takes None or an integer >= 0, got seed={seed!r}.")
+        seed = None if seed is None else int(seed)  # gymnasium's seeding takes Python ints only
         super().reset(seed=seed)
         self._seeded = True
         s, rng = self.settings, self.np_random
@@ -229,11 +249,16 @@ class DuelEnv(gym.Env):
 
     def _decode(self, action: Any, index: int) -> tuple[int, int]:
         if self._discrete[index]:
-            return discrete_to_multi(action)
-        try:
-            m, a = int(action[0]), int(action[1])
-        except (TypeError, IndexError, ValueError):
-            raise SpaceError(f"a multi-discrete duel action is a (move, attack) pair, got {action!r}.") from None
+            value = _integers(action, 1)
+            if value is None:
+                raise SpaceError(f"a discrete duel action is an integer in [0, {N_DISCRETE - 1}] (or a 1-element "
+                                 f"integer array), got {action!r}.")
+            return discrete_to_multi(value[0])
+        pair = _integers(action, 2)
+        if pair is None:
+            raise SpaceError(f"a multi-discrete duel action is a (move, attack) pair of integers, e.g. "
+                             f"np.array([3, 1]), got {action!r}.")
+        m, a = pair
         if not (0 <= m < N_MOVES and 0 <= a < N_ATTACKS):
             raise SpaceError(f"a duel action needs move in [0, 8] and attack in [0, 7], got {action!r}.")
         return m, a
