@@ -120,11 +120,22 @@ def test_keymap_round_trips_through_toml_and_json(tmp_path):
     [({"pauze": "p"}, "Did you mean 'pause'"),
      ({"players": [{"punchh": "z"}]}, "Did you mean 'punch'"),
      ({"players": [{"punch": 3}]}, "key name"),
-     ({"gamepad": {"dead_zone": 2}}, "dead_zone")],
+     ({"gamepad": {"dead_zone": 2}}, "dead_zone"),
+     ({"quit": []}, "'quit' must be a key name or a non-empty list"),
+     ({"players": [{"punch": []}]}, "'punch' must be a key name or a non-empty list"),
+     ({"gamepad": {"guard": []}}, "'guard' must be a button number >= 0 or a non-empty list"),
+     ({"gamepad": {"punch": [1], "kick": [1]}}, r"gamepad button 1 is bound twice in the key map \(punch and kick\)"),
+     ({"gamepad": {"discard": [7]}}, r"gamepad button 7 is bound twice in the key map \(pause and discard\)")],
 )
 def test_bad_keymap_entries_are_named(data, match):
     with pytest.raises(SettingsError, match=match):
         Keymap.from_dict(data)
+
+
+def test_gamepad_buttons_may_move_when_nothing_else_uses_them(tmp_path):
+    (tmp_path / "pad.toml").write_text("[gamepad]\npunch = [1]\nkick = [0]\n")
+    pad = Keymap.load(tmp_path / "pad.toml").gamepad
+    assert pad.punch == (1,) and pad.kick == (0,) and pad.guard == (4, 5)
 
 
 def test_unknown_key_names_and_double_bindings_are_refused(tmp_path):

@@ -135,16 +135,19 @@ def encode_action(buttons: Buttons, space: spaces.Space) -> Any:
 def _names(owner: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-        raise SettingsError(f"key map entry {owner!r} must be a key name or a list of them (e.g. ['left', 'a']), got {value!r}.")
+    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) and v for v in value):
+        raise SettingsError(f"key map entry {owner!r} must be a key name or a non-empty list of them "
+                            f"(e.g. ['left', 'a']), got {value!r}.")
     return tuple(v.lower() for v in value)
 
 
 def _ints(owner: str, value: Any) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,)
-    if not isinstance(value, list | tuple) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
-        raise SettingsError(f"gamepad entry {owner!r} must be a button number or a list of them, got {value!r}.")
+    if not isinstance(value, list | tuple) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise SettingsError(f"gamepad entry {owner!r} must be a button number >= 0 or a non-empty list of them "
+                            f"(e.g. [2, 3]), got {value!r}.")
     return tuple(value)
 
 
@@ -206,8 +209,13 @@ class GamepadMap:
     dead_zone: float = 0.5
 
     def __post_init__(self) -> None:
+        owner: dict[int, str] = {}
         for name in ("punch", "kick", "guard", "pause", "discard"):
             object.__setattr__(self, name, _ints(name, getattr(self, name)))
+            for button in getattr(self, name):
+                if owner.setdefault(button, name) != name:
+                    raise SettingsError(f"gamepad button {button} is bound twice in the key map ({owner[button]} "
+                                        f"and {name}); give each control its own button.")
         for name in ("axis_x", "axis_y"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
