@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,8 +154,8 @@ def test_pickles_as_paths_and_options(cartpole, tmp_path):
 
 def test_files_order_mismatch_and_missing(cartpole, duel, tmp_path):
     (cp, _), (du, _) = cartpole, duel
-    ds = TrajectoryDataset([cp / "b", cp / "a"])
-    assert ds.episodes[0].file.startswith(str(cp / "b")) and ds.episodes[-1].file_index == 1
+    ds = TrajectoryDataset([cp / "b", cp / "a"])  # sorted whatever the order given
+    assert ds.episodes[0].file.startswith(str(cp / "a")) and ds.episodes[-1].file_index == 1
     cp_file, duel_file = list_trajectory_files(cp)[0], list_trajectory_files(du)[0]
     with pytest.raises(MismatchError) as err:
         TrajectoryDataset([cp_file, duel_file])
@@ -234,3 +235,31 @@ def test_memory_limit_points_to_the_disk_cache(duel, tmp_path):
     cached = TrajectoryDataset(folder, max_memory_bytes=1000, cache_dir=tmp_path)
     assert cached.sample_transitions(4, np.random.default_rng(0)).obs["frame"].shape == (4, 32, 48, 3)
     assert pickle.loads(pickle.dumps(ds)).max_memory_bytes == 1000
+
+
+def test_file_lists_are_sorted_and_deduplicated_whatever_their_order(cartpole, monkeypatch):
+    from trajarena.reader import find_files
+
+    cp, _ = cartpole
+    files = list_trajectory_files(cp)
+    assert files == sorted(files) and len(files) == len(set(files)) >= 2
+    monkeypatch.chdir(cp)
+    relative = [str(Path(f).relative_to(cp)) for f in files]
+    assert list_trajectory_files([files[1], files[0], files[1], relative[0], cp]) == [files[0], files[1], *files[2:]]
+    assert list_trajectory_files(files[::-1]) == files
+    assert find_files([files[1], files[0], relative[1]])[0] == [Path(files[0]), Path(files[1])]
+    one = TrajectoryDataset([files[0]])
+    assert len(TrajectoryDataset([files[0], files[0], relative[0]])) == len(one)  # not doubled
+
+
+def test_no_data_is_one_typed_error_everywhere(tmp_path):
+    import trajarena as arena
+    from trajarena.errors import DataNotFoundError
+    from trajarena.reader import TrajectoryReader
+
+    for make in (TrajectoryReader, TrajectoryDataset, list_trajectory_files,
+                 lambda p: arena.ImitationLearning(traj_files_list=p)):
+        for paths in (tmp_path, [], tmp_path / "missing"):
+            with pytest.raises(DataNotFoundError):
+                make(paths)
+    assert issubclass(DataNotFoundError, FileNotFoundError)

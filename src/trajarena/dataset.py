@@ -33,7 +33,7 @@ from gymnasium import spaces
 
 from trajarena import format as fmt
 from trajarena.columns import _Column, _TrajFile
-from trajarena.errors import MismatchError, SettingsError
+from trajarena.errors import DataNotFoundError, MismatchError, SettingsError
 from trajarena.spaces import compile_getter, leaf_fields
 
 __all__ = ["Episode", "EpisodeInfo", "Transition", "TrajectoryDataset", "Window", "list_trajectory_files"]
@@ -146,29 +146,37 @@ def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]
                           include_partial: bool = False) -> list[str]:
     """Expand files and folders (searched recursively) into a sorted list of ``*.arrow`` files.
 
-    ``include_partial`` adds the ``*.arrow.partial`` files of folders (after the finished ones).
+    The list is sorted by resolved path and holds each file once, whatever the order of
+    ``paths`` and however often a file is named. ``include_partial`` adds the
+    ``*.arrow.partial`` files of folders (after the finished ones).
 
     Raises:
-        FileNotFoundError: a path does not exist, or no trajectory file was found.
+        DataNotFoundError: a path does not exist, or no trajectory file was found (a
+            ``FileNotFoundError``).
     """
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    out: list[str] = []
+    found: dict[Path, str] = {}  # resolved path -> the spelling first given
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(str(f) for f in p.rglob("*" + fmt.SUFFIX) if f.is_file()))
+            names = [f for f in p.rglob("*" + fmt.SUFFIX) if f.is_file()]
             if include_partial:
-                out.extend(sorted(str(f) for f in p.rglob("*" + fmt.PARTIAL_SUFFIX) if f.is_file()))
+                names += [f for f in p.rglob("*" + fmt.PARTIAL_SUFFIX) if f.is_file()]
         elif p.is_file():
-            out.append(str(p))
+            names = [p]
         else:
-            raise FileNotFoundError(f"No trajectory file or folder at {str(p)!r}.")
-    if not out:
-        raise FileNotFoundError(
+            raise DataNotFoundError(f"No trajectory file or folder at {str(p)!r}.")
+        for f in names:
+            found.setdefault(f.resolve(), str(f))
+    if not found:
+        raise DataNotFoundError(
             f"No '*{fmt.SUFFIX}' trajectory file in {[str(i) for i in items]}; record some first "
             "(trajarena.make(..., traj_rec_settings={'file_path': ...})) or check the path."
         )
-    return out
+    # one order whatever the order of the paths given (ranks that list the same files see the same
+    # list), each file once; finished files first, then partial ones
+    order = sorted(found, key=lambda r: (r.name.endswith(fmt.PARTIAL_SUFFIX), str(r)))
+    return [found[r] for r in order]
 
 
 # ----------------------------------------------------------------------------- dataset

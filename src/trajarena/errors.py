@@ -83,3 +83,7 @@ def require(package: str, extra: str, purpose: str):
             f"{purpose} needs the optional package {package!r}, which is not installed. "
             f"Install it with: pip install 'trajarena[{extra}]'"
         ) from exc
+
+
+class DataNotFoundError(TrajArenaError, FileNotFoundError):
+    """No trajectory file at the given paths (a missing path, an empty folder or an empty list)."""

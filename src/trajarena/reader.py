@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from trajarena import format as fmt
-from trajarena.errors import CorruptFileError, FormatError, MismatchError, SpaceError
+from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError, MismatchError, SpaceError
 from trajarena.spaces import compile_getter, leaf_fields, space_from_json
 
 __all__ = ["Episode", "EpisodeInfo", "FileIndex", "Step", "TrajectoryReader", "find_files", "index_file",
@@ -328,22 +328,30 @@ def _index_live_partial(path: Path) -> FileIndex | None:
 
 
 def find_files(paths: str | Path | Sequence[str | Path], include_partial: bool = False) -> tuple[list[Path], list[Path]]:
-    """Expand files and folders (recursively) to ``(files, partial_files)``, sorted by name."""
+    """Expand files and folders (recursively) to ``(files, partial_files)``.
+
+    Each list is sorted by resolved path and names each file once, whatever the order of
+    ``paths`` and however often a file is named.
+
+    Raises:
+        DataNotFoundError: a path does not exist (a ``FileNotFoundError``).
+    """
     if isinstance(paths, str | Path):
         paths = [paths]
-    files: list[Path] = []
-    partial: list[Path] = []
+    found: dict[Path, Path] = {}  # resolved -> the spelling first given
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(p.rglob("*" + fmt.SUFFIX))
-            partial += sorted(p.rglob("*" + fmt.PARTIAL_SUFFIX))
-        elif p.name.endswith(fmt.PARTIAL_SUFFIX):
-            partial.append(p)
+            names = [*p.rglob("*" + fmt.SUFFIX), *p.rglob("*" + fmt.PARTIAL_SUFFIX)]
         elif p.exists():
-            files.append(p)
+            names = [p]
         else:
-            raise FileNotFoundError(f"No trajectory file or folder at {p}.")
-    return list(dict.fromkeys(files)), list(dict.fromkeys(partial))
+            raise DataNotFoundError(f"No trajectory file or folder at {p}.")
+        for f in names:
+            found.setdefault(f.resolve(), f)
+    order = sorted(found, key=str)
+    files = [found[r] for r in order if not r.name.endswith(fmt.PARTIAL_SUFFIX)]
+    partial = [found[r] for r in order if r.name.endswith(fmt.PARTIAL_SUFFIX)]
+    return files, partial
 
 
 class TrajectoryReader:
@@ -391,7 +399,7 @@ class TrajectoryReader:
         self._files = [index_file(p) for p in files] + [f for f in map(_index_live_partial, partial) if f]
         if not self._files:
             hint = " (only .partial files: pass include_partial=True or run repair())" if skipped else ""
-            raise FormatError(f"No trajectory files found in {paths!r}{hint}.")
+            raise DataNotFoundError(f"No trajectory files found in {paths!r}{hint}; record some first or check the path.")
         first = self._files[0]
         for f in self._files[1:]:
             for key in ("observation_space", "action_space"):
