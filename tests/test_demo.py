@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from trajarena.demo import demo_config, main, run_demo
+from trajarena.errors import SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,3 +55,29 @@ def test_sb3_example_smoke(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sb3-bc" in proc.stdout and "mean return" in proc.stdout
+
+
+@pytest.mark.parametrize(("override", "match"), [
+    ({"episodes": 0}, r"DemoConfig.episodes must be an integer >= 1, got 0"),
+    ({"difficulty": 12}, r"DemoConfig.difficulty must be an integer in \[1, 8\], got 12"),
+    ({"eval_episodes": -1}, "DemoConfig.eval_episodes"),
+    ({"workers": 1.5}, "DemoConfig.workers"),
+    ({"seed": -1}, "DemoConfig.seed must be an integer >= 0"),
+    ({"out": ""}, "DemoConfig.out"),
+])
+def test_demo_config_refuses_bad_values(override, match):
+    with pytest.raises(SettingsError, match=match):
+        demo_config(**override)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--episodes", "0"], "--episodes must be an integer >= 1, got 0."),
+    (["--difficulty", "12"], "--difficulty must be an integer in [1, 8], got 12."),
+    (["--eval-episodes", "0"], "--eval-episodes must be an integer >= 1, got 0."),
+])
+def test_demo_cli_reports_bad_values_with_exit_code_2_and_no_traceback(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "demo")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not (tmp_path / "demo").exists()

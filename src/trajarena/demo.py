@@ -16,11 +16,14 @@ Outputs in ``--out``: ``data/`` (trajectory files), ``policy.pt``, ``report.md``
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from trajarena.errors import SettingsError
 
 __all__ = ["DemoConfig", "demo_config", "main", "run_demo"]
 
@@ -48,6 +51,9 @@ class DemoConfig:
         seed: first recording seed; also seeds training.
         eval_seed: first evaluation seed (distinct from the recorded ones).
         gif_steps: length of the GIF, in env steps.
+
+    Raises:
+        SettingsError: a count below 1, a seed below 0 or a difficulty outside 1-8.
     """
 
     out: str = "demo_out"
@@ -62,6 +68,18 @@ class DemoConfig:
     gif_steps: int = 300
     settings: dict[str, Any] = field(default_factory=lambda: dict(DEMO_SETTINGS))
     wrappers_settings: dict[str, Any] = field(default_factory=lambda: dict(DEMO_WRAPPERS))
+
+    def __post_init__(self) -> None:
+        limits = {"episodes": (1, None), "workers": (1, None), "epochs": (1, None), "batch_size": (1, None),
+                  "eval_episodes": (1, None), "difficulty": (1, 8), "seed": (0, None), "eval_seed": (0, None),
+                  "gif_steps": (1, None)}
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+                wanted = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
+                raise SettingsError(f"DemoConfig.{name} must be {wanted}, got {value!r}.")
+        if not isinstance(self.out, str | Path) or not str(self.out):
+            raise SettingsError(f"DemoConfig.out must be a folder path, got {self.out!r}.")
 
 
 def demo_config(quick: bool = False, **overrides: Any) -> DemoConfig:
@@ -146,8 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a tiny budget, for smoke tests")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    cfg = demo_config(args.quick, out=args.out, episodes=args.episodes, workers=args.workers, epochs=args.epochs,
-                      eval_episodes=args.eval_episodes, difficulty=args.difficulty, seed=args.seed)
+    try:
+        cfg = demo_config(args.quick, out=args.out, episodes=args.episodes, workers=args.workers, epochs=args.epochs,
+                          eval_episodes=args.eval_episodes, difficulty=args.difficulty, seed=args.seed)
+    except SettingsError as exc:
+        option = re.sub(r"DemoConfig\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), str(exc))
+        p.error(option)  # usage + message, exit code 2
     run_demo(cfg, progress=not args.no_progress)
     return 0
 
