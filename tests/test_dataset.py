@@ -263,3 +263,15 @@ def test_no_data_is_one_typed_error_everywhere(tmp_path):
             with pytest.raises(DataNotFoundError):
                 make(paths)
     assert issubclass(DataNotFoundError, FileNotFoundError)
+
+
+def test_non_integer_indices_and_negative_batch_sizes_are_settings_errors(cartpole):
+    cp, _ = cartpole
+    ds = TrajectoryDataset(cp / "a")
+    assert ds.transition(np.int64(1)).reward == ds.transition(1).reward
+    for bad in (lambda: ds.transition(1.5), lambda: ds.transition(True), lambda: ds.transitions([0.5, 1]),
+                lambda: ds.sample_transitions(-1, np.random.default_rng(0)),
+                lambda: ds.sample_transitions(2.5, np.random.default_rng(0))):
+        with pytest.raises(SettingsError):
+            bad()
+    assert len(ds.sample_transitions(0, np.random.default_rng(0)).reward) == 0

@@ -138,10 +138,12 @@ def test_perspective_option_and_ignore_p1_p2(tmp_path):
     obs, _ = p2.reset()
     assert same(obs["P1"], live[0][0][0]["P2"])
     assert ImitationLearning(tmp_path / "b").n_episodes == 2  # ignore_p2: P1's side only
-    assert ImitationLearning(tmp_path / "b", perspective="P2").n_episodes == 0
+    with pytest.warns(UserWarning, match="nothing to replay"):
+        assert ImitationLearning(tmp_path / "b", perspective="P2").n_episodes == 0
     record("duel", tmp_path / "c", 2, settings, ignore_p1=1)  # an agent P1 against a human P2
     only_p2 = ImitationLearning(tmp_path / "c")
-    assert only_p2.n_episodes == 2 and ImitationLearning(tmp_path / "c", perspective="P1").n_episodes == 0
+    with pytest.warns(UserWarning, match="nothing to replay"):
+        assert only_p2.n_episodes == 2 and ImitationLearning(tmp_path / "c", perspective="P1").n_episodes == 0
     obs, info = only_p2.reset()
     assert info["perspective"] == "P2" and same(obs["P1"], live[0][0][0]["P2"])  # seen from P2's side
     assert ImitationLearning(tmp_path / "c", perspective="joint").n_episodes == 2
@@ -321,3 +323,19 @@ def test_any_action_is_accepted_even_by_action_wrappers(tmp_path):
     for o, r, te, tr, a in live[0][1:]:
         obs, reward, *_, info = il.step(0)  # DIAMBRA's example passes a dummy 0
         assert same(obs, o) and same(info["action"], a)
+
+
+def test_p2_perspective_of_a_one_player_file_is_a_settings_error(duel_1p):
+    folder, _ = duel_1p
+    with pytest.raises(SettingsError, match="two-player"):
+        ImitationLearning(folder, perspective="P2")
+    assert ImitationLearning(folder, perspective="P1").n_episodes == 3
+
+
+def test_numpy_integers_are_accepted_as_ranks(duel_1p):
+    folder, _ = duel_1p
+    il = ImitationLearning(folder, total_cpus=np.int64(2), rank=np.int32(1))
+    assert (il.unwrapped.total_cpus, il.unwrapped.rank) == (2, 1) and type(il.unwrapped.rank) is int
+    for total, rank in ((2, 1.0), (True, 0), (np.float64(2), 0), (2, "1")):
+        with pytest.raises(SettingsError, match="rank"):
+            ImitationLearning(folder, total_cpus=total, rank=rank)

@@ -142,6 +142,16 @@ class Episode:
                 f"{_summary(self.observations)}, actions={_summary(self.actions)})")
 
 
+def _integer(name: str, value: Any) -> int:
+    """``value`` as an int (numpy integers accepted), or :class:`SettingsError` naming ``name``."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise SettingsError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).") from None
+
+
 def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
                           include_partial: bool = False) -> list[str]:
     """Expand files and folders (searched recursively) into a sorted list of ``*.arrow`` files.
@@ -405,7 +415,11 @@ class TrajectoryDataset:
     # ------------------------------------------------------------------ transitions
 
     def _check_indices(self, indices: Any) -> np.ndarray:
-        idx = np.asarray(indices, dtype=np.int64)
+        raw = np.asarray(indices)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise SettingsError(f"transition indices must be integers, got an array of {raw.dtype}; "
+                                "convert them with .astype(int) if they are whole numbers.")
+        idx = raw.astype(np.int64)
         n = len(self)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise IndexError(f"transition index out of range: the dataset holds {n} transitions "
@@ -422,7 +436,7 @@ class TrajectoryDataset:
     def transition(self, index: int) -> Transition:
         """One transition (no batch axis)."""
         n = len(self._trans_row)
-        i = operator.index(index)
+        i = _integer("index", index)
         if not -n <= i < n:
             raise IndexError(f"transition index {i} out of range: the dataset holds {n} transitions.")
         row = int(self._trans_row[i])
@@ -434,6 +448,8 @@ class TrajectoryDataset:
 
     def sample_transitions(self, batch_size: int, rng: np.random.Generator | None = None) -> Transition:
         """``batch_size`` transitions drawn uniformly with replacement using ``rng``."""
+        if _integer("batch_size", batch_size) < 0:
+            raise SettingsError(f"batch_size must be >= 0, got {batch_size}.")
         if not len(self):
             raise IndexError("the dataset holds no transitions")
         rng = rng if rng is not None else np.random.default_rng()

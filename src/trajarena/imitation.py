@@ -34,7 +34,9 @@ instead (``passes`` counts the finished ones), reshuffled when ``shuffle`` is se
 from __future__ import annotations
 
 import io
+import operator
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -74,6 +76,24 @@ def blank_value(space: spaces.Space) -> Any:
     return np.zeros(space.shape, dtype=space.dtype)
 
 
+def check_ranks(total_cpus: Any, rank: Any) -> tuple[int, int]:
+    """``(total_cpus, rank)`` as ints (numpy integers accepted), or :class:`SettingsError`.
+
+    >>> check_ranks(np.int64(4), np.int32(1))
+    (4, 1)
+    """
+    try:
+        if isinstance(total_cpus, bool) or isinstance(rank, bool):
+            raise TypeError
+        total, r = operator.index(total_cpus), operator.index(rank)
+    except TypeError:
+        total = r = -1
+    if not (total >= 1 and 0 <= r < total):
+        raise SettingsError(f"rank must be an integer in [0, total_cpus) and total_cpus an integer >= 1; "
+                            f"got rank={rank!r}, total_cpus={total_cpus!r}.")
+    return total, r
+
+
 def partition(n_files: int, episodes_per_file: Sequence[int], total_cpus: int, rank: int) -> list[tuple[int, int]]:
     """The ``(file, unit within file)`` pairs rank ``rank`` of ``total_cpus`` replays.
 
@@ -83,9 +103,7 @@ def partition(n_files: int, episodes_per_file: Sequence[int], total_cpus: int, r
     >>> partition(3, [2, 1, 2], 2, 0), partition(1, [3], 2, 1)
     ([(0, 0), (0, 1), (2, 0), (2, 1)], [(0, 1)])
     """
-    if not (isinstance(total_cpus, int) and total_cpus >= 1 and isinstance(rank, int) and 0 <= rank < total_cpus):
-        raise SettingsError(f"rank must be an integer in [0, total_cpus) and total_cpus >= 1; "
-                            f"got rank={rank!r}, total_cpus={total_cpus!r}.")
+    total_cpus, rank = check_ranks(total_cpus, rank)
     if n_files >= total_cpus:
         return [(f, u) for f in range(rank, n_files, total_cpus) for u in range(episodes_per_file[f])]
     units = [(f, u) for f in range(n_files) for u in range(episodes_per_file[f])]
@@ -121,6 +139,7 @@ class ReplayEnv(gym.Env):
                  verify_checksums: bool = True) -> None:
         if perspective not in PERSPECTIVES:
             raise SettingsError(f"perspective must be one of {PERSPECTIVES}, got {perspective!r}.")
+        total_cpus, rank = check_ranks(total_cpus, rank)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise SettingsError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}.")
         files = list_trajectory_files([traj_files_list] if isinstance(traj_files_list, str | os.PathLike)
@@ -137,7 +156,13 @@ class ReplayEnv(gym.Env):
                     "perspective='both' needs both agents to have the same action space, but this file has "
                     f"{act['agent_0']} and {act['agent_1']}; choose perspective='P1', 'P2' or 'joint'."
                 )
+        if perspective == "P2" and not self.two_player:
+            raise SettingsError(f"perspective='P2' needs a two-player recording, but {files[0]} has one player; "
+                                "use perspective='both' (or 'P1').")
         views = [self._views(m) for m in self.file_metadata]
+        if not any(views):
+            warnings.warn(f"perspective={perspective!r} leaves nothing to replay: every file ignores that player "
+                          "(recorded with ignore_p1/ignore_p2). Use perspective='both' or 'joint'.", stacklevel=2)
         # units per file: episodes x views, but episodes per file are only known after indexing;
         # rank by file needs no index of the other files.
         if len(files) >= total_cpus:
