@@ -23,11 +23,27 @@ def test_catalogue_round_trips_through_json_text(name: str) -> None:
     assert [f.name for f in leaf_fields(back, "x")] == [f.name for f in leaf_fields(space, "x")]
 
 
-def test_unknown_space_raises_not_implemented_naming_it() -> None:
-    with pytest.raises(NotImplementedError, match="Graph"):
+def test_unknown_space_raises_not_supported_naming_it(tmp_path) -> None:
+    from trajarena.errors import NotSupportedError
+    from trajarena.writer import TrajectoryWriter
+
+    with pytest.raises(NotSupportedError, match="Graph"):
         space_to_json(spaces.Graph(spaces.Box(0, 1, (2,)), None))
-    with pytest.raises(NotImplementedError, match="Sequence"):
+    with pytest.raises(NotSupportedError, match="Sequence"):
         leaf_fields(spaces.Sequence(spaces.Discrete(2)), "obs")
+    with pytest.raises(NotSupportedError, match="OneOf"):
+        TrajectoryWriter(tmp_path, spaces.OneOf([spaces.Discrete(2), spaces.Box(0, 1, (2,))]), spaces.Discrete(2))
+    assert issubclass(NotSupportedError, NotImplementedError)  # except NotImplementedError still works
+
+
+def test_zero_size_box_is_rejected_when_the_writer_is_built(tmp_path) -> None:
+    from trajarena.errors import SpaceError
+    from trajarena.writer import TrajectoryWriter
+
+    space = spaces.Dict({"ok": spaces.Discrete(3), "empty": spaces.Box(0, 1, (0, 3))})
+    with pytest.raises(SpaceError, match="obs/empty"):
+        TrajectoryWriter(tmp_path, space, spaces.Discrete(2))
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ Two jobs, one module:
   and shape with infinite bounds, ``Discrete`` and ``MultiDiscrete`` with ``start``, ``MultiBinary``,
   ``Text``, and ``Dict``/``Tuple`` nested to any depth) into plain JSON data and back. Each space
   type has one function registered with :func:`functools.singledispatch`; an unknown space raises
-  :class:`NotImplementedError` naming it. Declared sizes are checked before anything is allocated,
+  :class:`~trajarena.errors.NotSupportedError` (a ``NotImplementedError``) naming it. Declared sizes are checked before anything is allocated,
   so a hostile file cannot make :func:`space_from_json` exhaust memory.
 * :func:`leaf_fields` lists the *leaves* of a nested space as :class:`Field` records with a flat
   column name (``"obs/P1/health"``, ``"action/agent_0"``, ``"obs/0"`` for a Tuple item), and
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from trajarena.errors import SpaceError
+from trajarena.errors import NotSupportedError, SpaceError
 
 __all__ = ["Field", "compile_getter", "compile_setter", "leaf_fields", "nest", "space_from_json", "space_to_json"]
 
@@ -105,13 +105,14 @@ def space_to_json(space: spaces.Space) -> dict[str, Any]:
         space: any Gymnasium space listed in the module docstring.
 
     Raises:
-        NotImplementedError: for a space type without a registered serializer.
+        NotSupportedError: for a space type without a registered serializer (Sequence, Graph,
+            OneOf, ...); it is also a ``NotImplementedError``.
 
     >>> from gymnasium.spaces import Discrete
     >>> space_to_json(Discrete(3, start=-1))
     {'type': 'Discrete', 'n': 3, 'start': -1}
     """
-    raise NotImplementedError(
+    raise NotSupportedError(
         f"trajarena cannot serialise the space {type(space).__name__} ({space}); supported spaces: "
         "Box, Discrete, MultiDiscrete, MultiBinary, Text, Dict, Tuple."
     )
@@ -302,7 +303,7 @@ def leaf_fields(space: spaces.Space, prefix: str) -> list[Field]:
         elif isinstance(s, spaces.Box | spaces.MultiDiscrete):
             out.append(Field(name, path, np.dtype(s.dtype), tuple(s.shape), s))
         else:
-            space_to_json(s)  # raises NotImplementedError naming the space
+            space_to_json(s)  # raises NotSupportedError naming the space
             raise SpaceError(f"Cannot store values of space {s}.")
 
     walk(space, prefix, ())

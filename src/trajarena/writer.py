@@ -137,6 +137,10 @@ class TrajectoryWriter:
         self.observation_space, self.action_space = observation_space, action_space
         obs_fields, act_fields = leaf_fields(observation_space, "obs"), leaf_fields(action_space, "action")
         self._fields = obs_fields + act_fields
+        for f in self._fields:
+            if f.dtype != object and 0 in f.shape:
+                raise SpaceError(f"The space of {f.name!r} ({f.space}) holds no value (a zero in its shape "
+                                 f"{f.shape}); trajarena cannot record it. Drop it from the space.")
 
         def transform(f: Any) -> str | None:
             if frame_transform is None or f.dtype != np.uint8:
