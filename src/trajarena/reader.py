@@ -399,7 +399,8 @@ class TrajectoryReader:
         self._files = [index_file(p) for p in files] + [f for f in map(_index_live_partial, partial) if f]
         if not self._files:
             hint = " (only .partial files: pass include_partial=True or run repair())" if skipped else ""
-            raise DataNotFoundError(f"No trajectory files found in {paths!r}{hint}; record some first or check the path.")
+            raise DataNotFoundError(f"No trajectory files found in {paths!r}{hint}; "
+                                    "record some first or check the path.")
         first = self._files[0]
         for f in self._files[1:]:
             for key in ("observation_space", "action_space"):

@@ -5,8 +5,8 @@ Two jobs, one module:
 * :func:`space_to_json` / :func:`space_from_json` turn every Gymnasium space (``Box`` of any dtype
   and shape with infinite bounds, ``Discrete`` and ``MultiDiscrete`` with ``start``, ``MultiBinary``,
   ``Text``, and ``Dict``/``Tuple`` nested to any depth) into plain JSON data and back. Each space
-  type has one function registered with :func:`functools.singledispatch`; an unknown space raises
-  :class:`~trajarena.errors.NotSupportedError` (a ``NotImplementedError``) naming it. Declared sizes are checked before anything is allocated,
+  type has one function registered with :func:`functools.singledispatch`; an unknown space
+  raises :class:`~trajarena.errors.NotSupportedError` (a ``NotImplementedError``) naming it. Declared sizes are checked before anything is allocated,
   so a hostile file cannot make :func:`space_from_json` exhaust memory.
 * :func:`leaf_fields` lists the *leaves* of a nested space as :class:`Field` records with a flat
   column name (``"obs/P1/health"``, ``"action/agent_0"``, ``"obs/0"`` for a Tuple item), and
