@@ -6,8 +6,9 @@ Two jobs, one module:
   and shape with infinite bounds, ``Discrete`` and ``MultiDiscrete`` with ``start``, ``MultiBinary``,
   ``Text``, and ``Dict``/``Tuple`` nested to any depth) into plain JSON data and back. Each space
   type has one function registered with :func:`functools.singledispatch`; an unknown space
-  raises :class:`~trajarena.errors.NotSupportedError` (a ``NotImplementedError``) naming it. Declared sizes are checked before anything is allocated,
-  so a hostile file cannot make :func:`space_from_json` exhaust memory.
+  raises :class:`~trajarena.errors.NotSupportedError` (a ``NotImplementedError``) naming it.
+  Declared sizes are checked before anything is allocated, so a hostile file cannot make
+  :func:`space_from_json` exhaust memory.
 * :func:`leaf_fields` lists the *leaves* of a nested space as :class:`Field` records with a flat
   column name (``"obs/P1/health"``, ``"action/agent_0"``, ``"obs/0"`` for a Tuple item), and
   :func:`compile_setter` / :func:`compile_getter` compile, once per space, the function that
