@@ -167,10 +167,10 @@ def _scan(f: FileIndex, buf: pa.Buffer, start: int) -> tuple[list[tuple[int, int
     continuation marker. Returns the chunks and whether damage was skipped (a half-written
     last chunk, after which nothing parses, is the normal end of a crashed recording).
     """
-    data = buf.to_pybytes()
     where, out, pos, gap, damaged = str(f.path), [], start, False, False
     max_rows = min(int(f.meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
-    while pos + 8 <= len(data):
+    markers: np.ndarray | None = None  # byte offsets of 8-aligned continuation markers (found lazily)
+    while pos + 8 <= buf.size:
         try:
             reader = pa.BufferReader(buf.slice(pos))
             msg = pa.ipc.read_message(reader)
@@ -178,20 +178,18 @@ def _scan(f: FileIndex, buf: pa.Buffer, start: int) -> tuple[list[tuple[int, int
         except EOFError:
             break
         except (CorruptFileError, *_ARROW_ERRORS):
-            nxt = data.find(_MARKER, pos + 8)
-            while nxt >= 0 and nxt % 8:
-                nxt = data.find(_MARKER, nxt + 1)
-            if nxt < 0:
+            if markers is None:  # a zero-copy view of the mapped file
+                words = np.frombuffer(buf, np.uint32, count=buf.size // 8 * 2)[::2]
+                markers = np.flatnonzero(words == 0xFFFFFFFF) * 8
+            i = int(np.searchsorted(markers, pos + 8))
+            if i == len(markers):
                 break
-            pos, gap = nxt, True
+            pos, gap = int(markers[i]), True
             continue
         damaged |= gap
         out.append((pos, rows, chunk, gap))
         pos, gap = pos + reader.tell(), False
     return out, damaged
-
-
-_MARKER = b"\xff\xff\xff\xff"
 
 
 def _salvage(path: Path) -> tuple[FileIndex, list[_Piece], bool]:
