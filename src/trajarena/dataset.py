@@ -34,6 +34,7 @@ from gymnasium import spaces
 from trajarena import format as fmt
 from trajarena.columns import _Column, _TrajFile
 from trajarena.errors import DataNotFoundError, MismatchError, SettingsError
+from trajarena.reader import find_files
 from trajarena.spaces import compile_getter, leaf_fields
 
 __all__ = ["Episode", "EpisodeInfo", "Transition", "TrajectoryDataset", "Window", "list_trajectory_files"]
@@ -165,28 +166,18 @@ def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]
             ``FileNotFoundError``).
     """
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    found: dict[Path, str] = {}  # resolved path -> the spelling first given
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            names = [f for f in p.rglob("*" + fmt.SUFFIX) if f.is_file()]
-            if include_partial:
-                names += [f for f in p.rglob("*" + fmt.PARTIAL_SUFFIX) if f.is_file()]
-        elif p.is_file():
-            names = [p]
-        else:
-            raise DataNotFoundError(f"No trajectory file or folder at {str(p)!r}.")
-        for f in names:
-            found.setdefault(f.resolve(), str(f))
-    if not found:
+    files, partial = find_files(items, include_partial=True)
+    if not include_partial:  # a .partial file named explicitly is still read
+        named = {Path(i).resolve() for i in items}
+        partial = [f for f in partial if f.resolve() in named]
+    if not files and not partial:
         raise DataNotFoundError(
             f"No '*{fmt.SUFFIX}' trajectory file in {[str(i) for i in items]}; record some first "
             "(trajarena.make(..., traj_rec_settings={'file_path': ...})) or check the path."
         )
-    # one order whatever the order of the paths given (ranks that list the same files see the same
-    # list), each file once; finished files first, then partial ones
-    order = sorted(found, key=lambda r: (r.name.endswith(fmt.PARTIAL_SUFFIX), str(r)))
-    return [found[r] for r in order]
+    # find_files gives one order whatever the order of the paths (ranks that list the same files see
+    # the same list), each file once; finished files first, then partial ones
+    return [str(f) for f in (*files, *partial)]
 
 
 # ----------------------------------------------------------------------------- dataset

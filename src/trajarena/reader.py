@@ -13,6 +13,7 @@ format itself is specified in ``docs/format.md``.
 from __future__ import annotations
 
 import math
+import os
 import struct
 import warnings
 from collections import OrderedDict
@@ -327,7 +328,8 @@ def _index_live_partial(path: Path) -> FileIndex | None:
         return index_file(final) if final.exists() else None
 
 
-def find_files(paths: str | Path | Sequence[str | Path], include_partial: bool = False) -> tuple[list[Path], list[Path]]:
+def find_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
+               include_partial: bool = False) -> tuple[list[Path], list[Path]]:
     """Expand files and folders (recursively) to ``(files, partial_files)``.
 
     Each list is sorted by resolved path and names each file once, whatever the order of
@@ -336,13 +338,13 @@ def find_files(paths: str | Path | Sequence[str | Path], include_partial: bool =
     Raises:
         DataNotFoundError: a path does not exist (a ``FileNotFoundError``).
     """
-    if isinstance(paths, str | Path):
+    if isinstance(paths, str | os.PathLike):
         paths = [paths]
     found: dict[Path, Path] = {}  # resolved -> the spelling first given
     for p in map(Path, paths):
         if p.is_dir():
-            names = [*p.rglob("*" + fmt.SUFFIX), *p.rglob("*" + fmt.PARTIAL_SUFFIX)]
-        elif p.exists():
+            names = [f for f in (*p.rglob("*" + fmt.SUFFIX), *p.rglob("*" + fmt.PARTIAL_SUFFIX)) if f.is_file()]
+        elif p.is_file():
             names = [p]
         else:
             raise DataNotFoundError(f"No trajectory file or folder at {p}.")
