@@ -335,6 +335,11 @@ class AddLastAction(gym.Wrapper):
         return self._obs(obs), reward, terminated, truncated, info
 
 
+def _is_frame(space: spaces.Box) -> bool:
+    """A uint8 (H, W, C) image."""
+    return len(space.shape) == 3 and space.dtype == np.uint8
+
+
 class Scale(gym.ObservationWrapper):
     """Scale observations to [0, 1] float32: boxes by their bounds, discrete values one-hot.
 
@@ -348,7 +353,9 @@ class Scale(gym.ObservationWrapper):
         super().__init__(env)
         self.exclude_image_scaling = exclude_image_scaling
         self.process_discrete_binary = process_discrete_binary
-        self._fns: dict[int, Any] = {}
+        # per-leaf constants, computed once from the bounds (keyed by the id of the env's leaf space)
+        self._affine: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._offsets: dict[int, np.ndarray] = {}
         self.observation_space = self._space(env.observation_space)
 
     def _space(self, space: spaces.Space) -> spaces.Space:
@@ -357,10 +364,11 @@ class Scale(gym.ObservationWrapper):
         if isinstance(space, spaces.Tuple):
             return spaces.Tuple([self._space(s) for s in space.spaces])
         if isinstance(space, spaces.Box):
-            if len(space.shape) == 3 and space.dtype == np.uint8 and self.exclude_image_scaling:
+            if _is_frame(space) and self.exclude_image_scaling:
                 return space
             low, high = space.low.astype(np.float64), space.high.astype(np.float64)
             bounded = np.isfinite(high - low) & (high > low)
+            self._affine[id(space)] = (np.where(bounded, low, 0.0), np.where(bounded, high - low, 1.0))
             if bounded.all():
                 return spaces.Box(0.0, 1.0, space.shape, np.float32)
             # unbounded dimensions are passed through unscaled, so they keep their bounds
@@ -371,6 +379,7 @@ class Scale(gym.ObservationWrapper):
                 return spaces.Box(0.0, 1.0, (1,), np.float32)
             return spaces.Box(0.0, 1.0, (int(space.n),), np.float32)
         if isinstance(space, spaces.MultiDiscrete):
+            self._offsets[id(space)] = np.concatenate(([0], np.cumsum(space.nvec.ravel())[:-1]))
             return spaces.Box(0.0, 1.0, (int(space.nvec.sum()),), np.float32)
         if isinstance(space, spaces.MultiBinary):
             return spaces.Box(0.0, 1.0, space.shape, np.float32)
@@ -382,12 +391,9 @@ class Scale(gym.ObservationWrapper):
         if isinstance(space, spaces.Tuple):
             return tuple(self._scale(v, s) for v, s in zip(value, space.spaces, strict=True))
         if isinstance(space, spaces.Box):
-            if len(space.shape) == 3 and space.dtype == np.uint8:
+            if _is_frame(space):
                 return value if self.exclude_image_scaling else np.asarray(value, np.float32) * np.float32(1 / 255)
-            low, high = space.low.astype(np.float64), space.high.astype(np.float64)
-            bounded = np.isfinite(high - low) & (high > low)
-            span = np.where(bounded, high - low, 1.0)
-            base = np.where(bounded, low, 0.0)
+            base, span = self._affine[id(space)]
             return ((np.asarray(value, np.float64) - base) / span).astype(np.float32)
         if isinstance(space, spaces.Discrete):
             v = int(value) - int(space.start)
@@ -398,9 +404,8 @@ class Scale(gym.ObservationWrapper):
             return out
         if isinstance(space, spaces.MultiDiscrete):
             flat = (np.asarray(value) - space.start).ravel()
-            nvec = space.nvec.ravel()
-            out = np.zeros(int(nvec.sum()), np.float32)
-            out[np.concatenate(([0], np.cumsum(nvec)[:-1])) + flat] = 1.0
+            out = np.zeros(int(space.nvec.sum()), np.float32)
+            out[self._offsets[id(space)] + flat] = 1.0
             return out
         return np.asarray(value, np.float32)
 
