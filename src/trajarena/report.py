@@ -41,6 +41,14 @@ def win_rate_rows(result: Any) -> list[tuple[str, float, float, float]]:
     return [(r.name, r.win_rate, *r.win_rate_ci) for r in result.results if r.win_rate is not None]
 
 
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Lay out, write and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_learning_curve(history: Any, path: str | Path) -> Path:
     """Training/validation loss and accuracy per epoch (from ``TrainResult.history``)."""
     plt = _plt()
@@ -56,10 +64,7 @@ def plot_learning_curve(history: Any, path: str | Path) -> Path:
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_win_rates(result: Any, path: str | Path) -> Path:
@@ -76,10 +81,7 @@ def plot_win_rates(result: Any, path: str | Path) -> Path:
     ax.set(ylabel="matches won / played", ylim=(0, 1.05),
            title=f"Win rate vs CPU ({result.env_id}, difficulty {result.difficulty})")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_returns(result: Any, path: str | Path) -> Path:
@@ -98,10 +100,7 @@ def plot_returns(result: Any, path: str | Path) -> Path:
     ax.set_xticks(range(len(result.results)), [r.name for r in result.results])
     ax.set(ylabel="episode return", title="Episode returns (same seeds); diamond: mean ± 95% CI")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def record_gif(policy: Any, path: str | Path, seed: int = 0, max_steps: int = 400, every: int = 1,
