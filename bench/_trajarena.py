@@ -5,9 +5,9 @@ library's API is absorbed here. When a part of trajarena is missing (not written
 import fails), the adapter raises :class:`NotAvailable` with a short reason and the scripts
 report that column as ``n/a (...)`` instead of failing.
 
-Recording uses ``trajarena.recorder.TrajectoryRecorder(env, file_path=folder)`` on the raw env
+Recording uses ``trajarena.recording.recorder.TrajectoryRecorder(env, file_path=folder)`` on the raw env
 (the same env factory as the raw and Minari runs); reading uses both read APIs,
-``trajarena.reader.TrajectoryReader`` and ``trajarena.dataset.TrajectoryDataset``.
+``trajarena.format.reader.TrajectoryReader`` and ``trajarena.replay.dataset.TrajectoryDataset``.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def _import(module: str):
 def available() -> tuple[bool, str]:
     """Return ``(True, "")`` when trajarena's recorder, reader and dataset import, else ``(False, why)``."""
     try:
-        _import("trajarena.recorder")
-        _import("trajarena.reader")
-        _import("trajarena.dataset")
+        _import("trajarena.recording.recorder")
+        _import("trajarena.format.reader")
+        _import("trajarena.replay.dataset")
     except NotAvailable as exc:
         return False, str(exc)
     return True, ""
@@ -110,8 +110,8 @@ class RecordResult:
 
 
 def wrap_recorder(env, folder: str | os.PathLike, username: str = "bench"):
-    """Wrap ``env`` in ``trajarena.recorder.TrajectoryRecorder`` writing into ``folder``."""
-    recorder = _import("trajarena.recorder")
+    """Wrap ``env`` in ``trajarena.recording.recorder.TrajectoryRecorder`` writing into ``folder``."""
+    recorder = _import("trajarena.recording.recorder")
     env_id = env.spec.id if env.spec is not None else None
     try:
         return recorder.TrajectoryRecorder(env, file_path=str(folder), username=username, env_id=env_id)
@@ -183,12 +183,12 @@ def record(
 
 def open_folder(folder: str | os.PathLike, api: str = "reader"):
     """Open every trajectory file in ``folder``: ``api="reader"`` gives
-    ``trajarena.reader.TrajectoryReader`` (chunked reads, small cache), ``api="dataset"`` gives
-    ``trajarena.dataset.TrajectoryDataset`` (training API: decoded columns, vectorised gathers)."""
+    ``trajarena.format.reader.TrajectoryReader`` (chunked reads, small cache), ``api="dataset"`` gives
+    ``trajarena.replay.dataset.TrajectoryDataset`` (training API: decoded columns, vectorised gathers)."""
     if api == "dataset":
-        opener = _import("trajarena.dataset").TrajectoryDataset
+        opener = _import("trajarena.replay.dataset").TrajectoryDataset
     elif api == "reader":
-        opener = _import("trajarena.reader").TrajectoryReader
+        opener = _import("trajarena.format.reader").TrajectoryReader
     else:
         raise ValueError(f"api must be 'reader' or 'dataset', got {api!r}")
     try:
@@ -240,7 +240,7 @@ def replay_sequential(folder: str | os.PathLike, api: str = "reader") -> tuple[i
 def replay_imitation(folder: str | os.PathLike, max_steps: int = 50_000_000) -> tuple[int, float]:
     """Replay every episode through DIAMBRA-style ``ImitationLearning`` (raw: no wrappers stored
     in these files) until it is exhausted; ``(steps, seconds)``, opening included."""
-    module = _import("trajarena.imitation")
+    module = _import("trajarena.replay.imitation")
     start = time.perf_counter()
     try:
         env = module.ImitationLearning(traj_files_list=str(folder), total_cpus=1, rank=0)

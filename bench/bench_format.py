@@ -20,8 +20,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from trajarena.recorder import TrajectoryRecorder
-from trajarena.writer import TrajectoryWriter
+from trajarena.recording.recorder import TrajectoryRecorder
+from trajarena.format.writer import TrajectoryWriter
 
 
 @dataclass
@@ -80,7 +80,7 @@ def boxing_frames(steps: int, seed: int) -> tuple[list, list, gym.Space, gym.Spa
 
 
 def duel_frames(steps: int, seed: int) -> tuple[list, list, gym.Space, gym.Space]:
-    from trajarena.envs import raw_env
+    from trajarena.envs.make import raw_env
 
     return env_stream(raw_env("duel", None)[0], steps, seed)
 

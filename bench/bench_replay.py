@@ -109,8 +109,8 @@ def main(args: Args) -> list[Table]:
         f"whole episode (dataset[i]); batched Minari reads up to {args.batch_size} distinct episodes "
         f"per batch. Each random measurement stops at {args.n_random:,} transitions or {args.max_seconds} s.")
     table.notes.append("trajarena recordings made with TrajectoryRecorder. reader = "
-                       "trajarena.reader.TrajectoryReader (iter_episodes, step(i)); dataset = "
-                       "trajarena.dataset.TrajectoryDataset (iterate_episodes, transition(i), "
+                       "trajarena.format.reader.TrajectoryReader (iter_episodes, step(i)); dataset = "
+                       "trajarena.replay.dataset.TrajectoryDataset (iterate_episodes, transition(i), "
                        "sample_transitions(B, rng); one untimed warm-up call decodes the columns); "
                        "ImitationLearning: reset/step until exhausted.")
     minari_ok, minari_why = _minari.available() if args.minari else (False, "n/a (--no-minari)")

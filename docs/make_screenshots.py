@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trajarena.agents import make_agent
+from trajarena.learn.agents import make_agent
 from trajarena.envs.duel import DuelEnv
 from trajarena.envs.duel.characters import CHARACTERS
 from trajarena.envs.duel.game import HEIGHT, WIDTH, Game

@@ -8,7 +8,7 @@ into actions; every episode is recorded (below the wrappers) into ``--file-path`
 
 Keys: arrows move, Z punch, X kick, C guard; a gamepad works too (d-pad/stick, X/Y, A/B, LB/RB).
 Esc or closing the window quits; finished episodes are already on disk. For pause, discarding an
-episode, two humans or a human against an agent, use ``trajarena play`` (``trajarena.play.play``).
+episode, two humans or a human against an agent, use ``trajarena play`` (``trajarena.play.session.play``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 from dataclasses import dataclass
 
 import trajarena as arena
-from trajarena.controls import HumanController
+from trajarena.play.controls import HumanController
 
 
 @dataclass

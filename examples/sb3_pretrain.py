@@ -1,12 +1,12 @@
 """Pre-train a Stable-Baselines3 PPO policy by behavioural cloning from trajarena files, then evaluate it.
 
-1. Record expert episodes headless in parallel (``trajarena.record.record``), with the wrappers settings
+1. Record expert episodes headless in parallel (``trajarena.learn.rollout.record``), with the wrappers settings
    SB3 needs (a flat dict of observations: ``flatten``, ``scale`` without image scaling) stored in the files.
 2. Replay the files with ``ImitationLearning`` (which re-applies those wrappers) and fit the PPO policy's
    action distribution to the recorded actions (maximum likelihood = behavioural cloning).
 3. Optionally fine-tune with PPO on the live env (``--ppo-steps``).
 4. Evaluate the SB3 policy against the CPU next to the expert and a random agent, on the same seeds,
-   with ``trajarena.evaluate.evaluate``.
+   with ``trajarena.learn.evaluate.evaluate``.
 
 Needs ``pip install 'trajarena[sb3]'`` (install ``torch==2.13.0`` first to keep the CPU build).
 
@@ -27,9 +27,9 @@ import torch
 from gymnasium import spaces
 
 import trajarena as arena
-from trajarena.bc import stack_obs
-from trajarena.evaluate import evaluate
-from trajarena.record import record
+from trajarena.learn.bc import stack_obs
+from trajarena.learn.evaluate import evaluate
+from trajarena.learn.rollout import record
 
 
 @dataclass

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 import trajarena as arena
-from trajarena.dataset import TrajectoryDataset
-from trajarena.torch_data import TransitionIterableDataset
+from trajarena.replay.dataset import TrajectoryDataset
+from trajarena.replay.torch_data import TransitionIterableDataset
 
 
 @dataclasses.dataclass

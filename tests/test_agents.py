@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from trajarena.agents import AGENTS, Agent, ExpertAgent, RandomAgent, encode_action, make_agent
+from trajarena.learn.agents import AGENTS, Agent, ExpertAgent, RandomAgent, encode_action, make_agent
 from trajarena.envs.duel import DuelEnv
 from trajarena.errors import NotSupportedError, SettingsError
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from trajarena.bc import (
+from trajarena.learn.bc import (
     BCPolicy,
     Demonstrations,
     ObsEncoder,
@@ -20,10 +20,10 @@ from trajarena.bc import (
     load_policy_agent,
     train_bc,
 )
-from trajarena.agents import make_agent
+from trajarena.learn.agents import make_agent
 from trajarena.errors import FormatError, NotSupportedError, SettingsError
-from trajarena.evaluate import evaluate
-from trajarena.record import record
+from trajarena.learn.evaluate import evaluate
+from trajarena.learn.rollout import record
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import trajarena as arena
-from trajarena.cli import app
+from trajarena.cli.app import app
 
 runner = CliRunner()
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -82,7 +82,7 @@ def test_settings_lists_every_key():
 
 def test_bad_path_is_a_clear_error_from_the_script(tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC}
-    result = subprocess.run([sys.executable, "-m", "trajarena.cli", "info", str(tmp_path / "nope")],
+    result = subprocess.run([sys.executable, "-m", "trajarena.cli.app", "info", str(tmp_path / "nope")],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2
     assert "error" in result.stdout and "nope" in result.stdout and "Traceback" not in result.stderr
@@ -130,7 +130,7 @@ def test_record_train_evaluate_pipeline(tmp_path):
 
 def test_messages_keep_their_brackets_and_options_are_validated(recording, tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC}
-    out = subprocess.run([sys.executable, "-m", "trajarena.cli", "record", "nope", "-n", "1", "--no-progress"],
+    out = subprocess.run([sys.executable, "-m", "trajarena.cli.app", "record", "nope", "-n", "1", "--no-progress"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 2 and "[atari]" in out.stdout
     result = runner.invoke(app, ["replay", str(recording), "--fps", "0"])
@@ -151,7 +151,7 @@ def test_unwritable_output_is_an_error_not_a_traceback(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     env = {**os.environ, "PYTHONPATH": SRC}
-    out = subprocess.run([sys.executable, "-m", "trajarena.cli", "record", "duel", "-n", "1", "--out", str(blocker),
+    out = subprocess.run([sys.executable, "-m", "trajarena.cli.app", "record", "duel", "-n", "1", "--out", str(blocker),
                           "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 2 and "error" in out.stdout and "Traceback" not in out.stderr
 

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 
 from _helpers_format import SpriteDuel, run_episodes
-from trajarena import format as fmt
+from trajarena.format import schema as fmt
 from trajarena.errors import CorruptFileError, FormatError
-from trajarena.integrity import verify
-from trajarena.reader import TrajectoryReader
-from trajarena.recorder import TrajectoryRecorder
+from trajarena.format.integrity import verify
+from trajarena.format.reader import TrajectoryReader
+from trajarena.recording.recorder import TrajectoryRecorder
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_a_legal_looking_but_huge_chunk_is_refused(tmp_path: Path, monkeypatch: 
     from gymnasium import spaces
 
     from trajarena.errors import SettingsError
-    from trajarena.writer import TrajectoryWriter
+    from trajarena.format.writer import TrajectoryWriter
 
     big = spaces.Box(0, 255, (1 << 20,), np.uint8)
     with pytest.raises(SettingsError, match="chunk"):
@@ -187,7 +187,7 @@ def test_a_legal_looking_but_huge_chunk_is_refused(tmp_path: Path, monkeypatch: 
 
 
 def _footer_variants(good_file: Path) -> dict[str, bytes]:
-    from trajarena.reader import index_file
+    from trajarena.format.reader import index_file
 
     data = good_file.read_bytes()
     size = int.from_bytes(data[-10:-6], "little")

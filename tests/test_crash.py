@@ -14,8 +14,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from trajarena.integrity import repair, verify
-from trajarena.reader import TrajectoryReader
+from trajarena.format.integrity import repair, verify
+from trajarena.format.reader import TrajectoryReader
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ CHILD = textwrap.dedent("""
     import sys, time
     sys.path[:0] = [{src!r}]
     import gymnasium as gym
-    from trajarena.recorder import TrajectoryRecorder
+    from trajarena.recording.recorder import TrajectoryRecorder
     folder, tag, log_path = sys.argv[1:4]
     env = TrajectoryRecorder(gym.make("CartPole-v1"), folder, username=tag, chunk_steps=256,
                              flush_seconds=0.1, segment_seconds=0.2)
@@ -119,7 +119,7 @@ def _partial_of(tmp_path: Path, lengths: list[int]) -> Path:
     """A finished file turned into the ``.partial`` a crash leaves (footer cut); obs = (episode, t)."""
     from gymnasium.spaces import Box, Discrete
 
-    from trajarena.writer import TrajectoryWriter
+    from trajarena.format.writer import TrajectoryWriter
 
     with TrajectoryWriter(tmp_path / "src", Box(0, 1e6, (2,)), Discrete(2), {}, chunk_steps=5,
                           compression=None, segment_seconds=1e9) as w:
@@ -137,7 +137,7 @@ def _partial_of(tmp_path: Path, lengths: list[int]) -> Path:
 
 
 def _flip_in_chunk(path: Path, ci: int) -> None:
-    from trajarena.reader import index_file
+    from trajarena.format.reader import index_file
 
     f = index_file(path, partial=True)
     data = bytearray(path.read_bytes())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_imitation import DUEL_FAST, record, same
 
-from trajarena.dataset import TrajectoryDataset, Transition, list_trajectory_files
+from trajarena.replay.dataset import TrajectoryDataset, Transition, list_trajectory_files
 from trajarena.errors import CorruptFileError, MismatchError, SettingsError
 
 
@@ -124,7 +124,7 @@ def test_memmap_cache_matches_and_is_reused(duel, tmp_path, monkeypatch):
     files = sorted((tmp_path / "cache").rglob("*.npy"))
     assert any(f.name == "obs%2Fframe.npy" for f in files)
     assert isinstance(np.load(files[0], mmap_mode="r"), np.memmap)
-    from trajarena.columns import _TrajFile
+    from trajarena.format.columns import _TrajFile
 
     def boom(*args, **kwargs):
         raise AssertionError("decoded again although cached")
@@ -187,7 +187,7 @@ def test_partial_file_of_a_running_recording_is_readable(tmp_path):
 
     from gymnasium.spaces import Box, Discrete
 
-    from trajarena.writer import TrajectoryWriter
+    from trajarena.format.writer import TrajectoryWriter
 
     w = TrajectoryWriter(tmp_path / "live", Box(-9, 9, (2,)), Discrete(2), {"env_id": "demo"}, chunk_steps=4)
     w.reset(np.zeros(2, np.float32), {}, seed=0)
@@ -238,7 +238,7 @@ def test_memory_limit_points_to_the_disk_cache(duel, tmp_path):
 
 
 def test_file_lists_are_sorted_and_deduplicated_whatever_their_order(cartpole, monkeypatch):
-    from trajarena.reader import find_files
+    from trajarena.format.reader import find_files
 
     cp, _ = cartpole
     files = list_trajectory_files(cp)
@@ -255,7 +255,7 @@ def test_file_lists_are_sorted_and_deduplicated_whatever_their_order(cartpole, m
 def test_no_data_is_one_typed_error_everywhere(tmp_path):
     import trajarena as arena
     from trajarena.errors import DataNotFoundError
-    from trajarena.reader import TrajectoryReader
+    from trajarena.format.reader import TrajectoryReader
 
     for make in (TrajectoryReader, TrajectoryDataset, list_trajectory_files,
                  lambda p: arena.ImitationLearning(traj_files_list=p)):

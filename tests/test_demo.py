@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trajarena.demo import demo_config, main, run_demo
+from trajarena.demo.pipeline import demo_config, main, run_demo
 from trajarena.errors import SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from trajarena.agents import make_agent
+from trajarena.learn.agents import make_agent
 from trajarena.envs.duel import (
     ATTACK_NAMES, MOVE_NAMES, N_ATTACKS, N_DISCRETE, N_MOVES, N_STAGES, ROUND_TIME, DuelEnv,
     discrete_to_multi, multi_to_discrete,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trajarena.agents import make_agent
+from trajarena.learn.agents import make_agent
 from trajarena.envs.duel import DuelEnv
 from trajarena.envs.duel.ai import CpuAI, Situation, mixup, read, tactic
 from trajarena.envs.duel.characters import CHARACTERS

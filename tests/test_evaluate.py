@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from trajarena.errors import SettingsError
-from trajarena.evaluate import AgentEval, EvalResult, evaluate, t_critical, versus_cpu_settings, wilson_interval
+from trajarena.learn.evaluate import AgentEval, EvalResult, evaluate, t_critical, versus_cpu_settings, wilson_interval
 
 
 def test_wilson_interval_is_inside_unit_range_and_contains_the_rate():
@@ -108,8 +108,8 @@ def test_two_player_settings_are_played_against_the_cpu_from_agent_0s_side():
 
 
 def test_a_policy_trained_on_two_player_files_is_evaluated_against_the_cpu(tmp_path):
-    from trajarena.bc import BCPolicy
-    from trajarena.envs import make
+    from trajarena.learn.bc import BCPolicy
+    from trajarena.envs.make import make
 
     env = make("duel", {"frame_shape": (24, 32, 1)})
     two_player = {"n_players": 2, "frame_shape": [24, 32, 1], "role": [None, None], "characters": [None, None],

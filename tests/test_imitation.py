@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import trajarena as arena
 from trajarena.errors import MismatchError, SettingsError
-from trajarena.imitation import ImitationLearning, blank_value, partition
+from trajarena.replay.imitation import ImitationLearning, blank_value, partition
 from trajarena.settings import WrappersSettings
 
 DUEL_FAST = {"step_ratio": 60, "frame_shape": (32, 48, 3), "difficulty": 3}

@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 pygame = pytest.importorskip("pygame")
 
-from trajarena.controls import (  # noqa: E402
+from trajarena.play.controls import (  # noqa: E402
     ATTACK_NAMES,
     CONTROLS,
     MOVE_NAMES,
@@ -30,8 +30,8 @@ from trajarena.controls import (  # noqa: E402
     move_index,
 )
 from trajarena.errors import SettingsError  # noqa: E402
-from trajarena.play import PlayConfig, play, scripted_events  # noqa: E402
-from trajarena.reader import TrajectoryReader  # noqa: E402
+from trajarena.play.session import PlayConfig, play, scripted_events  # noqa: E402
+from trajarena.format.reader import TrajectoryReader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MD, DISC = spaces.MultiDiscrete([9, 8]), spaces.Discrete(16)
@@ -359,7 +359,7 @@ def test_play_config_validates_and_lists_its_options():
 
 
 def test_agent_vs_human_p2_is_recorded_with_ignore_p1_and_replayed_from_p2(data_root):
-    from trajarena.imitation import ImitationLearning
+    from trajarena.replay.imitation import ImitationLearning
 
     result, seen = run([[down(pygame.K_LEFT)], [], []], record=str(data_root), p1="random", p2="human",
                        save_partial=True)

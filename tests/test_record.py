@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from trajarena.errors import RecordingError, SettingsError
-from trajarena.imitation import ImitationLearning
-from trajarena.agents import CartPoleExpert, make_agent
-from trajarena.record import RecordSummary, record
+from trajarena.replay.imitation import ImitationLearning
+from trajarena.learn.agents import CartPoleExpert, make_agent
+from trajarena.learn.rollout import RecordSummary, record
 
 
 def _replayed_actions(files) -> list[list[int]]:
@@ -58,7 +58,7 @@ def test_parallel_ranks_write_their_own_files_and_match_a_single_process(tmp_pat
     two = record("CartPole-v1", "random", episodes=4, workers=2, out=tmp_path / "two", progress=False, seed=3)
     assert two.workers == 2 and two.episodes == 4
     assert one.returns == two.returns  # episode i always uses seed + i
-    from trajarena.dataset import TrajectoryDataset
+    from trajarena.replay.dataset import TrajectoryDataset
 
     ds = TrajectoryDataset([str(f) for f in two.files])
     ranks = {ds.file_metadata(i).get("rank") for i in range(len(ds.files))}
@@ -114,7 +114,7 @@ def test_two_player_recording_with_a_pair_of_agents(data_root):
 @pytest.mark.parametrize(("rec", "codec", "level"), [({"compression_level": 3}, "zstd", 3), ({"compression": "none"}, None, None)])
 def test_recording_settings_reach_the_writer(tmp_path, rec, codec, level):
     from trajarena import open_trajectories
-    from trajarena.record import record
+    from trajarena.learn.rollout import record
 
     record("CartPole-v1", "expert", episodes=1, workers=1, out=tmp_path, progress=False, traj_rec_settings=rec)
     meta = open_trajectories(tmp_path).metadata

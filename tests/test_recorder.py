@@ -13,8 +13,8 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from _helpers_format import SpriteDuel, assert_nested_equal, run_episodes, stack
 from trajarena.errors import SettingsError
-from trajarena.reader import TrajectoryReader
-from trajarena.recorder import TrajectoryRecorder, VectorTrajectoryRecorder, settings_to_json
+from trajarena.format.reader import TrajectoryReader
+from trajarena.recording.recorder import TrajectoryRecorder, VectorTrajectoryRecorder, settings_to_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,9 +121,9 @@ def test_vector_recording_equals_recording_each_env_alone(tmp_path: Path, mode: 
 
 def test_discard_episode_is_skipped_by_every_reader(tmp_path: Path) -> None:
     from trajarena import verify
-    from trajarena.dataset import TrajectoryDataset
-    from trajarena.envs import make
-    from trajarena.imitation import ImitationLearning
+    from trajarena.replay.dataset import TrajectoryDataset
+    from trajarena.envs.make import make
+    from trajarena.replay.imitation import ImitationLearning
 
     env = make("CartPole-v1", None, None, {"file_path": str(tmp_path), "username": "u"})
     discard = env.get_wrapper_attr("discard_episode")
@@ -154,7 +154,7 @@ def test_discard_episode_is_skipped_by_every_reader(tmp_path: Path) -> None:
     assert np.array_equal(il.reset(seed=0)[0], kept[0][0])
     from typer.testing import CliRunner
 
-    from trajarena.cli import app
+    from trajarena.cli.app import app
 
     out = CliRunner().invoke(app, ["info", str(tmp_path)]).output
     assert re.search(r"episodes +2 ", out) and re.search(rf"steps +{steps} ", out)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from _helpers_format import CATALOGUE, any_space
 from trajarena.errors import SpaceError
-from trajarena.spaces import compile_setter, leaf_fields, nest, space_from_json, space_to_json
+from trajarena.format.spaces import compile_setter, leaf_fields, nest, space_from_json, space_to_json
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_catalogue_round_trips_through_json_text(name: str) -> None:
@@ -25,7 +25,7 @@ def test_catalogue_round_trips_through_json_text(name: str) -> None:
 
 def test_unknown_space_raises_not_supported_naming_it(tmp_path) -> None:
     from trajarena.errors import NotSupportedError
-    from trajarena.writer import TrajectoryWriter
+    from trajarena.format.writer import TrajectoryWriter
 
     with pytest.raises(NotSupportedError, match="Graph"):
         space_to_json(spaces.Graph(spaces.Box(0, 1, (2,)), None))
@@ -38,7 +38,7 @@ def test_unknown_space_raises_not_supported_naming_it(tmp_path) -> None:
 
 def test_zero_size_box_is_rejected_when_the_writer_is_built(tmp_path) -> None:
     from trajarena.errors import SpaceError
-    from trajarena.writer import TrajectoryWriter
+    from trajarena.format.writer import TrajectoryWriter
 
     space = spaces.Dict({"ok": spaces.Discrete(3), "empty": spaces.Box(0, 1, (0, 3))})
     with pytest.raises(SpaceError, match="obs/empty"):

@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler  # noqa: E402
 
-from trajarena.dataset import TrajectoryDataset  # noqa: E402
+from trajarena.replay.dataset import TrajectoryDataset  # noqa: E402
 from trajarena.errors import SettingsError  # noqa: E402
-from trajarena.torch_data import TransitionDataset, TransitionIterableDataset  # noqa: E402
+from trajarena.replay.torch_data import TransitionDataset, TransitionIterableDataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from test_imitation import record
 
 from trajarena.errors import SettingsError
-from trajarena.vector import all_exhausted, make_sb3_vec_env, make_vector_env, rank_env_fns
+from trajarena.replay.vector import all_exhausted, make_sb3_vec_env, make_vector_env, rank_env_fns
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_sb3_ppo_runs_on_replay_and_stops_at_exhaustion(cartpole):
     pytest.importorskip("stable_baselines3")
     from stable_baselines3 import PPO
 
-    from trajarena.vector import StopTrainingOnExhausted
+    from trajarena.replay.vector import StopTrainingOnExhausted
 
     folder, live = cartpole
     total = sum(len(ep) - 1 for ep in live)
@@ -76,7 +76,7 @@ def test_sb3_ppo_runs_on_replay_and_stops_at_exhaustion(cartpole):
 
 def test_sb3_subproc_and_callback_modes(cartpole):
     pytest.importorskip("stable_baselines3")
-    from trajarena.vector import StopTrainingOnExhausted
+    from trajarena.replay.vector import StopTrainingOnExhausted
 
     folder, _ = cartpole
     venv = make_sb3_vec_env(folder, num_envs=2, subproc=True, start_method="fork", monitor=False)

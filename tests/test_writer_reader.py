@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _helpers_format import CATALOGUE, SpriteDuel, any_space, assert_nested_equal, run_episodes, stack
-from trajarena import format as fmt
+from trajarena.format import schema as fmt
 from trajarena.errors import DataNotFoundError, FormatError, MismatchError, RecordingError, SettingsError, SpaceError
-from trajarena.integrity import verify
-from trajarena.reader import TrajectoryReader, open_trajectories
-from trajarena.writer import TrajectoryWriter
+from trajarena.format.integrity import verify
+from trajarena.format.reader import TrajectoryReader, open_trajectories
+from trajarena.format.writer import TrajectoryWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -236,7 +236,7 @@ def test_cartpole_long_episode_streams_in_constant_memory(tmp_path: Path) -> Non
 
 def test_files_are_readable_by_plain_pyarrow(tmp_path: Path) -> None:
     run = SpriteDuel(size=8, max_steps=5)
-    from trajarena.recorder import TrajectoryRecorder
+    from trajarena.recording.recorder import TrajectoryRecorder
 
     env = TrajectoryRecorder(run, tmp_path, username="alex")
     eps = run_episodes(env, 2)
@@ -273,7 +273,7 @@ def test_processes_record_into_one_folder_without_clashes(tmp_path: Path) -> Non
     script = textwrap.dedent(f"""
         import sys, gymnasium as gym
         sys.path[:0] = [{str(ROOT / 'src')!r}]
-        from trajarena.recorder import TrajectoryRecorder
+        from trajarena.recording.recorder import TrajectoryRecorder
         env = TrajectoryRecorder(gym.make("CartPole-v1"), sys.argv[1], username=sys.argv[2], segment_steps=50)
         for e in range(20):
             env.reset(seed=e)
@@ -309,7 +309,7 @@ def test_unclosed_writer_is_finished_at_interpreter_exit(tmp_path: Path) -> None
     script = textwrap.dedent(f"""
         import sys, gymnasium as gym
         sys.path[:0] = [{str(ROOT / 'src')!r}]
-        from trajarena.recorder import TrajectoryRecorder
+        from trajarena.recording.recorder import TrajectoryRecorder
         env = TrajectoryRecorder(gym.make("CartPole-v1"), {str(tmp_path)!r})
         env.reset(seed=0)
         for _ in range(7):
@@ -405,7 +405,7 @@ def _end_records(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("where", ["in memory", "after full chunks", "after an idle flush"])
 def test_discard_drops_the_episode_and_keeps_the_next(tmp_path: Path, where: str) -> None:
-    from trajarena.dataset import TrajectoryDataset
+    from trajarena.replay.dataset import TrajectoryDataset
 
     def o(v: float) -> np.ndarray:
         return np.full(1, v, np.float32)

@@ -13,30 +13,30 @@ The public API is small; names that need optional extras (torch, pygame) load la
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 import gymnasium as _gym
 
-from trajarena import errors
+from trajarena import _aliases, errors
 from trajarena.envs import make, registered_ids
 from trajarena.settings import EnvironmentSettings, RecordingSettings, WrappersSettings
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # lazily imported public names -> their module
 _LAZY = {
-    "ImitationLearning": "trajarena.imitation",
-    "TrajectoryDataset": "trajarena.dataset",
-    "make_vector_env": "trajarena.vector",
-    "make_sb3_vec_env": "trajarena.vector",
-    "open_trajectories": "trajarena.reader",
-    "TrajectoryRecorder": "trajarena.recorder",
-    "verify": "trajarena.integrity",
-    "repair": "trajarena.integrity",
-    "make_agent": "trajarena.agents",
-    "train_bc": "trajarena.bc",
-    "load_policy_agent": "trajarena.bc",
+    "ImitationLearning": "trajarena.replay.imitation",
+    "TrajectoryDataset": "trajarena.replay.dataset",
+    "make_vector_env": "trajarena.replay.vector",
+    "make_sb3_vec_env": "trajarena.replay.vector",
+    "open_trajectories": "trajarena.format.reader",
+    "TrajectoryReader": "trajarena.format.reader",
+    "TrajectoryWriter": "trajarena.format.writer",
+    "TrajectoryRecorder": "trajarena.recording.recorder",
+    "VectorTrajectoryRecorder": "trajarena.recording.recorder",
+    "verify": "trajarena.format.integrity",
+    "repair": "trajarena.format.integrity",
+    "make_agent": "trajarena.learn.agents",
+    "train_bc": "trajarena.learn.bc",
+    "load_policy_agent": "trajarena.learn.bc",
     "apply_wrappers": "trajarena.wrappers",
 }
 
@@ -52,17 +52,20 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'trajarena' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(__all__)
 
 
+_aliases.install()
 if "duel" not in _gym.registry:
     _gym.register(id="duel", entry_point="trajarena.envs.duel:DuelEnv")

@@ -14,7 +14,7 @@ into ``<cache_dir>/<file hash>/<column>.npy`` and memory-mapped, so image datase
 memory still sample at near memory speed, and later runs (or DataLoader workers) reuse the cache.
 The file hash covers the size and the Arrow footer (the schema, metadata and chunk offsets) of
 the file, so a changed file gets a new cache entry. The file access and the column cache live in
-:mod:`trajarena.columns`.
+:mod:`trajarena.format.columns`.
 
 Datasets pickle as paths + options and reopen lazily in the new process (DataLoader workers).
 """
@@ -31,11 +31,11 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
-from trajarena import format as fmt
-from trajarena.columns import _Column, _TrajFile
+from trajarena.format import schema as fmt
+from trajarena.format.columns import _Column, _TrajFile
 from trajarena.errors import DataNotFoundError, MismatchError, SettingsError
-from trajarena.reader import find_files
-from trajarena.spaces import compile_getter, leaf_fields
+from trajarena.format.reader import find_files
+from trajarena.format.spaces import compile_getter, leaf_fields
 
 __all__ = ["Episode", "EpisodeInfo", "Transition", "TrajectoryDataset", "Window", "list_trajectory_files"]
 
@@ -211,7 +211,7 @@ class TrajectoryDataset:
 
     >>> import tempfile, numpy as np
     >>> from gymnasium.spaces import Box, Discrete
-    >>> from trajarena.writer import TrajectoryWriter
+    >>> from trajarena.format.writer import TrajectoryWriter
     >>> folder = tempfile.mkdtemp()
     >>> with TrajectoryWriter(folder, Box(-9, 9, (2,)), Discrete(2), {"env_id": "demo"}) as w:
     ...     w.reset(np.zeros(2, np.float32), {}, seed=0)

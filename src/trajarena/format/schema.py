@@ -12,7 +12,7 @@ Column types (``FORMAT_VERSION`` 1):
 
 * ``episode`` ``int32`` and ``step`` ``int32``;
 * one column per leaf of the observation (``obs/...``) and action (``action/...``) spaces
-  (see :mod:`trajarena.spaces`): a scalar leaf is a primitive column, a shaped leaf a
+  (see :mod:`trajarena.format.spaces`): a scalar leaf is a primitive column, a shaped leaf a
   ``fixed_size_list`` of its flattened elements (C order), ``Text`` a ``utf8`` column;
 * ``reward`` ``float64``, ``terminated`` and ``truncated`` ``bool``;
 * ``info/<key>`` for numeric/bool info values (null where the step had no such key).
@@ -68,13 +68,13 @@ EPISODE, STEP, REWARD, TERMINATED, TRUNCATED = "episode", "step", "reward", "ter
 
 
 def library_version() -> str:
-    """The installed trajarena version, or ``"0.1.0"`` when running from a source tree."""
+    """The installed trajarena version, or ``"0.2.0"`` when running from a source tree."""
     try:
         from importlib.metadata import version
 
         return version("trajarena")
     except Exception:  # noqa: BLE001 - not installed: running from src/
-        return "0.1.0"
+        return "0.2.0"
 
 
 def new_file_stem(prefix: str = "") -> str:

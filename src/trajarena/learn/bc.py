@@ -3,7 +3,7 @@
 The data comes through the loader (:class:`trajarena.ImitationLearning`), which re-applies the wrappers
 settings stored in the files, so the policy sees exactly what a live env made with the same settings
 shows. The policy side (:class:`BCPolicy`, :class:`ObsEncoder`, :class:`PolicyAgent`, the network and
-the policy file format) lives in :mod:`trajarena.policy`; its public names are re-exported here.
+the policy file format) lives in :mod:`trajarena.learn.policy`; its public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import SettingsError
-from trajarena.policy import (
+from trajarena.learn.policy import (
     ARCHS,
-    POLICY_FORMAT,  # noqa: F401 - kept importable from trajarena.bc
+    POLICY_FORMAT,  # noqa: F401 - kept importable from trajarena.learn.bc
     POLICY_VERSION,  # noqa: F401
     BCPolicy,
     ObsEncoder,
@@ -104,7 +104,7 @@ class Demonstrations:
 
 
 def _trajectory_files(data: str | Path | Sequence[str | Path]) -> list[Path]:
-    from trajarena.dataset import list_trajectory_files
+    from trajarena.replay.dataset import list_trajectory_files
 
     return [Path(f) for f in list_trajectory_files(data)]
 
@@ -130,7 +130,7 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
         wrappers_settings: None re-applies the wrappers settings stored in the files (the default).
         max_steps: stop after this many steps (None: all of them).
     """
-    from trajarena.imitation import ImitationLearning
+    from trajarena.replay.imitation import ImitationLearning
 
     files = _trajectory_files(data)
     kwargs: dict[str, Any] = {"traj_files_list": [str(f) for f in files], "total_cpus": 1, "rank": 0}

@@ -291,7 +291,7 @@ def record(
     wrapper: WrapperOpt = None,
 ) -> None:
     """Record agents playing, headless, in parallel processes, with a progress bar and a summary."""
-    from trajarena.record import record as run_record
+    from trajarena.learn.rollout import record as run_record
 
     agents = agent or ["expert"]
     summary = run_record(
@@ -316,7 +316,7 @@ def train_bc(
     wrapper: WrapperOpt = None,
 ) -> None:
     """Behavioural cloning from trajectory files (PyTorch, CPU), with the files' own wrappers settings."""
-    from trajarena.bc import train_bc as run_train
+    from trajarena.learn.bc import train_bc as run_train
 
     result = run_train(data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                        seed=seed, wrappers_settings=parse_pairs(wrapper, "wrapper") or None, max_steps=max_steps,
@@ -341,7 +341,7 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
 ) -> None:
     """Win rate and mean return (with 95% confidence intervals) next to the expert's and random's, same seeds."""
-    from trajarena.evaluate import evaluate as run_evaluate
+    from trajarena.learn.evaluate import evaluate as run_evaluate
 
     result = run_evaluate(policy, env_id=env, episodes=episodes, difficulty=difficulty, seed=seed,
                           baselines=tuple(baseline) if baseline else ("expert", "random"))
@@ -388,7 +388,7 @@ def command_from_dataclass(
 
 
 def _play(setting: list[str] | None = None, wrapper: list[str] | None = None, **options: Any) -> None:
-    from trajarena.play import play
+    from trajarena.play.session import play
 
     result = play(options, settings=parse_pairs(setting, "setting") or None,
                   wrappers_settings=parse_pairs(wrapper, "wrapper") or None)
@@ -401,7 +401,7 @@ def _play(setting: list[str] | None = None, wrapper: list[str] | None = None, **
 
 
 def _register_play() -> None:
-    from trajarena.play import PlayConfig
+    from trajarena.play.session import PlayConfig
 
     command_from_dataclass(
         PlayConfig, _play, "play",

@@ -8,17 +8,17 @@ episode when ``record`` names a folder. Who plays:
 * ``p1="human", p2="cpu"``: a human against the CPU tower (a 1-player env; ``difficulty`` applies);
   ``p1="cpu", p2="human"`` plays the right-hand side.
 * ``p1="human", p2="human"``: two humans on one keyboard, or one gamepad each (a 2-player env).
-* ``p1="human", p2="expert"`` (any agent name of :func:`trajarena.agents.make_agent`, or an object
+* ``p1="human", p2="expert"`` (any agent name of :func:`trajarena.learn.agents.make_agent`, or an object
   with ``act(obs, info)`` passed in ``agents``): a human against an agent (a 2-player env), recorded
   with ``ignore_p2=1`` so only the human's side is a demonstration; ``p1="expert", p2="human"`` is
   recorded with ``ignore_p1=1`` likewise.
 
-Keys (see :class:`trajarena.controls.Keymap`, changeable with a TOML/JSON file): the key map is shown
+Keys (see :class:`trajarena.play.controls.Keymap`, changeable with a TOML/JSON file): the key map is shown
 at start and with F1/Tab; P pauses, Backspace discards the current episode (it is not saved), Esc or
 closing the window quits. Finished episodes are always kept (each is on disk when it ends); an
 unfinished one is dropped on quit unless ``save_partial`` is set (it is then saved as truncated).
-Recording goes through the ordinary :class:`~trajarena.recorder.TrajectoryRecorder`; discarding uses
-its :meth:`~trajarena.recorder.TrajectoryRecorder.discard_episode`.
+Recording goes through the ordinary :class:`~trajarena.recording.recorder.TrajectoryRecorder`; discarding uses
+its :meth:`~trajarena.recording.recorder.TrajectoryRecorder.discard_episode`.
 
 Tests and scripts drive it headless (``SDL_VIDEODRIVER=dummy``) with injected events and ``fps=0``:
 
@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
-from trajarena.controls import HumanController, Keymap, encode_action, init_pygame
+from trajarena.play.controls import HumanController, Keymap, encode_action, init_pygame
 from trajarena.errors import SettingsError
 from trajarena.settings import RecordingSettings, WrappersSettings, _Settings, _bool, _int
 
@@ -307,7 +307,7 @@ class PlaySession:
             elif who == "human":
                 drivers.append(("human", cfg.humans.index(side)))
             else:
-                from trajarena.agents import make_agent
+                from trajarena.learn.agents import make_agent
 
                 drivers.append(("agent", make_agent(who, self.env, player=i, seed=cfg.seed)))
         return drivers
@@ -453,9 +453,9 @@ class PlaySession:
 
 def _build_env(env_id: str, settings: Any, wrappers_settings: Any, recording: RecordingSettings | None) -> tuple[Any, Any]:
     """The play env and its recorder: the raw env, a TrajectoryRecorder (when recording), the wrappers."""
-    from trajarena.envs import raw_env
-    from trajarena.recorder import TrajectoryRecorder
-    from trajarena.wrappers import apply_wrappers
+    from trajarena.envs.make import raw_env
+    from trajarena.recording.recorder import TrajectoryRecorder
+    from trajarena.wrappers.core import apply_wrappers
 
     wrappers = WrappersSettings.from_dict(wrappers_settings)
     env, settings_dict = raw_env(env_id, settings, render_mode="rgb_array")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from trajarena.errors import SettingsError
-from trajarena.record import MatchTally
+from trajarena.learn.rollout import MatchTally
 
 __all__ = ["AgentEval", "EvalResult", "evaluate", "t_critical", "versus_cpu_settings", "wilson_interval"]
 
@@ -151,7 +151,7 @@ class EvalResult:
 
 def _contender(spec: Any) -> tuple[str, Any]:
     """(display name, spec) for an agent name, a .pt path or a BCPolicy."""
-    from trajarena.bc import BCPolicy
+    from trajarena.learn.bc import BCPolicy
 
     if isinstance(spec, BCPolicy):
         return "policy", spec
@@ -201,7 +201,7 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
     :func:`versus_cpu_settings` (``n_players=1``, ``agent_0``'s role, character, outfit and action space).
 
     Args:
-        policy_or_agent: a ``.pt`` path or :class:`~trajarena.bc.BCPolicy`, an agent name, or any object with
+        policy_or_agent: a ``.pt`` path or :class:`~trajarena.learn.bc.BCPolicy`, an agent name, or any object with
             ``act(obs, info)`` and ``reset(seed)`` (e.g. a wrapped Stable-Baselines3 model).
         env_id: the env; None takes the policy's (or ``"duel"``).
         episodes: episodes per contender.
@@ -216,10 +216,10 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
     Returns:
         An :class:`EvalResult` (``.table()`` prints the comparison).
     """
-    from trajarena.bc import BCPolicy, PolicyAgent
-    from trajarena.envs import make
-    from trajarena.agents import make_agent
-    from trajarena.record import play_episode
+    from trajarena.learn.bc import BCPolicy, PolicyAgent
+    from trajarena.envs.make import make
+    from trajarena.learn.agents import make_agent
+    from trajarena.learn.rollout import play_episode
 
     if isinstance(episodes, bool) or int(episodes) != episodes or episodes < 1:
         raise SettingsError(f"episodes must be an integer >= 1, got {episodes!r}.")

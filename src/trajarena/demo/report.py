@@ -1,13 +1,13 @@
 """The demo report: a Markdown summary, matplotlib plots and a GIF of the cloned policy playing.
 
-Every figure is drawn from the same result objects that :func:`~trajarena.evaluate.evaluate` and
-:func:`~trajarena.bc.train_bc` return (and the table in the report is ``EvalResult.table()``), so
+Every figure is drawn from the same result objects that :func:`~trajarena.learn.evaluate.evaluate` and
+:func:`~trajarena.learn.bc.train_bc` return (and the table in the report is ``EvalResult.table()``), so
 the report, the plots and what ``evaluate`` prints cannot disagree. ``results.json`` holds the
 numbers behind every figure.
 
 Needs the ``plots`` extra (matplotlib, Pillow).
 
->>> from trajarena.evaluate import AgentEval, EvalResult
+>>> from trajarena.learn.evaluate import AgentEval, EvalResult
 >>> result = EvalResult("duel", 5, 0, (AgentEval("bc", (3.0, 5.0), (9, 9), 3, 1), AgentEval("expert", (4.0, 6.0), (9, 9), 4, 0)))
 >>> [(name, rate, round(lo, 2), round(hi, 2)) for name, rate, lo, hi in win_rate_rows(result)]
 [('bc', 0.75, 0.3, 0.95), ('expert', 1.0, 0.51, 1.0)]
@@ -112,7 +112,7 @@ def record_gif(policy: Any, path: str | Path, seed: int = 0, max_steps: int = 40
     require("PIL", "plots", "Writing the GIF")
     from PIL import Image
 
-    from trajarena.bc import BCPolicy, PolicyAgent
+    from trajarena.learn.bc import BCPolicy, PolicyAgent
 
     policy = policy if isinstance(policy, BCPolicy) else BCPolicy.load(policy)
     overrides = {} if difficulty is None else {"difficulty": difficulty}
@@ -162,9 +162,9 @@ def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_r
 
     Args:
         out: the output folder.
-        record_summary: a :class:`~trajarena.record.RecordSummary`.
-        train_result: a :class:`~trajarena.bc.TrainResult`.
-        eval_result: an :class:`~trajarena.evaluate.EvalResult` (policy first, then expert, random).
+        record_summary: a :class:`~trajarena.learn.rollout.RecordSummary`.
+        train_result: a :class:`~trajarena.learn.bc.TrainResult`.
+        eval_result: an :class:`~trajarena.learn.evaluate.EvalResult` (policy first, then expert, random).
         gif: the GIF of the cloned policy, if one was written.
         policy_meta: the policy's metadata (settings shown in the report).
         timings: seconds per stage, shown in the report.

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from trajarena.dataset import TrajectoryDataset
+from trajarena.replay.dataset import TrajectoryDataset
 from trajarena.errors import SettingsError, require
 
-torch = require("torch", "torch", "trajarena.torch_data")
+torch = require("torch", "torch", "trajarena.replay.torch_data")
 
 __all__ = ["TransitionDataset", "TransitionIterableDataset", "to_tensors"]
 
@@ -78,12 +78,12 @@ class TransitionDataset(torch.utils.data.Dataset):
     """Map-style PyTorch dataset of transitions (or ``window``-step windows) of trajectory files.
 
     Args:
-        data: a :class:`~trajarena.dataset.TrajectoryDataset`, or paths to open as one.
+        data: a :class:`~trajarena.replay.dataset.TrajectoryDataset`, or paths to open as one.
         window: yield windows of this many steps (with ``mask``) instead of single transitions.
         cache_dir: memory-mapped decoded-column cache (when ``data`` are paths).
 
     >>> import tempfile, gymnasium as gym
-    >>> from trajarena.recorder import TrajectoryRecorder
+    >>> from trajarena.recording.recorder import TrajectoryRecorder
     >>> folder = tempfile.mkdtemp()
     >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
     >>> _ = env.reset(seed=0)
@@ -147,7 +147,7 @@ class TransitionIterableDataset(torch.utils.data.IterableDataset):
     ``num_workers``, and ``len()`` is exact whatever the number of workers.
 
     Args:
-        data: a :class:`~trajarena.dataset.TrajectoryDataset`, or paths to open as one.
+        data: a :class:`~trajarena.replay.dataset.TrajectoryDataset`, or paths to open as one.
         batch_size: yield batches of this many (the DataLoader then takes ``batch_size=None``);
             ``None`` yields single transitions.
         shuffle: a new seeded permutation every epoch (else in order).
@@ -161,7 +161,7 @@ class TransitionIterableDataset(torch.utils.data.IterableDataset):
         cache_dir: memory-mapped decoded-column cache (when ``data`` are paths).
 
     >>> import tempfile, gymnasium as gym
-    >>> from trajarena.recorder import TrajectoryRecorder
+    >>> from trajarena.recording.recorder import TrajectoryRecorder
     >>> folder = tempfile.mkdtemp()
     >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
     >>> _ = env.reset(seed=0)

@@ -103,10 +103,10 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
 
     Stage lines and the evaluation table are printed; ``progress`` switches the progress bars.
     """
-    from trajarena.bc import BCPolicy, train_bc
-    from trajarena.evaluate import evaluate
-    from trajarena.record import record
-    from trajarena.report import record_gif, write_report
+    from trajarena.learn.bc import BCPolicy, train_bc
+    from trajarena.learn.evaluate import evaluate
+    from trajarena.learn.rollout import record
+    from trajarena.demo.report import record_gif, write_report
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,6 +173,3 @@ def main(argv: list[str] | None = None) -> int:
     run_demo(cfg, progress=not args.no_progress)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

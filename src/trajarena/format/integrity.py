@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena import format as fmt
+from trajarena.format import schema as fmt
 from trajarena.errors import CorruptFileError, FormatError, SpaceError
-from trajarena.reader import (
+from trajarena.format.reader import (
     _ARROW_ERRORS,
     FileIndex,
     TrajectoryReader,

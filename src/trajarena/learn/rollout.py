@@ -6,7 +6,7 @@ Episode ``i`` is always played with seed ``seed + i``, so the recorded data does
 number of workers. The parent shows a progress bar (episodes, steps/s, ETA) and returns a
 :class:`RecordSummary` (episodes, steps, bytes, outcome rates).
 
-Agents are named as in :func:`trajarena.agents.make_agent` (``"expert"``, ``"random"``), or a path to a
+Agents are named as in :func:`trajarena.learn.agents.make_agent` (``"expert"``, ``"random"``), or a path to a
 saved BC policy (``.pt``); ``"expert"`` on CartPole is :class:`CartPoleExpert`, a PD controller.
 
 >>> import tempfile
@@ -33,7 +33,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from trajarena.agents import make_agent
+from trajarena.learn.agents import make_agent
 from trajarena.errors import RecordingError, SettingsError
 
 __all__ = ["RecordSummary", "play_episode", "record"]
@@ -89,10 +89,10 @@ class _Job:
 
 def _recording_env(job: _Job) -> gym.Env:
     """What ``make(env_id, settings, wrappers, traj_rec_settings)`` builds, with the agent and rank in the metadata."""
-    from trajarena.envs import raw_env
-    from trajarena.recorder import TrajectoryRecorder
+    from trajarena.envs.make import raw_env
+    from trajarena.recording.recorder import TrajectoryRecorder
     from trajarena.settings import RecordingSettings, WrappersSettings
-    from trajarena.wrappers import apply_wrappers
+    from trajarena.wrappers.core import apply_wrappers
 
     wrappers = WrappersSettings.from_dict(job.wrappers_settings)
     rec = RecordingSettings.from_dict(job.rec_settings)

@@ -44,12 +44,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from trajarena import format as fmt
-from trajarena.dataset import TrajectoryDataset, list_trajectory_files
+from trajarena.format import schema as fmt
+from trajarena.replay.dataset import TrajectoryDataset, list_trajectory_files
 from trajarena.errors import MismatchError, ResetNeeded, SettingsError, require
-from trajarena.reader import index_file
+from trajarena.format.reader import index_file
 from trajarena.settings import WrappersSettings
-from trajarena.wrappers import apply_wrappers, noop_action
+from trajarena.wrappers.core import apply_wrappers, noop_action
 
 __all__ = ["ImitationLearning", "ReplayEnv", "blank_value", "partition", "PERSPECTIVES"]
 
@@ -409,7 +409,7 @@ class ImitationLearning(gym.Wrapper):
         seed: seeds the shuffling.
         render_mode: ``"rgb_array"`` or ``"human"`` (a pygame window) shows the recorded frames.
         cache_dir: replay from decoded, memory-mapped columns kept in this folder (built on first
-            use, see :class:`~trajarena.dataset.TrajectoryDataset`) instead of decoding chunks:
+            use, see :class:`~trajarena.replay.dataset.TrajectoryDataset`) instead of decoding chunks:
             later passes and runs replay image data at memory speed.
         verify_checksums: check every decoded column against its CRC-32 (default; a little slower).
 
@@ -420,7 +420,7 @@ class ImitationLearning(gym.Wrapper):
     Pickles as its arguments: an unpickled env starts again from the first episode.
 
     >>> import tempfile, gymnasium as gym
-    >>> from trajarena.recorder import TrajectoryRecorder
+    >>> from trajarena.recording.recorder import TrajectoryRecorder
     >>> folder = tempfile.mkdtemp()
     >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
     >>> _ = env.reset(seed=0)
@@ -556,7 +556,7 @@ def _stored_wrappers(files: Sequence[str], metas: Sequence[Mapping[str, Any]]) -
 
 
 def _space(meta: Mapping[str, Any], key: str) -> spaces.Space:
-    from trajarena.spaces import space_from_json
+    from trajarena.format.spaces import space_from_json
 
     return space_from_json(meta[key])
 

@@ -23,7 +23,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import iterate
 
 from trajarena.errors import SettingsError
-from trajarena.writer import TrajectoryWriter
+from trajarena.format.writer import TrajectoryWriter
 
 __all__ = ["TrajectoryRecorder", "VectorTrajectoryRecorder", "settings_to_json"]
 
@@ -96,7 +96,7 @@ class TrajectoryRecorder(gym.Wrapper):
         env_settings: the env settings (dict or dataclass), stored.
         wrappers_settings: the wrappers settings the loader re-applies, stored.
         extra_metadata: more JSON-ready keys to store.
-        **writer_options: passed to :class:`~trajarena.writer.TrajectoryWriter`.
+        **writer_options: passed to :class:`~trajarena.format.writer.TrajectoryWriter`.
 
     >>> import tempfile
     >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), tempfile.mkdtemp(), username="alex")
@@ -107,7 +107,7 @@ class TrajectoryRecorder(gym.Wrapper):
     >>> _ = env.reset(seed=1)
     >>> _ = env.step(1)
     >>> env.close()
-    >>> from trajarena.reader import TrajectoryReader
+    >>> from trajarena.format.reader import TrajectoryReader
     >>> [e.seed for e in TrajectoryReader(env.files).episodes]
     [1]
     """

@@ -1,7 +1,7 @@
-"""File access behind :class:`~trajarena.dataset.TrajectoryDataset`: memory-mapped files and decoded columns.
+"""File access behind :class:`~trajarena.replay.dataset.TrajectoryDataset`: memory-mapped files and decoded columns.
 
 :class:`_TrajFile` reads one trajectory file through a memory map: its index (from
-:func:`trajarena.reader.index_file`, every declared size checked first), whole columns, and single
+:func:`trajarena.format.reader.index_file`, every declared size checked first), whole columns, and single
 chunks with the next ones decoded ahead on threads (sequential replay). :class:`_Column` is one
 flat column over all the files of a dataset, decoded per file on first use and kept in memory or,
 with the dataset's ``cache_dir``, in ``<cache_dir>/<file hash>/<column>.npy`` memory-mapped files
@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena import format as fmt
+from trajarena.format import schema as fmt
 from trajarena.errors import CorruptFileError, SettingsError, SpaceError
-from trajarena.spaces import space_from_json
+from trajarena.format.spaces import space_from_json
 
 if TYPE_CHECKING:
-    from trajarena.dataset import TrajectoryDataset
+    from trajarena.replay.dataset import TrajectoryDataset
 
 #: Chunks decoded ahead (on as many threads) during sequential replay.
 PREFETCH_CHUNKS = 2
@@ -40,12 +40,12 @@ PREFETCH_CHUNKS = 2
 class _TrajFile:
     """Read access to one trajectory file: metadata, episode index, decoded columns and chunks.
 
-    Opening goes through :func:`trajarena.reader.index_file`, which checks every declared size
+    Opening goes through :func:`trajarena.format.reader.index_file`, which checks every declared size
     before anything is allocated; each decoded column is checked against its CRC-32.
     """
 
     def __init__(self, path: str, file_index: int, partial: bool = False, verify: bool = True) -> None:
-        from trajarena.reader import index_file
+        from trajarena.format.reader import index_file
 
         self.path = path
         self.file_index = file_index

@@ -5,8 +5,8 @@ header and JSON metadata, all size-checked before Arrow allocates anything (see
 :func:`trajarena.format.check_batch_message`); no frame is decompressed. Reads are memory-mapped;
 a random access decodes only the chunk(s) that hold the rows asked for, and the last decoded
 chunks are cached. Every decoded column is checked against the CRC-32 written with it. Episodes
-the recorder discarded are skipped. :func:`trajarena.integrity.verify` checks whole folders and
-:func:`trajarena.integrity.repair` salvages the ``.partial`` files a crashed recorder left. The
+the recorder discarded are skipped. :func:`trajarena.format.integrity.verify` checks whole folders and
+:func:`trajarena.format.integrity.repair` salvages the ``.partial`` files a crashed recorder left. The
 format itself is specified in ``docs/format.md``.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena import format as fmt
+from trajarena.format import schema as fmt
 from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError, MismatchError, SpaceError
-from trajarena.spaces import compile_getter, leaf_fields, space_from_json
+from trajarena.format.spaces import compile_getter, leaf_fields, space_from_json
 
 __all__ = ["Episode", "EpisodeInfo", "FileIndex", "Step", "TrajectoryReader", "find_files", "index_file",
            "open_trajectories"]
@@ -373,7 +373,7 @@ class TrajectoryReader:
 
     >>> import tempfile, numpy as np
     >>> from gymnasium.spaces import Box, Discrete
-    >>> from trajarena.writer import TrajectoryWriter
+    >>> from trajarena.format.writer import TrajectoryWriter
     >>> folder = tempfile.mkdtemp()
     >>> with TrajectoryWriter(folder, Box(0, 1, (2,)), Discrete(2)) as w:
     ...     w.reset(np.zeros(2, np.float32), seed=1)

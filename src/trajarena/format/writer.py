@@ -31,9 +31,9 @@ import numpy as np
 import pyarrow as pa
 from gymnasium import spaces
 
-from trajarena import format as fmt
+from trajarena.format import schema as fmt
 from trajarena.errors import RecordingError, SettingsError, SpaceError
-from trajarena.spaces import compile_setter, leaf_fields, space_to_json
+from trajarena.format.spaces import compile_setter, leaf_fields, space_to_json
 
 __all__ = ["TrajectoryWriter"]
 
@@ -637,7 +637,7 @@ class TrajectoryWriter:
         self._arrow = pa.ipc.new_file(self._sink, self._schema, options=options)
 
     def _lock(self, path: Path) -> None:
-        """Hold an exclusive ``flock`` on the open file, so :func:`~trajarena.integrity.repair` leaves it alone."""
+        """Hold an exclusive ``flock`` on the open file, so :func:`~trajarena.format.integrity.repair` leaves it alone."""
         self._lock_fd = os.open(path, os.O_RDONLY)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

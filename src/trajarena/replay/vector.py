@@ -3,7 +3,7 @@
 Sub-env ``i`` of ``num_envs`` is ``ImitationLearning(files, total_cpus=num_envs, rank=i, ...)``, so
 the sub-envs replay disjoint parts of the data that together hold all of it. A sub-env whose part
 is used up keeps answering with blank observations and ``terminated=True`` (see
-:mod:`trajarena.imitation`) while the others go on; :class:`StopTrainingOnExhausted` stops an SB3
+:mod:`trajarena.replay.imitation`) while the others go on; :class:`StopTrainingOnExhausted` stops an SB3
 run when every sub-env (or, with ``mode="any"``, the first one) is exhausted. DIAMBRA's callback
 returned the wrong boolean; here ``_on_step`` returns True to continue, as SB3 expects.
 
@@ -11,7 +11,7 @@ Stable-Baselines3 is optional (``pip install 'trajarena[sb3]'``); it is imported
 helpers.
 
 >>> import tempfile, gymnasium as gym
->>> from trajarena.recorder import TrajectoryRecorder
+>>> from trajarena.recording.recorder import TrajectoryRecorder
 >>> folder = tempfile.mkdtemp()
 >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), folder)
 >>> for seed in range(2):
@@ -35,7 +35,7 @@ from typing import Any
 import gymnasium as gym
 
 from trajarena.errors import SettingsError, require
-from trajarena.imitation import ImitationLearning
+from trajarena.replay.imitation import ImitationLearning
 
 __all__ = ["StopTrainingOnExhausted", "all_exhausted", "make_sb3_vec_env", "make_vector_env", "rank_env_fns"]
 
@@ -43,7 +43,7 @@ __all__ = ["StopTrainingOnExhausted", "all_exhausted", "make_sb3_vec_env", "make
 def rank_env_fns(traj_files_list: Any, num_envs: int, **options: Any) -> list[Callable[[], ImitationLearning]]:
     """``num_envs`` picklable factories; factory ``i`` builds rank ``i`` of ``num_envs``.
 
-    ``options`` are :class:`~trajarena.imitation.ImitationLearning` keyword arguments; a ``seed``
+    ``options`` are :class:`~trajarena.replay.imitation.ImitationLearning` keyword arguments; a ``seed``
     is offset by the rank so that shuffled ranks do not share an order.
     """
     if not isinstance(num_envs, int) or num_envs < 1:
@@ -66,7 +66,7 @@ def make_vector_env(traj_files_list: Any, num_envs: int = 2, *, vectorization: s
         num_envs: sub-envs (= ranks).
         vectorization: ``"sync"`` (:class:`~gymnasium.vector.SyncVectorEnv`) or ``"async"``
             (:class:`~gymnasium.vector.AsyncVectorEnv`, one process per rank).
-        **options: :class:`~trajarena.imitation.ImitationLearning` keyword arguments.
+        **options: :class:`~trajarena.replay.imitation.ImitationLearning` keyword arguments.
     """
     fns = rank_env_fns(traj_files_list, num_envs, **options)
     if vectorization == "sync":
@@ -86,7 +86,7 @@ def make_sb3_vec_env(traj_files_list: Any, num_envs: int = 2, *, subproc: bool =
         subproc: one process per rank (``SubprocVecEnv``) instead of ``DummyVecEnv``.
         start_method: multiprocessing start method for ``SubprocVecEnv``.
         monitor: wrap each sub-env in SB3's ``Monitor`` (episode returns in the logs).
-        **options: :class:`~trajarena.imitation.ImitationLearning` keyword arguments.
+        **options: :class:`~trajarena.replay.imitation.ImitationLearning` keyword arguments.
     """
     vec_env = require("stable_baselines3.common.vec_env", "sb3", "make_sb3_vec_env")
     fns = rank_env_fns(traj_files_list, num_envs, **options)

@@ -2,7 +2,7 @@
 
 A policy sees observations through :class:`ObsEncoder` (a frame as uint8, the other parts as one float
 vector). A MultiDiscrete action gets one categorical head per component, a Discrete action one head.
-Training lives in :mod:`trajarena.bc` (:func:`~trajarena.bc.train_bc`), which re-exports these names.
+Training lives in :mod:`trajarena.learn.bc` (:func:`~trajarena.learn.bc.train_bc`), which re-exports these names.
 
 A saved policy is ``torch.save`` of a plain dict: ``{"state_dict": tensors, "meta_json": a JSON string}``;
 it is loaded with ``torch.load(weights_only=True)``, so opening a policy never runs code. The metadata
@@ -273,7 +273,7 @@ class BCPolicy:
     """A trained behavioural-cloning policy: the network, its observation encoder and its metadata.
 
     Args:
-        net: the torch module (from :func:`~trajarena.bc.train_bc` or :meth:`load`).
+        net: the torch module (from :func:`~trajarena.learn.bc.train_bc` or :meth:`load`).
         meta: JSON-able metadata (spaces, settings, training files, encoder, action heads).
 
     >>> import numpy as np
@@ -306,7 +306,7 @@ class BCPolicy:
         full = {"format": POLICY_FORMAT, "version": POLICY_VERSION, **(meta or {}), "arch": arch,
                 "encoder": encoder.to_json(),
                 "action_heads": {"nvec": nvec, "start": start, "discrete": isinstance(action_space, spaces.Discrete)}}
-        from trajarena.spaces import space_to_json
+        from trajarena.format.spaces import space_to_json
 
         full.setdefault("observation_space", space_to_json(observation_space))
         full.setdefault("action_space", space_to_json(action_space))
@@ -392,7 +392,7 @@ class BCPolicy:
 
     def make_env(self, render_mode: str | None = None, **settings_overrides: Any) -> gym.Env:
         """An env made with the env id, env settings and wrappers settings the policy was trained on."""
-        from trajarena.envs import make
+        from trajarena.envs.make import make
 
         settings = dict(self.meta.get("env_settings") or {})
         settings.update(settings_overrides)
@@ -430,7 +430,7 @@ def _describe(obj: Any) -> str:
 
 
 def load_policy(path: str | Path) -> BCPolicy:
-    """Load a policy saved by :func:`~trajarena.bc.train_bc` (``torch.load(weights_only=True)``)."""
+    """Load a policy saved by :func:`~trajarena.learn.bc.train_bc` (``torch.load(weights_only=True)``)."""
     return BCPolicy.load(path)
 
 
@@ -458,8 +458,8 @@ class _Feed(gym.Env):
 def _adapter(policy: BCPolicy, space: spaces.Space | None) -> gym.Env | None:
     """Wrappers that turn ``space``'s raw observations into the policy's (None when they already match)."""
     from trajarena.settings import WrappersSettings
-    from trajarena.spaces import space_from_json
-    from trajarena.wrappers import apply_wrappers
+    from trajarena.format.spaces import space_from_json
+    from trajarena.wrappers.core import apply_wrappers
 
     want = space_from_json(policy.meta["observation_space"])
     if space is None or space == want:
