@@ -12,6 +12,9 @@ from gymnasium import spaces
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
+#: tests/data holds fixture files and the scripts that made them (some need other venvs): not tests.
+collect_ignore_glob = ["data/*"]
+
 
 @pytest.fixture
 def data_root(tmp_path):
