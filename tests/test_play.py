@@ -20,16 +20,15 @@ pygame = pytest.importorskip("pygame")
 
 from trajarena.play.controls import (  # noqa: E402
     ATTACK_NAMES,
-    CONTROLS,
     MOVE_NAMES,
     Buttons,
     HumanController,
-    Keymap,
     attack_index,
     encode_action,
     move_index,
 )
 from trajarena.errors import SettingsError  # noqa: E402
+from trajarena.play.keymap import CONTROLS, Keymap  # noqa: E402
 from trajarena.play.session import PlayConfig, play, scripted_events  # noqa: E402
 from trajarena.format.reader import TrajectoryReader  # noqa: E402
 

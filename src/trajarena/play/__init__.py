@@ -1,6 +1,7 @@
 """Human play in a pygame window: keyboard and gamepads, one or two humans, or a human against an agent.
 
-:mod:`~trajarena.play.controls` turns key and gamepad state into actions (key maps);
+:mod:`~trajarena.play.keymap` says which keys and buttons do what (defaults, TOML/JSON files);
+:mod:`~trajarena.play.controls` turns key and gamepad state into actions;
 :mod:`~trajarena.play.session` runs the game loop and records it. pygame is imported only when a
 window or a controller is made.
 """

@@ -13,7 +13,7 @@ episode when ``record`` names a folder. Who plays:
   with ``ignore_p2=1`` so only the human's side is a demonstration; ``p1="expert", p2="human"`` is
   recorded with ``ignore_p1=1`` likewise.
 
-Keys (see :class:`trajarena.play.controls.Keymap`, changeable with a TOML/JSON file): the key map is shown
+Keys (see :class:`trajarena.play.keymap.Keymap`, changeable with a TOML/JSON file): the key map is shown
 at start and with F1/Tab; P pauses, Backspace discards the current episode (it is not saved), Esc or
 closing the window quits. Finished episodes are always kept (each is on disk when it ends); an
 unfinished one is dropped on quit unless ``save_partial`` is set (it is then saved as truncated).
@@ -40,8 +40,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
-from trajarena.play.controls import HumanController, Keymap, encode_action, init_pygame
 from trajarena.errors import SettingsError
+from trajarena.play.controls import HumanController, encode_action
+from trajarena.play.keymap import Keymap, init_pygame
 from trajarena.settings import RecordingSettings, WrappersSettings, _Settings, _bool, _int
 
 __all__ = ["PlayConfig", "PlayResult", "PlaySession", "PlayStep", "play", "scripted_events"]
