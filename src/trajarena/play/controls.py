@@ -6,7 +6,8 @@ when unplugged) and samples one :class:`Buttons` per player and env step; :func:
 turns buttons into an action of the game's action space. Input state is tracked from the events
 themselves (``KEYDOWN``/``KEYUP``, joystick hat/axis/button events), never from
 ``pygame.key.get_pressed()``, so events injected by a test or a script drive it exactly like a real
-keyboard. Only the controller needs pygame; the action mapping is plain data.
+keyboard; :func:`scripted_events` is such a source for tests and demos. Only the controller needs
+pygame; the action mapping is plain data.
 
 Actions follow the DIAMBRA layout of ``duel``: moves ``0`` no-move, ``1`` left, ``2`` up-left,
 ``3`` up, ``4`` up-right, ``5`` right, ``6`` down-right, ``7`` down, ``8`` down-left; attacks
@@ -22,7 +23,7 @@ held button wins over a held direction, since one discrete action cannot carry b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "attack_index",
     "encode_action",
     "move_index",
+    "scripted_events",
 ]
 
 #: Names of the 9 moves and 8 attack-button combinations, by action index.
@@ -322,3 +324,25 @@ class HumanController:
         if isinstance(action_space, spaces.Dict):
             return {k: encode_action(self.sample(i), action_space[k]) for i, k in enumerate(action_space.keys())}
         return encode_action(self.sample(0), action_space)
+
+
+def scripted_events(frames: Iterable[Sequence[Any]], then_quit: bool = True) -> Callable[[], list[Any]]:
+    """An event source for tests and demos: each poll returns the next list of events.
+
+    When the script runs out, every poll returns a ``QUIT`` event (or nothing with ``then_quit=False``).
+
+    >>> import pygame
+    >>> source = scripted_events([[pygame.event.Event(pygame.KEYDOWN, key=pygame.K_z)]])
+    >>> len(source()), source()[0].type == pygame.QUIT
+    (1, True)
+    """
+    pygame = init_pygame()
+    it = iter(frames)
+
+    def poll() -> list[Any]:
+        try:
+            return list(next(it))
+        except StopIteration:
+            return [pygame.event.Event(pygame.QUIT)] if then_quit else []
+
+    return poll
