@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 from gymnasium import spaces
 
 from trajarena.errors import SettingsError
-from trajarena.play.controls import HumanController, encode_action, scripted_events
+from trajarena.play.controls import HumanController, encode_action, scripted_events  # noqa: F401  (the doctests use it)
 from trajarena.play.keymap import Keymap, init_pygame
 from trajarena.play.view import PlayWindow, overlay
 from trajarena.settings import RecordingSettings, WrappersSettings, _Settings, _bool, _int
@@ -199,7 +199,7 @@ def play(
         wrappers_settings: wrappers applied on top of the recorder (stored in the files).
         agents: agent objects with ``act(obs, info)`` by side, e.g. ``{"P2": my_policy}``; they
             override the agent names in ``p1``/``p2``.
-        events: the event source (``pygame.event.get`` when None); see :func:`scripted_events`.
+        events: the event source (``pygame.event.get`` when None); see :func:`~trajarena.play.controls.scripted_events`.
         callback: called after every env step with a :class:`PlayStep`.
 
     Returns:
