@@ -20,17 +20,17 @@ pygame = pytest.importorskip("pygame")
 
 from trajarena.play.controls import (  # noqa: E402
     ATTACK_NAMES,
-    CONTROLS,
     MOVE_NAMES,
     Buttons,
     HumanController,
-    Keymap,
     attack_index,
     encode_action,
     move_index,
+    scripted_events,
 )
 from trajarena.errors import SettingsError  # noqa: E402
-from trajarena.play.session import PlayConfig, play, scripted_events  # noqa: E402
+from trajarena.play.keymap import CONTROLS, Keymap  # noqa: E402
+from trajarena.play.session import PlayConfig, play  # noqa: E402
 from trajarena.format.reader import TrajectoryReader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

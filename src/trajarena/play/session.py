@@ -1,4 +1,9 @@
-"""Human play: a pygame window where humans fight the CPU, each other or an agent, recorded as they play.
+"""The play session: humans fight the CPU, each other or an agent in a window, recorded as they play.
+
+This module owns the loop and what it decides: the options (:class:`PlayConfig`), who drives each
+side (humans through :class:`~trajarena.play.controls.HumanController`, agents), the env and its
+recorder, pause, discard and quit, and the result (:class:`PlayResult`). What the window shows is
+:mod:`trajarena.play.view`.
 
 :func:`play` opens a window at the game's native speed (``60 / step_ratio`` fps unless ``fps`` says
 otherwise), draws the game's frame scaled up with crisp pixels and a status bar (who plays each
@@ -13,7 +18,7 @@ episode when ``record`` names a folder. Who plays:
   with ``ignore_p2=1`` so only the human's side is a demonstration; ``p1="expert", p2="human"`` is
   recorded with ``ignore_p1=1`` likewise.
 
-Keys (see :class:`trajarena.play.controls.Keymap`, changeable with a TOML/JSON file): the key map is shown
+Keys (see :class:`trajarena.play.keymap.Keymap`, changeable with a TOML/JSON file): the key map is shown
 at start and with F1/Tab; P pauses, Backspace discards the current episode (it is not saved), Esc or
 closing the window quits. Finished episodes are always kept (each is on disk when it ends); an
 unfinished one is dropped on quit unless ``save_partial`` is set (it is then saved as truncated).
@@ -33,18 +38,19 @@ Tests and scripts drive it headless (``SDL_VIDEODRIVER=dummy``) with injected ev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import numpy as np
 from gymnasium import spaces
 
-from trajarena.play.controls import HumanController, Keymap, encode_action, init_pygame
 from trajarena.errors import SettingsError
+from trajarena.play.controls import HumanController, encode_action, scripted_events  # noqa: F401  (the doctests use it)
+from trajarena.play.keymap import Keymap, init_pygame
+from trajarena.play.view import PlayWindow, overlay
 from trajarena.settings import RecordingSettings, WrappersSettings, _Settings, _bool, _int
 
-__all__ = ["PlayConfig", "PlayResult", "PlaySession", "PlayStep", "play", "scripted_events"]
+__all__ = ["PlayConfig", "PlayResult", "PlaySession", "PlayStep", "play"]
 
 SIDES = ("P1", "P2")
 
@@ -172,28 +178,6 @@ class PlayStep(NamedTuple):
     info: dict[str, Any]
 
 
-def scripted_events(frames: Iterable[Sequence[Any]], then_quit: bool = True) -> Callable[[], list[Any]]:
-    """An event source for tests and demos: each poll returns the next list of events.
-
-    When the script runs out, every poll returns a ``QUIT`` event (or nothing with ``then_quit=False``).
-
-    >>> import pygame
-    >>> source = scripted_events([[pygame.event.Event(pygame.KEYDOWN, key=pygame.K_z)]])
-    >>> len(source()), source()[0].type == pygame.QUIT
-    (1, True)
-    """
-    pygame = init_pygame()
-    it = iter(frames)
-
-    def poll() -> list[Any]:
-        try:
-            return list(next(it))
-        except StopIteration:
-            return [pygame.event.Event(pygame.QUIT)] if then_quit else []
-
-    return poll
-
-
 def play(
     config: PlayConfig | Mapping[str, Any] | None = None,
     /,
@@ -215,7 +199,7 @@ def play(
         wrappers_settings: wrappers applied on top of the recorder (stored in the files).
         agents: agent objects with ``act(obs, info)`` by side, e.g. ``{"P2": my_policy}``; they
             override the agent names in ``p1``/``p2``.
-        events: the event source (``pygame.event.get`` when None); see :func:`scripted_events`.
+        events: the event source (``pygame.event.get`` when None); see :func:`~trajarena.play.controls.scripted_events`.
         callback: called after every env step with a :class:`PlayStep`.
 
     Returns:
@@ -291,7 +275,7 @@ class PlaySession:
             self.env.close()
             raise
         self.fps = cfg.fps if cfg.fps is not None else 60.0 / cfg.step_ratio
-        self.view: _View | None = None
+        self.view: PlayWindow | None = None
 
     def _drivers(self, agents: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
         """Who drives each env agent, in agent order: ``("human", human index)`` or ``("agent", obj)``."""
@@ -342,7 +326,7 @@ class PlaySession:
         cfg = self.config
         if cfg.print_keymap:
             print("\n".join(["trajarena play: keys", *("  " + line for line in self.keymap_lines())]))
-        self.view = _View(self.pygame, cfg.scale, f"trajarena play: {cfg.env_id}")
+        self.view = PlayWindow(self.pygame, cfg.scale, f"trajarena play: {cfg.env_id}")
         self.saved = self.discarded = self.total = self.t = self.episode = 0
         try:
             obs, info = self._reset(cfg.seed)
@@ -418,14 +402,13 @@ class PlaySession:
         self.episode += 1
         self.t = 0
 
-    # ------------------------------------------------------------------ drawing
+    # ------------------------------------------------------------------ what the window shows
 
     def keymap_lines(self) -> list[str]:
         """The key map as shown on screen and printed at start."""
         return self.controller.keymap.describe(max(1, len(self.config.humans)))
 
     def _draw(self, mode: str) -> None:
-        frame = self.env.render()
         cfg = self.config
         who = []
         for side, name in zip(SIDES, (cfg.p1, cfg.p2), strict=True):
@@ -440,15 +423,8 @@ class PlaySession:
             "step": self.t,
             "players": "  vs  ".join(who),
         }
-        overlay = None
         table = self.controller.keymap.table(max(1, len(cfg.humans)))
-        if mode == "start":
-            overlay = ("controls", table, ["press any key to start"])
-        elif mode == "help":
-            overlay = ("controls", table, ["F1 / Tab: back to the game"])
-        elif mode == "pause":
-            overlay = ("paused", None, ["P: resume     Backspace: discard this episode     Esc: quit"])
-        self.view.draw(frame, status, overlay)
+        self.view.draw(self.env.render(), status, overlay(mode, table))
 
 
 def _build_env(env_id: str, settings: Any, wrappers_settings: Any, recording: RecordingSettings | None) -> tuple[Any, Any]:
@@ -464,129 +440,3 @@ def _build_env(env_id: str, settings: Any, wrappers_settings: Any, recording: Re
         env = recorder = TrajectoryRecorder.from_settings(env, recording, env_id=env_id, env_settings=settings_dict,
                                                           wrappers_settings=wrappers.to_dict())
     return apply_wrappers(env, wrappers), recorder
-
-
-class _View:
-    """The window: the game's frame scaled by an integer (nearest neighbour), a status bar, overlays."""
-
-    BG, FG, DIM, RED, SHADE = (18, 18, 24), (235, 235, 235), (150, 150, 160), (230, 40, 40), (8, 8, 14, 210)
-
-    def __init__(self, pygame: Any, scale: int, caption: str) -> None:
-        self.pg, self.scale = pygame, scale
-        self.caption = caption
-        self.window = None
-        pygame.font.init()
-        self.bar = max(22, 9 * scale)
-        self.font = pygame.font.Font(None, max(14, int(self.bar * 0.6)))
-        self.big = pygame.font.Font(None, max(18, int(self.bar * 0.95)))
-
-    def _open(self, h: int, w: int) -> None:
-        pg = self.pg
-        pg.display.set_caption(self.caption)
-        self.size = (w * self.scale, h * self.scale)
-        self.window = pg.display.set_mode((self.size[0], self.size[1] + self.bar))
-
-    def draw(self, frame: np.ndarray | None, status: dict[str, Any], overlay: tuple[str, Any, list[str]] | None) -> None:
-        pg = self.pg
-        if frame is None:
-            return
-        frame = np.asarray(frame)
-        if frame.ndim == 2 or frame.shape[-1] == 1:
-            frame = np.repeat(frame.reshape(frame.shape[0], frame.shape[1], 1), 3, axis=2)
-        if self.window is None:
-            self._open(frame.shape[0], frame.shape[1])
-        surf = pg.surfarray.make_surface(np.ascontiguousarray(frame.swapaxes(0, 1)))
-        self.window.blit(pg.transform.scale(surf, self.size), (0, 0))
-        if overlay is not None:
-            self._overlay(*overlay)
-        self._status(status)
-        pg.display.flip()
-
-    def _text(self, font: Any, text: str, color: tuple[int, int, int], pos: tuple[int, int], anchor: str = "topleft") -> Any:
-        img = font.render(text, True, color)
-        rect = img.get_rect(**{anchor: pos})
-        self.window.blit(img, rect)
-        return rect
-
-    def _status(self, s: dict[str, Any]) -> None:
-        pg, w, h, bar = self.pg, self.size[0], self.size[1], self.bar
-        pg.draw.rect(self.window, self.BG, (0, h, w, bar))
-        mid = h + bar // 2
-        x = bar // 3
-        if s["recording"]:
-            pg.draw.circle(self.window, self.RED, (x + bar // 5, mid), max(4, bar // 5))
-            x = self._text(self.font, "REC", self.RED, (x + bar // 2, mid), "midleft").right + bar // 3
-            text = f"saved {s['saved']}   discarded {s['discarded']}   step {s['step']}"
-            self._text(self.font, text, self.FG, (x, mid), "midleft")
-        else:
-            self._text(self.font, f"not recording   episodes {s['saved']}   step {s['step']}", self.DIM, (x, mid), "midleft")
-        self._text(self.font, s["players"] + "   F1 keys", self.DIM, (w - bar // 3, mid), "midright")
-
-    def _overlay(self, title: str, table: Any, footer: list[str]) -> None:
-        pg, (w, h) = self.pg, self.size
-        shade = pg.Surface((w, h), pg.SRCALPHA)
-        shade.fill(self.SHADE)
-        self.window.blit(shade, (0, 0))
-        line = self.font.get_linesize()
-        row_h = int(line * 1.45)
-        n_rows = (len(table[1]) + 1) if table else 0
-        total = self.big.get_linesize() + line // 2 + n_rows * row_h + len(footer) * line + (line // 2 if table else 0)
-        y = max(4, (h - total) // 2)
-        self._text(self.big, title.upper(), self.FG, (w // 2, y), "midtop")
-        y += self.big.get_linesize() + line // 2
-        if table:
-            head, rows = table
-            label_w = max(self.font.size(r[0])[0] for r in rows)
-            col_w = [max([self.font.size(head[c])[0]] + [self._caps_width(r[1][c]) for r in rows]) for c in range(len(head))]
-            gap = self.bar // 2
-            width = label_w + sum(col_w) + gap * len(head)
-            x0 = (w - width) // 2
-            xs, x = [], x0 + label_w + gap
-            for cw in col_w:
-                xs.append(x)
-                x += cw + gap
-            for c, name in enumerate(head):
-                self._text(self.font, name, self.DIM, (xs[c], y + row_h // 2), "midleft")
-            y += row_h
-            for label, cells in rows:
-                self._text(self.font, label, self.DIM, (x0 + label_w, y + row_h // 2), "midright")
-                for c, cell in enumerate(cells):
-                    self._caps(cell, xs[c], y + row_h // 2)
-                y += row_h
-            y += line // 2
-        for text in footer:
-            self._text(self.font, text, self.FG, (w // 2, y), "midtop")
-            y += line
-
-    def _cap_parts(self, cell: str) -> list[str]:
-        if cell.endswith(" / close window"):
-            return [*self._cap_parts(cell[: -len(" / close window")]), "+close window"]
-        if " / " in cell:
-            return [p for part in cell.split(" / ") for p in self._cap_parts(part)]
-        if cell.count(" ") == 3:  # "W A S D"
-            return cell.split(" ")
-        return [cell] if cell else []
-
-    def _caps_width(self, cell: str) -> int:
-        pad = max(4, self.bar // 6)
-        return sum(self.font.size(p.lstrip("+"))[0] + 3 * pad for p in self._cap_parts(cell))
-
-    def _caps(self, cell: str, x: int, mid: int) -> None:
-        """Draw each key of ``cell`` as a key cap (plain text for notes such as 'close window')."""
-        pg, pad = self.pg, max(4, self.bar // 6)
-        for part in self._cap_parts(cell):
-            if part.startswith("+"):
-                x = self._text(self.font, part[1:], self.DIM, (x, mid), "midleft").right + 2 * pad
-                continue
-            img = self.font.render(part, True, self.FG)
-            box = pg.Rect(0, 0, img.get_width() + 2 * pad, self.font.get_linesize() + pad // 2)
-            box.midleft = (x, mid)
-            pg.draw.rect(self.window, (55, 58, 72), box, border_radius=pad)
-            pg.draw.rect(self.window, (120, 124, 140), box, width=1, border_radius=pad)
-            self.window.blit(img, img.get_rect(center=box.center))
-            x = box.right + pad
-
-    def close(self) -> None:
-        if self.window is not None:
-            self.pg.display.quit()
-            self.window = None

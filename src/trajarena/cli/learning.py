@@ -1,0 +1,89 @@
+"""``trajarena record | train-bc | evaluate``: record agents, train a policy on the files, measure it.
+
+The commands call :func:`trajarena.learn.rollout.record`, :func:`trajarena.learn.bc.train_bc` and
+:func:`trajarena.learn.evaluate.evaluate` and print their summaries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+from trajarena.cli.app import PathArg, SettingOpt, WrapperOpt, app, console, parse_pairs, typer
+
+__all__ = ["evaluate", "record", "train_bc"]
+
+
+@app.command()
+def record(
+    env_id: Annotated[str, typer.Argument(help="'duel' or a Gymnasium id.")] = "duel",
+    agent: Annotated[list[str] | None, typer.Option("--agent", "-a", help="Agent name (expert, random) or a .pt policy; twice for P1 and P2 in 2-player mode.")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes in total.")] = 10,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, max=256, help="Parallel processes, each a rank writing its own files.")] = 1,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the trajectory files.")] = Path("data"),
+    username: Annotated[str, typer.Option(help="Stored in every file.")] = "trajarena",
+    seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i.")] = 0,
+    ignore_p2: Annotated[int, typer.Option(min=0, max=1, help="1: P2's side is not a demonstration.")] = 0,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    setting: SettingOpt = None,
+    wrapper: WrapperOpt = None,
+) -> None:
+    """Record agents playing, headless, in parallel processes, with a progress bar and a summary."""
+    from trajarena.learn.rollout import record as run_record
+
+    agents = agent or ["expert"]
+    summary = run_record(
+        env_id, agents[0] if len(agents) == 1 else agents, episodes=episodes, workers=workers, out=out,
+        settings=parse_pairs(setting, "setting") or None, wrappers_settings=parse_pairs(wrapper, "wrapper") or None,
+        username=username, seed=seed, progress=progress, traj_rec_settings={"ignore_p2": ignore_p2},
+    )
+    console.print(summary.format(), highlight=False, markup=False)
+
+
+@app.command("train-bc")
+def train_bc(
+    data: PathArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the policy goes (.pt).")] = Path("policy.pt"),
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training steps.")] = 10,
+    batch_size: Annotated[int, typer.Option(min=1, help="Steps per gradient step.")] = 128,
+    lr: Annotated[float, typer.Option(min=1e-12, help="Adam learning rate (cosine decay to 0).")] = 1e-3,
+    val_fraction: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of episodes held out for validation.")] = 0.1,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds initialisation, split and batch order.")] = 0,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Use at most this many steps.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    wrapper: WrapperOpt = None,
+) -> None:
+    """Behavioural cloning from trajectory files (PyTorch, CPU), with the files' own wrappers settings."""
+    from trajarena.learn.bc import train_bc as run_train
+
+    result = run_train(data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
+                       seed=seed, wrappers_settings=parse_pairs(wrapper, "wrapper") or None, max_steps=max_steps,
+                       progress=progress)
+    last = result.final
+    val = "" if last.val_accuracy is None else f", validation loss {last.val_loss:.3f} accuracy {last.val_accuracy:.1%}"
+    console.print(
+        f"trained on {result.train_steps:,} steps of {result.episodes} episodes in {result.seconds:.0f} s: "
+        f"train loss {last.train_loss:.3f} accuracy {last.train_accuracy:.1%}{val}\nsaved {result.path}",
+        highlight=False,
+    )
+
+
+@app.command()
+def evaluate(
+    policy: Annotated[str, typer.Argument(help="A .pt policy from train-bc, or an agent name (expert, random).")],
+    env: Annotated[str | None, typer.Option("--env", help="Env id; the policy's own by default.")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes per contender.")] = 10,
+    difficulty: Annotated[int | None, typer.Option(min=1, max=8, help="CPU difficulty (duel).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i for every contender.")] = 0,
+    baseline: Annotated[list[str] | None, typer.Option("--baseline", "-b", help="Agents played on the same seeds (default: expert, random).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+) -> None:
+    """Win rate and mean return (with 95% confidence intervals) next to the expert's and random's, same seeds."""
+    from trajarena.learn.evaluate import evaluate as run_evaluate
+
+    result = run_evaluate(policy, env_id=env, episodes=episodes, difficulty=difficulty, seed=seed,
+                          baselines=tuple(baseline) if baseline else ("expert", "random"))
+    print(result.table())
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
