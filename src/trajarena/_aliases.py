@@ -15,8 +15,8 @@ import types
 import warnings
 from typing import Any
 
-#: 0.1 path -> 0.2 path (a fixed table in code: no module name here ever comes from data).
-MOVED = {
+#: 0.1 path -> its 0.2 home(s), searched in order (a fixed table in code: no module name here comes from data).
+MOVED: dict[str, str | tuple[str, ...]] = {
     "trajarena.spaces": "trajarena.format.spaces",
     "trajarena.writer": "trajarena.format.writer",
     "trajarena.reader": "trajarena.format.reader",
@@ -32,23 +32,32 @@ MOVED = {
     "trajarena.bc": "trajarena.learn.bc",
     "trajarena.evaluate": "trajarena.learn.evaluate",
     "trajarena.record": "trajarena.learn.rollout",
-    "trajarena.controls": "trajarena.play.controls",
+    "trajarena.controls": ("trajarena.play.controls", "trajarena.play.keymap"),
     "trajarena.report": "trajarena.demo.report",
 }
 
 
-class _Forward(types.ModuleType):
-    """An old module path: every attribute comes from the module that replaced it."""
+def _homes(old: str) -> tuple[str, ...]:
+    new = MOVED[old]
+    return (new,) if isinstance(new, str) else new
 
-    def __init__(self, name: str, target: str) -> None:
-        super().__init__(name, f"Moved to {target}.")
-        self.__target = target
+
+class _Forward(types.ModuleType):
+    """An old module path: every attribute comes from the module(s) that replaced it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, f"Moved to {', '.join(_homes(name))}.")
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self.__target), attr)
+        for home in _homes(self.__name__):
+            module = importlib.import_module(home)
+            if hasattr(module, attr):
+                return getattr(module, attr)
+        raise AttributeError(f"module {self.__name__!r} (now {', '.join(_homes(self.__name__))}) "
+                             f"has no attribute {attr!r}")
 
     def __dir__(self) -> list[str]:
-        return dir(importlib.import_module(self.__target))
+        return sorted({n for home in _homes(self.__name__) for n in dir(importlib.import_module(home))})
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -58,11 +67,12 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.machinery.ModuleSpec(fullname, self)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
-        new = MOVED[spec.name]
-        warnings.warn(f"{spec.name} moved to {new}; the old path goes in trajarena 0.4",
+        homes = _homes(spec.name)
+        warnings.warn(f"{spec.name} moved to {' and '.join(homes)}; the old path goes in trajarena 0.4",
                       DeprecationWarning, stacklevel=2)
-        importlib.import_module(new)  # fail now, with the real import error, if an extra is missing
-        return _Forward(spec.name, new)
+        for home in homes:
+            importlib.import_module(home)  # fail now, with the real import error, if an extra is missing
+        return _Forward(spec.name)
 
     def exec_module(self, module: types.ModuleType) -> None:
         pass

@@ -33,9 +33,6 @@ from gymnasium import spaces
 from trajarena.errors import SettingsError
 from trajarena.play.keymap import CONTROLS, Keymap, init_pygame
 
-# 0.1's ``trajarena.controls`` forwards to this module (see trajarena._aliases) and held the key map
-# too: keep its names reachable here until the old path goes in 0.4.
-from trajarena.play.keymap import COMMANDS, GamepadMap, PlayerKeys, key_label  # noqa: F401
 
 __all__ = [
     "ATTACK_NAMES",
