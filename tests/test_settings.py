@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from trajarena.errors import SettingsError
+from trajarena.errors import SettingsError, WrapperNotAppliedWarning
 from trajarena.settings import (
     DUEL_CHARACTERS,
     EnvironmentSettings,
@@ -120,13 +120,42 @@ def test_not_a_mapping():
         EnvironmentSettings.from_dict([("difficulty", 3)])
 
 
-def test_user_wrappers_store_their_qualified_name_and_reimport():
+def test_user_wrappers_are_stored_by_name_and_reapplied_only_from_classes_given_in_code():
     import gymnasium as gym
 
     ws = WrappersSettings(wrappers=[[gym.wrappers.ClipReward, {"min_reward": -1, "max_reward": 1}]])
     stored = json.loads(json.dumps(ws.to_dict()))
-    assert stored["wrappers"][0][0].endswith("ClipReward")
-    assert WrappersSettings.from_json(stored) == ws
+    assert stored["wrappers"][0][0] == "gymnasium.wrappers.transform_reward.ClipReward"
+    assert WrappersSettings.from_json(stored, wrappers=[gym.wrappers.ClipReward]) == ws
+    with pytest.warns(WrapperNotAppliedWarning, match=r"not re-applied: gymnasium\.wrappers\.transform_reward\.ClipReward"):
+        assert WrappersSettings.from_json(stored) == WrappersSettings()
+
+
+def test_a_stored_wrapper_name_is_never_imported_or_called(tmp_path, monkeypatch):
+    """The payload of the security review: a dotted name of a function that runs a shell command."""
+    import sys
+
+    marker = tmp_path / "owned"
+    monkeypatch.chdir(tmp_path)
+    sys.modules.pop("pydoc", None)
+    stored = {"wrappers": [["pydoc.pipepager", {"cmd": f"echo owned > {marker}"}]]}
+    with pytest.warns(WrapperNotAppliedWarning, match="pydoc.pipepager"):
+        settings = WrappersSettings.from_json(stored)
+    assert settings.wrappers == () and not marker.exists() and "pydoc" not in sys.modules
+
+
+@pytest.mark.parametrize("stored", [
+    {"wrappers": "pydoc.pipepager"}, {"wrappers": [["pydoc.pipepager"]]}, {"wrappers": [[{"x": 1}, {}]]},
+    {"wrappers": [["a.B", "kwargs"]]}, ["not", "an", "object"],
+])
+def test_malformed_stored_wrappers_are_a_settings_error(stored):
+    with pytest.raises(SettingsError):
+        WrappersSettings.from_json(stored)
+
+
+def test_user_wrappers_must_be_wrapper_classes_not_any_callable():
+    with pytest.raises(SettingsError, match="gymnasium.Wrapper subclass"):
+        WrappersSettings(wrappers=[[print, {}]])
 
 
 @hsettings(max_examples=60, deadline=None)

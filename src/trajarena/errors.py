@@ -87,3 +87,11 @@ def require(package: str, extra: str, purpose: str):
 
 class DataNotFoundError(TrajArenaError, FileNotFoundError):
     """No trajectory file at the given paths (a missing path, an empty folder or an empty list)."""
+
+
+class TrajArenaWarning(UserWarning):
+    """Base class of the warnings trajarena issues."""
+
+
+class WrapperNotAppliedWarning(TrajArenaWarning):
+    """A user wrapper named in a file or policy was not re-applied (data never names code)."""

@@ -15,8 +15,8 @@ trajarena.errors.SettingsError: unknown setting 'dificulty' for EnvironmentSetti
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
+import warnings
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Self
 import gymnasium as gym
 import numpy as np
 
-from trajarena.errors import SettingsError, close_matches
+from trajarena.errors import SettingsError, WrapperNotAppliedWarning, close_matches
 
 #: The fighters of the built-in game, in the order of their ``character`` index.
 DUEL_CHARACTERS: tuple[str, ...] = ("Kenji", "Mira", "Brutus", "Longo")
@@ -91,10 +91,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
-    if callable(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    if isinstance(value, type) or callable(value):
+        return qualified_name(value)
     return value
 
 
@@ -301,47 +299,66 @@ class WrappersSettings(_Settings):
         return self == WrappersSettings()
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> WrappersSettings:
-        """Rebuild settings stored in a file; user wrappers are imported by their qualified names."""
+    def from_json(cls, data: Mapping[str, Any], wrappers: Sequence[type] = ()) -> WrappersSettings:
+        """Rebuild settings stored in a file or a policy: data never names code.
+
+        A recorded user wrapper is only a name (``"package.module.Class"``); nothing read is
+        imported or called. It is re-applied only when ``wrappers`` (classes the caller passes in
+        code) holds a class of that qualified name; every other recorded wrapper is left out with
+        one :class:`~trajarena.errors.WrapperNotAppliedWarning` that names it.
+
+        >>> stored = {"stack_frames": 2, "wrappers": [["os.system", {"command": "echo owned"}]]}
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     s = WrappersSettings.from_json(stored)
+        >>> s.stack_frames, s.wrappers
+        (2, ())
+        >>> print(caught[0].message)
+        recorded user wrapper(s) not re-applied: os.system (data never names code; pass the class in wrappers=[...] to re-apply it)
+        """
+        if not isinstance(data, Mapping):
+            raise _fail(cls.__name__, "(stored settings)", type(data).__name__, "a JSON object")
         data = dict(data)
-        data["wrappers"] = [[_import_qualified(w[0]), w[1]] for w in data.get("wrappers") or ()]
+        by_name = {qualified_name(w): w for w in wrappers}
+        recorded = data.get("wrappers") or ()
+        if not isinstance(recorded, list | tuple):
+            raise _fail(cls.__name__, "wrappers", recorded, "a list of [name, kwargs] pairs")
+        applied, missing = [], []
+        for item in recorded:
+            if not (isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], str)
+                    and isinstance(item[1], Mapping)):
+                raise _fail(cls.__name__, "wrappers", item, "a [qualified class name, kwargs] pair")
+            if item[0] in by_name:
+                applied.append((by_name[item[0]], dict(item[1])))
+            else:
+                missing.append(item[0][:200])
+        if missing:
+            warnings.warn(f"recorded user wrapper(s) not re-applied: {', '.join(missing)} (data never names code; "
+                          "pass the class in wrappers=[...] to re-apply it)", WrapperNotAppliedWarning, stacklevel=2)
+        data["wrappers"] = applied
         return cls.from_dict(data)
 
 
-def _user_wrapper(owner: str, item: Any) -> tuple[Any, dict[str, Any]]:
+def qualified_name(obj: Any) -> str:
+    """``module.QualName`` of a class: how a user wrapper is stored in a file.
+
+    >>> import gymnasium
+    >>> qualified_name(gymnasium.wrappers.TimeLimit)
+    'gymnasium.wrappers.common.TimeLimit'
+    """
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _user_wrapper(owner: str, item: Any) -> tuple[type, dict[str, Any]]:
     if isinstance(item, type):
         item = (item, {})
     if (
-        not isinstance(item, list | tuple) or len(item) != 2 or not callable(item[0])
-        or not isinstance(item[1], Mapping)
-        or (isinstance(item[0], type) and not issubclass(item[0], gym.Wrapper))
+        not isinstance(item, list | tuple) or len(item) != 2 or not isinstance(item[0], type)
+        or not issubclass(item[0], gym.Wrapper) or not isinstance(item[1], Mapping)
     ):
         raise _fail(owner, "wrappers", item, "a [WrapperClass, kwargs_dict] pair (a gymnasium.Wrapper subclass)")
     return (item[0], dict(item[1]))
-
-
-def _import_qualified(name: Any) -> Any:
-    if not isinstance(name, str):
-        return name
-    module, _, qual = name.rpartition(".")
-    try:
-        obj: Any = importlib.import_module(module)
-    except ImportError:
-        # nested qualname: walk back until a module imports
-        parts = name.split(".")
-        for i in range(len(parts) - 1, 0, -1):
-            try:
-                obj = importlib.import_module(".".join(parts[:i]))
-            except ImportError:
-                continue
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-            return obj
-        raise SettingsError(f"cannot import the user wrapper {name!r} stored in the file; install its package or pass wrappers_settings explicitly.") from None
-    try:
-        return getattr(obj, qual)
-    except AttributeError:
-        raise SettingsError(f"the user wrapper {name!r} stored in the file no longer exists; pass wrappers_settings explicitly.") from None
 
 
 @dataclass(frozen=True)
