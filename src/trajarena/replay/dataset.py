@@ -34,7 +34,7 @@ from gymnasium import spaces
 from trajarena.format import schema as fmt
 from trajarena.format.columns import _Column, _TrajFile
 from trajarena.errors import DataNotFoundError, MismatchError, SettingsError
-from trajarena.format.reader import find_files
+from trajarena.format.index import find_files
 from trajarena.format.spaces import compile_getter, leaf_fields
 
 __all__ = ["Episode", "EpisodeInfo", "Transition", "TrajectoryDataset", "Window", "list_trajectory_files"]
