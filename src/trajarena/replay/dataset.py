@@ -339,7 +339,8 @@ class TrajectoryDataset:
             known |= {f"info/{k}" for k in keys} | {f"present/info/{k}" for k in keys}
             if name not in known:
                 raise SettingsError(f"Unknown column {name!r}; valid columns: {sorted(known)}.")
-            col = self._columns.setdefault(name, _Column(self, name))
+            col = self._columns.setdefault(
+                name, _Column(name, self._files, self._file_rows, self.cache_dir, self.max_memory_bytes))
         return col
 
     def column(self, name: str) -> np.ndarray:
