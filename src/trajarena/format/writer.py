@@ -37,11 +37,6 @@ from trajarena.format.spaces import compile_setter, leaf_fields, space_to_json
 
 __all__ = ["TrajectoryWriter"]
 
-_RESERVED = {
-    "format", "format_version", "library_version", "created_ns", "host", "pid", "observation_space",
-    "action_space", "columns", "info_columns", "compression", "chunk_steps", "lossy", "flush_seconds",
-}
-
 
 _SKIP = object()  # the info slot of a key that is not stored
 #: zstd levels of ``level=None``: 5 while the writer thread can afford it, else 3 (see ``_choose_level``).
@@ -121,13 +116,7 @@ class TrajectoryWriter:
         prefix: str = "",
     ) -> None:
         metadata = dict(metadata or {})
-        clash = _RESERVED & set(metadata)
-        if clash:
-            raise SettingsError(f"Metadata keys {sorted(clash)} are reserved by the format; rename them.")
-        try:
-            json.dumps(metadata, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise SettingsError(f"Metadata must be JSON data (dicts, lists, str, numbers): {exc}") from exc
+        fmt.check_user_metadata(metadata)
         if compression not in ("zstd", "lz4", None):
             raise SettingsError(f"compression must be 'zstd', 'lz4' or None, got {compression!r}.")
         if frame_transform not in ("auto", fmt.XOR_PREV, None):
