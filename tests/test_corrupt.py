@@ -187,7 +187,7 @@ def test_a_legal_looking_but_huge_chunk_is_refused(tmp_path: Path, monkeypatch: 
 
 
 def _footer_variants(good_file: Path) -> dict[str, bytes]:
-    from trajarena.format.reader import index_file
+    from trajarena.format.index import index_file
 
     data = good_file.read_bytes()
     size = int.from_bytes(data[-10:-6], "little")

@@ -137,7 +137,7 @@ def _partial_of(tmp_path: Path, lengths: list[int]) -> Path:
 
 
 def _flip_in_chunk(path: Path, ci: int) -> None:
-    from trajarena.format.reader import index_file
+    from trajarena.format.index import index_file
 
     f = index_file(path, partial=True)
     data = bytearray(path.read_bytes())

@@ -1,12 +1,13 @@
-"""File access behind :class:`~trajarena.replay.dataset.TrajectoryDataset`: memory-mapped files and decoded columns.
+"""Whole-column access to trajectory files: memory-mapped files and the decoded-column cache.
 
 :class:`_TrajFile` reads one trajectory file through a memory map: its index (from
-:func:`trajarena.format.reader.index_file`, every declared size checked first), whole columns, and single
+:func:`trajarena.format.index.index_file`, every declared size checked first), whole columns, and single
 chunks with the next ones decoded ahead on threads (sequential replay). :class:`_Column` is one
-flat column over all the files of a dataset, decoded per file on first use and kept in memory or,
-with the dataset's ``cache_dir``, in ``<cache_dir>/<file hash>/<column>.npy`` memory-mapped files
-(the hash covers the file's size and its Arrow footer, so a changed file gets a new entry).
-Every decoded column is checked against its CRC-32 unless the dataset turns checks off.
+flat column over a list of such files, decoded per file on first use and kept in memory or, given
+a ``cache_dir``, in ``<cache_dir>/<file hash>/<column>.npy`` memory-mapped files (the hash covers
+the file's size and its Arrow footer, so a changed file gets a new entry). Every decoded column is
+checked against its CRC-32 unless the file was opened with ``verify=False``. The training dataset of
+the replay layer is built on these; this module knows nothing of it.
 """
 
 from __future__ import annotations
@@ -18,17 +19,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from trajarena.format import schema as fmt
 from trajarena.errors import CorruptFileError, SettingsError, SpaceError
+from trajarena.format.index import index_file
 from trajarena.format.spaces import space_from_json
-
-if TYPE_CHECKING:
-    from trajarena.replay.dataset import TrajectoryDataset
 
 #: Chunks decoded ahead (on as many threads) during sequential replay.
 PREFETCH_CHUNKS = 2
@@ -40,13 +39,11 @@ PREFETCH_CHUNKS = 2
 class _TrajFile:
     """Read access to one trajectory file: metadata, episode index, decoded columns and chunks.
 
-    Opening goes through :func:`trajarena.format.reader.index_file`, which checks every declared size
+    Opening goes through :func:`trajarena.format.index.index_file`, which checks every declared size
     before anything is allocated; each decoded column is checked against its CRC-32.
     """
 
     def __init__(self, path: str, file_index: int, partial: bool = False, verify: bool = True) -> None:
-        from trajarena.format.reader import index_file
-
         self.path = path
         self.file_index = file_index
         self.verify = verify
@@ -210,11 +207,22 @@ class _TrajFile:
 
 
 class _Column:
-    """One flat column over all files: decoded per file on first use, in memory or memory-mapped."""
+    """One flat column over all files: decoded per file on first use, in memory or memory-mapped.
 
-    def __init__(self, ds: TrajectoryDataset, name: str) -> None:
-        self.ds, self.name = ds, name
-        self.parts: list[np.ndarray | None] = [None] * len(ds._files)
+    Args:
+        name: a column of the files (``"obs/frame"``, ``"reward"``, ``"info/<key>"``), or
+            ``"present/info/<key>"`` for where an info column holds a value.
+        files: the files, in row order.
+        file_rows: the global row at which each file begins, plus the total (``len(files) + 1`` values).
+        cache_dir: where decoded columns are kept as memory-mapped ``.npy`` files; ``None``: in memory.
+        max_memory_bytes: without ``cache_dir``, refuse to decode a column larger than this (``None``: no limit).
+    """
+
+    def __init__(self, name: str, files: Sequence[_TrajFile], file_rows: np.ndarray, cache_dir: str | None,
+                 max_memory_bytes: int | None) -> None:
+        self.name, self.files, self.file_rows = name, files, file_rows
+        self.cache_dir, self.max_memory_bytes = cache_dir, max_memory_bytes
+        self.parts: list[np.ndarray | None] = [None] * len(files)
         self.merged: np.ndarray | None = None
         self._lock = threading.Lock()
 
@@ -222,7 +230,7 @@ class _Column:
         if self.parts[f] is None:
             with self._lock:
                 if self.parts[f] is None:
-                    if self.ds.cache_dir is None and not any(p is not None for p in self.parts):
+                    if self.cache_dir is None and not any(p is not None for p in self.parts):
                         self._check_memory()
                     self.parts[f] = self._load(f)
         return self.parts[f]  # type: ignore[return-value]
@@ -230,11 +238,11 @@ class _Column:
     def _check_memory(self) -> None:
         """Refuse to decode a column into memory that cannot hold it (say how to use a disk cache)."""
         name = self.name[8:] if self.name.startswith("present/") else self.name
-        col = self.ds._files[0].columns.get(name)
+        col = self.files[0].columns.get(name)
         if col is None or self.name.startswith("present/"):
             return
-        need = int(self.ds._file_rows[-1]) * np.dtype(col.dtype).itemsize * math.prod(col.shape)
-        limit = self.ds.max_memory_bytes
+        need = int(self.file_rows[-1]) * np.dtype(col.dtype).itemsize * math.prod(col.shape)
+        limit = self.max_memory_bytes
         if limit is not None and need > limit:
             raise SettingsError(
                 f"decoding column {self.name!r} needs {need / 1e9:.1f} GB of memory, above max_memory_bytes="
@@ -243,10 +251,10 @@ class _Column:
             )
 
     def _load(self, f: int) -> np.ndarray:
-        src = self.ds._files[f]
+        src = self.files[f]
         present = self.name.startswith("present/")
         source = self.name[8:] if present else self.name
-        cache = self.ds.cache_dir
+        cache = self.cache_dir
         if cache is not None:
             safe = source.replace("%", "%25").replace("/", "%2F") + (".present" if present else "")
             path = Path(cache) / src.footer_hash() / f"{safe}.npy"
@@ -282,9 +290,9 @@ class _Column:
             else:
                 merged = np.concatenate(parts)
                 merged.setflags(write=False)
-                if self.ds.cache_dir is not None:
+                if self.cache_dir is not None:
                     return merged
-                offsets = self.ds._file_rows
+                offsets = self.file_rows
                 self.parts = [merged[offsets[f] : offsets[f + 1]] for f in range(len(parts))]
                 self.merged = merged
         return self.merged
@@ -293,9 +301,9 @@ class _Column:
         """Gather global ``rows`` (any shape)."""
         if self.merged is not None:
             return self.merged[rows]
-        if self.ds.cache_dir is None or len(self.parts) == 1:
+        if self.cache_dir is None or len(self.parts) == 1:
             return self.all()[rows]
-        offsets = self.ds._file_rows
+        offsets = self.file_rows
         rows = np.asarray(rows)
         flat = rows.reshape(-1)
         which = np.searchsorted(offsets, flat, side="right") - 1

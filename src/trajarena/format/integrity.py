@@ -24,15 +24,15 @@ import pyarrow as pa
 
 from trajarena.format import schema as fmt
 from trajarena.errors import CorruptFileError, FormatError, SpaceError
-from trajarena.format.reader import (
-    _ARROW_ERRORS,
+from trajarena.format.index import (
+    ARROW_ERRORS,
     FileIndex,
-    TrajectoryReader,
-    _build_episodes,
-    _index_header,
+    build_episodes,
     find_files,
     index_file,
+    index_header,
 )
+from trajarena.format.reader import TrajectoryReader
 
 __all__ = ["RepairReport", "VerifyReport", "repair", "verify"]
 
@@ -177,7 +177,7 @@ def _scan(f: FileIndex, buf: pa.Buffer, start: int) -> tuple[list[tuple[int, int
             rows, chunk = fmt.check_batch_message(msg, f.layout, max_rows, f"{where} chunk {len(out)}")
         except EOFError:
             break
-        except (CorruptFileError, *_ARROW_ERRORS):
+        except (CorruptFileError, *ARROW_ERRORS):
             if markers is None:  # a zero-copy view of the mapped file
                 words = np.frombuffer(buf, np.uint32, count=buf.size // 8 * 2)[::2]
                 markers = np.flatnonzero(words == 0xFFFFFFFF) * 8
@@ -194,7 +194,7 @@ def _scan(f: FileIndex, buf: pa.Buffer, start: int) -> tuple[list[tuple[int, int
 
 def _salvage(path: Path) -> tuple[FileIndex, list[_Piece], bool]:
     """The intact chunks of a ``.partial`` file, each marked when damaged chunks were dropped before it."""
-    f, buf, reader = _index_header(path, partial=True)
+    f, buf, reader = index_header(path, partial=True)
     found, damaged = _scan(f, buf, 8 + reader.tell())
     f.offsets, f.rows, f.chunks = [c[0] for c in found], [c[1] for c in found], [c[2] for c in found]
     r = _reader_of(f)
@@ -206,7 +206,7 @@ def _salvage(path: Path) -> tuple[FileIndex, list[_Piece], bool]:
             rewards = r._chunk(0, ci)[fmt.REWARD] if rows else np.zeros(0)
             msg = pa.ipc.read_message(pa.BufferReader(buf.slice(offset)))
             batch = pa.ipc.read_record_batch(msg, f.schema)
-        except (CorruptFileError, *_ARROW_ERRORS):
+        except (CorruptFileError, *ARROW_ERRORS):
             gap = damaged = True
             continue
         r._cache.clear()
@@ -370,7 +370,7 @@ def _repair_one(path: Path, force: bool) -> str | None | tuple[Path, int, int]:
     _renumber(pieces)
     f.offsets, f.rows, f.chunks = [0] * len(pieces), [p.batch.num_rows for p in pieces], [p.meta for p in pieces]
     f.episodes = []
-    _build_episodes(f)
+    build_episodes(f)
     final, tmp = path.with_name(stem + fmt.SUFFIX), path.with_name(stem + ".arrow.repairing")
     codec = f.meta.get("compression", {}).get("codec")
     options = pa.ipc.IpcWriteOptions(compression=codec)

@@ -1,39 +1,42 @@
-"""Reading trajectory files: cheap opening, episode index, chunked random access, records.
+"""Reading trajectory files: chunked random access to episodes and steps, and their records.
 
-Opening a file reads only its headers: the schema (spaces and settings as JSON) and each chunk's
-header and JSON metadata, all size-checked before Arrow allocates anything (see
-:func:`trajarena.format.check_batch_message`); no frame is decompressed. Reads are memory-mapped;
-a random access decodes only the chunk(s) that hold the rows asked for, and the last decoded
-chunks are cached. Every decoded column is checked against the CRC-32 written with it. Episodes
-the recorder discarded are skipped. :func:`trajarena.format.integrity.verify` checks whole folders and
+:class:`TrajectoryReader` opens files through their index (:func:`~trajarena.format.index.index_file`:
+headers only, every size checked, no frame decompressed) and decodes on demand: reads are
+memory-mapped, a random access decodes only the chunk(s) that hold the rows asked for, and the last
+decoded chunks are cached. Every decoded column is checked against the CRC-32 written with it.
+Episodes the recorder discarded are skipped. The records it returns are :class:`Episode` and
+:class:`Step` (and the index's :class:`~trajarena.format.index.EpisodeInfo`).
+:func:`trajarena.format.integrity.verify` checks whole folders and
 :func:`trajarena.format.integrity.repair` salvages the ``.partial`` files a crashed recorder left. The
 format itself is specified in ``docs/format.md``.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import struct
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from trajarena.errors import CorruptFileError, DataNotFoundError, MismatchError, SpaceError
 from trajarena.format import schema as fmt
-from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError, MismatchError, SpaceError
+from trajarena.format.index import (
+    ARROW_ERRORS,
+    EpisodeInfo,
+    FileIndex,
+    find_files,
+    index_file,
+    index_live_partial,
+    map_file,
+)
 from trajarena.format.spaces import compile_getter, leaf_fields, space_from_json
 
-__all__ = ["Episode", "EpisodeInfo", "FileIndex", "Step", "TrajectoryReader", "find_files", "index_file",
-           "open_trajectories"]
-
-_ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, MemoryError, IndexError, KeyError, TypeError)
-
+__all__ = ["Episode", "EpisodeInfo", "Step", "TrajectoryReader", "open_trajectories"]
 
 _BASE = {n: fmt.Column(n, d, ()) for n, d in [(fmt.EPISODE, "int32"), (fmt.STEP, "int32"), (fmt.REWARD, "float64"),
                                              (fmt.TERMINATED, "bool"), (fmt.TRUNCATED, "bool")]}
@@ -48,43 +51,6 @@ def _summary(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return f"{value.dtype}{list(value.shape)}"
     return value
-
-
-@dataclass(frozen=True)
-class EpisodeInfo:
-    """What the index knows about one episode, without decoding it.
-
-    Attributes:
-        index: position in the reader's episode list.
-        file: the file that holds it.
-        episode: its number in the recording session (unique within the file).
-        length: steps (the episode has ``length + 1`` observations).
-        total_return: sum of rewards (NaN for an unfinished episode of a ``.partial`` file).
-        seed: the reset seed, if one was given.
-        terminated, truncated: how it ended; ``truncated`` also when the recorder ended it.
-        end_reason: ``"env"``, ``"reset"``, ``"close"``, ``"crash"`` (repaired) or ``"unfinished"``.
-        final_info: the last info dict, as JSON data.
-        first_row: the file row of its reset observation.
-        partial: it comes from a ``.partial`` file.
-        notes: what the writer noted (e.g. dropped info keys and why).
-
-    >>> EpisodeInfo(0, Path("a.arrow"), 0, 3, 1.0, 7, True, False, "env", {}, 0).length
-    3
-    """
-
-    index: int
-    file: Path
-    episode: int
-    length: int
-    total_return: float
-    seed: int | None
-    terminated: bool
-    truncated: bool
-    end_reason: str
-    final_info: dict[str, Any]
-    first_row: int
-    partial: bool = False
-    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, repr=False)
@@ -135,227 +101,6 @@ class Step:
                 f"truncated={self.truncated})")
 
 
-@dataclass
-class FileIndex:
-    """What :func:`index_file` learns from one file's headers (no column decoded).
-
-    Attributes:
-        path: the file.
-        partial: read as a ``.partial`` file (up to its last complete chunk).
-        schema: the Arrow schema (its metadata holds the JSON document).
-        meta: the decoded JSON metadata (spaces, settings, columns, ...).
-        columns: the leaf and info columns by name.
-        offsets: byte offset of each chunk's IPC message in the file.
-        rows: rows in each chunk.
-        chunks: each chunk's JSON metadata (``crc32``, ``starts``, ``ends``).
-        episodes: the episodes, in file order (``index`` is 0 here).
-        row_starts: the file row at which each chunk begins, plus the total.
-    """
-
-    path: Path
-    partial: bool
-    schema: pa.Schema
-    meta: dict[str, Any]
-    columns: dict[str, fmt.Column]
-    offsets: list[int] = field(default_factory=list)
-    rows: list[int] = field(default_factory=list)
-    chunks: list[dict[str, Any]] = field(default_factory=list)
-    episodes: list[EpisodeInfo] = field(default_factory=list)
-    row_starts: np.ndarray | None = None
-    layout: tuple | None = None
-
-
-def _map(path: Path) -> pa.Buffer:
-    try:
-        with pa.memory_map(str(path), "r") as source:
-            return source.read_buffer()
-    except FileNotFoundError:
-        raise
-    except _ARROW_ERRORS as exc:
-        raise CorruptFileError(f"{path}: cannot be mapped ({exc}).") from exc
-
-
-def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: bool = False) -> FileIndex:
-    """Read a file's headers and build its episode index (no frames decoded).
-
-    Once the episodes are known, each chunk's metadata is cut down to its ``crc32`` (the
-    ``starts``/``ends`` lists would double the index's memory) unless ``keep_chunk_meta``.
-
-    Raises:
-        FormatError: not a trajarena file.
-        CorruptFileError: damaged (a ``.partial`` file is read up to its last complete chunk).
-    """
-    path = Path(path)
-    partial = path.name.endswith(fmt.PARTIAL_SUFFIX) if partial is None else partial
-    f, buf, reader = _index_header(path, partial)
-    where, layout, max_rows = str(path), f.layout, min(int(f.meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
-    while True:
-        pos = 8 + reader.tell()
-        try:
-            msg = pa.ipc.read_message(reader)
-        except EOFError:
-            break
-        except _ARROW_ERRORS as exc:
-            if partial:
-                break
-            raise CorruptFileError(f"{where}: damaged chunk at byte {pos} ({exc}).") from exc
-        try:
-            rows, chunk = fmt.check_batch_message(msg, layout, max_rows, f"{where} chunk {len(f.rows)}")
-        except CorruptFileError:
-            if partial and reader.tell() + 8 >= buf.size:
-                break  # the last, half-written chunk of a crashed recording
-            raise
-        f.offsets.append(pos)
-        f.rows.append(rows)
-        f.chunks.append(chunk)
-    if not partial:
-        _check_footer(f, buf)
-    _build_episodes(f)
-    if not keep_chunk_meta:
-        f.chunks = [{"crc32": c.get("crc32", {})} for c in f.chunks]
-    return f
-
-
-def _check_footer(f: FileIndex, buf: pa.Buffer) -> None:
-    """The footer must repeat the stream: the same schema and metadata, the same chunk offsets.
-
-    Readers that trust only the footer (plain ``pyarrow.ipc.open_file``) then see what the
-    checked stream says.
-    """
-    where = str(f.path)
-    try:
-        footer = pa.ipc.open_file(buf)
-        n, schema = footer.num_record_batches, footer.schema
-        size = int.from_bytes(buf.slice(buf.size - 10, 4).to_pybytes(), "little", signed=True)
-        fb = fmt._Flat(buf.slice(buf.size - 10 - size, size).to_pybytes())
-        count, at = fb.vector(fb.ref(0), 3)
-        offsets = [fb.u("q", at + 24 * i) for i in range(count)]
-    except (*_ARROW_ERRORS, struct.error) as exc:
-        raise CorruptFileError(f"{where}: damaged footer ({exc}).") from exc
-    if n != len(f.rows):
-        raise CorruptFileError(f"{where}: the footer lists {n} chunks, the body holds {len(f.rows)}.")
-    if not schema.equals(f.schema, check_metadata=True):
-        raise CorruptFileError(f"{where}: the footer's copy of the schema or metadata differs from the file's.")
-    if offsets != f.offsets:
-        raise CorruptFileError(f"{where}: the footer's chunk offsets differ from the chunks in the file.")
-
-
-def _index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.BufferReader]:
-    """Map a file and read its schema: an index with no chunk yet, the mapping, and a reader past the schema."""
-    where = str(path)
-    buf = _map(path)
-    if buf.size < 8 or buf.slice(0, 6).to_pybytes() != fmt.ARROW_MAGIC:
-        raise FormatError(f"{where} is not an Arrow IPC file (bad magic bytes).")
-    if not partial and (buf.size < 20 or buf.slice(buf.size - 6).to_pybytes() != fmt.ARROW_MAGIC):
-        raise CorruptFileError(f"{where} is truncated (no Arrow footer); if a recorder crashed, run repair().")
-    reader = pa.BufferReader(buf.slice(8))
-    try:
-        msg = pa.ipc.read_message(reader)
-        schema = pa.ipc.read_schema(msg)
-    except _ARROW_ERRORS as exc:
-        raise CorruptFileError(f"{where}: unreadable schema ({exc}).") from exc
-    meta = fmt.decode_metadata(schema, where)
-    try:
-        cols = [fmt.Column.from_json(c) for c in meta["columns"] + meta["info_columns"]]
-        layout = fmt.buffer_layout(schema)
-        names = [c.name for c in cols]
-        expected = [fmt.EPISODE, fmt.STEP, *names[: len(meta["columns"])], fmt.REWARD, fmt.TERMINATED,
-                    fmt.TRUNCATED, *names[len(meta["columns"]) :]]
-        if schema.names != expected or any(schema.field(c.name).type != c.arrow_type() for c in cols):
-            raise CorruptFileError(f"{where}: the columns do not match the metadata's description.")
-        int(meta["chunk_steps"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptFileError(f"{where}: bad metadata ({exc}).") from exc
-    return FileIndex(path, partial, schema, meta, {c.name: c for c in cols}, layout=layout), buf, reader
-
-
-def _build_episodes(f: FileIndex) -> None:
-    where = str(f.path)
-    f.row_starts = np.concatenate([[0], np.cumsum(f.rows, dtype=np.int64)])
-    open_eps: dict[int, list] = {}  # id -> [first_row, rows_seen, seed]
-    order: list[int] = []
-    ends: dict[int, dict] = {}
-    current = None
-    try:
-        for base, rows, chunk in zip(f.row_starts, f.rows, f.chunks, strict=False):
-            starts = chunk.get("starts", [])
-            if rows and (not starts or starts[0][0] != 0):
-                raise CorruptFileError(f"{where}: a chunk does not say which episode its rows belong to.")
-            bounds = [s[0] for s in starts] + [rows]
-            for s, stop in zip(starts, bounds[1:], strict=True):
-                row, ep, step0 = int(s[0]), int(s[1]), int(s[2])
-                if not 0 <= row <= stop <= rows:
-                    raise CorruptFileError(f"{where}: episode starts out of order in a chunk.")
-                if step0 == 0:
-                    if ep in open_eps:
-                        raise CorruptFileError(f"{where}: episode {ep} starts twice.")
-                    open_eps[ep] = [int(base) + row, 0, s[3] if len(s) > 3 else None]
-                    order.append(ep)
-                elif ep != current or open_eps[ep][1] != step0:
-                    raise CorruptFileError(f"{where}: episode {ep} continues at step {step0} out of order.")
-                open_eps[ep][1] += stop - row
-                current = ep
-            for end in chunk.get("ends", []):
-                ends[int(end["episode"])] = end
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise CorruptFileError(f"{where}: bad chunk metadata ({exc}).") from exc
-    for ep in order:
-        first, seen, seed = open_eps[ep]
-        end = ends.pop(ep, None)
-        if end is None:
-            if not f.partial:
-                raise CorruptFileError(f"{where}: episode {ep} has no end record.")
-            info = EpisodeInfo(0, f.path, ep, seen - 1, math.nan, seed, False, True, "unfinished", {}, first, True)
-        else:
-            if end.get("length") != seen - 1:
-                raise CorruptFileError(f"{where}: episode {ep} claims {end.get('length')} steps, holds {seen - 1}.")
-            if end.get("end_reason") == "discarded":
-                continue  # dropped by the recorder: never replayed, sampled or counted
-            info = EpisodeInfo(0, f.path, ep, seen - 1, float(end["return"]), end.get("seed"),
-                               bool(end["terminated"]), bool(end["truncated"]), str(end.get("end_reason", "env")),
-                               end.get("final_info") or {}, first, f.partial, end.get("notes") or {})
-        f.episodes.append(info)
-    if ends:
-        raise CorruptFileError(f"{where}: end records for unknown episodes {sorted(ends)}.")
-
-
-def _index_live_partial(path: Path) -> FileIndex | None:
-    """Index a ``.partial`` file, or the finished file it became meanwhile (``None`` if gone)."""
-    try:
-        return index_file(path, partial=True)
-    except FileNotFoundError:
-        final = path.with_name(path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
-        return index_file(final) if final.exists() else None
-
-
-def find_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
-               include_partial: bool = False) -> tuple[list[Path], list[Path]]:
-    """Expand files and folders (recursively) to ``(files, partial_files)``.
-
-    Each list is sorted by resolved path and names each file once, whatever the order of
-    ``paths`` and however often a file is named.
-
-    Raises:
-        DataNotFoundError: a path does not exist (a ``FileNotFoundError``).
-    """
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
-    found: dict[Path, Path] = {}  # resolved -> the spelling first given
-    for p in map(Path, paths):
-        if p.is_dir():
-            names = [f for f in (*p.rglob("*" + fmt.SUFFIX), *p.rglob("*" + fmt.PARTIAL_SUFFIX)) if f.is_file()]
-        elif p.is_file():
-            names = [p]
-        else:
-            raise DataNotFoundError(f"No trajectory file or folder at {p}.")
-        for f in names:
-            found.setdefault(f.resolve(), f)
-    order = sorted(found, key=str)
-    files = [found[r] for r in order if not r.name.endswith(fmt.PARTIAL_SUFFIX)]
-    partial = [found[r] for r in order if r.name.endswith(fmt.PARTIAL_SUFFIX)]
-    return files, partial
-
-
 class TrajectoryReader:
     """Episodes and steps of one or more trajectory files (all with the same spaces).
 
@@ -398,7 +143,8 @@ class TrajectoryReader:
             )
             partial = []
         self.verify_checksums, self._cache_size, self._cached = verify_checksums, cache_bytes, 0
-        self._files = [index_file(p) for p in files] + [f for f in map(_index_live_partial, partial) if f]
+        self._files: list[FileIndex] = [index_file(p) for p in files]
+        self._files += [f for f in map(index_live_partial, partial) if f]
         if not self._files:
             hint = " (only .partial files: pass include_partial=True or run repair())" if skipped else ""
             raise DataNotFoundError(f"No trajectory files found in {paths!r}{hint}; "
@@ -491,14 +237,14 @@ class TrajectoryReader:
         f = self._files[fi]
         where = f"{f.path} chunk {ci}"
         try:
-            buf = _map(f.path)
+            buf = map_file(f.path)
             msg = pa.ipc.read_message(pa.BufferReader(buf.slice(f.offsets[ci])))
             fmt.check_batch_message(msg, f.layout or fmt.buffer_layout(f.schema), fmt.MAX_CHUNK_ROWS, where)
             batch = pa.ipc.read_record_batch(msg, f.schema)
             batch.validate()
         except CorruptFileError:
             raise
-        except _ARROW_ERRORS as exc:
+        except ARROW_ERRORS as exc:
             raise CorruptFileError(f"{where}: cannot be decoded ({exc}).") from exc
         crcs = f.chunks[ci].get("crc32", {})
         out: dict[str, np.ndarray] = {}
@@ -507,7 +253,7 @@ class TrajectoryReader:
             arr = batch.column(name)
             try:
                 values = fmt.from_arrow(col, arr)
-            except _ARROW_ERRORS as exc:
+            except ARROW_ERRORS as exc:
                 raise CorruptFileError(f"{where}: column {name!r} cannot be decoded ({exc}).") from exc
             if self.verify_checksums:
                 mask = np.asarray(arr.is_null()) if arr.null_count else None

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena.errors import CorruptFileError, FormatError
+from trajarena.errors import CorruptFileError, FormatError, SettingsError
 
 try:  # ISA-L computes the same CRC-32 as zlib, ~9x faster on frames (66 vs 7 GB/s): pip install 'trajarena[fast]'
     from isal.isal_zlib import crc32 as _crc32
@@ -62,6 +62,11 @@ MAX_STRING_BYTES = 64 << 20
 #: The most bytes one chunk may decode to (the writer refuses to make larger chunks).
 MAX_CHUNK_BYTES = 1 << 30
 XOR_PREV = "xor_prev"
+#: Keys of the metadata document that the writer fills in; metadata given to it may not use them.
+RESERVED_KEYS = frozenset({
+    "format", "format_version", "library_version", "created_ns", "host", "pid", "observation_space",
+    "action_space", "columns", "info_columns", "compression", "chunk_steps", "lossy", "flush_seconds",
+})
 
 #: Columns present in every file, before the observation columns.
 EPISODE, STEP, REWARD, TERMINATED, TRUNCATED = "episode", "step", "reward", "terminated", "truncated"
@@ -196,6 +201,21 @@ def crc_of(values: np.ndarray, mask: np.ndarray | None = None) -> int:
 
 def _dumps(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False)
+
+
+def check_user_metadata(metadata: dict[str, Any]) -> None:
+    """Refuse metadata for a file's document that uses a key the format writes, or is not JSON data.
+
+    Raises:
+        SettingsError: a reserved key (see :data:`RESERVED_KEYS`), or a value JSON cannot hold.
+    """
+    clash = RESERVED_KEYS & set(metadata)
+    if clash:
+        raise SettingsError(f"Metadata keys {sorted(clash)} are reserved by the format; rename them.")
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"Metadata must be JSON data (dicts, lists, str, numbers): {exc}") from exc
 
 
 def encode_metadata(meta: dict[str, Any]) -> dict[bytes, bytes]:

@@ -1,12 +1,15 @@
-"""Streaming trajectory writer: numpy chunk buffers in the game loop, Arrow + zstd on a thread.
+"""Streaming trajectory writer: the background thread that turns chunks into Arrow files.
 
-The game loop only copies each step's values into preallocated numpy buffers (one per flat
-column). A full chunk, or one older than ``flush_seconds``, is handed to a background thread that
-encodes it (XOR against the previous frame for image columns), checksums it, compresses it and
-appends it to ``<stem>.arrow.partial``. At an episode end, once the current file is older than
-``segment_seconds`` (or holds ``segment_steps`` rows), the thread writes the Arrow footer and
-atomically renames the file to ``<stem>.arrow``: long episodes get a file each, short ones (e.g.
-CartPole) share a file, so a fast env does not create thousands of files a second. Nothing in the
+:class:`TrajectoryWriter` fills chunks through its base :class:`~trajarena.format.chunks.ChunkBuffers`:
+the game loop only copies each step's values into preallocated numpy buffers (one per flat
+column). A full chunk, or one older than ``flush_seconds``, is queued for a background thread that
+encodes it as an Arrow record batch (XOR against the previous frame for image columns), checksums
+it, compresses it and appends it to ``<stem>.arrow.partial``, which it holds under an exclusive
+``flock``. At an episode end, once the current file is older than ``segment_seconds`` (or holds
+``segment_steps`` rows), the thread writes the Arrow footer and atomically renames the file to
+``<stem>.arrow``: long episodes get a file each, short ones (e.g. CartPole) share a file, so a fast
+env does not create thousands of files a second. An info key first seen after a file was opened
+widens its schema (the file is copied into a wider one that atomically replaces it). Nothing in the
 game loop waits for compression or disk unless ``max_pending`` chunks are already queued. When the
 game loop stops calling the writer (a paused game), the thread itself writes the finished rows of
 the current chunk after ``2 * flush_seconds``, so a crash loses at most a few seconds of play.
@@ -17,13 +20,11 @@ from __future__ import annotations
 import atexit
 import fcntl
 import json
-import math
 import os
 import queue
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,45 +32,20 @@ import numpy as np
 import pyarrow as pa
 from gymnasium import spaces
 
+from trajarena.errors import RecordingError, SettingsError
 from trajarena.format import schema as fmt
-from trajarena.errors import RecordingError, SettingsError, SpaceError
-from trajarena.format.spaces import compile_setter, leaf_fields, space_to_json
+from trajarena.format.chunks import Chunk, ChunkBuffers
+from trajarena.format.spaces import space_to_json
 
 __all__ = ["TrajectoryWriter"]
 
-_RESERVED = {
-    "format", "format_version", "library_version", "created_ns", "host", "pid", "observation_space",
-    "action_space", "columns", "info_columns", "compression", "chunk_steps", "lossy", "flush_seconds",
-}
-
-
-_SKIP = object()  # the info slot of a key that is not stored
 #: zstd levels of ``level=None``: 5 while the writer thread can afford it, else 3 (see ``_choose_level``).
 _SMALL_LEVEL, _FAST_LEVEL = 5, 3
 #: XOR + CRC + zstd level 5 per raw byte of frames, measured (2-core VM): the first file's prior.
 _SMALL_SECONDS_PER_BYTE = 1.0e-9
 
 
-@dataclass
-class _Chunk:
-    """One chunk of rows being filled by the game loop (mutable, owned by one thread at a time)."""
-
-    cols: list[np.ndarray]
-    reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    info: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    rows: int = 0
-    flushed: int = 0  # rows [0, flushed) already written by an idle flush
-    ends_flushed: int = 0
-    starts: list[list[int]] = field(default_factory=list)
-    ends: list[dict[str, Any]] = field(default_factory=list)
-    rotate: bool = False
-    fill_s: float = 0.0  # the game loop's seconds to fill the chunk (waits for the thread excluded)
-    setters: tuple = ()  # compiled once per chunk: (set_obs, set_action) writing into ``cols``
-
-
-class TrajectoryWriter:
+class TrajectoryWriter(ChunkBuffers):
     """Write episodes of an env into trajectory files in ``folder``, streaming, crash safe.
 
     Args:
@@ -90,6 +66,9 @@ class TrajectoryWriter:
         fsync: also ``fsync`` finished files (survives power loss, not only process death).
         max_pending: chunks queued for the thread before the game loop waits for it.
         prefix: prefix of the file names.
+
+    The game-loop methods (``reset``, ``step``, ``discard``, ``flush``, ``episodes``) come from
+    :class:`~trajarena.format.chunks.ChunkBuffers`.
 
     >>> import tempfile, numpy as np
     >>> from gymnasium.spaces import Box, Discrete
@@ -121,26 +100,14 @@ class TrajectoryWriter:
         prefix: str = "",
     ) -> None:
         metadata = dict(metadata or {})
-        clash = _RESERVED & set(metadata)
-        if clash:
-            raise SettingsError(f"Metadata keys {sorted(clash)} are reserved by the format; rename them.")
-        try:
-            json.dumps(metadata, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise SettingsError(f"Metadata must be JSON data (dicts, lists, str, numbers): {exc}") from exc
+        fmt.check_user_metadata(metadata)
         if compression not in ("zstd", "lz4", None):
             raise SettingsError(f"compression must be 'zstd', 'lz4' or None, got {compression!r}.")
         if frame_transform not in ("auto", fmt.XOR_PREV, None):
             raise SettingsError(f"frame_transform must be 'auto', 'xor_prev' or None, got {frame_transform!r}.")
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.observation_space, self.action_space = observation_space, action_space
-        obs_fields, act_fields = leaf_fields(observation_space, "obs"), leaf_fields(action_space, "action")
-        self._fields = obs_fields + act_fields
-        for f in self._fields:
-            if f.dtype != object and 0 in f.shape:
-                raise SpaceError(f"The space of {f.name!r} ({f.space}) holds no value (a zero in its shape "
-                                 f"{f.shape}); trajarena cannot record it. Drop it from the space.")
+        super().__init__(observation_space, action_space, chunk_steps, chunk_bytes)
 
         def transform(f: Any) -> str | None:
             if frame_transform is None or f.dtype != np.uint8:
@@ -148,21 +115,10 @@ class TrajectoryWriter:
             return fmt.XOR_PREV if frame_transform == fmt.XOR_PREV or len(f.shape) >= 2 else None
 
         self._columns = [fmt.Column(f.name, f.dtype.name, f.shape, transform(f)) for f in self._fields]
-        row_bytes = sum(max(1, f.dtype.itemsize) * math.prod(f.shape) for f in self._fields) + 10
-        self.chunk_steps = int(chunk_steps or max(1, min(16384, chunk_bytes // row_bytes)))
-        if not 1 <= self.chunk_steps <= fmt.MAX_CHUNK_ROWS:
-            raise SettingsError(f"chunk_steps must be in [1, {fmt.MAX_CHUNK_ROWS}], got {self.chunk_steps}.")
-        if self.chunk_steps * row_bytes > fmt.MAX_CHUNK_BYTES // 2:
-            raise SettingsError(
-                f"chunk_steps={self.chunk_steps} makes chunks of {self.chunk_steps * row_bytes} bytes; readers "
-                f"refuse chunks above {fmt.MAX_CHUNK_BYTES} bytes. Use fewer steps per chunk (or chunk_bytes)."
-            )
-        self._n_obs = len(obs_fields)
         self._adaptive = level is None and compression == "zstd"
         if self._adaptive:
             level = _SMALL_LEVEL
         self._compression, self._level = compression, level
-        self._row_bytes = row_bytes
         self._load = [0.0, 0.0]  # background: writer CPU seconds, game-loop fill seconds, of the open file
         self._meta = {
             "format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION,
@@ -174,22 +130,11 @@ class TrajectoryWriter:
         self.flush_seconds, self.segment_seconds, self.segment_steps = flush_seconds, segment_seconds, segment_steps
         self._fsync, self._prefix = fsync, prefix
         self.files: list[Path] = []
-        self._info_spec: dict[str, tuple[type, np.dtype, tuple[int, ...]] | None] = {}
-        self._notes: dict[str, str] = {}
-        self._error: BaseException | None = None
-        self._closed = False
-        self._flush_due = False
-        self._episode = -1  # id of the current episode; -1 before the first reset
-        self._t = -1  # steps taken in the current episode; -1 when no episode is open
-        self._seed: int | None = None
         self._returns: dict[int, float] = {}  # background: running return of open episodes
         self._segment_rows = 0
         self._segment_start = time.monotonic()
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
-        self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._last_handoff = time.monotonic()
-        self._idle_lock = threading.Lock()  # an idle flush vs. discard() rewinding the current chunk
-        self._bind(self._new_chunk())
         # background state (touched by the thread only)
         self._segment_kept = 0  # episodes of the open file that were not discarded
         self._sink: Any = None
@@ -204,102 +149,6 @@ class TrajectoryWriter:
         atexit.register(self._atexit)
 
     # ------------------------------------------------------------------ public API
-
-    def reset(self, obs: Any, info: dict[str, Any] | None = None, seed: int | None = None) -> None:
-        """Start an episode with its initial observation (ends an open one as truncated).
-
-        Args:
-            obs: the observation ``env.reset`` returned.
-            info: the info ``env.reset`` returned (numeric values are stored).
-            seed: the seed given to ``env.reset``, stored with the episode.
-
-        Raises:
-            SpaceError: ``obs`` does not fit the observation space.
-            RecordingError: the writer is closed or its thread failed.
-        """
-        self._check()
-        if self._t == 0:
-            self._drop()  # an episode without a step holds nothing to learn from
-        elif self._t > 0:
-            self._end("reset", terminated=False, truncated=True, info=None)
-        if self._row == self._cap:
-            self._handoff()
-        row = self._row
-        if not row:
-            self._bound_at = time.perf_counter()  # the game loop's time to fill a chunk starts now
-        try:
-            self._set_obs(row, obs)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise SpaceError(f"Observation does not fit {self.observation_space}: {exc}") from exc
-        self._episode += 1
-        self._t, self._seed = 0, None if seed is None else int(seed)
-        self._start_ns = time.time_ns()
-        self._chunk.starts.append([row, self._episode, 0, self._seed])
-        self._zero_action(row)
-        self._reward[row], self._term[row], self._trunc[row] = 0.0, False, False
-        if info:
-            self._put_info(row, info)
-        self._row = row + 1
-        if self._row == self._cap or self._flush_due:
-            self._handoff()
-
-    def step(self, action: Any, obs: Any, reward: float, terminated: bool, truncated: bool,
-             info: dict[str, Any] | None = None) -> None:
-        """Record one step; ends the episode when ``terminated`` or ``truncated``.
-
-        Args:
-            action: the action given to ``env.step``.
-            obs, reward, terminated, truncated, info: what ``env.step`` returned.
-
-        Raises:
-            SpaceError: the action or observation does not fit its space.
-            RecordingError: no open episode, the writer is closed, or its thread failed.
-        """
-        if self._error is not None or self._t < 0:
-            self._check()
-            raise RecordingError("step() called with no open episode: call reset() first.")
-        row = self._row
-        try:
-            self._set_action(row, action)
-            self._set_obs(row, obs)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise SpaceError(f"Step values do not fit the spaces ({self.action_space}, {self.observation_space}): {exc}") from exc
-        self._reward[row] = reward
-        self._term[row] = terminated
-        self._trunc[row] = truncated
-        if info:
-            self._put_info(row, info)
-        self._t += 1
-        self._row = row = row + 1
-        if terminated or truncated:
-            self._end("env", bool(terminated), bool(truncated), info)
-        elif row == self._cap or self._flush_due:
-            self._handoff()
-
-    def discard(self) -> bool:
-        """Drop the episode in progress: readers never replay or sample any of it.
-
-        Its rows still in memory are dropped; if some already reached the file (earlier chunks,
-        an idle flush), the episode is ended there with ``end_reason="discarded"``, which every
-        reader skips, and a file that holds only discarded episodes is deleted when finished.
-
-        Returns:
-            True if an episode was open (and is now dropped), False otherwise.
-
-        Raises:
-            RecordingError: the writer is closed or its thread failed.
-        """
-        self._check()
-        if self._t < 0:
-            return False
-        self._drop()
-        return True
-
-    def flush(self) -> None:
-        """Hand the buffered rows to the background thread now (e.g. when the game is paused)."""
-        self._check()
-        if self._row:
-            self._handoff()
 
     def close(self) -> None:
         """Save everything: an open episode is ended as truncated (dropped if it has no step); finish files."""
@@ -325,150 +174,19 @@ class TrajectoryWriter:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    @property
-    def episodes(self) -> int:
-        """Episodes started so far."""
-        return self._episode + 1
+    # ------------------------------------------------------------------ handing chunks to the thread
 
-    # ------------------------------------------------------------------ game-loop internals
-
-    def _check(self) -> None:
-        if self._error is not None:
-            raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
-        if self._closed:
-            raise RecordingError("This TrajectoryWriter is closed; create a new one.")
-
-    def _new_chunk(self) -> _Chunk:
-        try:
-            chunk = self._free.get_nowait()
-            chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = {}, 0, [], [], False, 0.0
-            chunk.flushed = chunk.ends_flushed = 0
-            return chunk
-        except queue.Empty:
-            pass
-        n = self.chunk_steps
-        cols = [np.zeros((n, *f.shape), dtype=f.dtype) for f in self._fields]
-        for c in cols:
-            if c.dtype == object:
-                c.fill("")
-        setters = (compile_setter(self.observation_space, cols[: self._n_obs]),
-                   compile_setter(self.action_space, cols[self._n_obs :]))
-        return _Chunk(cols, np.zeros(n, np.float64), np.zeros(n, bool), np.zeros(n, bool), setters=setters)
-
-    def _bind(self, chunk: _Chunk) -> None:
-        self._chunk, self._row, self._cap = chunk, 0, self.chunk_steps
-        self._bound_at = time.perf_counter()
-        self._set_obs, self._set_action = chunk.setters
-        self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
-        # info key -> (type, shape, values, present) of this chunk, or _SKIP for a dropped key
-        self._info_slots: dict[str, Any] = {k: _SKIP for k, spec in self._info_spec.items() if spec is None}
-
-    def _zero_action(self, row: int) -> None:
-        for col in self._chunk.cols[self._n_obs :]:
-            col[row] = "" if col.dtype == object else 0
-
-    def _put_info(self, row: int, info: dict[str, Any]) -> None:
-        slots = self._info_slots
-        for key, value in info.items():
-            slot = slots.get(key)
-            if slot is not None:
-                if slot is _SKIP:
-                    continue
-                if type(value) is slot[0] and (not slot[1] or value.shape == slot[1]):
-                    slot[2][row] = value
-                    slot[3][row] = True
-                    continue
-            self._put_info_slow(row, key, value)
-
-    def _put_info_slow(self, row: int, key: str, value: Any) -> None:
-        """First value of a key in this chunk, or one of another type: check it, then cache its slot."""
-        spec = self._info_spec.get(key, False)
-        if spec is False or type(value) is not spec[0] or (spec[2] and value.shape != spec[2]):
-            spec = self._info_check(key, value)
-        if spec is None:
-            self._info_slots[key] = _SKIP
-            return
-        store = self._chunk.info
-        try:
-            values, present = store[key]
-        except KeyError:
-            values = np.zeros((self.chunk_steps, *spec[2]), spec[1])
-            present = np.zeros(self.chunk_steps, bool)
-            store[key] = values, present
-        values[row] = value
-        present[row] = True
-        if type(value) is spec[0]:
-            self._info_slots[key] = (spec[0], spec[2], values, present)
-
-    def _info_check(self, key: str, value: Any) -> tuple[type, np.dtype, tuple[int, ...]] | None:
-        """Decide (once per key) whether an info value is stored; later values must match."""
-        old = self._info_spec.get(key, False)
-        if old is None:
-            return None
-        arr = np.asarray(value) if isinstance(value, bool | int | float | np.ndarray | np.generic) else None
-        if arr is None or arr.dtype.kind not in "biuf" or arr.size > 4096:
-            reason = f"not a numeric scalar/array ({type(value).__name__})"
-        elif old is False:
-            spec = (type(value), arr.dtype, arr.shape)
-            self._info_spec[key] = spec
-            return spec
-        elif old and arr.shape == old[2] and np.can_cast(arr.dtype, old[1], "same_kind"):
-            return old
-        else:
-            reason = f"its type/shape changed ({type(value).__name__} {arr.shape})"
-        self._info_spec[key] = None
-        self._notes[f"info/{key}"] = f"dropped: {reason}"
-        return None
-
-    def _end(self, reason: str, terminated: bool, truncated: bool, info: dict[str, Any] | None) -> None:
-        self._chunk.ends.append({
-            "episode": self._episode, "seed": self._seed, "length": self._t,
-            "terminated": terminated, "truncated": truncated, "end_reason": reason,
-            "start_ns": self._start_ns, "end_ns": time.time_ns(),
-            "final_info": dict(info) if info else {},
-        })
-        self._t = -1
-        now = time.monotonic()
-        if now - self._segment_start >= self.segment_seconds or self._segment_rows + self._row >= self.segment_steps:
-            self._chunk.rotate = True
-            self._handoff()
-        elif self._row == self._cap or self._flush_due:
-            self._handoff()
-
-    def _drop(self) -> None:
-        """Forget the open episode's rows still in the current chunk; end it as discarded if some were written."""
-        chunk = self._chunk
-        with self._idle_lock:  # chunk.flushed is stable while held
-            start = next(s for s in reversed(chunk.starts) if s[1] == self._episode)
-            keep = max(start[0], chunk.flushed)
-            written = start[2] + keep - start[0]  # its rows in earlier chunks and idle-flushed ones
-            for _, present in chunk.info.values():
-                present[keep : self._row] = False
-            self._row = keep
-            if keep == start[0]:
-                chunk.starts.remove(start)
-        if written:
-            self._t = written - 1
-            self._end("discarded", terminated=False, truncated=True, info=None)
-            if self._chunk.ends:  # hand the end record over now, so a crash is unlikely to revive the episode
-                self._handoff()
-        else:
-            self._t = -1
-
-    def _handoff(self) -> None:
-        chunk = self._chunk
-        chunk.rows = self._row
-        chunk.fill_s = time.perf_counter() - self._bound_at
+    def _submit(self, chunk: Chunk) -> None:
         rotate = chunk.rotate
         self._segment_rows = 0 if rotate else self._segment_rows + chunk.rows
-        self._flush_due = False
         self._last_handoff = time.monotonic()
         if rotate:
             self._segment_start = self._last_handoff
         self._queue.put(chunk)
-        self._bind(self._new_chunk())
-        if self._t >= 0:
-            self._chunk.starts.append([0, self._episode, self._t + 1])
+
+    def _segment_due(self) -> bool:
+        return (time.monotonic() - self._segment_start >= self.segment_seconds
+                or self._segment_rows + self._row >= self.segment_steps)
 
     # ------------------------------------------------------------------ background thread
 
@@ -497,7 +215,7 @@ class TrajectoryWriter:
                 self._error = exc
                 self._abort_segment()
 
-    def write_chunk(self, chunk: _Chunk) -> None:
+    def write_chunk(self, chunk: Chunk) -> None:
         """Encode, checksum and append one chunk; finish the file if the chunk asks to rotate."""
         started = time.thread_time()  # CPU, not wall: a busy machine must not make the level flip
         self._write_rows(chunk, chunk.flushed, chunk.rows, list(chunk.starts), chunk.ends[chunk.ends_flushed :],
@@ -526,7 +244,7 @@ class TrajectoryWriter:
                              dict(chunk.info))
             chunk.flushed, chunk.ends_flushed = hi, n_ends
 
-    def _write_rows(self, chunk: _Chunk, lo: int, hi: int, starts: list, ends: list, info: dict) -> None:
+    def _write_rows(self, chunk: Chunk, lo: int, hi: int, starts: list, ends: list, info: dict) -> None:
         if hi > lo:
             if self._arrow is None:
                 self._open_segment(info, chunk)
@@ -552,7 +270,7 @@ class TrajectoryWriter:
             meta["adaptive"] = True
         return meta
 
-    def _choose_level(self, chunk: _Chunk) -> int:
+    def _choose_level(self, chunk: Chunk) -> int:
         """The zstd level of the next file when ``level=None``: 5 if the writer thread can afford it, else 3.
 
         Files are lossless at any level and readers never need the level (each zstd frame says
@@ -576,7 +294,7 @@ class TrajectoryWriter:
             return _FAST_LEVEL if load > 0.5 else _SMALL_LEVEL
         return _SMALL_LEVEL if load < 0.25 else _FAST_LEVEL
 
-    def _open_segment(self, info: dict, chunk: _Chunk) -> None:
+    def _open_segment(self, info: dict, chunk: Chunk) -> None:
         known = {k: (s[1], s[2]) for k, s in list(self._info_spec.items()) if s}
         known.update({k: (v.dtype, v.shape[1:]) for k, (v, _) in info.items()})
         self._meta["created_ns"] = time.time_ns()
@@ -649,7 +367,7 @@ class TrajectoryWriter:
             os.close(self._lock_fd)  # closing the descriptor releases the lock
             self._lock_fd = None
 
-    def _encode(self, chunk: _Chunk, lo: int, hi: int, starts: list, ends: list,
+    def _encode(self, chunk: Chunk, lo: int, hi: int, starts: list, ends: list,
                 info: dict) -> tuple[pa.RecordBatch, dict[str, str]]:
         """Rows ``[lo, hi)`` of a chunk as a record batch and its metadata (starts made relative)."""
         n = hi - lo

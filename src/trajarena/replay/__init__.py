@@ -3,11 +3,13 @@
 :class:`~trajarena.replay.imitation.ImitationLearning` replays files as a Gymnasium env;
 :mod:`~trajarena.replay.vector` builds Gymnasium and Stable-Baselines3 vector envs of ranks;
 :class:`~trajarena.replay.dataset.TrajectoryDataset` is the training API (columns, transitions,
-windows); :mod:`trajarena.replay.torch_data` (needs torch) holds the PyTorch datasets.
+windows) and :mod:`~trajarena.replay.records` its typed records; :mod:`trajarena.replay.torch_data`
+(needs torch) holds the PyTorch datasets.
 """
 
-from trajarena.replay.dataset import TrajectoryDataset, Transition, Window, list_trajectory_files
+from trajarena.replay.dataset import TrajectoryDataset, list_trajectory_files
 from trajarena.replay.imitation import ImitationLearning
+from trajarena.replay.records import Transition, Window
 from trajarena.replay.vector import StopTrainingOnExhausted, make_sb3_vec_env, make_vector_env
 
 __all__ = ["ImitationLearning", "StopTrainingOnExhausted", "TrajectoryDataset", "Transition", "Window",

@@ -14,7 +14,8 @@ into ``<cache_dir>/<file hash>/<column>.npy`` and memory-mapped, so image datase
 memory still sample at near memory speed, and later runs (or DataLoader workers) reuse the cache.
 The file hash covers the size and the Arrow footer (the schema, metadata and chunk offsets) of
 the file, so a changed file gets a new cache entry. The file access and the column cache live in
-:mod:`trajarena.format.columns`.
+:mod:`trajarena.format.columns`; the records it returns (:class:`~trajarena.replay.records.Transition`,
+``Window``, ``Episode``, ``EpisodeInfo``) in :mod:`trajarena.replay.records`.
 
 Datasets pickle as paths + options and reopen lazily in the new process (DataLoader workers).
 """
@@ -24,9 +25,8 @@ from __future__ import annotations
 import operator
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -34,113 +34,11 @@ from gymnasium import spaces
 from trajarena.format import schema as fmt
 from trajarena.format.columns import _Column, _TrajFile
 from trajarena.errors import DataNotFoundError, MismatchError, SettingsError
-from trajarena.format.reader import find_files
+from trajarena.format.index import find_files
 from trajarena.format.spaces import compile_getter, leaf_fields
+from trajarena.replay.records import Episode, EpisodeInfo, Transition, Window
 
 __all__ = ["Episode", "EpisodeInfo", "Transition", "TrajectoryDataset", "Window", "list_trajectory_files"]
-
-
-def _summary(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_summary(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_summary(v) for v in value) + ")"
-    if isinstance(value, np.ndarray):
-        return f"{value.dtype}{list(value.shape)}"
-    return type(value).__name__
-
-
-class Transition(NamedTuple):
-    """One transition or a batch of them (leaves stacked on a first batch axis).
-
-    ``action``, ``reward``, ``terminated`` and ``truncated`` are those of the step from ``obs`` to
-    ``next_obs``. Prints shapes and dtypes, not arrays.
-    """
-
-    obs: Any
-    action: Any
-    reward: Any
-    next_obs: Any
-    terminated: Any
-    truncated: Any
-
-    def __repr__(self) -> str:
-        return "Transition(" + ", ".join(f"{k}={_summary(getattr(self, k))}" for k in self._fields) + ")"
-
-
-class Window(NamedTuple):
-    """``k`` consecutive steps from a start transition (batched: ``(batch, k, ...)``).
-
-    ``mask`` is False where the window runs past the end of its episode; those entries are zeros.
-    """
-
-    obs: Any
-    action: Any
-    reward: Any
-    next_obs: Any
-    terminated: Any
-    truncated: Any
-    mask: np.ndarray
-
-    def __repr__(self) -> str:
-        return "Window(" + ", ".join(f"{k}={_summary(getattr(self, k))}" for k in self._fields) + ")"
-
-
-@dataclass(frozen=True)
-class EpisodeInfo:
-    """Where one episode lives and what its file says about it.
-
-    Attributes:
-        index: the global episode index in the dataset.
-        file: the file that holds it.
-        file_index: the position of that file in :attr:`TrajectoryDataset.files`.
-        episode: the episode id stored in the file.
-        length: the number of steps (transitions); the episode has ``length + 1`` observations.
-        row: the global row of its reset observation.
-        meta: the episode's end metadata from the file (seed, return, terminated, truncated, ...).
-    """
-
-    index: int
-    file: str
-    file_index: int
-    episode: int
-    length: int
-    row: int
-    meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def local_row(self) -> int:
-        """The row of the reset observation inside its file."""
-        return self.row - self.meta.get("_file_row0", 0)
-
-
-@dataclass(frozen=True)
-class Episode:
-    """A whole episode as arrays: ``observations`` has ``length + 1`` rows, the others ``length``.
-
-    ``infos`` maps each recorded info key to ``(values, present)`` over the ``length + 1`` rows
-    (row 0 is the reset info).
-    """
-
-    info: EpisodeInfo
-    observations: Any
-    actions: Any
-    rewards: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    infos: dict[str, tuple[np.ndarray, np.ndarray]]
-
-    @property
-    def length(self) -> int:
-        """The number of steps."""
-        return self.info.length
-
-    def __len__(self) -> int:
-        return self.info.length
-
-    def __repr__(self) -> str:
-        return (f"Episode(index={self.info.index}, length={self.info.length}, observations="
-                f"{_summary(self.observations)}, actions={_summary(self.actions)})")
 
 
 def _integer(name: str, value: Any) -> int:
@@ -339,7 +237,8 @@ class TrajectoryDataset:
             known |= {f"info/{k}" for k in keys} | {f"present/info/{k}" for k in keys}
             if name not in known:
                 raise SettingsError(f"Unknown column {name!r}; valid columns: {sorted(known)}.")
-            col = self._columns.setdefault(name, _Column(self, name))
+            col = self._columns.setdefault(
+                name, _Column(name, self._files, self._file_rows, self.cache_dir, self.max_memory_bytes))
         return col
 
     def column(self, name: str) -> np.ndarray:

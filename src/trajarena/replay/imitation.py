@@ -47,7 +47,7 @@ from gymnasium import spaces
 from trajarena.format import schema as fmt
 from trajarena.replay.dataset import TrajectoryDataset, list_trajectory_files
 from trajarena.errors import MismatchError, ResetNeeded, SettingsError, require
-from trajarena.format.reader import index_file
+from trajarena.format.index import index_file
 from trajarena.settings import WrappersSettings
 from trajarena.wrappers.core import apply_wrappers, noop_action
 

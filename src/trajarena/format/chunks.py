@@ -1,0 +1,352 @@
+"""The writer's game-loop half: each step's values copied into chunks of preallocated numpy rows.
+
+A :class:`Chunk` holds ``chunk_steps`` rows of one numpy buffer per flat column of the spaces
+(see :func:`~trajarena.format.spaces.leaf_fields`) plus reward, terminated and truncated; the info
+columns, created on the first value of a key; and the records of where episodes start and end in
+its rows. :class:`ChunkBuffers`, the base of :class:`~trajarena.format.writer.TrajectoryWriter`,
+fills the current chunk: ``reset``/``step`` copy values through setters compiled once per chunk
+(:func:`~trajarena.format.spaces.compile_setter`), so a step allocates nothing; ``discard`` rewinds
+the open episode. A full chunk, an episode end that finishes a file, or a due flush hands
+the chunk to :meth:`ChunkBuffers._submit`, which the writer implements (Arrow and files on a
+thread); a chunk it is done with comes back through ``_free`` and is reused.
+
+Info values: a key is stored when its first value is a numeric (bool, int, float) scalar or array
+of at most 4096 values; that value fixes its type and shape. A later value that is not numeric, has
+another shape, or whose dtype does not cast to the first one's (``same_kind``) drops the key for
+the rest of the recording; the reason is noted in the episodes' end records (``notes``).
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from trajarena.errors import RecordingError, SettingsError, SpaceError
+from trajarena.format import schema as fmt
+from trajarena.format.spaces import compile_setter, leaf_fields
+
+__all__ = ["Chunk", "ChunkBuffers"]
+
+_SKIP = object()  # the info slot of a key that is not stored
+
+
+@dataclass
+class Chunk:
+    """One chunk of rows being filled by the game loop (mutable, owned by one thread at a time)."""
+
+    cols: list[np.ndarray]
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    rows: int = 0
+    flushed: int = 0  # rows [0, flushed) already written by an idle flush
+    ends_flushed: int = 0
+    starts: list[list[int]] = field(default_factory=list)
+    ends: list[dict[str, Any]] = field(default_factory=list)
+    rotate: bool = False
+    fill_s: float = 0.0  # the game loop's seconds to fill the chunk (waits for the thread excluded)
+    setters: tuple = ()  # compiled once per chunk: (set_obs, set_action) writing into ``cols``
+
+
+class ChunkBuffers(ABC):
+    """Record episodes into chunks of preallocated rows; subclasses decide what becomes of a chunk.
+
+    Args:
+        observation_space: the env's observation space (any nesting).
+        action_space: the env's action space (any nesting).
+        chunk_steps: rows per chunk; default: about ``chunk_bytes`` of raw values, at most 16384.
+        chunk_bytes: target raw size of a chunk when ``chunk_steps`` is not given.
+
+    Subclasses implement :meth:`_submit` (what becomes of a closed chunk) and :meth:`_segment_due`,
+    and report a failure of what consumes the chunks in ``_error`` (the game loop raises it as
+    :class:`RecordingError`).
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
+                 chunk_steps: int | None, chunk_bytes: int) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+        obs_fields, act_fields = leaf_fields(observation_space, "obs"), leaf_fields(action_space, "action")
+        self._fields = obs_fields + act_fields
+        for f in self._fields:
+            if f.dtype != object and 0 in f.shape:
+                raise SpaceError(f"The space of {f.name!r} ({f.space}) holds no value (a zero in its shape "
+                                 f"{f.shape}); trajarena cannot record it. Drop it from the space.")
+        row_bytes = sum(max(1, f.dtype.itemsize) * math.prod(f.shape) for f in self._fields) + 10
+        self.chunk_steps = int(chunk_steps or max(1, min(16384, chunk_bytes // row_bytes)))
+        if not 1 <= self.chunk_steps <= fmt.MAX_CHUNK_ROWS:
+            raise SettingsError(f"chunk_steps must be in [1, {fmt.MAX_CHUNK_ROWS}], got {self.chunk_steps}.")
+        if self.chunk_steps * row_bytes > fmt.MAX_CHUNK_BYTES // 2:
+            raise SettingsError(
+                f"chunk_steps={self.chunk_steps} makes chunks of {self.chunk_steps * row_bytes} bytes; readers "
+                f"refuse chunks above {fmt.MAX_CHUNK_BYTES} bytes. Use fewer steps per chunk (or chunk_bytes)."
+            )
+        self._n_obs = len(obs_fields)
+        self._row_bytes = row_bytes
+        self._info_spec: dict[str, tuple[type, np.dtype, tuple[int, ...]] | None] = {}
+        self._notes: dict[str, str] = {}
+        self._error: BaseException | None = None  # set by whatever consumes the chunks when it fails
+        self._closed = False
+        self._flush_due = False  # set when the current chunk should be handed over at the next step
+        self._episode = -1  # id of the current episode; -1 before the first reset
+        self._t = -1  # steps taken in the current episode; -1 when no episode is open
+        self._seed: int | None = None
+        self._free: queue.SimpleQueue = queue.SimpleQueue()  # handed-over chunks, back for reuse
+        self._idle_lock = threading.Lock()  # an idle flush vs. discard() rewinding the current chunk
+        self._bind(self._new_chunk())
+
+    # ------------------------------------------------------------------ public API
+
+    def reset(self, obs: Any, info: dict[str, Any] | None = None, seed: int | None = None) -> None:
+        """Start an episode with its initial observation (ends an open one as truncated).
+
+        Args:
+            obs: the observation ``env.reset`` returned.
+            info: the info ``env.reset`` returned (numeric values are stored).
+            seed: the seed given to ``env.reset``, stored with the episode.
+
+        Raises:
+            SpaceError: ``obs`` does not fit the observation space.
+            RecordingError: the writer is closed or its thread failed.
+        """
+        self._check()
+        if self._t == 0:
+            self._drop()  # an episode without a step holds nothing to learn from
+        elif self._t > 0:
+            self._end("reset", terminated=False, truncated=True, info=None)
+        if self._row == self._cap:
+            self._handoff()
+        row = self._row
+        if not row:
+            self._bound_at = time.perf_counter()  # the game loop's time to fill a chunk starts now
+        try:
+            self._set_obs(row, obs)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise SpaceError(f"Observation does not fit {self.observation_space}: {exc}") from exc
+        self._episode += 1
+        self._t, self._seed = 0, None if seed is None else int(seed)
+        self._start_ns = time.time_ns()
+        self._chunk.starts.append([row, self._episode, 0, self._seed])
+        self._zero_action(row)
+        self._reward[row], self._term[row], self._trunc[row] = 0.0, False, False
+        if info:
+            self._put_info(row, info)
+        self._row = row + 1
+        if self._row == self._cap or self._flush_due:
+            self._handoff()
+
+    def step(self, action: Any, obs: Any, reward: float, terminated: bool, truncated: bool,
+             info: dict[str, Any] | None = None) -> None:
+        """Record one step; ends the episode when ``terminated`` or ``truncated``.
+
+        Args:
+            action: the action given to ``env.step``.
+            obs, reward, terminated, truncated, info: what ``env.step`` returned.
+
+        Raises:
+            SpaceError: the action or observation does not fit its space.
+            RecordingError: no open episode, the writer is closed, or its thread failed.
+        """
+        if self._error is not None or self._t < 0:
+            self._check()
+            raise RecordingError("step() called with no open episode: call reset() first.")
+        row = self._row
+        try:
+            self._set_action(row, action)
+            self._set_obs(row, obs)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise SpaceError(f"Step values do not fit the spaces ({self.action_space}, {self.observation_space}): {exc}") from exc
+        self._reward[row] = reward
+        self._term[row] = terminated
+        self._trunc[row] = truncated
+        if info:
+            self._put_info(row, info)
+        self._t += 1
+        self._row = row = row + 1
+        if terminated or truncated:
+            self._end("env", bool(terminated), bool(truncated), info)
+        elif row == self._cap or self._flush_due:
+            self._handoff()
+
+    def discard(self) -> bool:
+        """Drop the episode in progress: readers never replay or sample any of it.
+
+        Its rows still in memory are dropped; if some already reached the file (earlier chunks,
+        an idle flush), the episode is ended there with ``end_reason="discarded"``, which every
+        reader skips, and a file that holds only discarded episodes is deleted when finished.
+
+        Returns:
+            True if an episode was open (and is now dropped), False otherwise.
+
+        Raises:
+            RecordingError: the writer is closed or its thread failed.
+        """
+        self._check()
+        if self._t < 0:
+            return False
+        self._drop()
+        return True
+
+    def flush(self) -> None:
+        """Hand the buffered rows over now (e.g. when the game is paused)."""
+        self._check()
+        if self._row:
+            self._handoff()
+
+    @property
+    def episodes(self) -> int:
+        """Episodes started so far."""
+        return self._episode + 1
+
+    # ------------------------------------------------------------------ game-loop internals
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
+        if self._closed:
+            raise RecordingError("This TrajectoryWriter is closed; create a new one.")
+
+    def _new_chunk(self) -> Chunk:
+        try:
+            chunk = self._free.get_nowait()
+            chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = {}, 0, [], [], False, 0.0
+            chunk.flushed = chunk.ends_flushed = 0
+            return chunk
+        except queue.Empty:
+            pass
+        n = self.chunk_steps
+        cols = [np.zeros((n, *f.shape), dtype=f.dtype) for f in self._fields]
+        for c in cols:
+            if c.dtype == object:
+                c.fill("")
+        setters = (compile_setter(self.observation_space, cols[: self._n_obs]),
+                   compile_setter(self.action_space, cols[self._n_obs :]))
+        return Chunk(cols, np.zeros(n, np.float64), np.zeros(n, bool), np.zeros(n, bool), setters=setters)
+
+    def _bind(self, chunk: Chunk) -> None:
+        self._chunk, self._row, self._cap = chunk, 0, self.chunk_steps
+        self._bound_at = time.perf_counter()
+        self._set_obs, self._set_action = chunk.setters
+        self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
+        # info key -> (type, shape, values, present) of this chunk, or _SKIP for a dropped key
+        self._info_slots: dict[str, Any] = {k: _SKIP for k, spec in self._info_spec.items() if spec is None}
+
+    def _zero_action(self, row: int) -> None:
+        for col in self._chunk.cols[self._n_obs :]:
+            col[row] = "" if col.dtype == object else 0
+
+    def _put_info(self, row: int, info: dict[str, Any]) -> None:
+        slots = self._info_slots
+        for key, value in info.items():
+            slot = slots.get(key)
+            if slot is not None:
+                if slot is _SKIP:
+                    continue
+                if type(value) is slot[0] and (not slot[1] or value.shape == slot[1]):
+                    slot[2][row] = value
+                    slot[3][row] = True
+                    continue
+            self._put_info_slow(row, key, value)
+
+    def _put_info_slow(self, row: int, key: str, value: Any) -> None:
+        """First value of a key in this chunk, or one of another type: check it, then cache its slot."""
+        spec = self._info_spec.get(key, False)
+        if spec is False or type(value) is not spec[0] or (spec[2] and value.shape != spec[2]):
+            spec = self._info_check(key, value)
+        if spec is None:
+            self._info_slots[key] = _SKIP
+            return
+        store = self._chunk.info
+        try:
+            values, present = store[key]
+        except KeyError:
+            values = np.zeros((self.chunk_steps, *spec[2]), spec[1])
+            present = np.zeros(self.chunk_steps, bool)
+            store[key] = values, present
+        values[row] = value
+        present[row] = True
+        if type(value) is spec[0]:
+            self._info_slots[key] = (spec[0], spec[2], values, present)
+
+    def _info_check(self, key: str, value: Any) -> tuple[type, np.dtype, tuple[int, ...]] | None:
+        """Decide (once per key) whether an info value is stored; later values must match."""
+        old = self._info_spec.get(key, False)
+        if old is None:
+            return None
+        arr = np.asarray(value) if isinstance(value, bool | int | float | np.ndarray | np.generic) else None
+        if arr is None or arr.dtype.kind not in "biuf" or arr.size > 4096:
+            reason = f"not a numeric scalar/array ({type(value).__name__})"
+        elif old is False:
+            spec = (type(value), arr.dtype, arr.shape)
+            self._info_spec[key] = spec
+            return spec
+        elif old and arr.shape == old[2] and np.can_cast(arr.dtype, old[1], "same_kind"):
+            return old
+        else:
+            reason = f"its type/shape changed ({type(value).__name__} {arr.shape})"
+        self._info_spec[key] = None
+        self._notes[f"info/{key}"] = f"dropped: {reason}"
+        return None
+
+    def _end(self, reason: str, terminated: bool, truncated: bool, info: dict[str, Any] | None) -> None:
+        self._chunk.ends.append({
+            "episode": self._episode, "seed": self._seed, "length": self._t,
+            "terminated": terminated, "truncated": truncated, "end_reason": reason,
+            "start_ns": self._start_ns, "end_ns": time.time_ns(),
+            "final_info": dict(info) if info else {},
+        })
+        self._t = -1
+        if self._segment_due():
+            self._chunk.rotate = True
+            self._handoff()
+        elif self._row == self._cap or self._flush_due:
+            self._handoff()
+
+    def _drop(self) -> None:
+        """Forget the open episode's rows still in the current chunk; end it as discarded if some were written."""
+        chunk = self._chunk
+        with self._idle_lock:  # chunk.flushed is stable while held
+            start = next(s for s in reversed(chunk.starts) if s[1] == self._episode)
+            keep = max(start[0], chunk.flushed)
+            written = start[2] + keep - start[0]  # its rows in earlier chunks and idle-flushed ones
+            for _, present in chunk.info.values():
+                present[keep : self._row] = False
+            self._row = keep
+            if keep == start[0]:
+                chunk.starts.remove(start)
+        if written:
+            self._t = written - 1
+            self._end("discarded", terminated=False, truncated=True, info=None)
+            if self._chunk.ends:  # hand the end record over now, so a crash is unlikely to revive the episode
+                self._handoff()
+        else:
+            self._t = -1
+
+    def _handoff(self) -> None:
+        """Close the current chunk at ``self._row`` rows, :meth:`_submit` it, and go on in a fresh one."""
+        chunk = self._chunk
+        chunk.rows = self._row
+        chunk.fill_s = time.perf_counter() - self._bound_at
+        self._flush_due = False
+        self._submit(chunk)
+        self._bind(self._new_chunk())
+        if self._t >= 0:  # the open episode continues in the fresh chunk
+            self._chunk.starts.append([0, self._episode, self._t + 1])
+
+    # ------------------------------------------------------------------ what a subclass provides
+
+    @abstractmethod
+    def _submit(self, chunk: Chunk) -> None:
+        """Take a closed chunk (``chunk.rotate``: finish the file after it); put it in ``_free`` once done."""
+
+    @abstractmethod
+    def _segment_due(self) -> bool:
+        """Whether the file in progress should be finished at this episode end."""

@@ -1,0 +1,293 @@
+"""The index of a trajectory file: what its headers say, checked, without decoding a column.
+
+:func:`index_file` maps a file and reads its schema (spaces and settings as JSON), then each
+chunk's header and JSON metadata, all size-checked before Arrow allocates anything (see
+:func:`trajarena.format.schema.check_batch_message`); no frame is decompressed. A finished file's
+footer must repeat the stream (same schema, same chunk offsets); a ``.partial`` file is read up to
+its last complete chunk. From the chunks' ``starts``/``ends`` records it builds the episode list
+(:class:`EpisodeInfo`), skipping episodes the recorder discarded, into a :class:`FileIndex`.
+:func:`find_files` expands files and folders into the files to index. The readers
+(:mod:`~trajarena.format.reader`, :mod:`~trajarena.format.columns`) and verify/repair
+(:mod:`~trajarena.format.integrity`) all start here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError
+from trajarena.format import schema as fmt
+
+__all__ = ["EpisodeInfo", "FileIndex", "find_files", "index_file"]
+
+#: What Arrow raises on damaged bytes (caught and reported as :class:`~trajarena.errors.CorruptFileError`).
+ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, MemoryError, IndexError, KeyError, TypeError)
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """What the index knows about one episode, without decoding it.
+
+    Attributes:
+        index: position in the reader's episode list.
+        file: the file that holds it.
+        episode: its number in the recording session (unique within the file).
+        length: steps (the episode has ``length + 1`` observations).
+        total_return: sum of rewards (NaN for an unfinished episode of a ``.partial`` file).
+        seed: the reset seed, if one was given.
+        terminated, truncated: how it ended; ``truncated`` also when the recorder ended it.
+        end_reason: ``"env"``, ``"reset"``, ``"close"``, ``"crash"`` (repaired) or ``"unfinished"``.
+        final_info: the last info dict, as JSON data.
+        first_row: the file row of its reset observation.
+        partial: it comes from a ``.partial`` file.
+        notes: what the writer noted (e.g. dropped info keys and why).
+
+    >>> EpisodeInfo(0, Path("a.arrow"), 0, 3, 1.0, 7, True, False, "env", {}, 0).length
+    3
+    """
+
+    index: int
+    file: Path
+    episode: int
+    length: int
+    total_return: float
+    seed: int | None
+    terminated: bool
+    truncated: bool
+    end_reason: str
+    final_info: dict[str, Any]
+    first_row: int
+    partial: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FileIndex:
+    """What :func:`index_file` learns from one file's headers (no column decoded).
+
+    Attributes:
+        path: the file.
+        partial: read as a ``.partial`` file (up to its last complete chunk).
+        schema: the Arrow schema (its metadata holds the JSON document).
+        meta: the decoded JSON metadata (spaces, settings, columns, ...).
+        columns: the leaf and info columns by name.
+        offsets: byte offset of each chunk's IPC message in the file.
+        rows: rows in each chunk.
+        chunks: each chunk's JSON metadata (``crc32``, ``starts``, ``ends``).
+        episodes: the episodes, in file order (``index`` is 0 here).
+        row_starts: the file row at which each chunk begins, plus the total.
+    """
+
+    path: Path
+    partial: bool
+    schema: pa.Schema
+    meta: dict[str, Any]
+    columns: dict[str, fmt.Column]
+    offsets: list[int] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    episodes: list[EpisodeInfo] = field(default_factory=list)
+    row_starts: np.ndarray | None = None
+    layout: tuple | None = None
+
+
+def map_file(path: Path) -> pa.Buffer:
+    """The whole file as one memory-mapped buffer (:class:`~trajarena.errors.CorruptFileError` if it cannot be)."""
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            return source.read_buffer()
+    except FileNotFoundError:
+        raise
+    except ARROW_ERRORS as exc:
+        raise CorruptFileError(f"{path}: cannot be mapped ({exc}).") from exc
+
+
+def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: bool = False) -> FileIndex:
+    """Read a file's headers and build its episode index (no frames decoded).
+
+    Once the episodes are known, each chunk's metadata is cut down to its ``crc32`` (the
+    ``starts``/``ends`` lists would double the index's memory) unless ``keep_chunk_meta``.
+
+    Raises:
+        FormatError: not a trajarena file.
+        CorruptFileError: damaged (a ``.partial`` file is read up to its last complete chunk).
+    """
+    path = Path(path)
+    partial = path.name.endswith(fmt.PARTIAL_SUFFIX) if partial is None else partial
+    f, buf, reader = index_header(path, partial)
+    where, layout, max_rows = str(path), f.layout, min(int(f.meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
+    while True:
+        pos = 8 + reader.tell()
+        try:
+            msg = pa.ipc.read_message(reader)
+        except EOFError:
+            break
+        except ARROW_ERRORS as exc:
+            if partial:
+                break
+            raise CorruptFileError(f"{where}: damaged chunk at byte {pos} ({exc}).") from exc
+        try:
+            rows, chunk = fmt.check_batch_message(msg, layout, max_rows, f"{where} chunk {len(f.rows)}")
+        except CorruptFileError:
+            if partial and reader.tell() + 8 >= buf.size:
+                break  # the last, half-written chunk of a crashed recording
+            raise
+        f.offsets.append(pos)
+        f.rows.append(rows)
+        f.chunks.append(chunk)
+    if not partial:
+        _check_footer(f, buf)
+    build_episodes(f)
+    if not keep_chunk_meta:
+        f.chunks = [{"crc32": c.get("crc32", {})} for c in f.chunks]
+    return f
+
+
+def _check_footer(f: FileIndex, buf: pa.Buffer) -> None:
+    """The footer must repeat the stream: the same schema and metadata, the same chunk offsets.
+
+    Readers that trust only the footer (plain ``pyarrow.ipc.open_file``) then see what the
+    checked stream says.
+    """
+    where = str(f.path)
+    try:
+        footer = pa.ipc.open_file(buf)
+        n, schema = footer.num_record_batches, footer.schema
+        size = int.from_bytes(buf.slice(buf.size - 10, 4).to_pybytes(), "little", signed=True)
+        fb = fmt._Flat(buf.slice(buf.size - 10 - size, size).to_pybytes())
+        count, at = fb.vector(fb.ref(0), 3)
+        offsets = [fb.u("q", at + 24 * i) for i in range(count)]
+    except (*ARROW_ERRORS, struct.error) as exc:
+        raise CorruptFileError(f"{where}: damaged footer ({exc}).") from exc
+    if n != len(f.rows):
+        raise CorruptFileError(f"{where}: the footer lists {n} chunks, the body holds {len(f.rows)}.")
+    if not schema.equals(f.schema, check_metadata=True):
+        raise CorruptFileError(f"{where}: the footer's copy of the schema or metadata differs from the file's.")
+    if offsets != f.offsets:
+        raise CorruptFileError(f"{where}: the footer's chunk offsets differ from the chunks in the file.")
+
+
+def index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.BufferReader]:
+    """Map a file and read its schema: an index with no chunk yet, the mapping, and a reader past the schema."""
+    where = str(path)
+    buf = map_file(path)
+    if buf.size < 8 or buf.slice(0, 6).to_pybytes() != fmt.ARROW_MAGIC:
+        raise FormatError(f"{where} is not an Arrow IPC file (bad magic bytes).")
+    if not partial and (buf.size < 20 or buf.slice(buf.size - 6).to_pybytes() != fmt.ARROW_MAGIC):
+        raise CorruptFileError(f"{where} is truncated (no Arrow footer); if a recorder crashed, run repair().")
+    reader = pa.BufferReader(buf.slice(8))
+    try:
+        msg = pa.ipc.read_message(reader)
+        schema = pa.ipc.read_schema(msg)
+    except ARROW_ERRORS as exc:
+        raise CorruptFileError(f"{where}: unreadable schema ({exc}).") from exc
+    meta = fmt.decode_metadata(schema, where)
+    try:
+        cols = [fmt.Column.from_json(c) for c in meta["columns"] + meta["info_columns"]]
+        layout = fmt.buffer_layout(schema)
+        names = [c.name for c in cols]
+        expected = [fmt.EPISODE, fmt.STEP, *names[: len(meta["columns"])], fmt.REWARD, fmt.TERMINATED,
+                    fmt.TRUNCATED, *names[len(meta["columns"]) :]]
+        if schema.names != expected or any(schema.field(c.name).type != c.arrow_type() for c in cols):
+            raise CorruptFileError(f"{where}: the columns do not match the metadata's description.")
+        int(meta["chunk_steps"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptFileError(f"{where}: bad metadata ({exc}).") from exc
+    return FileIndex(path, partial, schema, meta, {c.name: c for c in cols}, layout=layout), buf, reader
+
+
+def build_episodes(f: FileIndex) -> None:
+    """Fill ``f.row_starts`` and ``f.episodes`` from its chunks' ``starts``/``ends`` records, checking their order."""
+    where = str(f.path)
+    f.row_starts = np.concatenate([[0], np.cumsum(f.rows, dtype=np.int64)])
+    open_eps: dict[int, list] = {}  # id -> [first_row, rows_seen, seed]
+    order: list[int] = []
+    ends: dict[int, dict] = {}
+    current = None
+    try:
+        for base, rows, chunk in zip(f.row_starts, f.rows, f.chunks, strict=False):
+            starts = chunk.get("starts", [])
+            if rows and (not starts or starts[0][0] != 0):
+                raise CorruptFileError(f"{where}: a chunk does not say which episode its rows belong to.")
+            bounds = [s[0] for s in starts] + [rows]
+            for s, stop in zip(starts, bounds[1:], strict=True):
+                row, ep, step0 = int(s[0]), int(s[1]), int(s[2])
+                if not 0 <= row <= stop <= rows:
+                    raise CorruptFileError(f"{where}: episode starts out of order in a chunk.")
+                if step0 == 0:
+                    if ep in open_eps:
+                        raise CorruptFileError(f"{where}: episode {ep} starts twice.")
+                    open_eps[ep] = [int(base) + row, 0, s[3] if len(s) > 3 else None]
+                    order.append(ep)
+                elif ep != current or open_eps[ep][1] != step0:
+                    raise CorruptFileError(f"{where}: episode {ep} continues at step {step0} out of order.")
+                open_eps[ep][1] += stop - row
+                current = ep
+            for end in chunk.get("ends", []):
+                ends[int(end["episode"])] = end
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CorruptFileError(f"{where}: bad chunk metadata ({exc}).") from exc
+    for ep in order:
+        first, seen, seed = open_eps[ep]
+        end = ends.pop(ep, None)
+        if end is None:
+            if not f.partial:
+                raise CorruptFileError(f"{where}: episode {ep} has no end record.")
+            info = EpisodeInfo(0, f.path, ep, seen - 1, math.nan, seed, False, True, "unfinished", {}, first, True)
+        else:
+            if end.get("length") != seen - 1:
+                raise CorruptFileError(f"{where}: episode {ep} claims {end.get('length')} steps, holds {seen - 1}.")
+            if end.get("end_reason") == "discarded":
+                continue  # dropped by the recorder: never replayed, sampled or counted
+            info = EpisodeInfo(0, f.path, ep, seen - 1, float(end["return"]), end.get("seed"),
+                               bool(end["terminated"]), bool(end["truncated"]), str(end.get("end_reason", "env")),
+                               end.get("final_info") or {}, first, f.partial, end.get("notes") or {})
+        f.episodes.append(info)
+    if ends:
+        raise CorruptFileError(f"{where}: end records for unknown episodes {sorted(ends)}.")
+
+
+def index_live_partial(path: Path) -> FileIndex | None:
+    """Index a ``.partial`` file, or the finished file it became meanwhile (``None`` if gone)."""
+    try:
+        return index_file(path, partial=True)
+    except FileNotFoundError:
+        final = path.with_name(path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
+        return index_file(final) if final.exists() else None
+
+
+def find_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
+               include_partial: bool = False) -> tuple[list[Path], list[Path]]:
+    """Expand files and folders (recursively) to ``(files, partial_files)``.
+
+    Each list is sorted by resolved path and names each file once, whatever the order of
+    ``paths`` and however often a file is named.
+
+    Raises:
+        DataNotFoundError: a path does not exist (a ``FileNotFoundError``).
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    found: dict[Path, Path] = {}  # resolved -> the spelling first given
+    for p in map(Path, paths):
+        if p.is_dir():
+            names = [f for f in (*p.rglob("*" + fmt.SUFFIX), *p.rglob("*" + fmt.PARTIAL_SUFFIX)) if f.is_file()]
+        elif p.is_file():
+            names = [p]
+        else:
+            raise DataNotFoundError(f"No trajectory file or folder at {p}.")
+        for f in names:
+            found.setdefault(f.resolve(), f)
+    order = sorted(found, key=str)
+    files = [found[r] for r in order if not r.name.endswith(fmt.PARTIAL_SUFFIX)]
+    partial = [found[r] for r in order if r.name.endswith(fmt.PARTIAL_SUFFIX)]
+    return files, partial
