@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import SettingsError, close_matches
+from trajarena.imaging import FrameResizer
 from trajarena.settings import WrappersSettings
 
 __all__ = [
@@ -193,35 +194,25 @@ class NoAttackButtonsCombinations(gym.ActionWrapper):
 
 
 class FrameResize(gym.ObservationWrapper):
-    """Resize (nearest neighbour) and/or greyscale the frame; 0 in ``frame_shape`` keeps that size."""
+    """Resize (nearest neighbour) and/or greyscale the frame; 0 in ``frame_shape`` keeps that size.
 
-    _LUMA = np.array([77, 150, 29], dtype=np.uint16)  # ITU-R 601 weights ×256
+    The pixels are :class:`trajarena.imaging.FrameResizer`'s, as for the ``duel`` env's own ``frame_shape``.
+    """
 
     def __init__(self, env: gym.Env, frame_shape: tuple[int, int, int]):
         super().__init__(env)
         self._key = _frame_key(env.observation_space, "frame_shape")
         box = _get(env.observation_space, self._key)
-        h0, w0, c0 = box.shape
-        h, w, c = frame_shape
-        h, w, c = (h or h0), (w or w0), (c or c0)
+        c0, c = box.shape[2], frame_shape[2] or box.shape[2]
         if c0 not in (1, 3) or (c == 3 and c0 == 1):
             raise SettingsError(f"frame_shape {frame_shape} cannot turn a {c0}-channel frame into {c} channels.")
-        self._rows = None if h == h0 else np.minimum((np.arange(h) + 0.5) * h0 / h, h0 - 1).astype(np.intp)
-        self._cols = None if w == w0 else np.minimum((np.arange(w) + 0.5) * w0 / w, w0 - 1).astype(np.intp)
-        self._grey = c == 1 and c0 == 3
+        self._resize = FrameResizer(box.shape, frame_shape)
         self.observation_space = _with_space(
-            env.observation_space, self._key, spaces.Box(0, 255, (h, w, c), np.uint8)
+            env.observation_space, self._key, spaces.Box(0, 255, self._resize.shape, np.uint8)
         )
 
     def observation(self, obs: Any) -> Any:
-        frame = _get(obs, self._key)
-        if self._rows is not None:
-            frame = frame[self._rows]
-        if self._cols is not None:
-            frame = frame[:, self._cols]
-        if self._grey:
-            frame = ((frame @ self._LUMA) >> 8).astype(np.uint8)[..., None]
-        return _put(obs, self._key, np.ascontiguousarray(frame))
+        return _put(obs, self._key, np.ascontiguousarray(self._resize(_get(obs, self._key))))
 
 
 class FrameStack(gym.Wrapper):
