@@ -459,7 +459,7 @@ def _adapter(policy: BCPolicy, space: spaces.Space | None) -> gym.Env | None:
     """Wrappers that turn ``space``'s raw observations into the policy's (None when they already match)."""
     from trajarena.settings import WrappersSettings
     from trajarena.format.spaces import space_from_json
-    from trajarena.wrappers.core import apply_wrappers
+    from trajarena.wrappers import apply_wrappers
 
     want = space_from_json(policy.meta["observation_space"])
     if space is None or space == want:

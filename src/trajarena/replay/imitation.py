@@ -49,7 +49,8 @@ from trajarena.replay.dataset import TrajectoryDataset, list_trajectory_files
 from trajarena.errors import MismatchError, ResetNeeded, SettingsError, require
 from trajarena.format.reader import index_file
 from trajarena.settings import WrappersSettings
-from trajarena.wrappers.core import apply_wrappers, noop_action
+from trajarena.wrappers import apply_wrappers
+from trajarena.wrappers.action import noop_action
 
 __all__ = ["ImitationLearning", "ReplayEnv", "blank_value", "partition", "PERSPECTIVES"]
 
