@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python -m trajarena.demo --out demo_out
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache pyproject.toml
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)

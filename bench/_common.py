@@ -8,6 +8,7 @@ holds the few pieces they all need and nothing specific to a library:
 * :func:`pause_stats` turns a list of pauses into p50 / p99 / max milliseconds;
 * :class:`RssSampler` follows the resident memory of this process while something runs;
 * :func:`ratio` divides two figures that may be missing;
+* :class:`RecordResult` holds the figures of one recording run, whichever library recorded;
 * :class:`Table` prints a plain markdown table and dumps it to ``bench/results/<name>.json``;
 * :func:`parse_args` builds an ``argparse`` parser from a dataclass of arguments (cleanrl style).
 
@@ -179,6 +180,48 @@ def dir_size(path: str | os.PathLike) -> int:
     if root.is_file():
         return root.stat().st_size
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------------------------
+# recording runs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RecordResult:
+    """Figures of one recording run, trajarena's or Minari's alike.
+
+    ``finalize_s`` is the time from the last step to a usable dataset (trajarena's ``close()``,
+    Minari's ``create_dataset``); ``data_path`` is where the data is (trajarena's folder of files,
+    the Minari dataset's ``data`` folder). Figures a library's run does not measure stay at their
+    defaults.
+
+    >>> r = RecordResult(steps=100, episodes=2, loop_s=0.5, finalize_s=0.5, bytes_on_disk=2000, pauses={},
+    ...                  data_path="/tmp/x")
+    >>> r.steps_per_s, r.bytes_per_step
+    (100.0, 20.0)
+    """
+
+    steps: int
+    episodes: int
+    loop_s: float
+    finalize_s: float
+    bytes_on_disk: int
+    pauses: dict[str, Any]
+    data_path: str
+    memory_growth_mb: float | None = None
+    memory_final_growth_mb: float | None = None
+    thread_cpu_s: float = 0.0  # game-loop thread CPU, loop only
+    process_cpu_s: float = 0.0  # whole process CPU (writer threads too), loop + finalize
+
+    @property
+    def steps_per_s(self) -> float:
+        """Steps per second including ``finalize_s`` (the time to a dataset that is all readable)."""
+        return self.steps / (self.loop_s + self.finalize_s)
+
+    @property
+    def bytes_per_step(self) -> float:
+        return self.bytes_on_disk / self.steps
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ Needs ``minari[create]`` (it pulls jax) and Pillow: ``pip install -r bench/requi
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import tempfile
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import RssSampler, dir_size, pause_stats
+from _common import RecordResult, RssSampler, dir_size, pause_stats
 from _envs import EnvFactory, random_policy, run_loop
 
 
@@ -53,29 +52,6 @@ def datasets_path(folder: str | os.PathLike | None = None) -> Iterator[str]:
                 os.environ.pop("MINARI_DATASETS_PATH", None)
             else:
                 os.environ["MINARI_DATASETS_PATH"] = old
-
-
-@dataclasses.dataclass
-class RecordResult:
-    """Figures of one Minari recording run; ``data_path`` is the dataset's ``data`` folder."""
-
-    steps: int
-    episodes: int
-    loop_s: float
-    finalize_s: float
-    bytes_on_disk: int
-    pauses: dict[str, Any]
-    data_path: str
-    memory_growth_mb: float | None = None
-
-    @property
-    def steps_per_s(self) -> float:
-        """Steps per second including ``create_dataset`` (the time to a usable dataset)."""
-        return self.steps / (self.loop_s + self.finalize_s)
-
-    @property
-    def bytes_per_step(self) -> float:
-        return self.bytes_on_disk / self.steps
 
 
 def record(

@@ -12,7 +12,6 @@ Recording uses ``trajarena.recording.recorder.TrajectoryRecorder(env, file_path=
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import RssSampler, dir_size, pause_stats
+from _common import RecordResult, RssSampler, dir_size, pause_stats
 from _envs import EnvFactory, random_policy, run_loop
 
 
@@ -81,32 +80,6 @@ def duel_factory(settings: dict | None = None) -> tuple[EnvFactory | None, str]:
 # --------------------------------------------------------------------------------------------
 # recording
 # --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class RecordResult:
-    """Figures of one trajarena recording run (same fields as ``_minari.RecordResult``)."""
-
-    steps: int
-    episodes: int
-    loop_s: float
-    finalize_s: float
-    bytes_on_disk: int
-    pauses: dict[str, Any]
-    folder: str
-    memory_growth_mb: float | None = None
-    memory_final_growth_mb: float | None = None
-    thread_cpu_s: float = 0.0  # game-loop thread CPU, loop only
-    process_cpu_s: float = 0.0  # whole process CPU (writer thread too), loop + close()
-
-    @property
-    def steps_per_s(self) -> float:
-        """Steps per second including ``close()`` (the time to files that are all readable)."""
-        return self.steps / (self.loop_s + self.finalize_s)
-
-    @property
-    def bytes_per_step(self) -> float:
-        return self.bytes_on_disk / self.steps
 
 
 def wrap_recorder(env, folder: str | os.PathLike, username: str = "bench"):
@@ -168,7 +141,7 @@ def record(
         finalize_s=finalize_s,
         bytes_on_disk=dir_size(folder),
         pauses=pause_stats(stats.pauses_s),
-        folder=str(folder),
+        data_path=str(folder),
         memory_growth_mb=sampler.growth_mb() if has_samples else None,
         memory_final_growth_mb=sampler.final_growth_mb() if has_samples else None,
         thread_cpu_s=stats.thread_cpu_s,

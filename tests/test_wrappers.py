@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from trajarena.errors import SettingsError
-from trajarena.wrappers.core import apply_wrappers
+from trajarena.wrappers import apply_wrappers
 
 
 def run(env, steps, action=None, seed=0):

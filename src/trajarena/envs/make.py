@@ -118,7 +118,7 @@ def make(
 
         env = TrajectoryRecorder.from_settings(env, recording, env_id=env_id, env_settings=settings_dict,
                                                wrappers_settings=wrappers.to_dict())
-    from trajarena.wrappers.core import apply_wrappers
+    from trajarena.wrappers import apply_wrappers
 
     try:
         return apply_wrappers(env, wrappers)

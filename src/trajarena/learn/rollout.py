@@ -92,7 +92,7 @@ def _recording_env(job: _Job) -> gym.Env:
     from trajarena.envs.make import raw_env
     from trajarena.recording.recorder import TrajectoryRecorder
     from trajarena.settings import RecordingSettings, WrappersSettings
-    from trajarena.wrappers.core import apply_wrappers
+    from trajarena.wrappers import apply_wrappers
 
     wrappers = WrappersSettings.from_dict(job.wrappers_settings)
     rec = RecordingSettings.from_dict(job.rec_settings)

@@ -431,7 +431,7 @@ def _build_env(env_id: str, settings: Any, wrappers_settings: Any, recording: Re
     """The play env and its recorder: the raw env, a TrajectoryRecorder (when recording), the wrappers."""
     from trajarena.envs.make import raw_env
     from trajarena.recording.recorder import TrajectoryRecorder
-    from trajarena.wrappers.core import apply_wrappers
+    from trajarena.wrappers import apply_wrappers
 
     wrappers = WrappersSettings.from_dict(wrappers_settings)
     env, settings_dict = raw_env(env_id, settings, render_mode="rgb_array")

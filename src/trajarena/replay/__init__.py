@@ -1,6 +1,7 @@
 """Loading recordings back: the replay env, vector envs of ranks and the datasets.
 
-:class:`~trajarena.replay.imitation.ImitationLearning` replays files as a Gymnasium env;
+:class:`~trajarena.replay.imitation.ImitationLearning` replays files as a Gymnasium env (on the raw
+:class:`~trajarena.replay.raw.ReplayEnv`);
 :mod:`~trajarena.replay.vector` builds Gymnasium and Stable-Baselines3 vector envs of ranks;
 :class:`~trajarena.replay.dataset.TrajectoryDataset` is the training API (columns, transitions,
 windows) and :mod:`~trajarena.replay.records` its typed records; :mod:`trajarena.replay.torch_data`

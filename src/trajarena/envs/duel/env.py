@@ -50,8 +50,9 @@ from gymnasium import spaces
 from trajarena.envs.duel.ai import CpuAI
 from trajarena.envs.duel.characters import CHARACTERS, index_of
 from trajarena.envs.duel.game import HEIGHT, MAX_HEALTH, N_STAGES, ROUND_TIME, WIDTH, Game
-from trajarena.envs.duel.render import FrameProcessor, Renderer
+from trajarena.envs.duel.render import Renderer
 from trajarena.errors import ResetNeeded, SettingsError, SpaceError, require
+from trajarena.imaging import FrameResizer
 from trajarena.settings import DUEL_CHARACTERS, DUEL_OUTFITS, EnvironmentSettings
 
 N_MOVES = 9
@@ -148,7 +149,7 @@ class DuelEnv(gym.Env):
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": max(1, 60 // s.step_ratio)}
         self.n_players = s.n_players
-        self._process = FrameProcessor(s.frame_shape)
+        self._process = FrameResizer((HEIGHT, WIDTH, 3), s.frame_shape)
         frame_shape = self._process.shape
         self.observation_space = spaces.Dict({
             "frame": spaces.Box(0, 255, frame_shape, np.uint8),
@@ -348,7 +349,7 @@ class DuelEnv(gym.Env):
             frame = self._renderer.draw(game, self._arena, self._outfits)
         self._frame = frame
         obs: dict[str, Any] = {
-            "frame": frame if self._process.identity else self._process(frame),
+            "frame": self._process(frame),
             "stage": np.array([self.stage], np.int8),
             "timer": np.array([game.timer], np.int16),
         }

@@ -1,8 +1,9 @@
-"""Numpy renderer of ``duel``: stage backgrounds, fighter sprites, HUD, and frame resizing.
+"""Numpy renderer of ``duel``: stage backgrounds, fighter sprites and HUD, at the native size.
 
 Fighters are drawn from a skeleton (hip, neck, head, two arms, two legs) per pose: capsules and
 discs rasterised once into a sprite per (character, outfit, pose, facing) and cached, then pasted
 with a mask each frame. Everything is numpy; pygame is only used by the env's ``"human"`` mode.
+Resizing and greyscale (``frame_shape``) are :mod:`trajarena.imaging`'s, shared with the wrappers.
 
 >>> from trajarena.envs.duel.game import Game, HEIGHT, WIDTH
 >>> from trajarena.envs.duel.characters import CHARACTERS
@@ -440,33 +441,3 @@ class Renderer:
                 img[max(y - r, 0):y + r + 1, x] = c
                 img[y, max(x - r, 0):x + r + 1] = c
         return img
-
-
-# ---- frame processing at the source (frame_shape) ------------------------------------------------
-
-class FrameProcessor:
-    """Resizes (nearest neighbour) and/or greyscales native frames to ``shape`` (0 keeps).
-
-    >>> fp = FrameProcessor((84, 84, 1))
-    >>> fp.shape, fp(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).shape
-    ((84, 84, 1), (84, 84, 1))
-    """
-
-    def __init__(self, shape: tuple[int, int, int]) -> None:
-        h, w, c = shape
-        h, w = (h, w) if h else (HEIGHT, WIDTH)
-        self.shape = (h, w, c or 3)
-        self.identity = self.shape == (HEIGHT, WIDTH, 3)
-        self._resize = (h, w) != (HEIGHT, WIDTH)
-        rows = ((np.arange(h) + 0.5) * HEIGHT / h).astype(np.intp)
-        cols = ((np.arange(w) + 0.5) * WIDTH / w).astype(np.intp)
-        self._flat = (rows[:, None] * WIDTH + cols[None, :]).ravel()  # one take() over pixels: fastest
-        self._weights = np.array([0.299, 0.587, 0.114], np.float32)
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """The processed copy of a native ``(HEIGHT, WIDTH, 3)`` frame."""
-        h, w, c = self.shape
-        pixels = frame.reshape(-1, 3).take(self._flat, axis=0) if self._resize else frame.reshape(-1, 3)
-        if c == 1:
-            return (pixels.astype(np.float32) @ self._weights).astype(np.uint8).reshape(h, w, 1)  # BLAS
-        return pixels.reshape(h, w, 3).copy() if pixels.base is frame else pixels.reshape(h, w, 3)

@@ -1,49 +1,35 @@
-"""DIAMBRA's wrapper set as small Gymnasium wrappers, for live envs and replay envs alike.
+"""Observation wrappers: frames (resize/greyscale, stack with dilation) and the observation's shape.
 
-``apply_wrappers(env, settings)`` stacks them in DIAMBRA's order. Each wrapper reads only the
-observation, the reward, the info flags and the action, so the same settings give the same
-observations on a live ``duel`` env and on :class:`trajarena.ImitationLearning` replaying it. A replay
-env passes the recorded action as ``info["action"]``; the last-action wrapper prefers it to the
-(ignored) action given to ``step``.
+Owns :class:`FrameResize`, :class:`FrameStack`, :class:`Scale`, :class:`RoleRelative` and
+:class:`FlattenFilterKeys`, the helpers that find the frame in an observation, and the info flags
+that restart a stack (:data:`REFILL_FLAGS`). Frame pixels come from :mod:`trajarena.imaging`.
 
 >>> import trajarena as arena
->>> env = arena.make("duel", {"frame_shape": (48, 48, 1)}, {"stack_frames": 3, "add_last_action": True,
-...                                                        "stack_actions": 2, "scale": True, "flatten": True})
->>> sorted(env.observation_space.spaces)[:4]
-['P1_character', 'P1_health', 'P1_side', 'P1_wins']
->>> env.observation_space["frame"].shape, env.observation_space["action"].shape
-((48, 48, 3), (34,))
+>>> env = arena.make("duel", {"frame_shape": (48, 48, 3)}, {"frame_shape": (24, 24, 1), "stack_frames": 4,
+...                                                        "dilation": 2})
+>>> env.observation_space["frame"].shape
+(24, 24, 4)
+>>> obs, _ = env.reset(seed=0)
+>>> obs["frame"].shape, obs["frame"].dtype.name
+((24, 24, 4), 'uint8')
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, SupportsFloat
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import SettingsError, close_matches
-from trajarena.settings import WrappersSettings
+from trajarena.imaging import FrameResizer
 
-__all__ = [
-    "AddLastAction",
-    "FlattenFilterKeys",
-    "FrameResize",
-    "FrameStack",
-    "NoAttackButtonsCombinations",
-    "NoOpReset",
-    "RepeatAction",
-    "RoleRelative",
-    "Scale",
-    "apply_wrappers",
-]
+__all__ = ["FlattenFilterKeys", "FrameResize", "FrameStack", "RoleRelative", "Scale"]
 
 #: Info flags that mark a change of round/stage/game: stacks are refilled with the new frame there.
 REFILL_FLAGS = ("round_done", "stage_done", "game_done")
-#: Info flags OR-ed over repeated steps.
-DONE_FLAGS = (*REFILL_FLAGS, "episode_done", "env_done")
 FRAME_KEY = "frame"
 
 
@@ -77,151 +63,32 @@ def _with_space(space: spaces.Space, key: str | None, sub: spaces.Space) -> spac
     return spaces.Dict({**space.spaces, key: sub})
 
 
-def _refill(info: Mapping[str, Any]) -> bool:
+def is_refill(info: Mapping[str, Any]) -> bool:
+    """Whether a step's info says a round, stage or game changed (stacks restart there)."""
     return any(bool(info.get(flag, False)) for flag in REFILL_FLAGS)
 
 
-def noop_action(space: spaces.Space) -> Any:
-    """The "do nothing" action of a space: 0 moves/attacks, zeros, per agent for Dict spaces."""
-    if isinstance(space, spaces.Discrete):
-        return np.int64(space.start)
-    if isinstance(space, spaces.MultiDiscrete):
-        return np.asarray(space.start, dtype=space.dtype).copy()
-    if isinstance(space, spaces.MultiBinary):
-        return np.zeros(space.shape, dtype=space.dtype)
-    if isinstance(space, spaces.Box):
-        return np.zeros(space.shape, dtype=space.dtype).clip(space.low, space.high)
-    if isinstance(space, spaces.Dict):
-        return {k: noop_action(s) for k, s in space.spaces.items()}
-    if isinstance(space, spaces.Tuple):
-        return tuple(noop_action(s) for s in space.spaces)
-    raise SettingsError(f"no no-op action is defined for {space}; set no_op_max=0.")
-
-
-class NoOpReset(gym.Wrapper):
-    """After ``reset``, take 1..``no_op_max`` no-op steps (a seeded random count)."""
-
-    def __init__(self, env: gym.Env, no_op_max: int):
-        super().__init__(env)
-        self.no_op_max = no_op_max
-        self._noop = noop_action(env.action_space)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        obs, info = self.env.reset(seed=seed, options=options)
-        for _ in range(int(self.np_random.integers(1, self.no_op_max + 1))):
-            obs, _, terminated, truncated, info = self.env.step(self._noop)
-            if terminated or truncated:
-                obs, info = self.env.reset(options=options)
-        return obs, info
-
-
-class RepeatAction(gym.Wrapper):
-    """Repeat each action ``repeat`` steps: rewards summed, done flags OR-ed, last observation kept."""
-
-    def __init__(self, env: gym.Env, repeat: int):
-        super().__init__(env)
-        self.repeat = repeat
-
-    def step(self, action: Any):
-        total = 0.0
-        flags: dict[str, bool] = {}
-        for _ in range(self.repeat):
-            obs, reward, terminated, truncated, info = self.env.step(action)
-            total += float(reward)
-            for flag in DONE_FLAGS:
-                if info.get(flag):
-                    flags[flag] = True
-            if terminated or truncated:
-                break
-        if flags:
-            info = {**info, **flags}
-        return obs, total, terminated, truncated, info
-
-
-def _full_health(space: spaces.Space) -> float:
-    try:
-        return float(np.max(space["P1"]["health"].high))  # type: ignore[index]
-    except (KeyError, TypeError, AttributeError):
-        return 1.0
-
-
-class NormalizeReward(gym.RewardWrapper):
-    """Divide rewards by ``factor`` × the full health (DIAMBRA's normalisation; 1 for other envs)."""
-
-    def __init__(self, env: gym.Env, factor: float):
-        super().__init__(env)
-        self.divisor = factor * _full_health(env.observation_space)
-
-    def reward(self, reward: SupportsFloat) -> float:
-        return float(reward) / self.divisor
-
-
-class ClipReward(gym.RewardWrapper):
-    """Replace rewards by their sign."""
-
-    def reward(self, reward: SupportsFloat) -> float:
-        return float(np.sign(float(reward)))
-
-
-class NoAttackButtonsCombinations(gym.ActionWrapper):
-    """Keep only single attack buttons: MultiDiscrete([9, 8]) → [9, 4]; Discrete(16) → Discrete(12).
-
-    The game numbers the single buttons first, so the kept actions mean the same thing in both spaces.
-    """
-
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
-        self.action_space = self._reduce(env.action_space)
-
-    @staticmethod
-    def _reduce(space: spaces.Space) -> spaces.Space:
-        if isinstance(space, spaces.Dict):
-            return spaces.Dict({k: NoAttackButtonsCombinations._reduce(s) for k, s in space.spaces.items()})
-        if isinstance(space, spaces.MultiDiscrete) and space.nvec.tolist() == [9, 8]:
-            return spaces.MultiDiscrete([9, 4], seed=space.np_random)
-        if isinstance(space, spaces.Discrete) and space.n == 16:
-            return spaces.Discrete(12, seed=space.np_random)
-        raise SettingsError(
-            f"no_attack_buttons_combinations needs the fighting-game action space MultiDiscrete([9, 8]) or "
-            f"Discrete(16), got {space}; leave it False for this env."
-        )
-
-    def action(self, action: Any) -> Any:
-        if not self.action_space.contains(action):
-            raise SettingsError(f"action {action!r} is outside {self.action_space} (no attack button combinations).")
-        return action
-
 
 class FrameResize(gym.ObservationWrapper):
-    """Resize (nearest neighbour) and/or greyscale the frame; 0 in ``frame_shape`` keeps that size."""
+    """Resize (nearest neighbour) and/or greyscale the frame; 0 in ``frame_shape`` keeps that size.
 
-    _LUMA = np.array([77, 150, 29], dtype=np.uint16)  # ITU-R 601 weights ×256
+    The pixels are :class:`trajarena.imaging.FrameResizer`'s, as for the ``duel`` env's own ``frame_shape``.
+    """
 
     def __init__(self, env: gym.Env, frame_shape: tuple[int, int, int]):
         super().__init__(env)
         self._key = _frame_key(env.observation_space, "frame_shape")
         box = _get(env.observation_space, self._key)
-        h0, w0, c0 = box.shape
-        h, w, c = frame_shape
-        h, w, c = (h or h0), (w or w0), (c or c0)
+        c0, c = box.shape[2], frame_shape[2] or box.shape[2]
         if c0 not in (1, 3) or (c == 3 and c0 == 1):
             raise SettingsError(f"frame_shape {frame_shape} cannot turn a {c0}-channel frame into {c} channels.")
-        self._rows = None if h == h0 else np.minimum((np.arange(h) + 0.5) * h0 / h, h0 - 1).astype(np.intp)
-        self._cols = None if w == w0 else np.minimum((np.arange(w) + 0.5) * w0 / w, w0 - 1).astype(np.intp)
-        self._grey = c == 1 and c0 == 3
+        self._resize = FrameResizer(box.shape, frame_shape)
         self.observation_space = _with_space(
-            env.observation_space, self._key, spaces.Box(0, 255, (h, w, c), np.uint8)
+            env.observation_space, self._key, spaces.Box(0, 255, self._resize.shape, np.uint8)
         )
 
     def observation(self, obs: Any) -> Any:
-        frame = _get(obs, self._key)
-        if self._rows is not None:
-            frame = frame[self._rows]
-        if self._cols is not None:
-            frame = frame[:, self._cols]
-        if self._grey:
-            frame = ((frame @ self._LUMA) >> 8).astype(np.uint8)[..., None]
-        return _put(obs, self._key, np.ascontiguousarray(frame))
+        return _put(obs, self._key, np.ascontiguousarray(self._resize(_get(obs, self._key))))
 
 
 class FrameStack(gym.Wrapper):
@@ -259,80 +126,13 @@ class FrameStack(gym.Wrapper):
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
         frame = _get(obs, self._key)
-        if _refill(info):
+        if is_refill(info):
             self._fill(frame)
         else:
             self._pos = (self._pos + 1) % len(self._history)
             self._history[self._pos] = frame
         return self._stacked(obs), reward, terminated, truncated, info
 
-
-def _action_record(space: spaces.Space, k: int) -> tuple[spaces.Space, np.ndarray]:
-    """The stacked-actions space for one agent and its no-op fill value."""
-    if isinstance(space, spaces.Discrete):
-        return spaces.MultiDiscrete(np.full(k, space.n)), np.zeros(k, dtype=np.int64)
-    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
-        return spaces.MultiDiscrete(np.tile(space.nvec, (k, 1))), np.zeros((k, len(space.nvec)), dtype=np.int64)
-    raise SettingsError(f"add_last_action needs Discrete or MultiDiscrete actions, got {space}; set it False.")
-
-
-class AddLastAction(gym.Wrapper):
-    """Add the last ``k`` actions to the observation as ``obs["action"]`` (per agent in two-player envs).
-
-    The stack starts and restarts (at round/stage/game changes) filled with no-op actions. On a replay
-    env the recorded action in ``info["action"]`` is used.
-    """
-
-    def __init__(self, env: gym.Env, k: int = 1):
-        super().__init__(env)
-        if not isinstance(env.observation_space, spaces.Dict):
-            raise SettingsError(f"add_last_action needs a Dict observation, got {env.observation_space}.")
-        self.k = k
-        act = env.action_space
-        self._agents = list(act.spaces) if isinstance(act, spaces.Dict) else None
-        if self._agents is None:
-            space, self._blank = _action_record(act, k)
-            self._offset = np.asarray(getattr(act, "start", 0))
-        else:
-            parts = {a: _action_record(act[a], k) for a in self._agents}
-            space = spaces.Dict({a: p[0] for a, p in parts.items()})
-            self._blank = {a: p[1] for a, p in parts.items()}
-            self._offset = {a: np.asarray(getattr(act[a], "start", 0)) for a in self._agents}
-        self.observation_space = spaces.Dict({**env.observation_space.spaces, "action": space})
-        self._stack: Any = None
-
-    def _reset_stack(self) -> None:
-        if self._agents is None:
-            self._stack = self._blank.copy()
-        else:
-            self._stack = {a: b.copy() for a, b in self._blank.items()}
-
-    @staticmethod
-    def _push(stack: np.ndarray, action: Any, offset: np.ndarray) -> None:
-        stack[:-1] = stack[1:]
-        stack[-1] = np.asarray(action) - offset
-
-    def _obs(self, obs: dict) -> dict:
-        if self._agents is None:
-            return {**obs, "action": self._stack.copy()}
-        return {**obs, "action": {a: s.copy() for a, s in self._stack.items()}}
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        obs, info = self.env.reset(seed=seed, options=options)
-        self._reset_stack()
-        return self._obs(obs), info
-
-    def step(self, action: Any):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        taken = info.get("action", action)
-        if _refill(info):
-            self._reset_stack()
-        elif self._agents is None:
-            self._push(self._stack, taken, self._offset)
-        else:
-            for a in self._agents:
-                self._push(self._stack[a], taken[a], self._offset[a])
-        return self._obs(obs), reward, terminated, truncated, info
 
 
 def _is_frame(space: spaces.Box) -> bool:
@@ -511,33 +311,3 @@ class FlattenFilterKeys(gym.ObservationWrapper):
     def observation(self, obs: dict) -> dict:
         flat = _flatten_value(obs, "", {}) if self.flatten else obs
         return {k: flat[k] for k in self._keys}
-
-
-def apply_wrappers(env: gym.Env, settings: WrappersSettings | Mapping[str, Any] | None) -> gym.Env:
-    """Wrap ``env`` as ``settings`` say, in DIAMBRA's order; identity settings return ``env`` itself."""
-    s = WrappersSettings.from_dict(settings)
-    if s.no_op_max > 0:
-        env = NoOpReset(env, s.no_op_max)
-    if s.repeat_action > 1:
-        env = RepeatAction(env, s.repeat_action)
-    if s.normalize_reward:
-        env = NormalizeReward(env, s.normalization_factor)
-    if s.clip_reward:
-        env = ClipReward(env)
-    if s.no_attack_buttons_combinations:
-        env = NoAttackButtonsCombinations(env)
-    if s.frame_shape != (0, 0, 0):
-        env = FrameResize(env, s.frame_shape)
-    if s.stack_frames > 1:
-        env = FrameStack(env, s.stack_frames, s.dilation)
-    if s.add_last_action:
-        env = AddLastAction(env, s.stack_actions)
-    if s.scale:
-        env = Scale(env, s.exclude_image_scaling, s.process_discrete_binary)
-    if s.role_relative:
-        env = RoleRelative(env)
-    if s.flatten or s.filter_keys is not None:
-        env = FlattenFilterKeys(env, s.flatten, s.filter_keys)
-    for cls, kwargs in s.wrappers:
-        env = cls(env, **kwargs)
-    return env
