@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pyarrow as pa
 from gymnasium import spaces
 from hypothesis import strategies as st
+
+from trajarena.format import schema as fmt
 
 
 class SpriteDuel(gym.Env):
@@ -182,3 +187,16 @@ any_space = st.recursive(
     ),
     max_leaves=6,
 )
+
+
+def rewrite_metadata(src: Path, dst: Path, change) -> Path:
+    """Copy a file with changed (and correctly checksummed) schema metadata: a hostile writer."""
+    reader = pa.ipc.open_file(str(src))
+    meta = change(json.loads(reader.schema.metadata[fmt.METADATA_KEY]))
+    schema = reader.schema.with_metadata(fmt.encode_metadata(meta))
+    with pa.OSFile(str(dst), "wb") as sink, pa.ipc.new_file(
+        sink, schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        for i in range(reader.num_record_batches):
+            batch, custom = reader.get_batch_with_custom_metadata(i)
+            w.write_batch(pa.record_batch(batch.columns, schema=schema), custom_metadata=custom)
+    return dst

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from _helpers_format import SpriteDuel, run_episodes
+from _helpers_format import SpriteDuel, rewrite_metadata, run_episodes
 from trajarena.format import schema as fmt
 from trajarena.errors import CorruptFileError, FormatError
 from trajarena.format.integrity import verify
@@ -62,19 +62,6 @@ def test_foreign_arrow_file_and_newer_version(tmp_path: Path, good_file: Path) -
     newer = rewrite_metadata(good_file, tmp_path / "newer.arrow", lambda m: {**m, "format_version": 99})
     with pytest.raises(FormatError, match="upgrade"):
         load_all(newer)
-
-
-def rewrite_metadata(src: Path, dst: Path, change) -> Path:
-    """Copy a file with changed (and correctly checksummed) schema metadata: a hostile writer."""
-    reader = pa.ipc.open_file(str(src))
-    meta = change(json.loads(reader.schema.metadata[fmt.METADATA_KEY]))
-    schema = reader.schema.with_metadata(fmt.encode_metadata(meta))
-    with pa.OSFile(str(dst), "wb") as sink, pa.ipc.new_file(
-        sink, schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
-        for i in range(reader.num_record_batches):
-            batch, custom = reader.get_batch_with_custom_metadata(i)
-            w.write_batch(pa.record_batch(batch.columns, schema=schema), custom_metadata=custom)
-    return dst
 
 
 def test_hostile_metadata_with_valid_checksums(tmp_path: Path, good_file: Path) -> None:

@@ -22,7 +22,7 @@ wrappers settings) and how to encode observations.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,7 @@ class BCPolicy:
             for key in ("encoder", "action_heads"):
                 if key not in meta:
                     raise _NotPolicy(f"the metadata has no {key!r} entry")
+            _check_wrappers_settings(meta.get("wrappers_settings") or {})
             enc = ObsEncoder.from_json(meta["encoder"])
             net = build_net(enc.image_shape, enc.vector_dim, meta["action_heads"]["nvec"],
                              arch=meta.get("arch", "nature"))
@@ -178,8 +179,12 @@ class BCPolicy:
         raise FormatError(f"{path} is not a trajarena BC policy file: {why}. "
                           "Make one with train_bc() or `trajarena bc`.") from cause
 
-    def make_env(self, render_mode: str | None = None, **settings_overrides: Any) -> gym.Env:
-        """An env made with the env id, env settings and wrappers settings the policy was trained on."""
+    def make_env(self, render_mode: str | None = None, wrappers: Sequence[type] = (),
+                 **settings_overrides: Any) -> gym.Env:
+        """An env made with the env id, env settings and wrappers settings the policy was trained on.
+
+        User wrappers the policy names are re-applied only from ``wrappers`` (classes given in code).
+        """
         from trajarena.envs.make import make
 
         settings = dict(self.meta.get("env_settings") or {})
@@ -189,12 +194,27 @@ class BCPolicy:
             settings.pop("seed", None)  # evaluation seeds come from reset(seed=...)
         from trajarena.settings import WrappersSettings
 
-        wrappers = WrappersSettings.from_json(self.meta.get("wrappers_settings") or {})
-        return make(env_id, settings or None, wrappers, render_mode=render_mode)
+        stored = WrappersSettings.from_json(self.meta.get("wrappers_settings") or {}, wrappers)
+        return make(env_id, settings or None, stored, render_mode=render_mode)
 
     def __repr__(self) -> str:
         return (f"BCPolicy(env_id={self.meta.get('env_id')!r}, image={self.encoder.image_shape}, "
                 f"vector_dim={self.encoder.vector_dim}, heads={self.nvec})")
+
+
+def _check_wrappers_settings(stored: Any) -> None:
+    """Validate a policy's stored wrappers settings as data (its user wrappers stay names: nothing is imported)."""
+    import warnings
+
+    from trajarena.errors import WrapperNotAppliedWarning
+    from trajarena.settings import WrappersSettings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WrapperNotAppliedWarning)
+        try:
+            WrappersSettings.from_json(stored)
+        except SettingsError as exc:
+            raise _NotPolicy(f"its stored wrappers settings are not valid ({exc})") from exc
 
 
 class _NotPolicy(Exception):
@@ -243,7 +263,7 @@ class _Feed(gym.Env):
         return self.obs, 0.0, False, False, dict(self.info)
 
 
-def _adapter(policy: BCPolicy, space: spaces.Space | None) -> gym.Env | None:
+def _adapter(policy: BCPolicy, space: spaces.Space | None, wrappers: Sequence[type]) -> gym.Env | None:
     """Wrappers that turn ``space``'s raw observations into the policy's (None when they already match)."""
     from trajarena.settings import WrappersSettings
     from trajarena.format.spaces import space_from_json
@@ -252,7 +272,7 @@ def _adapter(policy: BCPolicy, space: spaces.Space | None) -> gym.Env | None:
     want = space_from_json(policy.meta["observation_space"])
     if space is None or space == want:
         return None
-    settings = WrappersSettings.from_json(policy.meta.get("wrappers_settings") or {})
+    settings = WrappersSettings.from_json(policy.meta.get("wrappers_settings") or {}, wrappers)
     source_shape = tuple((policy.meta.get("env_settings") or {}).get("frame_shape") or (0, 0, 0))
     if settings.frame_shape == (0, 0, 0) and source_shape != (0, 0, 0):
         settings = settings.replace(frame_shape=source_shape)  # the policy's env resized at the source
@@ -276,6 +296,7 @@ class PolicyAgent:
         policy: a :class:`BCPolicy` or the path of a saved one.
         env: the env the agent plays in (its observation space decides whether to adapt observations).
         player: 0 or 1.
+        wrappers: user wrapper classes the policy may name (nothing a policy file names is imported).
 
     >>> import numpy as np
     >>> from gymnasium import spaces
@@ -284,11 +305,12 @@ class PolicyAgent:
     True
     """
 
-    def __init__(self, policy: BCPolicy | str | Path, env: gym.Env | None = None, player: int = 0):
+    def __init__(self, policy: BCPolicy | str | Path, env: gym.Env | None = None, player: int = 0,
+                 wrappers: Sequence[type] = ()):
         self.policy = policy if isinstance(policy, BCPolicy) else BCPolicy.load(policy)
         self.player = int(player)
         self.name = "policy" if isinstance(policy, BCPolicy) else Path(policy).stem
-        self._adapter = _adapter(self.policy, None if env is None else env.observation_space)
+        self._adapter = _adapter(self.policy, None if env is None else env.observation_space, wrappers)
         self._fresh = True
         self._last: Any = None
 
@@ -311,6 +333,7 @@ class PolicyAgent:
         return self._last
 
 
-def load_policy_agent(path: str | Path, env: gym.Env | None = None, player: int = 0) -> PolicyAgent:
+def load_policy_agent(path: str | Path, env: gym.Env | None = None, player: int = 0,
+                      wrappers: Sequence[type] = ()) -> PolicyAgent:
     """A :class:`PolicyAgent` from a saved ``.pt`` file (for ``make_agent`` and ``trajarena play``)."""
-    return PolicyAgent(BCPolicy.load(path), env, player)
+    return PolicyAgent(BCPolicy.load(path), env, player, wrappers)

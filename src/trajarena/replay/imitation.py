@@ -28,7 +28,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from trajarena.errors import MismatchError, SettingsError
+from trajarena.errors import CorruptFileError, MismatchError, SettingsError
 from trajarena.replay.raw import PERSPECTIVES, ReplayEnv, blank_value, check_ranks, partition  # noqa: F401
 from trajarena.settings import WrappersSettings
 from trajarena.wrappers import apply_wrappers
@@ -45,6 +45,9 @@ class ImitationLearning(gym.Wrapper):
         rank: this env's rank in ``[0, total_cpus)``.
         wrappers_settings: ``None`` re-applies the settings stored in the files (without
             ``no_op_max``, see the module docstring); a dict or :class:`WrappersSettings` applies those.
+        wrappers: user wrapper classes that may be re-applied when the files name them. A file
+            stores its user wrappers by name only and nothing read from it is imported or called:
+            a recorded wrapper not among these classes is left out, with one warning naming it.
         raw: replay the raw recorded stream, no wrappers at all.
         perspective: for two-player files: ``"both"``, ``"P1"``, ``"P2"`` or ``"joint"``.
         loop: start a new pass when the data is used up instead of becoming ``exhausted``.
@@ -78,12 +81,13 @@ class ImitationLearning(gym.Wrapper):
     """
 
     def __init__(self, traj_files_list: Any, total_cpus: int = 1, rank: int = 0, *,
-                 wrappers_settings: WrappersSettings | Mapping[str, Any] | None = None, raw: bool = False,
+                 wrappers_settings: WrappersSettings | Mapping[str, Any] | None = None,
+                 wrappers: Sequence[type] = (), raw: bool = False,
                  perspective: str = "both", loop: bool = False, shuffle: bool = False, seed: int | None = None,
                  render_mode: str | None = None, cache_dir: str | os.PathLike | None = None,
                  verify_checksums: bool = True) -> None:
         self._init_args = dict(traj_files_list=traj_files_list, total_cpus=total_cpus, rank=rank,
-                               wrappers_settings=wrappers_settings, raw=raw, perspective=perspective, loop=loop,
+                               wrappers_settings=wrappers_settings, wrappers=tuple(wrappers), raw=raw, perspective=perspective, loop=loop,
                                shuffle=shuffle, seed=seed, render_mode=render_mode, cache_dir=cache_dir,
                                verify_checksums=verify_checksums)
         replay = ReplayEnv(traj_files_list, total_cpus, rank, perspective=perspective, loop=loop, shuffle=shuffle,
@@ -92,7 +96,7 @@ class ImitationLearning(gym.Wrapper):
         if raw:
             settings = WrappersSettings()
         elif wrappers_settings is None:
-            settings = _stored_wrappers(replay.all_files, replay.file_metadata)
+            settings = _stored_wrappers(replay.all_files, replay.file_metadata, wrappers)
         else:
             settings = WrappersSettings.from_dict(wrappers_settings)
         self.wrappers_settings = settings
@@ -185,8 +189,12 @@ def _rebuild(args: dict[str, Any]) -> ImitationLearning:
     return ImitationLearning(**args)
 
 
-def _stored_wrappers(files: Sequence[str], metas: Sequence[Mapping[str, Any]]) -> WrappersSettings:
-    """The wrappers settings stored in the files (all must agree), with ``no_op_max`` dropped."""
+def _stored_wrappers(files: Sequence[str], metas: Sequence[Mapping[str, Any]],
+                     wrappers: Sequence[type]) -> WrappersSettings:
+    """The wrappers settings stored in the files (all must agree), with ``no_op_max`` dropped.
+
+    Recorded user wrappers are re-applied only from ``wrappers`` (classes given in code).
+    """
     stored = [m.get("wrappers_settings") or {} for m in metas]
     for path, s in zip(files[1:], stored[1:], strict=True):
         if s != stored[0]:
@@ -194,5 +202,8 @@ def _stored_wrappers(files: Sequence[str], metas: Sequence[Mapping[str, Any]]) -
                 f"{path} and {files[0]} were recorded with different wrappers settings ({s} vs {stored[0]}); "
                 "pass wrappers_settings=... explicitly, or replay them separately."
             )
-    settings = WrappersSettings.from_json(stored[0])
+    try:
+        settings = WrappersSettings.from_json(stored[0], wrappers)
+    except SettingsError as exc:
+        raise CorruptFileError(f"{files[0]}: its stored wrappers settings are not valid: {exc}") from exc
     return settings.replace(no_op_max=0) if settings.no_op_max else settings

@@ -345,7 +345,8 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 class Renderer:
     """Draws game states into native ``(HEIGHT, WIDTH, 3)`` uint8 frames; caches sprites and backgrounds.
 
-    >>> Renderer().sprite(__import__("trajarena.envs.duel.characters", fromlist=["x"]).CHARACTERS[0], 1, "kick_x", 1)[0].ndim
+    >>> from trajarena.envs.duel.characters import CHARACTERS
+    >>> Renderer().sprite(CHARACTERS[0], 1, "kick_x", 1)[0].ndim
     3
     """
 
