@@ -7,6 +7,6 @@ the groups, in the order ``trajarena --help`` shows them: a new group (``import`
 """
 
 from trajarena.cli.app import app, main
-from trajarena.cli import catalog, data, learning, play  # noqa: F401  (each registers its commands on app)
+from trajarena.cli import catalog, data, exchange, learning, play  # noqa: F401  (each registers its commands on app)
 
 __all__ = ["app", "main"]
