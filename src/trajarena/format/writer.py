@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import functools
 import json
 import os
 import queue
@@ -143,6 +144,7 @@ class TrajectoryWriter(ChunkBuffers):
         self._schema: pa.Schema | None = None
         self._lock_fd: int | None = None
         self._info_names: set[str] = set()
+        _warm_pyarrow()
         self._thread = threading.Thread(target=self._run, name="trajarena-writer", daemon=True)
         self._thread.start()
         self._atexit = _closer(weakref.ref(self))
@@ -436,6 +438,17 @@ class TrajectoryWriter(ChunkBuffers):
             pass
         self._unlock()
         self._arrow = self._sink = None
+
+
+@functools.cache
+def _warm_pyarrow() -> None:
+    """Let pyarrow do its lazy one-time imports now, in the caller's thread.
+
+    pyarrow imports pandas (when installed) on its first ``pa.array()``; if that first call were the
+    writer thread's while the interpreter exits (an unclosed writer saved by ``atexit``), pandas could
+    not register its own exit hook and the file would stay ``.partial``.
+    """
+    pa.array(np.zeros(1))
 
 
 def _closer(ref: weakref.ref) -> Any:
