@@ -13,6 +13,7 @@ import pytest
 
 from _helpers_format import SpriteDuel, rewrite_metadata, run_episodes
 from trajarena.format import schema as fmt
+from trajarena.format.messages import Flat
 from trajarena.errors import CorruptFileError, FormatError
 from trajarena.format.integrity import verify
 from trajarena.format.reader import TrajectoryReader
@@ -106,13 +107,13 @@ def test_bit_flips_raise_or_change_nothing(tmp_path: Path, good_file: Path) -> N
     assert outcomes["error"] > 60
 
 
-def _first_batch(data: bytes) -> tuple[int, fmt._Flat, int]:
+def _first_batch(data: bytes) -> tuple[int, Flat, int]:
     """Byte position of the first record batch's flatbuffer and of its body."""
     reader = pa.BufferReader(pa.py_buffer(data[8:]))
     pa.ipc.read_message(reader)  # schema
     pos = 8 + reader.tell()
     (size,) = struct.unpack_from("<i", data, pos + 4)
-    return pos + 8, fmt._Flat(data[pos + 8 : pos + 8 + size]), pos + 8 + size
+    return pos + 8, Flat(data[pos + 8 : pos + 8 + size]), pos + 8 + size
 
 
 def test_absurd_declared_sizes_raise_corrupt_before_allocating(tmp_path: Path, good_file: Path) -> None:

@@ -2,7 +2,7 @@
 
 :func:`index_file` maps a file and reads its schema (spaces and settings as JSON), then each
 chunk's header and JSON metadata, all size-checked before Arrow allocates anything (see
-:func:`trajarena.format.schema.check_batch_message`); no frame is decompressed. A finished file's
+:func:`trajarena.format.messages.check_batch_message`); no frame is decompressed. A finished file's
 footer must repeat the stream (same schema, same chunk offsets); a ``.partial`` file is read up to
 its last complete chunk. From the chunks' ``starts``/``ends`` records it builds the episode list
 (:class:`EpisodeInfo`), skipping episodes the recorder discarded, into a :class:`FileIndex`.
@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError
 from trajarena.format import schema as fmt
+from trajarena.format.messages import Flat, buffer_layout, check_batch_message
 
 __all__ = ["EpisodeInfo", "FileIndex", "find_files", "index_file"]
 
@@ -136,7 +137,7 @@ def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: b
                 break
             raise CorruptFileError(f"{where}: damaged chunk at byte {pos} ({exc}).") from exc
         try:
-            rows, chunk = fmt.check_batch_message(msg, layout, max_rows, f"{where} chunk {len(f.rows)}")
+            rows, chunk = check_batch_message(msg, layout, max_rows, f"{where} chunk {len(f.rows)}")
         except CorruptFileError:
             if partial and reader.tell() + 8 >= buf.size:
                 break  # the last, half-written chunk of a crashed recording
@@ -163,7 +164,7 @@ def _check_footer(f: FileIndex, buf: pa.Buffer) -> None:
         footer = pa.ipc.open_file(buf)
         n, schema = footer.num_record_batches, footer.schema
         size = int.from_bytes(buf.slice(buf.size - 10, 4).to_pybytes(), "little", signed=True)
-        fb = fmt._Flat(buf.slice(buf.size - 10 - size, size).to_pybytes())
+        fb = Flat(buf.slice(buf.size - 10 - size, size).to_pybytes())
         count, at = fb.vector(fb.ref(0), 3)
         offsets = [fb.u("q", at + 24 * i) for i in range(count)]
     except (*ARROW_ERRORS, struct.error) as exc:
@@ -193,7 +194,7 @@ def index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.Bu
     meta = fmt.decode_metadata(schema, where)
     try:
         cols = [fmt.Column.from_json(c) for c in meta["columns"] + meta["info_columns"]]
-        layout = fmt.buffer_layout(schema)
+        layout = buffer_layout(schema)
         names = [c.name for c in cols]
         expected = [fmt.EPISODE, fmt.STEP, *names[: len(meta["columns"])], fmt.REWARD, fmt.TERMINATED,
                     fmt.TRUNCATED, *names[len(meta["columns"]) :]]

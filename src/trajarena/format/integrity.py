@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from trajarena.format import schema as fmt
+from trajarena.format.messages import check_batch_message
 from trajarena.errors import CorruptFileError, FormatError, SpaceError
 from trajarena.format.index import (
     ARROW_ERRORS,
@@ -174,7 +175,7 @@ def _scan(f: FileIndex, buf: pa.Buffer, start: int) -> tuple[list[tuple[int, int
         try:
             reader = pa.BufferReader(buf.slice(pos))
             msg = pa.ipc.read_message(reader)
-            rows, chunk = fmt.check_batch_message(msg, f.layout, max_rows, f"{where} chunk {len(out)}")
+            rows, chunk = check_batch_message(msg, f.layout, max_rows, f"{where} chunk {len(out)}")
         except EOFError:
             break
         except (CorruptFileError, *ARROW_ERRORS):

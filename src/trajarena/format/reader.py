@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from trajarena.errors import CorruptFileError, DataNotFoundError, MismatchError, SpaceError
 from trajarena.format import schema as fmt
+from trajarena.format.messages import buffer_layout, check_batch_message
 from trajarena.format.index import (
     ARROW_ERRORS,
     EpisodeInfo,
@@ -239,7 +240,7 @@ class TrajectoryReader:
         try:
             buf = map_file(f.path)
             msg = pa.ipc.read_message(pa.BufferReader(buf.slice(f.offsets[ci])))
-            fmt.check_batch_message(msg, f.layout or fmt.buffer_layout(f.schema), fmt.MAX_CHUNK_ROWS, where)
+            check_batch_message(msg, f.layout or buffer_layout(f.schema), fmt.MAX_CHUNK_ROWS, where)
             batch = pa.ipc.read_record_batch(msg, f.schema)
             batch.validate()
         except CorruptFileError:
