@@ -30,6 +30,7 @@ import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import RecordingError, SettingsError, SpaceError
+from trajarena.format import limits
 from trajarena.format import schema as fmt
 from trajarena.format.spaces import compile_setter, leaf_fields
 
@@ -82,12 +83,12 @@ class ChunkBuffers(ABC):
                                  f"{f.shape}); trajarena cannot record it. Drop it from the space.")
         row_bytes = sum(max(1, f.dtype.itemsize) * math.prod(f.shape) for f in self._fields) + 10
         self.chunk_steps = int(chunk_steps or max(1, min(16384, chunk_bytes // row_bytes)))
-        if not 1 <= self.chunk_steps <= fmt.MAX_CHUNK_ROWS:
-            raise SettingsError(f"chunk_steps must be in [1, {fmt.MAX_CHUNK_ROWS}], got {self.chunk_steps}.")
-        if self.chunk_steps * row_bytes > fmt.MAX_CHUNK_BYTES // 2:
+        if not 1 <= self.chunk_steps <= limits.MAX_CHUNK_ROWS:
+            raise SettingsError(f"chunk_steps must be in [1, {limits.MAX_CHUNK_ROWS}], got {self.chunk_steps}.")
+        if self.chunk_steps * row_bytes > limits.MAX_CHUNK_BYTES // 2:
             raise SettingsError(
                 f"chunk_steps={self.chunk_steps} makes chunks of {self.chunk_steps * row_bytes} bytes; readers "
-                f"refuse chunks above {fmt.MAX_CHUNK_BYTES} bytes. Use fewer steps per chunk (or chunk_bytes)."
+                f"refuse chunks above {limits.MAX_CHUNK_BYTES} bytes. Use fewer steps per chunk (or chunk_bytes)."
             )
         self._n_obs = len(obs_fields)
         self._row_bytes = row_bytes

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError
+from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError, SpaceError
+from trajarena.format import limits
 from trajarena.format import schema as fmt
 from trajarena.format.messages import Flat, buffer_layout, check_batch_message
 
@@ -51,6 +52,8 @@ class EpisodeInfo:
         first_row: the file row of its reset observation.
         partial: it comes from a ``.partial`` file.
         notes: what the writer noted (e.g. dropped info keys and why).
+        uid: the id in the file's ``episode`` column, unique across files (``"<recording>/<n>"``;
+            ``"<file stem>/<n>"`` for version-1 files).
 
     >>> EpisodeInfo(0, Path("a.arrow"), 0, 3, 1.0, 7, True, False, "env", {}, 0).length
     3
@@ -69,6 +72,7 @@ class EpisodeInfo:
     first_row: int
     partial: bool = False
     notes: dict[str, str] = field(default_factory=dict)
+    uid: str = ""
 
 
 @dataclass
@@ -100,6 +104,18 @@ class FileIndex:
     row_starts: np.ndarray | None = None
     layout: tuple | None = None
 
+    @property
+    def version(self) -> int:
+        """The file's format version."""
+        return int(self.meta["format_version"])
+
+    def schema_columns(self) -> list[fmt.Column]:
+        """Every column in the order of the schema's fields: episode, step, leaves, reward, flags, info."""
+        base = list(fmt.base_columns(self.version).values())
+        n_leaves = len(self.meta["columns"])
+        cols = list(self.columns.values())
+        return [*base[:2], *cols[:n_leaves], *base[2:], *cols[n_leaves:]]
+
 
 def map_file(path: Path) -> pa.Buffer:
     """The whole file as one memory-mapped buffer (:class:`~trajarena.errors.CorruptFileError` if it cannot be)."""
@@ -125,7 +141,7 @@ def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: b
     path = Path(path)
     partial = path.name.endswith(fmt.PARTIAL_SUFFIX) if partial is None else partial
     f, buf, reader = index_header(path, partial)
-    where, layout, max_rows = str(path), f.layout, min(int(f.meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
+    where, layout, max_rows = str(path), f.layout, min(int(f.meta["chunk_steps"]), limits.MAX_CHUNK_ROWS)
     while True:
         pos = 8 + reader.tell()
         try:
@@ -192,18 +208,57 @@ def index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.Bu
     except ARROW_ERRORS as exc:
         raise CorruptFileError(f"{where}: unreadable schema ({exc}).") from exc
     meta = fmt.decode_metadata(schema, where)
+    cols = check_declarations(meta, where)
+    f = FileIndex(path, partial, schema, meta, {c.name: c for c in cols})
+    expected = f.schema_columns()
+    if schema.names != [c.field for c in expected] or any(
+            f.type != c.arrow_type() for f, c in zip(schema, expected, strict=True)):
+        raise CorruptFileError(f"{where}: the columns do not match the metadata's description.")
     try:
+        f.layout = buffer_layout(schema)
+    except FormatError as exc:
+        raise CorruptFileError(f"{where}: {exc}") from exc
+    return f, buf, reader
+
+
+def check_declarations(meta: dict[str, Any], where: str) -> list[fmt.Column]:
+    """Check every size a file's metadata declares, before anything is allocated for it; return its columns.
+
+    The spaces and the columns may not declare more than ``MAX_LEAF_VALUES`` values per leaf,
+    ``MAX_ROW_BYTES`` per row or ``MAX_CHUNK_BYTES`` per chunk (see :mod:`trajarena.format.limits`),
+    and every number must be a finite integer in range.
+
+    Raises:
+        CorruptFileError: a declaration is malformed, absurd or beyond the limits.
+    """
+    from trajarena.format.spaces import declared_bytes
+
+    try:
+        chunk_steps = fmt.json_int(meta.get("chunk_steps"), "chunk_steps", 1, limits.MAX_CHUNK_ROWS)
+        if not isinstance(meta.get("columns"), list) or not isinstance(meta.get("info_columns"), list):
+            raise TypeError("'columns' and 'info_columns' must be lists")
         cols = [fmt.Column.from_json(c) for c in meta["columns"] + meta["info_columns"]]
-        layout = buffer_layout(schema)
-        names = [c.name for c in cols]
-        expected = [fmt.EPISODE, fmt.STEP, *names[: len(meta["columns"])], fmt.REWARD, fmt.TERMINATED,
-                    fmt.TRUNCATED, *names[len(meta["columns"]) :]]
-        if schema.names != expected or any(schema.field(c.name).type != c.arrow_type() for c in cols):
-            raise CorruptFileError(f"{where}: the columns do not match the metadata's description.")
-        int(meta["chunk_steps"])
-    except (KeyError, TypeError, ValueError) as exc:
+        if meta["format_version"] < 2 and any(c.packed for c in cols):
+            raise ValueError("a version-1 file cannot have packed columns")
+        if meta["format_version"] >= 2:
+            if any(bool(c.transform) != c.packed for c in cols):
+                raise ValueError("a transformed column of a version-2 file must be packed under its own field")
+            if not isinstance(meta.get("recording"), str) or not 0 < len(meta["recording"]) <= 200:
+                raise ValueError(f"'recording' must be the writer's id (a string), got {str(meta.get('recording'))[:40]}")
+        row_bytes = sum(c.row_bytes for c in cols)
+        for key in ("observation_space", "action_space"):
+            row_bytes = max(row_bytes, declared_bytes(meta.get(key)))
+    except SpaceError as exc:
+        raise CorruptFileError(f"{where}: bad space declaration ({exc}).") from exc
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise CorruptFileError(f"{where}: bad metadata ({exc}).") from exc
-    return FileIndex(path, partial, schema, meta, {c.name: c for c in cols}, layout=layout), buf, reader
+    if row_bytes > limits.MAX_ROW_BYTES:
+        raise CorruptFileError(f"{where}: a row declares {row_bytes} bytes, above the limit of {limits.MAX_ROW_BYTES} "
+                               "(trajarena.format.limits.MAX_ROW_BYTES): the file is damaged or hostile.")
+    if row_bytes * chunk_steps > limits.MAX_CHUNK_BYTES:
+        raise CorruptFileError(f"{where}: chunks of {chunk_steps} rows of {row_bytes} bytes exceed the limit of "
+                               f"{limits.MAX_CHUNK_BYTES} bytes (trajarena.format.limits.MAX_CHUNK_BYTES).")
+    return cols
 
 
 def build_episodes(f: FileIndex) -> None:
@@ -237,13 +292,15 @@ def build_episodes(f: FileIndex) -> None:
                 ends[int(end["episode"])] = end
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CorruptFileError(f"{where}: bad chunk metadata ({exc}).") from exc
+    prefix = f.meta["recording"] if f.version >= 2 else f.path.name.split(".")[0]
     for ep in order:
         first, seen, seed = open_eps[ep]
         end = ends.pop(ep, None)
         if end is None:
             if not f.partial:
                 raise CorruptFileError(f"{where}: episode {ep} has no end record.")
-            info = EpisodeInfo(0, f.path, ep, seen - 1, math.nan, seed, False, True, "unfinished", {}, first, True)
+            info = EpisodeInfo(0, f.path, ep, seen - 1, math.nan, seed, False, True, "unfinished", {}, first, True,
+                               uid=f"{prefix}/{ep}")
         else:
             if end.get("length") != seen - 1:
                 raise CorruptFileError(f"{where}: episode {ep} claims {end.get('length')} steps, holds {seen - 1}.")
@@ -251,7 +308,7 @@ def build_episodes(f: FileIndex) -> None:
                 continue  # dropped by the recorder: never replayed, sampled or counted
             info = EpisodeInfo(0, f.path, ep, seen - 1, float(end["return"]), end.get("seed"),
                                bool(end["terminated"]), bool(end["truncated"]), str(end.get("end_reason", "env")),
-                               end.get("final_info") or {}, first, f.partial, end.get("notes") or {})
+                               end.get("final_info") or {}, first, f.partial, end.get("notes") or {}, f"{prefix}/{ep}")
         f.episodes.append(info)
     if ends:
         raise CorruptFileError(f"{where}: end records for unknown episodes {sorted(ends)}.")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from trajarena.format import limits
 from trajarena.format import schema as fmt
 from trajarena.format.messages import check_batch_message
 from trajarena.errors import CorruptFileError, FormatError, SpaceError
@@ -34,6 +35,7 @@ from trajarena.format.index import (
     index_header,
 )
 from trajarena.format.reader import TrajectoryReader
+from trajarena.format.rewrite import discarded_episodes, drop_episodes
 
 __all__ = ["RepairReport", "VerifyReport", "repair", "verify"]
 
@@ -169,7 +171,7 @@ def _scan(f: FileIndex, buf: pa.Buffer, start: int) -> tuple[list[tuple[int, int
     last chunk, after which nothing parses, is the normal end of a crashed recording).
     """
     where, out, pos, gap, damaged = str(f.path), [], start, False, False
-    max_rows = min(int(f.meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
+    max_rows = min(int(f.meta["chunk_steps"]), limits.MAX_CHUNK_ROWS)
     markers: np.ndarray | None = None  # byte offsets of 8-aligned continuation markers (found lazily)
     while pos + 8 <= buf.size:
         try:
@@ -222,7 +224,7 @@ def _crash_end(ep: int, seed: Any, length: int, total: float) -> dict[str, Any]:
             "truncated": True, "end_reason": "crash" if length else "discarded", "final_info": {}}
 
 
-def _renumber(pieces: list[_Piece]) -> int:
+def _renumber(pieces: list[_Piece], f: FileIndex) -> int:
     """Make the kept chunks one consistent recording; return the number of episode pieces cut by damage.
 
     An episode open when chunks were lost is ended there (truncated, ``end_reason="crash"``);
@@ -282,9 +284,14 @@ def _renumber(pieces: list[_Piece]) -> int:
                 ends.append(end)
         crc = dict(p.meta.get("crc32", {}))
         if n:
-            crc[fmt.EPISODE], crc[fmt.STEP] = fmt.crc_of(episode), fmt.crc_of(step)
-            p.batch = pa.record_batch([pa.array(episode), pa.array(step), *p.batch.columns[2:]],
-                                      schema=p.batch.schema)
+            if f.version >= 2:
+                ids = fmt.episode_ids(f.meta["recording"], episode)
+                crc[fmt.EPISODE] = fmt.crc_of_strings(ids)
+            else:
+                ids = pa.array(episode)
+                crc[fmt.EPISODE] = fmt.crc_of(episode)
+            crc[fmt.STEP] = fmt.crc_of(step)
+            p.batch = pa.record_batch([ids, pa.array(step), *p.batch.columns[2:]], schema=p.batch.schema)
         p.meta = {**p.meta, "crc32": crc, "starts": new_starts, "ends": extra + ends}
         last = p
     if open_eps and last is not None:
@@ -368,7 +375,17 @@ def _repair_one(path: Path, force: bool) -> str | None | tuple[Path, int, int]:
         aside = path.with_name(stem + _DAMAGED_SUFFIX)
         os.replace(path, aside)
         return f"damaged, no intact chunk to salvage: moved to {aside.name}"
-    _renumber(pieces)
+    _renumber(pieces, f)
+    drop = discarded_episodes(p.meta for p in pieces)  # a finished file holds no row of a discarded episode
+    kept = []
+    for p in pieces:
+        if (rest := drop_episodes(f, p.batch, p.meta, drop)) is not None:
+            p.batch, p.meta = rest
+            kept.append(p)
+    pieces = kept
+    if not pieces:  # it held only discarded episodes
+        os.remove(path)
+        return None
     f.offsets, f.rows, f.chunks = [0] * len(pieces), [p.batch.num_rows for p in pieces], [p.meta for p in pieces]
     f.episodes = []
     build_episodes(f)

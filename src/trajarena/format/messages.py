@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from trajarena.errors import CorruptFileError, FormatError
+from trajarena.format import limits
 from trajarena.format import schema as fmt
 
 __all__ = ["Flat", "buffer_layout", "check_batch_message"]
@@ -70,8 +71,8 @@ def buffer_layout(schema: pa.Schema) -> tuple[list[tuple[str, int, int]], list[i
             walk(t.value_type, mult * t.list_size)
         elif pa.types.is_boolean(t):
             buffers.append(("bits", mult, 0))
-        elif pa.types.is_string(t):
-            buffers.append(("fixed", mult, 4))  # offsets: n + 1 entries
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            buffers.append(("fixed", mult, 8 if pa.types.is_large_string(t) else 4))  # offsets: n + 1 entries
             buffers.append(("string", mult, 0))
         elif t.byte_width:
             buffers.append(("fixed", mult, t.byte_width))
@@ -129,16 +130,16 @@ def check_batch_message(msg: pa.ipc.Message, layout: tuple[list, list], max_rows
                 declared = struct.unpack("<q", raw)[0]
                 size = length - 8 if declared == -1 else declared
             n = rows * mult
-            bound = {"bits": (n + 7) // 8, "fixed": (n + 1) * width, "string": fmt.MAX_STRING_BYTES}[kind] + 64
+            bound = {"bits": (n + 7) // 8, "fixed": (n + 1) * width, "string": limits.MAX_STRING_BYTES}[kind] + 64
             if not 0 <= size <= bound:
                 raise CorruptFileError(
                     f"{where}: a buffer declares {size} bytes where at most {bound} fit {rows} rows "
                     "(a damaged or hostile file)."
                 )
             total += size
-            if total > fmt.MAX_CHUNK_BYTES:
+            if total > limits.MAX_CHUNK_BYTES:
                 raise CorruptFileError(
-                    f"{where}: the chunk declares more than {fmt.MAX_CHUNK_BYTES} decoded bytes "
+                    f"{where}: the chunk declares more than {limits.MAX_CHUNK_BYTES} decoded bytes "
                     "(a damaged or hostile file: no writer makes chunks that large)."
                 )
         kvs: dict[bytes, bytes] = {}
@@ -151,7 +152,7 @@ def check_batch_message(msg: pa.ipc.Message, layout: tuple[list, list], max_rows
         raw = kvs.get(fmt.CHUNK_KEY.encode())
         if raw is None:
             raise CorruptFileError(f"{where}: a chunk lacks its {fmt.CHUNK_KEY!r} metadata.")
-        if len(raw) > fmt.MAX_METADATA_BYTES or kvs.get(fmt.CHUNK_KEY.encode() + b".crc32") != str(zlib.crc32(raw)).encode():
+        if len(raw) > limits.MAX_METADATA_BYTES or kvs.get(fmt.CHUNK_KEY.encode() + b".crc32") != str(zlib.crc32(raw)).encode():
             raise CorruptFileError(f"{where}: a chunk's metadata is damaged (checksum or size).")
         chunk = json.loads(raw)
         if not isinstance(chunk, dict):

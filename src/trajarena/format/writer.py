@@ -36,6 +36,7 @@ from gymnasium import spaces
 from trajarena.errors import RecordingError, SettingsError
 from trajarena.format import schema as fmt
 from trajarena.format.chunks import Chunk, ChunkBuffers
+from trajarena.format.rewrite import copy_without
 from trajarena.format.spaces import space_to_json
 
 __all__ = ["TrajectoryWriter"]
@@ -115,7 +116,10 @@ class TrajectoryWriter(ChunkBuffers):
                 return None
             return fmt.XOR_PREV if frame_transform == fmt.XOR_PREV or len(f.shape) >= 2 else None
 
-        self._columns = [fmt.Column(f.name, f.dtype.name, f.shape, transform(f)) for f in self._fields]
+        self._columns = [fmt.Column(f.name, f.dtype.name, f.shape, transform(f), packed=transform(f) is not None)
+                         for f in self._fields]
+        #: this writer's id: every episode it records is ``"<recording>/<n>"`` in the ``episode`` column
+        self.recording = fmt.new_file_stem(prefix)
         self._adaptive = level is None and compression == "zstd"
         if self._adaptive:
             level = _SMALL_LEVEL
@@ -126,7 +130,7 @@ class TrajectoryWriter(ChunkBuffers):
             "library_version": fmt.library_version(), "host": os.uname().nodename, "pid": os.getpid(),
             "observation_space": space_to_json(observation_space), "action_space": space_to_json(action_space),
             "compression": self._compression_meta(), "chunk_steps": self.chunk_steps,
-            "flush_seconds": flush_seconds, "lossy": None, **metadata,
+            "flush_seconds": flush_seconds, "lossy": None, "recording": self.recording, **metadata,
         }
         self.flush_seconds, self.segment_seconds, self.segment_steps = flush_seconds, segment_seconds, segment_steps
         self._fsync, self._prefix = fsync, prefix
@@ -138,6 +142,7 @@ class TrajectoryWriter(ChunkBuffers):
         self._last_handoff = time.monotonic()
         # background state (touched by the thread only)
         self._segment_kept = 0  # episodes of the open file that were not discarded
+        self._segment_dropped: set[int] = set()  # discarded episodes with rows in the open file
         self._sink: Any = None
         self._arrow: Any = None
         self._path: Path | None = None
@@ -260,6 +265,7 @@ class TrajectoryWriter(ChunkBuffers):
 
     def _chunk_meta(self, starts: list, ends: list, crc: dict[str, int]) -> dict[str, str]:
         self._segment_kept += sum(e["end_reason"] != "discarded" for e in ends)
+        self._segment_dropped.update(e["episode"] for e in ends if e["end_reason"] == "discarded")
         notes = dict(self._notes)
         ends = [{**e, "return": fmt.json_safe(self._returns.pop(e["episode"], 0.0)),
                  "final_info": fmt.json_safe(e["final_info"]),
@@ -307,7 +313,7 @@ class TrajectoryWriter(ChunkBuffers):
         opening = self._path.with_name(self._path.name + ".opening")
         self._start_file(known, opening)
         os.replace(opening, self._path)  # appears locked and with its schema: repair() never sees it half-made
-        self._segment_kept = 0
+        self._segment_kept, self._segment_dropped = 0, set()
 
     def _widen(self, info: dict) -> None:
         """Add the columns of info keys first seen after the file was opened, keeping its chunks.
@@ -344,9 +350,10 @@ class TrajectoryWriter(ChunkBuffers):
         self._info_names = {c.name[5:] for c in info_cols}
         self._meta["columns"] = [c.to_json() for c in self._columns]
         self._meta["info_columns"] = [c.to_json() for c in info_cols]
-        fields = [pa.field(fmt.EPISODE, pa.int32(), False), pa.field(fmt.STEP, pa.int32(), False)]
-        fields += [pa.field(c.name, c.arrow_type(), False) for c in self._columns]
-        fields += [pa.field(fmt.REWARD, pa.float64(), False), pa.field(fmt.TERMINATED, pa.bool_(), False),
+        fields = [pa.field(fmt.EPISODE, pa.large_string(), False), pa.field(fmt.STEP, pa.int32(), False)]
+        fields += [pa.field(c.field, c.arrow_type(), i >= self._n_obs, metadata=_field_meta(c))  # actions: null on reset rows
+                   for i, c in enumerate(self._columns)]
+        fields += [pa.field(fmt.REWARD, pa.float64(), True), pa.field(fmt.TERMINATED, pa.bool_(), False),
                    pa.field(fmt.TRUNCATED, pa.bool_(), False)]
         fields += [pa.field(c.name, c.arrow_type(), True) for c in info_cols]
         self._schema = pa.schema(fields, metadata=fmt.encode_metadata(self._meta))
@@ -384,15 +391,21 @@ class TrajectoryWriter(ChunkBuffers):
             step[row:stop] = np.arange(step0, step0 + stop - row)
             rewards = chunk.reward[lo + row + (step0 == 0) : lo + stop]  # the reset row's reward is not earned
             self._returns[ep] = fmt.running_sum(self._returns.get(ep, 0.0), rewards)
-        arrays, crc = [pa.array(episode), pa.array(step)], {}
-        for col, values in zip(self._columns, chunk.cols, strict=True):
+        reset = step == 0
+        no_action = reset if reset.any() else None  # reset rows: no action taken, no reward earned
+        ids = fmt.episode_ids(self.recording, episode)
+        arrays, crc = [ids, pa.array(step)], {fmt.EPISODE: fmt.crc_of_strings(ids), fmt.STEP: fmt.crc_of(step)}
+        for i, (col, values) in enumerate(zip(self._columns, chunk.cols, strict=True)):
             v = values[lo:hi]
             if col.transform == fmt.XOR_PREV:
                 v = fmt.xor_encode(v)
-            crc[col.name] = fmt.crc_of(v)
-            arrays.append(fmt.to_arrow(col, v))
-        for name, values in ((fmt.REWARD, chunk.reward), (fmt.TERMINATED, chunk.terminated),
-                             (fmt.TRUNCATED, chunk.truncated)):
+            mask = no_action if i >= self._n_obs else None
+            crc[col.name] = fmt.crc_of(v, mask)
+            arrays.append(fmt.to_arrow(col, v, mask))
+        reward = chunk.reward[lo:hi]
+        crc[fmt.REWARD] = fmt.crc_of(reward, no_action)
+        arrays.append(pa.array(reward, mask=no_action))
+        for name, values in ((fmt.TERMINATED, chunk.terminated), (fmt.TRUNCATED, chunk.truncated)):
             crc[name] = fmt.crc_of(values[lo:hi])
             arrays.append(pa.array(values[lo:hi]))
         for col in self._info_columns:
@@ -404,7 +417,6 @@ class TrajectoryWriter(ChunkBuffers):
             arrays.append(fmt.to_arrow(col, values[lo:hi], mask))
         for key in info.keys() - {c.name[5:] for c in self._info_columns}:
             self._notes.setdefault(f"info/{key}", "dropped: first seen after the file was opened")
-        crc[fmt.EPISODE], crc[fmt.STEP] = fmt.crc_of(episode), fmt.crc_of(step)
         return pa.record_batch(arrays, schema=self._schema), self._chunk_meta(inside, ends, crc)
 
     def _write_batch(self, batch: pa.RecordBatch, meta: dict[str, str]) -> None:
@@ -414,11 +426,16 @@ class TrajectoryWriter(ChunkBuffers):
     def _finish_segment(self) -> None:
         self._arrow.close()
         self._sink.close()
-        self._unlock()
         if not self._segment_kept:  # every episode in it was discarded
+            self._unlock()
             self._path.unlink()
             self._arrow = self._sink = self._path = None
             return
+        if self._segment_dropped:  # rows of discarded episodes reached the file: a finished file has none
+            dropping = self._path.with_name(self._path.name + ".dropping")
+            copy_without(self._path, dropping, self._segment_dropped)
+            os.replace(dropping, self._path)
+        self._unlock()
         final = self._path.with_name(self._path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
         if self._fsync:
             fd = os.open(self._path, os.O_RDONLY)
@@ -438,6 +455,14 @@ class TrajectoryWriter(ChunkBuffers):
             pass
         self._unlock()
         self._arrow = self._sink = None
+
+
+def _field_meta(col: fmt.Column) -> dict[str, str] | None:
+    """What a plain Arrow reader needs to decode a packed column, on its field."""
+    if not col.packed:
+        return None
+    return {"trajarena.transform": str(col.transform), "trajarena.dtype": col.dtype,
+            "trajarena.shape": json.dumps(list(col.shape))}
 
 
 @functools.cache

@@ -158,13 +158,13 @@ class TrajectoryDataset:
         self._file_rows = np.cumsum([0] + [f.n_rows for f in self._files]).astype(np.int64)
         self.episodes: list[EpisodeInfo] = []
         for f in self._files:
-            for eid, row0, length, meta in f.episodes:
+            for eid, row0, length, meta, uid in f.episodes:
                 if meta is None and not self.include_partial:
                     continue
                 meta = dict(meta or {"unfinished": True})
                 meta["_file_row0"] = int(self._file_rows[f.file_index])
                 self.episodes.append(EpisodeInfo(len(self.episodes), f.path, f.file_index, eid, length,
-                                                 int(self._file_rows[f.file_index]) + row0, meta))
+                                                 int(self._file_rows[f.file_index]) + row0, meta, uid))
         lengths = np.array([e.length for e in self.episodes], np.int64)
         rows0 = np.array([e.row for e in self.episodes], np.int64)
         self._lengths, self._rows0 = lengths, rows0
