@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 
 from _helpers_format import SpriteDuel, rewrite_metadata, run_episodes
 from trajarena.format import limits
-from trajarena.format import schema as fmt
 from trajarena.format.messages import Flat
 from trajarena.errors import CorruptFileError, FormatError
 from trajarena.format.integrity import verify

@@ -31,7 +31,6 @@ from gymnasium import spaces
 
 from trajarena.errors import RecordingError, SettingsError, SpaceError
 from trajarena.format import limits
-from trajarena.format import schema as fmt
 from trajarena.format.spaces import compile_setter, leaf_fields
 
 __all__ = ["Chunk", "ChunkBuffers"]
