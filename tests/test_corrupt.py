@@ -107,12 +107,20 @@ def test_bit_flips_raise_or_change_nothing(tmp_path: Path, good_file: Path) -> N
 
 
 def _first_batch(data: bytes) -> tuple[int, Flat, int]:
-    """Byte position of the first record batch's flatbuffer and of its body."""
+    """Byte position of the first record batch with rows: of its flatbuffer and of its body.
+
+    (The writer's first batch is empty: it puts the schema on disk when the file opens.)
+    """
     reader = pa.BufferReader(pa.py_buffer(data[8:]))
     pa.ipc.read_message(reader)  # schema
-    pos = 8 + reader.tell()
-    (size,) = struct.unpack_from("<i", data, pos + 4)
-    return pos + 8, Flat(data[pos + 8 : pos + 8 + size]), pos + 8 + size
+    while True:
+        pos = 8 + reader.tell()
+        pa.ipc.read_message(reader)
+        (size,) = struct.unpack_from("<i", data, pos + 4)
+        fb = Flat(data[pos + 8 : pos + 8 + size])
+        length = fb.field(fb.ref(fb.field(fb.ref(0), 2)), 0)  # the batch's row count (absent when 0)
+        if length is not None and fb.u("q", length):
+            return pos + 8, fb, pos + 8 + size
 
 
 def test_absurd_declared_sizes_raise_corrupt_before_allocating(tmp_path: Path, good_file: Path) -> None:

@@ -163,14 +163,16 @@ def test_usage_errors_are_typed(tmp_path: Path) -> None:
         w.reset(np.zeros(2, np.float32))
 
 
-def test_background_failure_surfaces_as_recording_error(tmp_path: Path) -> None:
+def test_background_failure_surfaces_as_recording_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trajarena.format.segment import SegmentFile
+
     box = spaces.Box(0, 1, (2,))
     w = TrajectoryWriter(tmp_path, box, spaces.Discrete(2), chunk_steps=2)
 
-    def broken(batch, meta):
+    def broken(self, batch, meta):
         raise OSError("disk full")
 
-    w._write_batch = broken
+    monkeypatch.setattr(SegmentFile, "write", broken)
     w.reset(np.zeros(2, np.float32))
     with pytest.raises(RecordingError, match="disk full"):
         for _ in range(50):

@@ -24,9 +24,9 @@ from trajarena.settings.base import (
     qualified_name,
 )
 from trajarena.settings.env import EnvironmentSettings
-from trajarena.settings.recording import RecordingSettings
+from trajarena.settings.recording import RecordingSettings, WriterSettings
 from trajarena.settings.wrappers import WrappersSettings
 
 __all__ = ["ACTION_SPACES", "DUEL_CHARACTERS", "DUEL_OUTFITS", "MAX_FRAME_SIDE", "MAX_STACK", "ROLES",
-           "EnvironmentSettings", "RecordingSettings", "Settings", "WrappersSettings", "as_settings",
+           "EnvironmentSettings", "RecordingSettings", "Settings", "WrappersSettings", "WriterSettings", "as_settings",
            "qualified_name"]

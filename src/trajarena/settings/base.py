@@ -38,6 +38,8 @@ class Settings:
     """Shared behaviour: ``from_dict`` with unknown-key errors, ``to_dict`` and validation hooks."""
 
     _validators: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    #: other names a key may be given by (old name -> field), e.g. ``compression_level`` -> ``level``
+    _aliases: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | Self | None = None, **overrides: Any) -> Self:
@@ -53,6 +55,13 @@ class Settings:
                 f"{cls.__name__} must be built from a dict or a {cls.__name__}, got {type(data).__name__}."
             )
         merged = {**dict(data), **overrides}
+        renamed = {}
+        for old, new in cls._aliases.items():
+            if old in merged:
+                if new in merged:
+                    raise SettingsError(f"{cls.__name__}: {old!r} and {new!r} name the same setting; give one.")
+                merged[new] = merged.pop(old)
+                renamed[new] = old
         names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
         for key in merged:
             if key not in names:
@@ -60,7 +69,15 @@ class Settings:
                     f"unknown setting {key!r} for {cls.__name__}.{close_matches(str(key), names)} "
                     f"Valid settings: {', '.join(sorted(names))}"
                 )
-        return cls(**merged)
+        try:
+            return cls(**merged)
+        except SettingsError as exc:
+            text = str(exc)
+            for new, old in renamed.items():  # name the key as the caller spelled it
+                text = text.replace(f"{cls.__name__}.{new} ", f"{cls.__name__}.{old} ")
+            if text == str(exc):
+                raise
+            raise SettingsError(text) from exc
 
     def to_dict(self, json: bool = True) -> dict[str, Any]:
         """The settings as a dict; with ``json=True`` every value is JSON-serialisable."""
