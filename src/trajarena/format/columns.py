@@ -187,7 +187,7 @@ class _TrajFile:
     def _buffer(self) -> pa.Buffer:
         """The whole file as one memory-mapped buffer (slices of it are safe to use from threads)."""
         if self._mmap is None:
-            with pa.memory_map(self.path, "r") as source:
+            with pa.memory_map(os.fsencode(self.path), "r") as source:
                 self._mmap = source.read_buffer()
         return self._mmap
 

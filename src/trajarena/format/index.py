@@ -13,8 +13,10 @@ its last complete chunk. From the chunks' ``starts``/``ends`` records it builds 
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from trajarena.format import limits
 from trajarena.format import schema as fmt
 from trajarena.format.messages import Flat, buffer_layout, check_batch_message
 
-__all__ = ["EpisodeInfo", "FileIndex", "find_files", "index_file"]
+__all__ = ["EpisodeInfo", "FileIndex", "diambra_recordings", "find_files", "index_file", "no_trajectories"]
 
 #: What Arrow raises on damaged bytes (caught and reported as :class:`~trajarena.errors.CorruptFileError`).
 ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, MemoryError, IndexError, KeyError, TypeError)
@@ -120,7 +122,7 @@ class FileIndex:
 def map_file(path: Path) -> pa.Buffer:
     """The whole file as one memory-mapped buffer (:class:`~trajarena.errors.CorruptFileError` if it cannot be)."""
     try:
-        with pa.memory_map(str(path), "r") as source:
+        with pa.memory_map(os.fsencode(path), "r") as source:
             return source.read_buffer()
     except FileNotFoundError:
         raise
@@ -198,6 +200,8 @@ def index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.Bu
     where = str(path)
     buf = map_file(path)
     if buf.size < 8 or buf.slice(0, 6).to_pybytes() != fmt.ARROW_MAGIC:
+        if buf.size >= 3 and buf.slice(0, 3).to_pybytes() == b"BZh":
+            raise FormatError(_diambra_message([path]))
         raise FormatError(f"{where} is not an Arrow IPC file (bad magic bytes).")
     if not partial and (buf.size < 20 or buf.slice(buf.size - 6).to_pybytes() != fmt.ARROW_MAGIC):
         raise CorruptFileError(f"{where} is truncated (no Arrow footer); if a recorder crashed, run repair().")
@@ -269,47 +273,58 @@ def build_episodes(f: FileIndex) -> None:
     order: list[int] = []
     ends: dict[int, dict] = {}
     current = None
+    big = 1 << 62
+
+    def num(value: Any, what: str) -> int:
+        return fmt.json_int(value, what, 0, big)
+
     try:
         for base, rows, chunk in zip(f.row_starts, f.rows, f.chunks, strict=False):
             starts = chunk.get("starts", [])
+            if not isinstance(starts, list) or not isinstance(chunk.get("ends", []), list):
+                raise TypeError("'starts' and 'ends' must be lists")
             if rows and (not starts or starts[0][0] != 0):
                 raise CorruptFileError(f"{where}: a chunk does not say which episode its rows belong to.")
             bounds = [s[0] for s in starts] + [rows]
             for s, stop in zip(starts, bounds[1:], strict=True):
-                row, ep, step0 = int(s[0]), int(s[1]), int(s[2])
-                if not 0 <= row <= stop <= rows:
+                row, ep, step0 = num(s[0], "a start row"), num(s[1], "an episode"), num(s[2], "a step")
+                if not 0 <= row <= num(stop, "a start row") <= rows:
                     raise CorruptFileError(f"{where}: episode starts out of order in a chunk.")
                 if step0 == 0:
                     if ep in open_eps:
                         raise CorruptFileError(f"{where}: episode {ep} starts twice.")
-                    open_eps[ep] = [int(base) + row, 0, s[3] if len(s) > 3 else None]
+                    seed = s[3] if len(s) > 3 else None
+                    open_eps[ep] = [int(base) + row, 0, None if seed is None else num(seed, "a seed")]
                     order.append(ep)
                 elif ep != current or open_eps[ep][1] != step0:
                     raise CorruptFileError(f"{where}: episode {ep} continues at step {step0} out of order.")
                 open_eps[ep][1] += stop - row
                 current = ep
             for end in chunk.get("ends", []):
-                ends[int(end["episode"])] = end
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+                ends[num(end["episode"], "an episode")] = end
+        prefix = f.meta["recording"] if f.version >= 2 else f.path.name.split(".")[0]
+        for ep in order:
+            first, seen, seed = open_eps[ep]
+            end = ends.pop(ep, None)
+            if end is None:
+                if not f.partial:
+                    raise CorruptFileError(f"{where}: episode {ep} has no end record.")
+                info = EpisodeInfo(0, f.path, ep, seen - 1, math.nan, seed, False, True, "unfinished", {}, first,
+                                   True, uid=f"{prefix}/{ep}")
+            else:
+                if end.get("length") != seen - 1:
+                    raise CorruptFileError(f"{where}: episode {ep} claims {end.get('length')} steps, holds {seen - 1}.")
+                if end.get("end_reason") == "discarded":
+                    continue  # dropped by the recorder: never replayed, sampled or counted
+                final_info, notes = end.get("final_info") or {}, end.get("notes") or {}
+                if not isinstance(final_info, dict) or not isinstance(notes, dict):
+                    raise TypeError("'final_info' and 'notes' must be objects")
+                info = EpisodeInfo(0, f.path, ep, seen - 1, float(end["return"]), end.get("seed"),
+                                   bool(end["terminated"]), bool(end["truncated"]), str(end.get("end_reason", "env")),
+                                   final_info, first, f.partial, notes, f"{prefix}/{ep}")
+            f.episodes.append(info)
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise CorruptFileError(f"{where}: bad chunk metadata ({exc}).") from exc
-    prefix = f.meta["recording"] if f.version >= 2 else f.path.name.split(".")[0]
-    for ep in order:
-        first, seen, seed = open_eps[ep]
-        end = ends.pop(ep, None)
-        if end is None:
-            if not f.partial:
-                raise CorruptFileError(f"{where}: episode {ep} has no end record.")
-            info = EpisodeInfo(0, f.path, ep, seen - 1, math.nan, seed, False, True, "unfinished", {}, first, True,
-                               uid=f"{prefix}/{ep}")
-        else:
-            if end.get("length") != seen - 1:
-                raise CorruptFileError(f"{where}: episode {ep} claims {end.get('length')} steps, holds {seen - 1}.")
-            if end.get("end_reason") == "discarded":
-                continue  # dropped by the recorder: never replayed, sampled or counted
-            info = EpisodeInfo(0, f.path, ep, seen - 1, float(end["return"]), end.get("seed"),
-                               bool(end["terminated"]), bool(end["truncated"]), str(end.get("end_reason", "env")),
-                               end.get("final_info") or {}, first, f.partial, end.get("notes") or {}, f"{prefix}/{ep}")
-        f.episodes.append(info)
     if ends:
         raise CorruptFileError(f"{where}: end records for unknown episodes {sorted(ends)}.")
 
@@ -321,6 +336,74 @@ def index_live_partial(path: Path) -> FileIndex | None:
     except FileNotFoundError:
         final = path.with_name(path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
         return index_file(final) if final.exists() else None
+
+
+def diambra_recordings(paths: str | os.PathLike | Sequence[str | os.PathLike], limit: int = 1000) -> list[Path]:
+    """DIAMBRA Arena recordings under ``paths``, told by their names and first bytes (nothing is unpickled).
+
+    2.2's ``EpisodeRecorder`` writes ``*.diambra`` files and 2.1's ``TrajectoryRecorder`` files named
+    like ``mod_False_P1_diff3_rew19.288_<date>`` (``HC_mod...`` for its hardcore variant); both are
+    bz2-compressed pickles, which begin with ``BZh``.
+    """
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    found: list[Path] = []
+    for p in map(Path, items):
+        candidates = p.rglob("*") if p.is_dir() else [p] if p.is_file() else []
+        for f in candidates:
+            if len(found) >= limit:
+                return found
+            if (f.suffix == ".diambra" or _DIAMBRA_21_NAME.match(f.name)) and f.is_file() and _starts_bz2(f):
+                found.append(f)
+    return found
+
+
+def no_trajectories(paths: Any, hint: str = "") -> DataNotFoundError:
+    """The error for paths that hold no trajectory file (naming DIAMBRA recordings found there, if any)."""
+    diambra = diambra_recordings(paths, limit=50)
+    if diambra:
+        return DataNotFoundError(_diambra_message(diambra))
+    return DataNotFoundError(f"No '*{fmt.SUFFIX}' trajectory file in {_show(paths)}{hint}; record some first "
+                             "(trajarena.make(..., traj_rec_settings={'file_path': ...})) or check the path.")
+
+
+_DIAMBRA_21_NAME = re.compile(r"^(HC_)?mod_?(True|False)_")
+
+
+def _starts_bz2(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"BZh"
+    except OSError:
+        return False
+
+
+def _show(paths: Any) -> str:
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    return ", ".join(str(i) for i in items[:5]) + (f" (and {len(items) - 5} more)" if len(items) > 5 else "")
+
+
+def _diambra_message(found: Sequence[Path]) -> str:
+    where = found[0].parent if len(found) > 1 else found[0]
+    return (f"{found[0]}{f' and {len(found) - 1} more file(s)' if len(found) > 1 else ''}: a DIAMBRA Arena 2.x "
+            f"recording (a bz2-compressed pickle), not a trajarena file; nothing in it was unpickled. Convert it "
+            f"with `trajarena import diambra {where} --out DIR` (or trajarena.interop.diambra.import_diambra).")
+
+
+def is_locked(path: Path) -> bool:
+    """Whether a writer holds the exclusive lock of ``path`` (a recording in progress)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without locks
+        return False
+    finally:
+        os.close(fd)
 
 
 def find_files(paths: str | os.PathLike | Sequence[str | os.PathLike],

@@ -11,7 +11,6 @@ chunk of every file they open.
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from typing import Any
@@ -154,7 +153,7 @@ def check_batch_message(msg: pa.ipc.Message, layout: tuple[list, list], max_rows
             raise CorruptFileError(f"{where}: a chunk lacks its {fmt.CHUNK_KEY!r} metadata.")
         if len(raw) > limits.MAX_METADATA_BYTES or kvs.get(fmt.CHUNK_KEY.encode() + b".crc32") != str(zlib.crc32(raw)).encode():
             raise CorruptFileError(f"{where}: a chunk's metadata is damaged (checksum or size).")
-        chunk = json.loads(raw)
+        chunk = fmt.loads(raw)
         if not isinstance(chunk, dict):
             raise CorruptFileError(f"{where}: chunk metadata is not a JSON object.")
         return rows, chunk

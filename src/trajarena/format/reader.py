@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena.errors import CorruptFileError, DataNotFoundError, MismatchError, SpaceError
+from trajarena.errors import CorruptFileError, MismatchError, SpaceError
 from trajarena.format import limits
 from trajarena.format import schema as fmt
 from trajarena.format.messages import buffer_layout, check_batch_message
@@ -35,6 +35,7 @@ from trajarena.format.index import (
     index_file,
     index_live_partial,
     map_file,
+    no_trajectories,
 )
 from trajarena.format.spaces import compile_getter, leaf_fields, space_from_json
 
@@ -175,8 +176,7 @@ class TrajectoryReader:
         self._files += [f for f in map(index_live_partial, partial) if f]
         if not self._files:
             hint = " (only .partial files: pass include_partial=True or run repair())" if skipped else ""
-            raise DataNotFoundError(f"No trajectory files found in {paths!r}{hint}; "
-                                    "record some first or check the path.")
+            raise no_trajectories(paths, hint)
         first = self._files[0]
         for f in self._files[1:]:
             for key in ("observation_space", "action_space"):
@@ -209,6 +209,13 @@ class TrajectoryReader:
         self._cache: OrderedDict = OrderedDict()
 
     # ------------------------------------------------------------------ pickling
+
+    @classmethod
+    def of_index(cls, f: FileIndex) -> TrajectoryReader:
+        """A reader over one indexed file that decodes and checks chunks (no episode-level set-up)."""
+        r = cls.__new__(cls)
+        r._files, r.verify_checksums, r._cache, r._cache_size, r._cached = [f], True, OrderedDict(), 0, 0
+        return r
 
     def __getstate__(self) -> dict[str, Any]:
         return {"args": ([str(p) for p in self.files], *self._args[1:])}

@@ -92,7 +92,7 @@ def copy_without(path: Path, out: Path, drop: set[int]) -> None:
     level = f.meta.get("compression", {}).get("level")
     options = pa.ipc.IpcWriteOptions(compression=None if codec is None else pa.Codec(codec, level))
     try:
-        with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_file(sink, f.schema, options=options) as writer:
+        with pa.OSFile(os.fsencode(out), "wb") as sink, pa.ipc.new_file(sink, f.schema, options=options) as writer:
             for offset, chunk in zip(f.offsets, f.chunks, strict=True):
                 batch = pa.ipc.read_record_batch(pa.ipc.read_message(pa.BufferReader(buf.slice(offset))), f.schema)
                 kept = drop_episodes(f, batch, chunk, drop)

@@ -287,6 +287,30 @@ def crc_of(values: np.ndarray, mask: np.ndarray | None = None) -> int:
 # ----------------------------------------------------------------------------- metadata
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is not finite")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number trajarena writes")
+
+
+def loads(raw: str | bytes) -> Any:
+    """Parse JSON read from a file: no ``NaN``/``Infinity`` and no number that overflows to infinity.
+
+    >>> loads('{"chunk_steps": 16}')
+    {'chunk_steps': 16}
+    >>> loads('{"chunk_steps": 1e999}')
+    Traceback (most recent call last):
+    ...
+    ValueError: the number 1e999 is not finite
+    """
+    return json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+
+
 def _dumps(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False)
 
@@ -333,7 +357,7 @@ def decode_metadata(schema: pa.Schema, where: str) -> dict[str, Any]:
     if (schema.metadata or {}).get(METADATA_KEY + b".crc32") != str(zlib.crc32(raw)).encode():
         raise CorruptFileError(f"{where}: the metadata checksum does not match (the file is damaged).")
     try:
-        meta = json.loads(raw)
+        meta = loads(raw)
     except (ValueError, RecursionError) as exc:
         raise CorruptFileError(f"{where}: metadata is not valid JSON ({exc}).") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:

@@ -79,7 +79,7 @@ class SegmentFile:
         old = {c.name[5:]: (np.dtype(c.dtype), c.shape) for c in self.info_columns}
         self._close()
         tmp = self.path.with_name(self.path.name + ".widening")
-        with pa.memory_map(str(self.path), "r") as source:
+        with pa.memory_map(os.fsencode(self.path), "r") as source:
             previous = pa.ipc.open_file(source)
             self._start({**info, **old}, tmp)
             new_cols = [c for c in self.info_columns if c.name[5:] not in old]
@@ -141,7 +141,7 @@ class SegmentFile:
                    pa.field(fmt.TRUNCATED, pa.bool_(), False)]
         fields += [pa.field(c.name, c.arrow_type(), True) for c in info_cols]
         self.schema = pa.schema(fields, metadata=fmt.encode_metadata(self._meta))
-        self._sink = pa.OSFile(str(path), "wb")
+        self._sink = pa.OSFile(os.fsencode(path), "wb")
         self._lock(path)
         codec = None if self._codec is None else pa.Codec(self._codec, self._level)
         options = pa.ipc.IpcWriteOptions(compression=codec, use_threads=False)

@@ -33,8 +33,8 @@ from gymnasium import spaces
 
 from trajarena.format import schema as fmt
 from trajarena.format.columns import _Column, _TrajFile
-from trajarena.errors import DataNotFoundError, MismatchError, SettingsError
-from trajarena.format.index import find_files
+from trajarena.errors import MismatchError, SettingsError
+from trajarena.format.index import find_files, no_trajectories
 from trajarena.format.spaces import compile_getter, leaf_fields
 from trajarena.replay.records import Episode, EpisodeInfo, Transition, Window
 
@@ -69,10 +69,7 @@ def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]
         named = {Path(i).resolve() for i in items}
         partial = [f for f in partial if f.resolve() in named]
     if not files and not partial:
-        raise DataNotFoundError(
-            f"No '*{fmt.SUFFIX}' trajectory file in {[str(i) for i in items]}; record some first "
-            "(trajarena.make(..., traj_rec_settings={'file_path': ...})) or check the path."
-        )
+        raise no_trajectories(items)
     # find_files gives one order whatever the order of the paths (ranks that list the same files see
     # the same list), each file once; finished files first, then partial ones
     return [str(f) for f in (*files, *partial)]
