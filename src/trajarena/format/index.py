@@ -330,12 +330,31 @@ def build_episodes(f: FileIndex) -> None:
 
 
 def index_live_partial(path: Path) -> FileIndex | None:
-    """Index a ``.partial`` file, or the finished file it became meanwhile (``None`` if gone)."""
+    """Index a ``.partial`` file, or the finished file it became meanwhile; ``None`` if it is gone or still being made.
+
+    A recording in progress is read up to its last complete chunk; one whose file is not readable
+    yet while its writer holds the lock (a writer of an older version, before its schema is on disk)
+    is treated as in progress, not as damaged.
+    """
     try:
         return index_file(path, partial=True)
     except FileNotFoundError:
-        final = path.with_name(path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
-        return index_file(final) if final.exists() else None
+        final = finished_name(path)
+        try:
+            return index_file(final)
+        except FileNotFoundError:
+            return None  # removed meanwhile (e.g. it held only discarded episodes)
+    except CorruptFileError:
+        raise
+    except FormatError:
+        if is_locked(path):
+            return None
+        raise
+
+
+def finished_name(partial: Path) -> Path:
+    """The ``.arrow`` name a ``.partial`` file gets when it is finished."""
+    return partial.with_name(partial.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
 
 
 def diambra_recordings(paths: str | os.PathLike | Sequence[str | os.PathLike], limit: int = 1000) -> list[Path]:

@@ -34,7 +34,7 @@ from gymnasium import spaces
 from trajarena.format import schema as fmt
 from trajarena.format.columns import _Column, _TrajFile
 from trajarena.errors import MismatchError, SettingsError
-from trajarena.format.index import find_files, no_trajectories
+from trajarena.format.index import find_files, finished_name, no_trajectories
 from trajarena.format.spaces import compile_getter, leaf_fields
 from trajarena.replay.records import Episode, EpisodeInfo, Transition, Window
 
@@ -135,8 +135,16 @@ class TrajectoryDataset:
     # ------------------------------------------------------------------ opening / pickling
 
     def _open(self) -> None:
-        self._files = [_TrajFile(p, i, p.endswith(fmt.PARTIAL_SUFFIX), self.verify_checksums)
-                       for i, p in enumerate(self._paths)]
+        self._files = []
+        for p in self._paths:
+            partial = p.endswith(fmt.PARTIAL_SUFFIX)
+            if partial and not os.path.exists(p):  # finished (or removed) since the folder was listed
+                p, partial = str(finished_name(Path(p))), False
+                if not os.path.exists(p):
+                    continue
+            self._files.append(_TrajFile(p, len(self._files), partial, self.verify_checksums))
+        if not self._files:
+            raise no_trajectories(self._paths)
         first = self._files[0]
         for other in self._files[1:]:
             for key in ("observation_space", "action_space"):
