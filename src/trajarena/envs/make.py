@@ -104,7 +104,9 @@ def make(
 
     Args:
         env_id: ``"duel"`` (built in; also ``"trajarena/Duel-v0"``) or any Gymnasium id (``"CartPole-v1"``,
-            ``"ALE/Boxing-v5"``). The env carries a Gymnasium spec (``env.spec``).
+            ``"ALE/Boxing-v5"``). The env carries a Gymnasium spec (``env.spec``). A PettingZoo parallel
+            env, or a PettingZoo registry id as ``"pettingzoo/classic/rps-v2"``, gives the PettingZoo env,
+            recorded per agent when ``traj_rec_settings`` is given (:mod:`trajarena.envs.pettingzoo`).
         settings: ``EnvironmentSettings`` or a dict of them for ``duel``; for a Gymnasium id, a dict of
             ``gym.make`` keyword arguments.
         wrappers_settings: ``WrappersSettings`` or a dict; applied on top of the recorder.
@@ -116,6 +118,10 @@ def make(
         UnknownEnvError: the id is neither trajarena's nor registered with Gymnasium.
         SettingsError: an unknown setting or a bad value (the message names it and the valid ones).
     """
+    if hasattr(env_id, "possible_agents") or isinstance(env_id, str) and env_id.startswith("pettingzoo/"):
+        from trajarena.envs.pettingzoo import make_parallel
+
+        return make_parallel(env_id, settings, wrappers_settings, traj_rec_settings, render_mode)
     wrappers = WrappersSettings.from_dict(wrappers_settings)
     recording = None if traj_rec_settings is None else RecordingSettings.from_dict(traj_rec_settings)
     if isinstance(env_id, str):
