@@ -144,6 +144,9 @@ def test_export_errors(tmp_path, monkeypatch):
         export_minari(folder, "trajarena/x/z-v0", data_format="csv")
     with pytest.raises(SettingsError, match="perspective"):
         export_minari(folder, "trajarena/x/z-v0", perspective="P3")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", "relative/minari")
+    with pytest.raises(SettingsError, match="absolute"):
+        export_minari(folder, "trajarena/x/z-v0")
     monkeypatch.setitem(sys.modules, "minari", None)
     with pytest.raises(MissingDependencyError, match=r"trajarena\[minari\]"):
         export_minari(folder, "trajarena/x/z-v0")

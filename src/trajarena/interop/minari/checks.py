@@ -29,16 +29,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from trajarena.errors import FormatError
+from trajarena.errors import FormatError, SettingsError
 from trajarena.format.spaces import MAX_DEPTH, MAX_LEAF_ELEMENTS
 
-__all__ = ["MAX_METADATA_BYTES", "check_episode", "check_space", "check_storage", "read_metadata"]
+__all__ = ["MAX_METADATA_BYTES", "check_episode", "check_minari_home", "check_space", "check_storage", "read_metadata"]
 
 #: The largest ``metadata.json`` read.
 MAX_METADATA_BYTES = 16 << 20
@@ -144,6 +145,14 @@ def check_space(data: Any, depth: int = 0) -> int:
         return 1
     raise FormatError(f"unknown space type {kind!r}; trajarena imports Box, Discrete, MultiDiscrete, MultiBinary, "
                       "Text, Dict and Tuple.")
+
+
+def check_minari_home() -> None:
+    """Refuse a relative ``MINARI_DATASETS_PATH``: Minari 0.5 joins it twice and fails deep inside."""
+    home = os.environ.get("MINARI_DATASETS_PATH")
+    if home is not None and not os.path.isabs(home):
+        raise SettingsError(f"MINARI_DATASETS_PATH must be an absolute path, got {home!r} "
+                            f"(e.g. {os.path.abspath(home)!r}).")
 
 
 def read_metadata(data_path: Path) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from trajarena.envs.registration import spec_for, trajarena_id_of
 from trajarena.errors import OutputExistsError, SettingsError, require
+from trajarena.interop.minari.checks import check_minari_home
 from trajarena.interop.summary import ConversionSummary, Progress, Timer, report, total_bytes
 from trajarena.replay.raw import PERSPECTIVES, ReplayEnv
 from trajarena.settings import EnvironmentSettings
@@ -111,6 +112,7 @@ def _dataset_path(minari: Any, dataset_id: str) -> Any:
     from minari.dataset.minari_dataset import parse_dataset_id
     from minari.storage.datasets_root_dir import get_dataset_path
 
+    check_minari_home()
     if not isinstance(dataset_id, str) or not dataset_id or ".." in dataset_id.split("/"):
         raise SettingsError(f"a Minari dataset id is a string like 'trajarena/duel/expert-v0', got {dataset_id!r}.")
     try:

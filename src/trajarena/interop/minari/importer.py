@@ -24,7 +24,7 @@ import numpy as np
 from trajarena.envs.registration import trajarena_id_of
 from trajarena.errors import DataNotFoundError, FormatError, SettingsError, TrajArenaError, require
 from trajarena.format.writer import TrajectoryWriter
-from trajarena.interop.minari.checks import check_episode, check_space, check_storage, read_metadata
+from trajarena.interop.minari.checks import check_episode, check_minari_home, check_storage, read_metadata
 from trajarena.interop.summary import ConversionSummary, Progress, Timer, prepare_folder, report, total_bytes
 
 __all__ = ["import_minari", "resolve_dataset"]
@@ -47,6 +47,7 @@ def resolve_dataset(dataset: str | os.PathLike) -> tuple[Path, str]:
         raise DataNotFoundError(f"{path} is not a Minari dataset folder (no metadata.json in it or in its data/).")
     from minari.storage.datasets_root_dir import get_dataset_path
 
+    check_minari_home()
     data = get_dataset_path(str(dataset)) / "data"
     if not (data / "metadata.json").is_file():
         raise DataNotFoundError(f"no local Minari dataset {str(dataset)!r} (looked in {data}); download it with "
