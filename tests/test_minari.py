@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import gymnasium as gym
@@ -235,6 +236,10 @@ def test_bad_metadata_and_missing_datasets(exported, tmp_path):
         f.write("[1, 2")
     with pytest.raises(FormatError, match="JSON"):
         import_minari(exported, tmp_path / "out")
+    with open(f"{exported}/data/metadata.json", "w") as f:
+        f.write("[" * 100_000 + "]" * 100_000)  # deeper than Python's JSON parser goes
+    with pytest.raises(FormatError, match="depth"):
+        import_minari(exported, tmp_path / "out")
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=5),
@@ -248,7 +253,8 @@ space_like = st.fixed_dictionaries({"type": st.sampled_from(["Box", "Discrete", 
     "charset": json_values})
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("TRAJARENA_FUZZ_EXAMPLES", 80)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(space=space_like | json_values)
 def test_fuzzed_space_declarations_never_escape_as_other_errors(exported, tmp_path_factory, space):
     out = tmp_path_factory.mktemp("out")

@@ -95,8 +95,8 @@ def export_video(
 def export_minari(
     path: PathArg,
     dataset_id: Annotated[str, typer.Argument(help="The Minari dataset id, e.g. 'trajarena/duel/expert-v0'.")],
-    perspective: Annotated[str, typer.Option(help="2-player files: P1 (agent_0's view), P2 (agent_1's) or both "
-                                                  "(two datasets, '-p1'/'-p2' ids).")] = "both",
+    perspective: Annotated[str, typer.Option(help="2-player files: both (agent_0's then agent_1's view of each "
+                                                  "episode), P1 (agent_0's), P2 (agent_1's) or joint.")] = "both",
     data_format: Annotated[str, typer.Option(help="Minari's storage: hdf5 or arrow.")] = "hdf5",
     jpeg: Annotated[bool, typer.Option(help="Let Minari JPEG-encode image observations (lossy, smaller).")] = False,
     author: Annotated[str | None, typer.Option(help="Stored as the dataset's author (default: the files' username).")] = None,

@@ -46,6 +46,9 @@ class ReadPlan:
         episodes: for each of ``files``, the indices of its episodes to read (in file order).
         first_episode: for each of ``files``, the global index of its first episode.
         rows: the transitions the task yields.
+
+    >>> ReadPlan(("a.arrow",), ((0, 2),), (5,), 120).rows
+    120
     """
 
     files: tuple[str, ...]

@@ -55,6 +55,9 @@ class ConversionSummary:
         bytes: bytes written.
         seconds: wall-clock time of the conversion.
         extra: conversion-specific facts (e.g. the Minari dataset ids), JSON-ready.
+
+    >>> ConversionSummary("video", "ep.mp4", ("ep.mp4",), 1, 99, 50_000, 0.25).steps_per_second
+    396.0
     """
 
     kind: str

@@ -76,6 +76,13 @@ class ParallelTrajectoryRecorder(BaseParallelWrapper):
 
     Raises:
         SettingsError: an unknown agent in ``agents``, or two agents whose folder names collide.
+
+    >>> import tempfile, pettingzoo
+    >>> env = ParallelTrajectoryRecorder(pettingzoo.make("parallel", "classic/rps-v2"), tempfile.mkdtemp(),
+    ...                                  agents=["player_0"])
+    >>> list(env.writers), env.possible_agents
+    (['player_0'], ['player_0', 'player_1'])
+    >>> env.close()
     """
 
     def __init__(self, env: Any, file_path: str | os.PathLike, username: str = "", env_id: str | None = None,

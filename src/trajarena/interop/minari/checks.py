@@ -94,8 +94,8 @@ def check_space(data: Any, depth: int = 0) -> int:
             raise FormatError("a serialised space is larger than the metadata limit.")
         try:
             data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"a serialised space is not JSON ({exc}).") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise FormatError(f"a serialised space is not JSON of a sane depth ({type(exc).__name__}).") from exc
     if depth > MAX_DEPTH:
         raise FormatError(f"the space is nested more than {MAX_DEPTH} levels deep.")
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -114,7 +114,7 @@ def check_space(data: Any, depth: int = 0) -> int:
             raise FormatError(f"the space declares {total} elements per step in all (at most {MAX_LEAF_ELEMENTS * 4}).")
         return total
     if kind == "Box":
-        if data.get("dtype") not in _DTYPES:
+        if not isinstance(data.get("dtype"), str) or data["dtype"] not in _DTYPES:
             raise FormatError(f"a Box space has dtype {data.get('dtype')!r}; accepted: {', '.join(sorted(_DTYPES))}.")
         n = _elements(data.get("shape"), "a Box shape")
         _bound(data.get("low"), n, "a Box's low bound")
@@ -125,7 +125,7 @@ def check_space(data: Any, depth: int = 0) -> int:
         _int(data.get("start", 0), "a Discrete space's start", -(2**62))
         return 1
     if kind == "MultiDiscrete":
-        if data.get("dtype") not in _DTYPES:
+        if not isinstance(data.get("dtype"), str) or data["dtype"] not in _DTYPES:
             raise FormatError(f"a MultiDiscrete space has dtype {data.get('dtype')!r}.")
         nvec = data.get("nvec")
         try:
@@ -164,8 +164,8 @@ def read_metadata(data_path: Path) -> dict[str, Any]:
         raise FormatError(f"{path} is {path.stat().st_size} bytes; a Minari metadata file is at most {MAX_METADATA_BYTES}.")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{path} is not valid JSON ({exc}).") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise FormatError(f"{path} is not valid JSON of a sane depth ({type(exc).__name__}: {exc}).") from exc
     if not isinstance(meta, dict):
         raise FormatError(f"{path} must hold a JSON object, got {type(meta).__name__}.")
     for key in ("observation_space", "action_space"):
