@@ -55,7 +55,7 @@ def _run(what: str, show: bool, convert: Callable[..., Any], *args: Any, **kwarg
             summary = convert(*args, progress=progress, **kwargs)
     except (TrajArenaError, IndexError) as exc:
         fail(exc)
-    console.print(escape(str(summary)), highlight=False)
+    console.print(escape(str(summary)), highlight=False, soft_wrap=True)
     return summary
 
 
@@ -73,7 +73,7 @@ def export_parquet(
 
     _run("parquet", progress, run, path, out, compression=compression, include_partial=partial, overwrite=overwrite)
     console.print(f"query it: duckdb -c \"SELECT episode, SUM(reward) FROM read_parquet('{escape(str(out))}/*.parquet') "
-                  "GROUP BY episode\"", highlight=False)
+                  "GROUP BY episode\"", highlight=False, soft_wrap=True)
 
 
 @export_app.command("video")
