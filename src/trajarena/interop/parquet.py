@@ -249,6 +249,7 @@ def export_parquet(paths: str | os.PathLike | Sequence[str | os.PathLike], out: 
             tmp = target.with_name(target.name + ".tmp")
             writer: pq.ParquetWriter | None = None
             pending: list[pa.Table] = []
+            pending_rows = pending_bytes = 0
             try:
                 for i in episodes:
                     table = episode_table(data.episode(i), data.observation_space, data.action_space)
@@ -259,9 +260,11 @@ def export_parquet(paths: str | os.PathLike | Sequence[str | os.PathLike], out: 
                         writer = pq.ParquetWriter(tmp, schema.with_metadata(meta), compression=compression,
                                                   write_statistics=_STATS_COLUMNS)
                     pending.append(table)
-                    if sum(len(t) for t in pending) >= row_group_rows or sum(t.nbytes for t in pending) > 32 << 20:
+                    pending_rows += len(table)
+                    pending_bytes += table.get_total_buffer_size()
+                    if pending_rows >= row_group_rows or pending_bytes > 32 << 20:
                         writer.write_table(pa.concat_tables(pending), row_group_size=1 << 30)
-                        pending = []
+                        pending, pending_rows, pending_bytes = [], 0, 0
                     done, steps = done + 1, steps + data.episodes[i].length
                     report(progress, done, data.n_episodes)
                 if pending and writer is not None:
