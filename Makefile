@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build of torch: a bare `torch` would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[dev,torch,sb3,cli,play,plots]"
+	# pettingzoo without its own extras: they pull pygame-ce, which replaces pygame
+	$(BIN)/python -m pip install --quiet -e ".[dev,torch,sb3,cli,play,plots,video,minari,ray,pettingzoo,atari]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -71,6 +71,17 @@ def test_bench_replay_quick(tmp_path):
         assert _is_figure_or_na(row["trajarena /s"]) and _is_figure_or_na(row["Minari /s"])
 
 
+def test_bench_export_quick(tmp_path):
+    proc = _run("bench_export.py", tmp_path, "--workdir", str(tmp_path))
+    assert "Export speed" in proc.stdout
+    rows = _load(tmp_path, "export")["rows"]
+    assert {(r["export"], r["env"]) for r in rows} >= {("Parquet (zstd)", "duel"), ("Parquet (zstd)", "CartPole-v1")}
+    for row in rows:
+        assert _is_figure_or_na(row["steps/s"]) and _is_figure_or_na(row["B/step out"])
+    assert all(isinstance(r["steps/s"], float) for r in rows if r["export"].startswith("Parquet"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("trajarena-export-")]
+
+
 @pytest.mark.slow
 def test_run_all_quick_writes_targets(tmp_path):
     proc = _run("run_all.py", tmp_path, "--no-others")

@@ -13,10 +13,9 @@ The public API is small; names that need optional extras (torch, pygame) load la
 
 from __future__ import annotations
 
-import gymnasium as _gym
-
 from trajarena import _aliases, errors
 from trajarena.envs import make, registered_ids
+from trajarena.envs import registration as _registration
 from trajarena.settings import EnvironmentSettings, RecordingSettings, WrappersSettings
 
 __version__ = "0.2.0"
@@ -67,5 +66,4 @@ def __dir__() -> list[str]:
 
 
 _aliases.install()
-if "duel" not in _gym.registry:
-    _gym.register(id="duel", entry_point="trajarena.envs.duel:DuelEnv")
+_registration.register_gymnasium_envs()  # gym.make("trajarena/Duel-v0", difficulty=3, ...)

@@ -95,3 +95,7 @@ class TrajArenaWarning(UserWarning):
 
 class WrapperNotAppliedWarning(TrajArenaWarning):
     """A user wrapper named in a file or policy was not re-applied (data never names code)."""
+
+
+class OutputExistsError(TrajArenaError, FileExistsError):
+    """An export or import target already exists (pass ``overwrite=True`` to replace it)."""

@@ -138,28 +138,30 @@ def _episode_frames(ds: Any, episode: int) -> Any:
 def replay(
     path: PathArg,
     episode: Annotated[int, typer.Option("--episode", "-e", help="Which episode (see `trajarena info -e`).")] = 0,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a GIF (or .mp4 with imageio-ffmpeg) instead of opening a window.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write an .mp4 or .gif (the video extra) instead of opening a window.")] = None,
     fps: Annotated[int, typer.Option(min=1, max=240, help="Frames per second.")] = 20,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Integer upscaling of the frames.")] = 3,
 ) -> None:
-    """Replay the frames of a recorded episode in a window, or write them to a GIF/video."""
+    """Replay the frames of a recorded episode in a window, or write them to an MP4/GIF video."""
     import numpy as np
 
     from trajarena import open_trajectories
 
+    if out is not None:
+        from trajarena.interop.video import export_video
+
+        try:
+            summary = export_video(path, out, episode, fps=fps, scale=scale)
+        except (TrajArenaError, IndexError) as exc:
+            fail(exc)
+        console.print(f"wrote {summary.extra['frames']} frames to {out}")
+        return
     ds = open_trajectories(path)
     if not 0 <= episode < ds.num_episodes:
         raise typer.BadParameter(f"--episode must be in [0, {ds.num_episodes - 1}], got {episode}.")
     frames = _episode_frames(ds, episode)
     if scale > 1:
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
-    if out is not None and out.suffix.lower() not in (".gif", ".mp4"):
-        raise typer.BadParameter(f"--out must end in .gif (or .mp4 with imageio-ffmpeg), got {out.name!r}.")
-    if out is not None:
-        imageio = require("imageio", "plots", "Writing a replay video")
-        imageio.mimsave(out, list(frames), duration=1000 / fps, loop=0)
-        console.print(f"wrote {len(frames)} frames to {out}")
-        return
     pygame = require("pygame", "play", "Replaying in a window")
     pygame.init()
     try:

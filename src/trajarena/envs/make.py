@@ -14,6 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from trajarena.envs.registration import spec_for, trajarena_id_of
 from trajarena.errors import MissingDependencyError, SettingsError, UnknownEnvError, close_matches
 from trajarena.settings import EnvironmentSettings, RecordingSettings, WrappersSettings
 
@@ -67,10 +68,14 @@ def raw_env(env_id: str, settings: Any = None, render_mode: str | None = None) -
     """Build the unwrapped env and return it with its settings as a JSON-ready dict."""
     if not isinstance(env_id, str):
         raise UnknownEnvError(f"env_id must be a string such as 'duel' or 'CartPole-v1', got {env_id!r}.")
+    env_id = trajarena_id_of(env_id) or env_id  # "trajarena/Duel-v0" is "duel"
     if env_id in _REGISTRY:
         factory, settings_cls = _REGISTRY[env_id]
         parsed = settings_cls.from_dict(settings)
-        return factory(parsed, render_mode=render_mode), parsed.to_dict()
+        env, settings_dict = factory(parsed, render_mode=render_mode), parsed.to_dict()
+        if env.unwrapped.spec is None:  # gym.make(env.unwrapped.spec) rebuilds it (Minari's recover_environment)
+            env.unwrapped.spec = spec_for(env_id, settings_dict)
+        return env, settings_dict
     _ensure_gym_id(env_id)
     if settings is None:
         kwargs: dict[str, Any] = {}
@@ -98,7 +103,10 @@ def make(
     """Make an env, optionally recording its raw stream and wrapping it (DIAMBRA's ``arena.make``).
 
     Args:
-        env_id: ``"duel"`` (built in) or any Gymnasium id (``"CartPole-v1"``, ``"ALE/Boxing-v5"``).
+        env_id: ``"duel"`` (built in; also ``"trajarena/Duel-v0"``) or any Gymnasium id (``"CartPole-v1"``,
+            ``"ALE/Boxing-v5"``). The env carries a Gymnasium spec (``env.spec``). A PettingZoo parallel
+            env, or a PettingZoo registry id as ``"pettingzoo/classic/rps-v2"``, gives the PettingZoo env,
+            recorded per agent when ``traj_rec_settings`` is given (:mod:`trajarena.envs.pettingzoo`).
         settings: ``EnvironmentSettings`` or a dict of them for ``duel``; for a Gymnasium id, a dict of
             ``gym.make`` keyword arguments.
         wrappers_settings: ``WrappersSettings`` or a dict; applied on top of the recorder.
@@ -110,8 +118,14 @@ def make(
         UnknownEnvError: the id is neither trajarena's nor registered with Gymnasium.
         SettingsError: an unknown setting or a bad value (the message names it and the valid ones).
     """
+    if hasattr(env_id, "possible_agents") or isinstance(env_id, str) and env_id.startswith("pettingzoo/"):
+        from trajarena.envs.pettingzoo import make_parallel
+
+        return make_parallel(env_id, settings, wrappers_settings, traj_rec_settings, render_mode)
     wrappers = WrappersSettings.from_dict(wrappers_settings)
     recording = None if traj_rec_settings is None else RecordingSettings.from_dict(traj_rec_settings)
+    if isinstance(env_id, str):
+        env_id = trajarena_id_of(env_id) or env_id  # files store "duel" for "trajarena/Duel-v0"
     env, settings_dict = raw_env(env_id, settings, render_mode=render_mode)
     if recording is not None:
         from trajarena.recording.recorder import TrajectoryRecorder

@@ -22,7 +22,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import iterate
 
-from trajarena.errors import SettingsError
+from trajarena.errors import NotSupportedError, SettingsError
 from trajarena.format.writer import TrajectoryWriter
 from trajarena.settings.recording import RecordingSettings
 
@@ -116,6 +116,10 @@ class TrajectoryRecorder(gym.Wrapper):
                  players: dict[str, str] | None = None, env_id: str | None = None, env_settings: Any = None,
                  wrappers_settings: Any = None, extra_metadata: dict[str, Any] | None = None,
                  ignore_p1: int = 0, **writer_options: Any) -> None:
+        if not isinstance(env, gym.Env) and hasattr(env, "possible_agents"):
+            raise NotSupportedError("this is a PettingZoo parallel env: record it with "
+                                    "trajarena.recording.pettingzoo.ParallelTrajectoryRecorder (one stream per agent), "
+                                    "or arena.make(env, traj_rec_settings={...}).")
         super().__init__(env)
         rec = RecordingSettings.from_dict(dict(file_path=file_path, username=username, ignore_p2=ignore_p2,
                                                ignore_p1=ignore_p1, players=players, **writer_options))

@@ -52,7 +52,8 @@ class ImitationLearning(gym.Wrapper):
         perspective: for two-player files: ``"both"``, ``"P1"``, ``"P2"`` or ``"joint"``.
         loop: start a new pass when the data is used up instead of becoming ``exhausted``.
         shuffle: replay this rank's episodes in a random order (a new one each pass).
-        seed: seeds the shuffling.
+        seed: seeds the shuffling. ``reset(seed=s)`` starts this rank's data over (reshuffled from
+            ``s``) and clears ``exhausted``; a plain ``reset()`` goes on with the next episode.
         render_mode: ``"rgb_array"`` or ``"human"`` (a pygame window) shows the recorded frames.
         cache_dir: replay from decoded, memory-mapped columns kept in this folder (built on first
             use, see :class:`~trajarena.replay.dataset.TrajectoryDataset`) instead of decoding chunks:

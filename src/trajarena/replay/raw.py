@@ -17,13 +17,20 @@ as ranks, and otherwise the units ``r, r + total_cpus, ...`` of all files: the p
 and together hold every unit once.
 
 End of data. When every unit is replayed, ``exhausted`` becomes True and ``reset`` returns a blank
-(all-zero) observation with ``info["exhausted"] = True``; ``step`` then returns a blank observation,
-reward 0 and ``terminated=True`` (so vector envs keep running). ``loop=True`` starts a new pass
-instead (``passes`` counts the finished ones), reshuffled when ``shuffle`` is set.
+observation (zeros, clipped into the observation space: :func:`blank_value`) with
+``info["exhausted"] = True``; ``step`` then returns a blank observation, reward 0 and
+``terminated=True`` (so vector envs keep running). ``loop=True`` starts a new pass instead
+(``passes`` counts the finished ones), reshuffled when ``shuffle`` is set.
+
+Seeds. ``reset(seed=s)`` starts the rank's data over from its first episode (with ``shuffle``, in
+the order ``s`` draws) and clears ``exhausted`` and ``passes``; ``reset()`` goes on with the next
+episode. So a seeded reset is deterministic, as Gymnasium's ``check_env`` expects, and a vector
+env of ranks seeded once at its first reset replays every rank from its start.
 """
 
 from __future__ import annotations
 
+import copy
 import operator
 import os
 import warnings
@@ -46,10 +53,13 @@ _OTHER = {"P1": "P2", "P2": "P1"}
 
 
 def blank_value(space: spaces.Space) -> Any:
-    """The blank observation of ``space``: zeros (the lowest value for discrete spaces with a start).
+    """The blank observation of ``space``: zeros where the space allows them, always inside the space.
 
-    >>> blank_value(spaces.Dict(a=spaces.Box(0, 1, (2,)), b=spaces.Discrete(3)))
-    {'a': array([0., 0.], dtype=float32), 'b': np.int64(0)}
+    A ``Box`` gives zeros clipped into its bounds (``Box(1, 4)`` gives 1), discrete spaces their
+    lowest value, ``Text`` its shortest string of its first character.
+
+    >>> blank_value(spaces.Dict(a=spaces.Box(0, 1, (2,)), b=spaces.Discrete(3, start=1), c=spaces.Box(1, 4, (1,), np.int8)))
+    {'a': array([0., 0.], dtype=float32), 'b': np.int64(1), 'c': array([1], dtype=int8)}
     """
     if isinstance(space, spaces.Dict):
         return {k: blank_value(s) for k, s in space.spaces.items()}
@@ -60,7 +70,9 @@ def blank_value(space: spaces.Space) -> Any:
     if isinstance(space, spaces.MultiDiscrete):
         return np.asarray(space.start, dtype=space.dtype).copy()
     if isinstance(space, spaces.Text):
-        return ""
+        return space.characters[0] * space.min_length if space.min_length else ""
+    if isinstance(space, spaces.Box):
+        return np.clip(np.zeros(space.shape, dtype=space.dtype), space.low, space.high).astype(space.dtype)
     return np.zeros(space.shape, dtype=space.dtype)
 
 
@@ -272,8 +284,14 @@ class ReplayEnv(gym.Env):
     # ------------------------------------------------------------------ gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        """Start the next recorded episode; a blank observation once the data is exhausted."""
+        """Start the next recorded episode; a blank observation once the data is exhausted.
+
+        ``seed`` starts this rank's data over (see :meth:`rewind`); without it the replay goes on.
+        The observation and info are copies, never views of the decoded data.
+        """
         super().reset(seed=seed)
+        if seed is not None:
+            self.rewind(seed)
         if not self.exhausted and self._next >= len(self.units):
             if self.loop and self.units:
                 self.passes += 1
@@ -301,7 +319,22 @@ class ReplayEnv(gym.Env):
         info.update(exhausted=False, episode=e.index, file=e.file, perspective=("P1", "P2")[view] if view >= 0 else "joint")
         if self.render_mode == "human":
             self.render()
-        return obs, info
+        return copy.deepcopy(obs), copy.deepcopy(info)  # a seeded reset repeats a row: never hand out one array twice
+
+    def rewind(self, seed: int | None = None) -> None:
+        """Start this rank's data over: the next ``reset`` replays its first episode of a new pass.
+
+        ``passes`` goes back to 0 and ``exhausted`` to False (when the rank has data). With
+        ``shuffle=True`` the order is drawn again from ``seed``, so a rewind with the same seed
+        replays the same episodes in the same order. ``reset(seed=s)`` calls ``rewind(s)``: a
+        seeded reset means "from the start", as it does for a live env.
+        """
+        if self.shuffle:
+            self._rng = np.random.default_rng(seed)
+        self._order = self._new_order()
+        self._next = 0
+        self.passes = 0
+        self.exhausted = not self.units and not self.loop
 
     def _roles(self, info: Mapping[str, Any], e: Any) -> None:
         side = info.get("agent_side")
