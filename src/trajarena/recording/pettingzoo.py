@@ -100,11 +100,14 @@ class ParallelTrajectoryRecorder(BaseParallelWrapper):
         folders = {a: agent_folder(a) for a in chosen}
         if len(set(folders.values())) != len(folders):
             raise SettingsError(f"the agents {chosen} map to colliding folder names {sorted(folders.values())}.")
+        from trajarena.settings import RecordingSettings
+
+        rec = RecordingSettings.from_dict(dict(file_path=file_path, username=username, players=players, **writer_options))
         name = env_id or (getattr(env, "metadata", None) or {}).get("name") or type(env.unwrapped).__name__
         session = uuid.uuid4().hex
         base = {"env_id": str(name), "env_settings": settings_to_json(env_settings or {}, "env_settings"),
-                "wrappers_settings": {}, "username": str(username), "ignore_p1": 0, "ignore_p2": 0,
-                "players": settings_to_json(players or {}, "players"),
+                "wrappers_settings": {}, "username": rec.username, "ignore_p1": 0, "ignore_p2": 0,
+                "players": settings_to_json(rec.players or {}, "players"),
                 **settings_to_json(extra_metadata or {}, "extra_metadata")}
         self.folder = Path(file_path)
         self.writers: dict[Any, TrajectoryWriter] = {}
@@ -113,7 +116,7 @@ class ParallelTrajectoryRecorder(BaseParallelWrapper):
                 meta = {**base, "multi_agent": {"agent": str(agent), "agents": [str(a) for a in possible],
                                                 "session": session}}
                 self.writers[agent] = TrajectoryWriter(self.folder / folders[agent], env.observation_space(agent),
-                                                       env.action_space(agent), meta, **writer_options)
+                                                       env.action_space(agent), meta, rec.writer_options())
         except BaseException:
             for w in self.writers.values():
                 w.close()
@@ -135,9 +138,8 @@ class ParallelTrajectoryRecorder(BaseParallelWrapper):
         if rec.ignore_p1 or rec.ignore_p2:
             raise SettingsError("ignore_p1/ignore_p2 do not apply to PettingZoo recordings: each agent has its own "
                                 "files; replay only the agents you want (their folders).")
-        return cls(env, rec.file_path, username=rec.username, players=rec.players, env_id=env_id, env_settings=env_settings,
-                   flush_seconds=rec.flush_seconds, compression=None if rec.compression == "none" else rec.compression,
-                   level=rec.compression_level)
+        return cls(env, rec.file_path, username=rec.username, players=rec.players, env_id=env_id,
+                   env_settings=env_settings, **rec.writer_options())
 
     @property
     def files(self) -> list[Path]:

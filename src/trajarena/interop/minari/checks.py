@@ -8,8 +8,8 @@ space decoder; an HDF5 dataset declared with ``10**12`` rows is allocated on rea
 * reads ``metadata.json`` (at most :data:`MAX_METADATA_BYTES`) as plain JSON, and requires both
   spaces in it — trajarena never makes an env a dataset names;
 * walks the declared spaces itself (:func:`check_space`): known types only, at most
-  :data:`~trajarena.format.spaces.MAX_LEAF_ELEMENTS` elements per leaf, nesting at most
-  :data:`~trajarena.format.spaces.MAX_DEPTH` deep, bounds that match the shapes;
+  :data:`~trajarena.format.limits.MAX_LEAF_VALUES` elements per leaf, nesting at most
+  :data:`~trajarena.format.limits.MAX_SPACE_DEPTH` deep, bounds that match the shapes;
 * reads the storage's headers only (HDF5 dataset shapes, Arrow row counts) and refuses an episode
   larger than ``max_episode_bytes`` once decoded (:func:`check_storage`);
 * after Minari decodes an episode, checks every array against the spaces (:func:`check_episode`):
@@ -37,7 +37,7 @@ import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import FormatError, SettingsError
-from trajarena.format.spaces import MAX_DEPTH, MAX_LEAF_ELEMENTS
+from trajarena.format import limits
 
 __all__ = ["MAX_METADATA_BYTES", "check_episode", "check_minari_home", "check_space", "check_storage", "read_metadata"]
 
@@ -57,10 +57,10 @@ def _int(value: Any, what: str, lo: int = 0, hi: int = 2**62) -> int:
 def _elements(shape: Any, what: str) -> int:
     if not isinstance(shape, list) or len(shape) > 32:
         raise FormatError(f"{what} must be a list of at most 32 sizes, got {shape!r}.")
-    dims = [_int(n, f"{what} entry", 0, MAX_LEAF_ELEMENTS) for n in shape]
+    dims = [_int(n, f"{what} entry", 0, limits.MAX_LEAF_VALUES) for n in shape]
     n = math.prod(dims)
-    if n > MAX_LEAF_ELEMENTS:
-        raise FormatError(f"the space declares {n} elements in one leaf (at most {MAX_LEAF_ELEMENTS} are accepted).")
+    if n > limits.MAX_LEAF_VALUES:
+        raise FormatError(f"the space declares {n} elements in one leaf (at most {limits.MAX_LEAF_VALUES} are accepted).")
     return n
 
 
@@ -96,8 +96,8 @@ def check_space(data: Any, depth: int = 0) -> int:
             data = json.loads(data)
         except (json.JSONDecodeError, RecursionError) as exc:
             raise FormatError(f"a serialised space is not JSON of a sane depth ({type(exc).__name__}).") from exc
-    if depth > MAX_DEPTH:
-        raise FormatError(f"the space is nested more than {MAX_DEPTH} levels deep.")
+    if depth > limits.MAX_SPACE_DEPTH:
+        raise FormatError(f"the space is nested more than {limits.MAX_SPACE_DEPTH} levels deep.")
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FormatError(f"a space must be a JSON object with a 'type', got {type(data).__name__}.")
     kind = data["type"]
@@ -110,8 +110,8 @@ def check_space(data: Any, depth: int = 0) -> int:
         if len(items) > _MAX_KEYS:
             raise FormatError(f"a {kind} space declares {len(items)} subspaces (at most {_MAX_KEYS}).")
         total = sum(check_space(s, depth + 1) for s in items)
-        if total > MAX_LEAF_ELEMENTS * 4:
-            raise FormatError(f"the space declares {total} elements per step in all (at most {MAX_LEAF_ELEMENTS * 4}).")
+        if total > limits.MAX_ROW_BYTES:
+            raise FormatError(f"the space declares {total} elements per step in all (at most {limits.MAX_ROW_BYTES}).")
         return total
     if kind == "Box":
         if not isinstance(data.get("dtype"), str) or data["dtype"] not in _DTYPES:
