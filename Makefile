@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build of torch: a bare `torch` would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[dev,torch,sb3,cli,play,plots]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,torch,sb3,cli,play,plots,diambra]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -95,3 +95,7 @@ class TrajArenaWarning(UserWarning):
 
 class WrapperNotAppliedWarning(TrajArenaWarning):
     """A user wrapper named in a file or policy was not re-applied (data never names code)."""
+
+
+class DialectWarning(TrajArenaWarning):
+    """A DIAMBRA setting that has no effect on this env was accepted and ignored."""

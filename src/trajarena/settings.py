@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Self
 import gymnasium as gym
 import numpy as np
 
+from trajarena import dialects
 from trajarena.errors import SettingsError, WrapperNotAppliedWarning, close_matches
 
 #: The fighters of the built-in game, in the order of their ``character`` index.
@@ -46,10 +47,16 @@ class _Settings:
     """Shared behaviour: ``from_dict`` with unknown-key errors, ``to_dict`` and validation hooks."""
 
     _validators: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    #: Which of DIAMBRA's settings these are (:mod:`trajarena.dialects` maps its names to ours).
+    _dialect: ClassVar[str] = ""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | Self | None = None, **overrides: Any) -> Self:
-        """Build settings from a dict (or return a copy of settings with ``overrides``)."""
+        """Build settings from a dict (or return a copy of settings with ``overrides``).
+
+        DIAMBRA Arena's names and values (v2.1 and v2.2, dicts or its settings dataclasses) are
+        accepted too and stored in trajarena's (see :mod:`trajarena.dialects`).
+        """
         if data is None:
             data = {}
         elif isinstance(data, cls):
@@ -61,6 +68,11 @@ class _Settings:
                 f"{cls.__name__} must be built from a dict or a {cls.__name__}, got {type(data).__name__}."
             )
         merged = {**dict(data), **overrides}
+        if cls._dialect:
+            merged, moved = dialects.canonical(cls._dialect, merged)
+            for key in moved:
+                raise SettingsError(f"{cls.__name__} got DIAMBRA 2.1's attack_but_combination, which is the wrappers "
+                                    f"setting {key!r} in trajarena; pass it to make() or in wrappers_settings.")
         names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
         for key in merged:
             if key not in names:
@@ -165,6 +177,8 @@ class EnvironmentSettings(_Settings):
     ('Mira', 'Brutus')
     """
 
+    _dialect: ClassVar[str] = "env"
+
     n_players: int = 1
     frame_shape: tuple[int, int, int] = (0, 0, 0)
     step_ratio: int = 6
@@ -250,6 +264,8 @@ class WrappersSettings(_Settings):
     >>> WrappersSettings(stack_frames=4, scale=True).stack_frames
     4
     """
+
+    _dialect: ClassVar[str] = "wrappers"
 
     no_op_max: int = 0
     repeat_action: int = 1
@@ -383,6 +399,8 @@ class RecordingSettings(_Settings):
     >>> RecordingSettings(file_path="data/duel", ignore_p1=1).ignore_p1
     1
     """
+
+    _dialect: ClassVar[str] = "recording"
 
     username: str = ""
     file_path: str = ""
