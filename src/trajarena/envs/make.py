@@ -14,6 +14,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from trajarena import dialects
+from trajarena.envs.diambra import DIAMBRA_GAMES, is_diambra_game
 from trajarena.errors import MissingDependencyError, SettingsError, UnknownEnvError, close_matches
 from trajarena.settings import EnvironmentSettings, RecordingSettings, WrappersSettings
 
@@ -56,10 +58,11 @@ def _ensure_gym_id(env_id: str) -> None:
         gym.register_envs(ale_py)
         if env_id in gym.registry:
             return
-    known = registered_ids() + list(gym.registry)
+    known = registered_ids() + list(DIAMBRA_GAMES) + list(gym.registry)
     raise UnknownEnvError(
         f"unknown env id {env_id!r}.{close_matches(env_id, known)} trajarena builds {', '.join(registered_ids())}; "
-        "any registered Gymnasium id works too (e.g. 'CartPole-v1', 'ALE/Boxing-v5' with the [atari] extra)."
+        "any registered Gymnasium id works too (e.g. 'CartPole-v1', 'ALE/Boxing-v5' with the [atari] extra), and "
+        f"DIAMBRA Arena's games with the [diambra] extra ({', '.join(DIAMBRA_GAMES)})."
     )
 
 
@@ -71,6 +74,10 @@ def raw_env(env_id: str, settings: Any = None, render_mode: str | None = None) -
         factory, settings_cls = _REGISTRY[env_id]
         parsed = settings_cls.from_dict(settings)
         return factory(parsed, render_mode=render_mode), parsed.to_dict()
+    if is_diambra_game(env_id):
+        from trajarena.envs.diambra import make_diambra
+
+        return make_diambra(env_id, settings, render_mode=render_mode)
     _ensure_gym_id(env_id)
     if settings is None:
         kwargs: dict[str, Any] = {}
@@ -97,10 +104,14 @@ def make(
 ) -> gym.Env:
     """Make an env, optionally recording its raw stream and wrapping it (DIAMBRA's ``arena.make``).
 
+    Settings may use DIAMBRA Arena's names and values (v2.1 and v2.2) and be DIAMBRA's settings
+    dataclasses; they are stored in trajarena's names (see :mod:`trajarena.dialects`).
+
     Args:
-        env_id: ``"duel"`` (built in) or any Gymnasium id (``"CartPole-v1"``, ``"ALE/Boxing-v5"``).
-        settings: ``EnvironmentSettings`` or a dict of them for ``duel``; for a Gymnasium id, a dict of
-            ``gym.make`` keyword arguments.
+        env_id: ``"duel"`` (built in), any Gymnasium id (``"CartPole-v1"``, ``"ALE/Boxing-v5"``) or a
+            DIAMBRA Arena game (``"doapp"``, ``"sfiii3n"``...: the ``diambra`` extra and its engine).
+        settings: ``EnvironmentSettings`` or a dict of them for ``duel`` and DIAMBRA games; for a
+            Gymnasium id, a dict of ``gym.make`` keyword arguments.
         wrappers_settings: ``WrappersSettings`` or a dict; applied on top of the recorder.
         traj_rec_settings: ``RecordingSettings`` or a dict (``username``, ``file_path``, ``ignore_p1``/``ignore_p2``…):
             records the raw env stream, below the wrappers, with the wrappers settings in the file.
@@ -110,9 +121,14 @@ def make(
         UnknownEnvError: the id is neither trajarena's nor registered with Gymnasium.
         SettingsError: an unknown setting or a bad value (the message names it and the valid ones).
     """
-    wrappers = WrappersSettings.from_dict(wrappers_settings)
-    recording = None if traj_rec_settings is None else RecordingSettings.from_dict(traj_rec_settings)
-    env, settings_dict = raw_env(env_id, settings, render_mode=render_mode)
+    translate = isinstance(env_id, str) and (is_diambra_game(env_id) or (
+        env_id in _REGISTRY and getattr(_REGISTRY[env_id][1], "_dialect", "") == "env"))
+    game = "diambra" if isinstance(env_id, str) and is_diambra_game(env_id) else "duel"
+    env_settings, wrappers_dict, recording_dict = dialects.canonical_all(
+        settings if translate else None, wrappers_settings, traj_rec_settings, game=game)
+    wrappers = WrappersSettings.from_dict(wrappers_dict)
+    recording = None if recording_dict is None else RecordingSettings.from_dict(recording_dict)
+    env, settings_dict = raw_env(env_id, env_settings if translate else settings, render_mode=render_mode)
     if recording is not None:
         from trajarena.recording.recorder import TrajectoryRecorder
 
