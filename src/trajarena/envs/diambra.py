@@ -108,6 +108,7 @@ def make_diambra(env_id: str, settings: Any = None, render_mode: str | None = No
     if n_players not in (1, 2):
         raise SettingsError(f"n_players must be 1 or 2, got {n_players!r}.")
     cls = arena.EnvironmentSettings if n_players == 1 else arena.EnvironmentSettingsMultiAgent
+    fields = {k: v for k, v in fields.items() if not (k in ("env_address", "splash_screen") and v is None)}
     fields.setdefault("splash_screen", False)
     addresses = os.getenv("DIAMBRA_ENVS", "").split()
     if not addresses and "env_address" not in fields:  # not under `diambra run`: fail fast if no engine is there
@@ -120,7 +121,9 @@ def make_diambra(env_id: str, settings: Any = None, render_mode: str | None = No
     diambra_settings.game_id, diambra_settings.render_mode, diambra_settings.rank = env_id, render_mode, 0
     try:
         env = (DiambraGym1P if n_players == 1 else DiambraGym2P)(diambra_settings)
-    except Exception as exc:  # DIAMBRA raises a bare Exception when no engine answers
+    except Exception as exc:
+        if type(exc) is not Exception:  # DIAMBRA raises a bare Exception when no engine answers
+            raise
         raise EngineError(f"no DIAMBRA engine answered at {fields['env_address']} for {env_id!r}: run your script with "
                           "`diambra run python script.py` (DIAMBRA's CLI starts the engine and sets DIAMBRA_ENVS), or "
                           f"set the env_address setting. DIAMBRA said: {str(exc).splitlines()[0]}") from exc

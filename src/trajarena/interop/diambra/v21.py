@@ -226,6 +226,7 @@ def read_v21(data: Any, name: str, game: str | None = None, games: Any = None) -
         "applied_by_diambra": applied,
         "game": "given" if game else "guessed from the character list" if game_id else "unknown",
         "difficulty": data.get("difficulty"),
+        "characters": [str(c) for c in data["char_names"]] if isinstance(data.get("char_names"), list) else None,
     }
     role: Any = ("P1", "P2") if two else side
     settings = {"n_players": 2 if two else 1, "role": role,

@@ -226,6 +226,7 @@ def read_v22(data: Any, name: str, games: Any = None) -> Recording:
         "frames": describe_frames(settings["frame_shape"]) + ", decoded as DIAMBRA's loader decodes them",
         "final_observation": "not recorded by DIAMBRA 2.2; the last recorded observation is repeated",
         "spaces": "from the recording's settings and diambra-arena's game table",
+        "characters": list(facts.characters),
         "env_settings_fields": fields,
     }
     return Recording(path=name, version="2.2", env_id=fields["game_id"], env_settings=settings,
