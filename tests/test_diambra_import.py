@@ -155,3 +155,19 @@ def test_the_import_command_converts_folders_with_a_summary_and_is_safe_to_rerun
     info = runner.invoke(app, ["info", str(imported[0])])
     assert info.exit_code == 0 and "doapp" in info.output
     assert arena.TrajectoryDataset(imported).n_episodes == 2
+
+
+def test_the_importer_benchmark_runs(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    run = subprocess.run([sys.executable, str(root / "bench" / "bench_diambra.py"), "--quick", "--results-dir",
+                          str(tmp_path)], capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = json.loads((tmp_path / "diambra_import.json").read_text())["rows"]
+    assert [r["steps"] for r in rows] == [198, 171] and all(r["import steps/s"] > 0 for r in rows)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import bz2
 import collections
 import io
+import math
 import pickle
 import re
 import struct
@@ -113,16 +114,17 @@ class _Array:
         _, shape, dtype, fortran, raw = state
         if not isinstance(dtype, _Dtype):
             raise FormatError(f"a pickled ndarray has the dtype {_short(dtype)}, not a numpy dtype")
-        if not (isinstance(shape, tuple) and len(shape) <= _MAX_NDIM
-                and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 1 << 40 for n in shape)):
+        if not (type(shape) is tuple and len(shape) <= _MAX_NDIM
+                and all(type(n) is int and 0 <= n < 1 << 40 for n in shape)):
             raise FormatError(f"a pickled ndarray has the shape {_short(shape)}")
         if not isinstance(raw, bytes | bytearray) or not isinstance(fortran, bool):
             raise FormatError(f"a pickled ndarray holds {type(raw).__name__} data, not raw bytes")
-        size = int(np.prod(shape, dtype=np.int64)) * dtype.dtype.itemsize
+        size = math.prod(shape) * dtype.dtype.itemsize
         if size != len(raw):
             raise FormatError(f"a pickled ndarray declares shape {shape} of {dtype.dtype} ({size} bytes) "
                               f"but holds {len(raw)} bytes")
-        self.array = np.frombuffer(bytes(raw), dtype=dtype.dtype).reshape(shape, order="F" if fortran else "C")
+        data = np.frombuffer(raw if type(raw) is bytes else bytes(raw), dtype=dtype.dtype)
+        self.array = data.reshape(shape, order="F" if fortran else "C")
 
 
 def _reconstruct(cls: Any, shape: Any, typecode: Any) -> _Array:
