@@ -6,14 +6,17 @@ Docker or ROM is needed; its rounds are shortened as the fixture generator does.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import trajarena as arena
 from _diambra import Mocker
-from trajarena.errors import EngineError, MissingDependencyError, SettingsError
+from trajarena.errors import MissingDependencyError, SettingsError
 
 
 @pytest.fixture
@@ -130,8 +133,13 @@ def test_bad_diambra_settings_are_settings_errors_that_say_why(engine):
 
 def test_no_engine_is_an_engine_error_that_says_how_to_start_one():
     pytest.importorskip("diambra.arena")
-    with pytest.raises(EngineError, match="diambra run"):
-        arena.make("doapp", {"env_address": "127.0.0.1:9", "grpc_timeout": 1})
+    # in a subprocess: a real gRPC channel leaves threads that make later fork()s (DataLoader workers) unsafe
+    code = ("import trajarena as arena\n"
+            "try:\n    arena.make('doapp', {'env_address': '127.0.0.1:9', 'grpc_timeout': 1})\n"
+            "except arena.errors.EngineError as exc:\n    print(exc)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert "no DIAMBRA engine answered at 127.0.0.1:9" in run.stdout and "diambra run" in run.stdout, run.stderr
 
 
 def test_without_the_extra_a_diambra_game_names_the_install_command(monkeypatch):

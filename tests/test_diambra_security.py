@@ -102,7 +102,11 @@ _MEASURE = textwrap.dedent("""
     except FormatError as exc:
         error = str(exc)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB (Linux reports kB)
+    try:  # this process's own peak (ru_maxrss may carry the parent's peak across fork + exec)
+        status = open("/proc/self/status").read()
+        peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
+    except (OSError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB (Linux reports kB)
     print(json.dumps({"error": error, "seconds": seconds, "peak_mb": peak}))
 """)
 
