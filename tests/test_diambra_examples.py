@@ -85,7 +85,7 @@ def test_diambras_22_data_loader_example_reads_a_duel_recording(tmp_path, monkey
 
 def test_the_data_loader_points_at_the_import_command_for_diambra_files(tmp_path):
     from trajarena.errors import DataNotFoundError
-    from trajarena.interop.diambra.compat.v22 import DiambraDataLoader
+    from trajarena.interop.diambra.compat import DiambraDataLoader
 
     shutil.copy(next((Path(__file__).parent / "data/diambra/v22").glob("*/*.diambra")), tmp_path)
     with pytest.raises(DataNotFoundError, match="trajarena import diambra"):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import trajarena as arena
 from trajarena import dialects
 from trajarena.errors import DialectWarning, SettingsError
-from trajarena.interop.diambra.compat import v22
+from trajarena.interop.diambra import compat as v22
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "diambra.md"
 

@@ -83,21 +83,10 @@ def plain(data: Any, owner: str = "settings") -> dict[str, Any]:
     if data is None:
         return {}
     if dataclasses.is_dataclass(data) and not isinstance(data, type):
-        if hasattr(data, "to_dict") and callable(data.to_dict):
-            return dict(data.to_dict(json=False)) if "json" in _parameters(data.to_dict) else dict(data.to_dict())
         return {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
     if isinstance(data, Mapping):
         return dict(data)
     raise SettingsError(f"{owner} must be a dict or a settings dataclass, got {type(data).__name__}.")
-
-
-def _parameters(fn: Any) -> tuple[str, ...]:
-    import inspect
-
-    try:
-        return tuple(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return ()
 
 
 def _put(out: dict[str, Any], key: str, value: Any, source: str) -> None:

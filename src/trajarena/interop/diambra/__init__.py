@@ -7,6 +7,7 @@ come from the settings and DIAMBRA's game table (:mod:`~trajarena.interop.diambr
 version has its reader (:mod:`~trajarena.interop.diambra.v22`, :mod:`~trajarena.interop.diambra.v21`)
 feeding the converter (:mod:`~trajarena.interop.diambra.convert`). The command line is
 ``trajarena import diambra SRC... --out DIR``; ``docs/diambra.md`` says what is kept and how.
+:mod:`~trajarena.interop.diambra.compat` runs DIAMBRA's own scripts with only their imports changed.
 
 >>> import trajarena.interop.diambra as diambra
 >>> sorted(diambra.__all__)[:3]

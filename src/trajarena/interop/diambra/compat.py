@@ -1,20 +1,32 @@
-"""DIAMBRA Arena 2.2's ``diambra.arena`` names on trajarena, for scripts that change only their imports.
+"""Run DIAMBRA Arena scripts on trajarena by changing only their imports.
 
-A DIAMBRA 2.2 script runs on trajarena once ``import diambra.arena`` becomes
-``from trajarena.interop.diambra.compat import diambra`` and ``from diambra.arena import X`` becomes
-``from trajarena.interop.diambra.compat.v22 import X``: :func:`make` has ``diambra.arena.make``'s
-signature and makes trajarena's env (``duel``, or a DIAMBRA game through the ``diambra`` extra),
-recording with trajarena's recorder into ``dataset_path``; the settings dataclasses are mutable, with
-DIAMBRA's field names and defaults (trajarena reads them through :mod:`trajarena.dialects`);
-:class:`DiambraDataLoader` replays trajarena files as DIAMBRA's loader replays ``.diambra`` files.
-New code should use ``trajarena.make`` and ``trajarena.ImitationLearning`` directly.
+=============================================================  ==================================================================
+DIAMBRA                                                         trajarena
+=============================================================  ==================================================================
+``import diambra.arena`` (2.2)                                  ``from trajarena.interop.diambra.compat import diambra``
+``from diambra.arena import EnvironmentSettings, ...``          ``from trajarena.interop.diambra.compat import EnvironmentSettings, ...``
+``from diambra.arena.utils.diambra_data_loader import ...``     ``from trajarena.interop.diambra.compat import DiambraDataLoader``
+``import diambra.arena`` (2.1, ``ImitationLearning``)           ``from trajarena.interop.diambra.compat import diambra21 as diambra``
+=============================================================  ==================================================================
+
+For 2.2: :func:`make` has ``diambra.arena.make``'s signature and makes trajarena's env (``duel``, or a
+DIAMBRA game through the ``diambra`` extra), recording with trajarena's recorder into
+``dataset_path``; the settings dataclasses are mutable, with DIAMBRA's field names and defaults
+(trajarena reads them through :mod:`trajarena.dialects`); :class:`DiambraDataLoader` replays trajarena
+files as DIAMBRA's loader replays ``.diambra`` files. For 2.1: :class:`ImitationLearning21` is 2.1's
+``diambra.arena.ImitationLearning`` (gym 0.21 API: ``reset`` returns the observation alone, ``step``
+``(obs, reward, done, info)`` with ``info["action"]`` as ``[move, attack]``, ``render(mode="human")``).
+These exist for old scripts; new code uses ``trajarena.make`` and ``trajarena.ImitationLearning``,
+which take DIAMBRA's settings names too.
 
 >>> settings = EnvironmentSettings()
 >>> settings.action_space = SpaceTypes.DISCRETE
->>> env = make("duel", settings)
+>>> env = diambra.arena.make("duel", settings)
 >>> env.action_space
 Discrete(16)
 >>> env.close()
+>>> diambra21.arena.ImitationLearning is ImitationLearning21, to_move_attack(11)
+(True, [0, 3])
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -30,10 +43,14 @@ from trajarena.envs.make import make as _make
 from trajarena.errors import DataNotFoundError, NotSupportedError
 from trajarena.format.index import find_files
 from trajarena.replay.imitation import ImitationLearning
-from trajarena.replay.show import FrameWindow
+from trajarena.replay.show import FrameWindow, frame_image
 
-__all__ = ["DiambraDataLoader", "EnvironmentSettings", "EnvironmentSettingsMultiAgent", "RecordingSettings", "Roles",
-           "SpaceTypes", "WrappersSettings", "get_diambra_controller", "make"]
+__all__ = ["DiambraDataLoader", "EnvironmentSettings", "EnvironmentSettingsMultiAgent", "ImitationLearning21",
+           "RecordingSettings", "Roles", "SpaceTypes", "WrappersSettings", "diambra", "diambra21",
+           "get_diambra_controller", "make", "to_move_attack"]
+
+_MOVES = 9  # moves of every DIAMBRA game: a discrete action below 9 is a move, above an attack
+
 
 
 class SpaceTypes:
@@ -213,3 +230,79 @@ class DiambraDataLoader:
             return self._window.show(self.frame)
         except ImportError:
             return False
+
+
+
+def to_move_attack(action: Any) -> list[int]:
+    """A discrete or multi-discrete action as DIAMBRA 2.1's loader reports it: ``[move, attack]``."""
+    a = np.asarray(action).reshape(-1)
+    if a.size == 2:
+        return [int(a[0]), int(a[1])]
+    d = int(a[0])
+    return [d, 0] if d < _MOVES else [0, d - _MOVES + 1]
+
+
+class ImitationLearning21:
+    """DIAMBRA 2.1's imitation-learning env: gym 0.21 API over trajarena's replay.
+
+    Args:
+        traj_files_list: trajarena files (DIAMBRA 2.1 files: import them with ``trajarena import diambra``).
+        rank: this env's rank in ``[0, total_cpus)``.
+        total_cpus: how many ranks share the files.
+    """
+
+    def __init__(self, traj_files_list: Any, rank: int = 0, total_cpus: int = 1) -> None:
+        self.env = ImitationLearning(traj_files_list, total_cpus=total_cpus, rank=rank)
+        self.observation_space, self.action_space = self.env.observation_space, self.env.action_space
+        self.rank, self.total_cpus = rank, total_cpus
+        self._frame: Any = None
+        self._window: FrameWindow | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        """True once this rank's episodes were all replayed."""
+        return self.env.exhausted
+
+    def _keep(self, obs: Any) -> Any:
+        self._frame = obs.get("frame") if isinstance(obs, dict) else obs
+        return obs
+
+    def reset(self) -> Any:
+        """The first observation of the next episode (a blank one once exhausted)."""
+        obs, _ = self.env.reset()
+        return self._keep(obs)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, dict[str, Any]]:
+        """``(observation, reward, done, info)``; the action is ignored, ``info["action"]`` is the recorded one."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if "action" in info:
+            info["action"] = to_move_attack(info["action"]) if not isinstance(info["action"], dict) else info["action"]
+        return self._keep(obs), reward, bool(terminated or truncated), info
+
+    def render(self, mode: str = "human") -> Any:
+        """``"human"``: show the recorded frame in a window; ``"rgb_array"``: return it as an image."""
+        if mode == "rgb_array":
+            return frame_image(self._frame)
+        self._window = self._window or FrameWindow("trajarena ImitationLearning")
+        return self._window.show(self._frame)
+
+    def show_obs(self, observation: Any, wait_key: int = 1, viz: bool = True, string: str = "observation") -> str:
+        """Print the observation key by key and, with ``viz``, show its frame (see trajarena's ``show_obs``)."""
+        return self.env.show_obs(observation, wait_key=wait_key, viz=viz, string=string)
+
+    def traj_summary(self) -> str:
+        """Print and return what the files hold."""
+        return self.env.traj_summary()
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.close()
+        self.env.close()
+
+
+#: Stands for the ``diambra`` package of a DIAMBRA 2.2 script: ``diambra.arena.make(...)``.
+diambra = SimpleNamespace(arena=SimpleNamespace(
+    make=make, EnvironmentSettings=EnvironmentSettings, EnvironmentSettingsMultiAgent=EnvironmentSettingsMultiAgent,
+    WrappersSettings=WrappersSettings, RecordingSettings=RecordingSettings, SpaceTypes=SpaceTypes, Roles=Roles))
+#: Stands for the ``diambra`` package of a DIAMBRA 2.1 script: ``diambra.arena.ImitationLearning(...)``.
+diambra21 = SimpleNamespace(arena=SimpleNamespace(ImitationLearning=ImitationLearning21))
