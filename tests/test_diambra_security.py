@@ -281,3 +281,12 @@ def test_verify_fails_on_a_folder_without_trajectory_files(tmp_path):
 
     (tmp_path / "notes.txt").write_text("no recordings here")
     assert CliRunner().invoke(app, ["verify", str(tmp_path)]).exit_code != 0
+
+
+@pytest.mark.parametrize("protocol", [4, 5])  # 4: Python 3.8-3.13, 5: from 3.14
+def test_numpy_values_load_from_the_pickle_protocols_diambra_writes(protocol):
+    value = {"frame": np.arange(24, dtype=np.uint8).reshape(2, 3, 4), "fortran": np.asfortranarray(np.ones((2, 3))),
+             "every_other": np.arange(10)[::2], "scalar": np.int64(7), "grey": np.zeros((2, 2), ">f4")}
+    out = load_bz2_pickle(io.BytesIO(bz2.compress(pickle.dumps(value, protocol=protocol))), "p")
+    for key, array in value.items():
+        assert np.array_equal(out[key], array) and out[key].dtype == array.dtype, key

@@ -8,8 +8,9 @@ a :class:`~trajarena.errors.FormatError` that names it, before anything is impor
 The stand-ins build data only:
 
 * numpy arrays and scalars (``numpy.core``/``numpy._core`` ``multiarray._reconstruct`` and
-  ``scalar``, ``numpy.ndarray``, ``numpy.dtype``): numeric and bool dtypes only, declared shape
-  checked against the bytes before an array is made, never numpy's own ``__setstate__``;
+  ``scalar``, ``numeric._frombuffer`` of protocol 5, ``numpy.ndarray``, ``numpy.dtype``): numeric and
+  bool dtypes only, declared shape checked against the bytes before an array is made, never numpy's
+  own ``__setstate__``;
 * ``collections.OrderedDict`` (DIAMBRA 2.2 two-player actions);
 * ``diambra.engine.interface_pb2.EnvSettings``: :class:`ProtobufBytes`, the message's wire bytes
   (decoded by :mod:`~trajarena.interop.diambra.protobuf`, never by protobuf);
@@ -112,19 +113,33 @@ class _Array:
         if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1):
             raise FormatError(f"a pickled ndarray has the state {_short(state)}, not (1, shape, dtype, fortran, bytes)")
         _, shape, dtype, fortran, raw = state
-        if not isinstance(dtype, _Dtype):
-            raise FormatError(f"a pickled ndarray has the dtype {_short(dtype)}, not a numpy dtype")
-        if not (type(shape) is tuple and len(shape) <= _MAX_NDIM
-                and all(type(n) is int and 0 <= n < 1 << 40 for n in shape)):
-            raise FormatError(f"a pickled ndarray has the shape {_short(shape)}")
-        if not isinstance(raw, bytes | bytearray) or not isinstance(fortran, bool):
-            raise FormatError(f"a pickled ndarray holds {type(raw).__name__} data, not raw bytes")
-        size = math.prod(shape) * dtype.dtype.itemsize
-        if size != len(raw):
-            raise FormatError(f"a pickled ndarray declares shape {shape} of {dtype.dtype} ({size} bytes) "
-                              f"but holds {len(raw)} bytes")
-        data = np.frombuffer(raw if type(raw) is bytes else bytes(raw), dtype=dtype.dtype)
-        self.array = data.reshape(shape, order="F" if fortran else "C")
+        if not isinstance(fortran, bool):
+            raise FormatError(f"a pickled ndarray has the order flag {_short(fortran)}")
+        self.array = _array(raw, dtype, shape, "F" if fortran else "C")
+
+
+def _array(raw: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
+    """An array of ``shape`` over ``raw``, once the declared size is checked against the bytes."""
+    if not isinstance(dtype, _Dtype):
+        raise FormatError(f"a pickled ndarray has the dtype {_short(dtype)}, not a numpy dtype")
+    if not (type(shape) is tuple and len(shape) <= _MAX_NDIM and all(type(n) is int and 0 <= n < 1 << 40 for n in shape)):
+        raise FormatError(f"a pickled ndarray has the shape {_short(shape)}")
+    if not isinstance(raw, bytes | bytearray) or order not in ("C", "F"):
+        raise FormatError(f"a pickled ndarray holds {type(raw).__name__} data in order {_short(order)}, "
+                          "not raw bytes in C or Fortran order")
+    size = math.prod(shape) * dtype.dtype.itemsize
+    if size != len(raw):
+        raise FormatError(f"a pickled ndarray declares shape {shape} of {dtype.dtype} ({size} bytes) "
+                          f"but holds {len(raw)} bytes")
+    data = np.frombuffer(raw if type(raw) is bytes else bytes(raw), dtype=dtype.dtype)
+    return data.reshape(shape, order=order)
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any, axis_order: Any = None) -> np.ndarray:
+    """numpy's protocol-5 array constructor (Python >= 3.14 pickles arrays this way), made safe."""
+    if axis_order is not None:
+        raise FormatError("a pickled ndarray with a non-contiguous axis order; DIAMBRA arrays are contiguous")
+    return _array(buf, dtype, shape, order)
 
 
 def _reconstruct(cls: Any, shape: Any, typecode: Any) -> _Array:
@@ -171,9 +186,10 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): _ordered_dict,
     ("diambra.engine.interface_pb2", "EnvSettings"): _message("diambra.engine.interface_pb2.EnvSettings"),
 }
-for _core in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    ALLOWED_GLOBALS[(_core, "_reconstruct")] = _reconstruct
-    ALLOWED_GLOBALS[(_core, "scalar")] = _scalar
+for _core in ("numpy.core", "numpy._core"):
+    ALLOWED_GLOBALS[(f"{_core}.multiarray", "_reconstruct")] = _reconstruct
+    ALLOWED_GLOBALS[(f"{_core}.multiarray", "scalar")] = _scalar
+    ALLOWED_GLOBALS[(f"{_core}.numeric", "_frombuffer")] = _frombuffer
 for _module, _kind in (("box", "Box"), ("discrete", "Discrete"), ("multi_discrete", "MultiDiscrete"),
                        ("multi_binary", "MultiBinary"), ("dict", "Dict")):
     ALLOWED_GLOBALS[(f"gym.spaces.{_module}", _kind)] = _space_class(_kind)
