@@ -157,3 +157,19 @@ def test_the_docs_table_names_every_diambra_setting():
         {"player", "attack_but_combination", "hardcore", "actions_stack", "hwc_obs_resize", "role", "action_space"}
     missing = [n for n in sorted(names) if not re.search(rf"`{re.escape(n)}`", text)]
     assert not missing, f"docs/diambra.md does not name {missing}"
+
+
+def test_diambras_own_22_dataclasses_work_for_duel(tmp_path):
+    diambra_arena = pytest.importorskip("diambra.arena")
+    settings = diambra_arena.EnvironmentSettings(role=diambra_arena.Roles.P2, action_space=diambra_arena.SpaceTypes.DISCRETE,
+                                                 frame_shape=(64, 64, 1), difficulty=2)
+    wrappers = diambra_arena.WrappersSettings(stack_frames=2, add_last_action=True, stack_actions=3)
+    recording = diambra_arena.RecordingSettings(dataset_path=str(tmp_path), username="alex")
+    env = arena.make("duel", settings, wrappers, recording)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    env.close()
+    meta = arena.ImitationLearning(str(tmp_path)).file_metadata[0]
+    assert meta["env_id"] == "duel" and meta["username"] == "alex"
+    assert meta["env_settings"]["role"] == "P2" and meta["env_settings"]["action_space"] == "discrete"
+    assert meta["wrappers_settings"]["stack_actions"] == 3 and meta["wrappers_settings"]["filter_keys"] is None

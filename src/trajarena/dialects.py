@@ -20,8 +20,12 @@ of diambra.
 >>> env, wrappers, recording = canonical_all({"player": "P2", "char_outfits": 2, "attack_but_combination": False},
 ...                                          {"frame_stack": 4, "reward_normalization": True},
 ...                                          {"dataset_path": "data/doapp", "username": "alex"})
->>> env, wrappers, recording
-({'role': 'P2', 'outfits': 2}, {'stack_frames': 4, 'normalize_reward': True, 'no_attack_buttons_combinations': True}, {'file_path': 'data/doapp', 'username': 'alex'})
+>>> env
+{'role': 'P2', 'outfits': 2}
+>>> wrappers
+{'stack_frames': 4, 'normalize_reward': True, 'no_attack_buttons_combinations': True}
+>>> recording
+{'file_path': 'data/doapp', 'username': 'alex'}
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """Run DIAMBRA Arena scripts on trajarena by changing only their imports.
 
-=============================================================  ==================================================================
-DIAMBRA                                                         trajarena
-=============================================================  ==================================================================
-``import diambra.arena`` (2.2)                                  ``from trajarena.interop.diambra.compat import diambra``
-``from diambra.arena import EnvironmentSettings, ...``          ``from trajarena.interop.diambra.compat import EnvironmentSettings, ...``
-``from diambra.arena.utils.diambra_data_loader import ...``     ``from trajarena.interop.diambra.compat import DiambraDataLoader``
-``import diambra.arena`` (2.1, ``ImitationLearning``)           ``from trajarena.interop.diambra.compat import diambra21 as diambra``
-=============================================================  ==================================================================
+* ``import diambra.arena`` (2.2) becomes ``from trajarena.interop.diambra.compat import diambra``;
+* ``from diambra.arena import EnvironmentSettings, ...`` and
+  ``from diambra.arena.utils.diambra_data_loader import DiambraDataLoader`` import from
+  ``trajarena.interop.diambra.compat`` instead;
+* ``import diambra.arena`` of a 2.1 script (``ImitationLearning``) becomes
+  ``from trajarena.interop.diambra.compat import diambra21 as diambra``.
 
 For 2.2: :func:`make` has ``diambra.arena.make``'s signature and makes trajarena's env (``duel``, or a
 DIAMBRA game through the ``diambra`` extra), recording with trajarena's recorder into

@@ -214,7 +214,8 @@ def read_v21(data: Any, name: str, game: str | None = None, games: Any = None) -
     game_id = game or guess_game(data.get("char_names"), games)
     applied = {"frame_stack": stack, "frame_dtype": str(frames[0].dtype),
                "attack_button_combinations": bool(data.get("attack_but_comb", True)),
-               "actions_stack_in_observation": None if ram_space is None else _actions_stack(ram_space, data["n_actions"][0]),
+               "actions_stack_in_observation":
+                   None if ram_space is None else _actions_stack(ram_space, data["n_actions"][0]),
                "rewards": "as recorded (normalised when they are fractions)"}
     source = {
         "format": f"diambra-arena 2.1 trajectory file ({'hardcore ' if hardcore else ''}TrajectoryRecorder)",

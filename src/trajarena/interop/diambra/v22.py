@@ -117,7 +117,8 @@ def canonical_settings(fields: Mapping[str, Any], where: str) -> dict[str, Any]:
         "show_final": episode["show_final"], "tower": episode["tower"],
         "super_art": per_player([p["super_art"] for p in players]),
         "fighting_style": per_player([p["fighting_style"] for p in players]),
-        "ultimate_style": per_player([(u["dash"], u["evade"], u["bar"]) for u in (p["ultimate_style"] for p in players)]),
+        "ultimate_style": per_player([(p["ultimate_style"]["dash"], p["ultimate_style"]["evade"],
+                                       p["ultimate_style"]["bar"]) for p in players]),
         "speed_mode": per_player([p["speed_mode"] for p in players]),
     }
 
