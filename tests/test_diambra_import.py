@@ -183,3 +183,15 @@ def test_imitation_learning_renders_and_shows_imported_frames(tmp_path, capsys):
     assert 'observation["frame"]: shape (48, 64, 3)' in text and 'observation["P1"]["character"]: 6 / Gen-Fu' in text
     assert text in capsys.readouterr().out
     env.close()
+
+
+def test_the_import_command_can_mark_p2_as_no_demonstration(tmp_path):
+    from typer.testing import CliRunner
+
+    from trajarena.cli import app
+
+    two_players = next(p for p in V22 if p.parent.name == "np1_sfiii3n_2p_disc_grey")
+    result = CliRunner().invoke(app, ["import", "diambra", str(two_players), "--out", str(tmp_path), "--ignore-p2", "1"])
+    assert result.exit_code == 0, result.output
+    env = arena.ImitationLearning(str(tmp_path))
+    assert env.file_metadata[0]["ignore_p2"] == 1 and env.n_episodes == 1  # only agent_0's side is replayed

@@ -290,3 +290,16 @@ def test_numpy_values_load_from_the_pickle_protocols_diambra_writes(protocol):
     out = load_bz2_pickle(io.BytesIO(bz2.compress(pickle.dumps(value, protocol=protocol))), "p")
     for key, array in value.items():
         assert np.array_equal(out[key], array) and out[key].dtype == array.dtype, key
+
+
+def test_without_diambras_game_table_22_files_name_the_extra_and_21_files_still_import(tmp_path, monkeypatch):
+    from trajarena.errors import MissingDependencyError
+    from trajarena.interop.diambra import games
+
+    monkeypatch.setattr(games, "installed_table_path", lambda: None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'trajarena\[diambra\]'"):
+        import_diambra(V22[0], tmp_path)
+    pytest.importorskip("PIL")
+    summary = import_diambra(V21[0], tmp_path)  # 2.1 files store their spaces; only the game id is unknown
+    assert summary.steps > 0 and summary.imported[0].version == "2.1"
+    assert read_diambra(V21[0], game="doapp").env_id == "doapp" and read_diambra(V21[0]).env_id == "diambra-unknown"
