@@ -52,7 +52,11 @@ _MOVES = 9  # moves of every DIAMBRA game: a discrete action below 9 is a move, 
 
 
 class SpaceTypes:
-    """DIAMBRA's action space types (``diambra.arena.SpaceTypes``)."""
+    """DIAMBRA's action space types (``diambra.arena.SpaceTypes``).
+
+    >>> SpaceTypes.DISCRETE, SpaceTypes.Name(2)
+    (1, 'MULTI_DISCRETE')
+    """
 
     BINARY, DISCRETE, MULTI_DISCRETE, BOX = 0, 1, 2, 3
 
@@ -62,7 +66,11 @@ class SpaceTypes:
 
 
 class Roles:
-    """DIAMBRA's player roles (``diambra.arena.Roles``)."""
+    """DIAMBRA's player roles (``diambra.arena.Roles``).
+
+    >>> Roles.P2, Roles.Name(2)
+    (3, 'P1')
+    """
 
     P1, P2 = 2, 3
 
@@ -73,7 +81,11 @@ class Roles:
 
 @dataclass
 class EnvironmentSettings:
-    """DIAMBRA 2.2's single-agent environment settings (its field names and defaults)."""
+    """DIAMBRA 2.2's single-agent environment settings (its field names and defaults).
+
+    >>> EnvironmentSettings(role=Roles.P2).step_ratio
+    6
+    """
 
     game_id: str = "doapp"
     frame_shape: tuple[int, int, int] = (0, 0, 0)
@@ -103,7 +115,11 @@ class EnvironmentSettings:
 
 @dataclass
 class EnvironmentSettingsMultiAgent(EnvironmentSettings):
-    """DIAMBRA 2.2's two-agent environment settings: per-player values are pairs."""
+    """DIAMBRA 2.2's two-agent environment settings: per-player values are pairs.
+
+    >>> EnvironmentSettingsMultiAgent().outfits
+    (1, 1)
+    """
 
     n_players: int = 2
     action_space: Any = (SpaceTypes.MULTI_DISCRETE, SpaceTypes.MULTI_DISCRETE)
@@ -118,7 +134,11 @@ class EnvironmentSettingsMultiAgent(EnvironmentSettings):
 
 @dataclass
 class WrappersSettings:
-    """DIAMBRA 2.2's wrappers settings (trajarena's have the same names)."""
+    """DIAMBRA 2.2's wrappers settings (trajarena's have the same names).
+
+    >>> WrappersSettings(stack_frames=4).filter_keys
+    []
+    """
 
     no_op_max: int = 0
     repeat_action: int = 1
@@ -142,7 +162,11 @@ class WrappersSettings:
 
 @dataclass
 class RecordingSettings:
-    """DIAMBRA 2.2's episode recording settings: a ``dataset_path`` turns recording on."""
+    """DIAMBRA 2.2's episode recording settings: a ``dataset_path`` turns recording on.
+
+    >>> RecordingSettings().dataset_path is None
+    True
+    """
 
     dataset_path: str | None = None
     username: str | None = None
@@ -180,6 +204,12 @@ class DiambraDataLoader:
         dataset_path: a folder of trajarena files (DIAMBRA's own ``.diambra`` files: import them first
             with ``trajarena import diambra``).
         log_level: the level of the episode summary logged at each reset.
+
+    >>> import tempfile
+    >>> DiambraDataLoader(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    trajarena.errors.DataNotFoundError: No trajectory file in ...
     """
 
     def __init__(self, dataset_path: str, log_level: int = logging.INFO) -> None:
@@ -247,6 +277,16 @@ class ImitationLearning21:
         traj_files_list: trajarena files (DIAMBRA 2.1 files: import them with ``trajarena import diambra``).
         rank: this env's rank in ``[0, total_cpus)``.
         total_cpus: how many ranks share the files.
+
+    >>> import tempfile, gymnasium as gym
+    >>> from trajarena.recording.recorder import TrajectoryRecorder
+    >>> rec = TrajectoryRecorder(gym.make("CartPole-v1"), tempfile.mkdtemp())
+    >>> _ = rec.reset(seed=0); _ = rec.step(1); rec.close()
+    >>> env = ImitationLearning21(rec.files)
+    >>> obs = env.reset()
+    >>> obs, reward, done, info = env.step(0)
+    >>> reward, done
+    (1.0, True)
     """
 
     def __init__(self, traj_files_list: Any, rank: int = 0, total_cpus: int = 1) -> None:

@@ -104,7 +104,11 @@ def read_diambra(path: str | os.PathLike, *, game: str | None = None, games: Any
 
 @dataclass(frozen=True)
 class ImportedFile:
-    """One DIAMBRA file converted: where from, which version, the trajarena file(s) written, the steps."""
+    """One DIAMBRA file converted: where from, which version, the trajarena file(s) written, the steps.
+
+    >>> ImportedFile(Path("ep.diambra"), "2.2", (Path("ep.arrow"),), 22, 1).steps
+    22
+    """
 
     source: Path
     version: str

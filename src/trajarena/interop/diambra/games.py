@@ -51,6 +51,9 @@ class GameFacts:
         n_attacks_no_comb: single attack buttons (``no_attack_buttons_combinations``).
         characters: the character names, in index order.
         ram_states: ``{"common": {name: (type, min, max)}, "Px": {...}}``; ``Px`` holds each player's.
+
+    >>> GameFacts("demo", 9, 10, 7, (), {"Px": {"health": ("BOX", -1, 160)}}).ram_space("Px", "health")
+    Box(-1, 160, (1,), int16)
     """
 
     game_id: str

@@ -31,7 +31,11 @@ __all__ = ["Recording", "Step", "as_action", "as_bool", "as_reward", "require_ke
 
 
 class Step(NamedTuple):
-    """One step: the action taken and what it produced."""
+    """One step: the action taken and what it produced.
+
+    >>> Step(0, {"frame": None}, 1.0, False, False, {}).reward
+    1.0
+    """
 
     action: Any
     obs: Any
@@ -59,6 +63,11 @@ class Recording:
         n_steps: how many steps ``steps()`` yields.
         seed: the episode's seed, when DIAMBRA recorded it.
         source: JSON-ready facts about the origin (format, what was undone, what stays as recorded).
+
+    >>> from gymnasium import spaces
+    >>> Recording("ep", "2.1", "doapp", {}, {}, "alex", 1, None, spaces.Dict(agent_0=spaces.Discrete(12),
+    ...           agent_1=spaces.Discrete(12)), None, lambda: iter(()), 0).two_player
+    True
     """
 
     path: Any

@@ -58,7 +58,11 @@ _CHUNK = 1 << 20
 
 @dataclass
 class ProtobufBytes:
-    """Stands in for a pickled protobuf message: its wire bytes, never parsed by protobuf."""
+    """Stands in for a pickled protobuf message: its wire bytes, never parsed by protobuf.
+
+    >>> ProtobufBytes("EnvSettings", b"\\x20\\x01").serialized
+    b' \\x01'
+    """
 
     message: str
     serialized: bytes = b""
@@ -72,7 +76,11 @@ class ProtobufBytes:
 
 @dataclass
 class SpaceRecord:
-    """Stands in for a pickled gym 0.21 space: its kind (``"Box"``...) and the fields it stored."""
+    """Stands in for a pickled gym 0.21 space: its kind (``"Box"``...) and the fields it stored.
+
+    >>> SpaceRecord("Discrete", {"n": 2}).fields["n"]
+    2
+    """
 
     kind: str
     fields: dict[str, Any] = field(default_factory=dict)
