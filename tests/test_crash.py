@@ -140,8 +140,9 @@ def _flip_in_chunk(path: Path, ci: int) -> None:
     from trajarena.format.index import index_file
 
     f = index_file(path, partial=True)
+    i = [i for i, rows in enumerate(f.rows) if rows][ci]  # the ci-th chunk with rows (the first is empty)
     data = bytearray(path.read_bytes())
-    data[f.offsets[ci + 1] - 20] ^= 0x10  # in the chunk's body, after its header
+    data[f.offsets[i + 1] - 20] ^= 0x10  # in the chunk's body, after its header
     path.write_bytes(bytes(data))
 
 

@@ -34,7 +34,7 @@ def test_cartpole_recording_stores_settings_and_episodes(tmp_path: Path) -> None
     assert meta["env_id"] == "CartPole-v1" and meta["username"] == "alex" and meta["ignore_p2"] == 0
     assert meta["env_settings"] == {"difficulty": 3, "frame_shape": [84, 84, 1]}
     assert meta["wrappers_settings"] == {"stack_frames": 4, "scale": True} and meta["players"] == {"P1": "agent"}
-    assert meta["library_version"] and meta["format_version"] == 1
+    assert meta["library_version"] and meta["format_version"] == 2
     assert [e.seed for e in reader.episodes] == [5, 6, 7]
     for i, ep in enumerate(played):
         got = reader.read_episode(i)

@@ -84,16 +84,21 @@ def info(
 
 @app.command()
 def verify(path: PathArg) -> None:
-    """Check every file (headers, sizes, checksums of every chunk); exit 1 when something is damaged."""
+    """Check every file (headers, sizes, checksums, values); exit 1 when something is damaged, suspect or crashed."""
     from trajarena import verify as verify_files
 
     report = verify_files(path)
     console.print(f"{len(report.ok)} intact file(s), {report.episodes} episodes, {report.steps} steps")
     for p, why in report.damaged.items():
         console.print(f"[red]damaged[/] {escape(f'{p}: {why}')}", highlight=False)
+    for p, why in report.suspect.items():
+        console.print(f"[yellow]suspect[/] {escape(f'{p}: {why}')}", highlight=False)
     for p in report.partial:
-        console.print(f"[yellow]partial[/] {escape(str(p))} (a running or crashed recording: `trajarena repair`)", highlight=False)
-    if report.damaged:
+        console.print(f"[yellow]crashed[/] {escape(str(p))} (left by a recording that stopped: `trajarena repair`)",
+                      highlight=False)
+    for p in report.live:
+        console.print(f"live {escape(str(p))} (a recording in progress)", highlight=False)
+    if not report.clean:
         raise typer.Exit(1)
 
 
@@ -109,7 +114,8 @@ def repair(
     for src, dst in report.repaired.items():
         console.print(f"[green]repaired[/] {escape(f'{src.name} -> {dst.name}')}", highlight=False)
     for p in report.removed:
-        console.print(f"removed {p.name} (no complete chunk to salvage)", highlight=False)
+        console.print(f"removed {p.name} (nothing to salvage: empty, only discarded episodes, or a temporary file)",
+                      highlight=False)
     for p, why in report.skipped.items():
         console.print(f"[yellow]skipped[/] {escape(f'{p.name}: {why}')}", highlight=False)
     console.print(f"{len(report.repaired)} file(s) repaired, {report.episodes} episodes, {report.steps} steps")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path

@@ -30,10 +30,15 @@ import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import RecordingError, SettingsError, SpaceError
-from trajarena.format import schema as fmt
+from trajarena.format import limits
+from trajarena.format.actions import ActionCheck
 from trajarena.format.spaces import compile_setter, leaf_fields
 
-__all__ = ["Chunk", "ChunkBuffers"]
+__all__ = ["EPISODE_FLUSH_SECONDS", "Chunk", "ChunkBuffers"]
+
+#: A finished episode is handed to the writer thread at most this long after its last step (unless the
+#: chunk was handed over meanwhile): a kill loses no finished episode older than about twice this.
+EPISODE_FLUSH_SECONDS = 0.02
 
 _SKIP = object()  # the info slot of a key that is not stored
 
@@ -49,6 +54,7 @@ class Chunk:
     info: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     rows: int = 0
     flushed: int = 0  # rows [0, flushed) already written by an idle flush
+    checked: int = 0  # rows [0, checked) whose actions were checked against the action space
     ends_flushed: int = 0
     starts: list[list[int]] = field(default_factory=list)
     ends: list[dict[str, Any]] = field(default_factory=list)
@@ -82,20 +88,28 @@ class ChunkBuffers(ABC):
                                  f"{f.shape}); trajarena cannot record it. Drop it from the space.")
         row_bytes = sum(max(1, f.dtype.itemsize) * math.prod(f.shape) for f in self._fields) + 10
         self.chunk_steps = int(chunk_steps or max(1, min(16384, chunk_bytes // row_bytes)))
-        if not 1 <= self.chunk_steps <= fmt.MAX_CHUNK_ROWS:
-            raise SettingsError(f"chunk_steps must be in [1, {fmt.MAX_CHUNK_ROWS}], got {self.chunk_steps}.")
-        if self.chunk_steps * row_bytes > fmt.MAX_CHUNK_BYTES // 2:
+        if not 1 <= self.chunk_steps <= limits.MAX_CHUNK_ROWS:
+            raise SettingsError(f"chunk_steps must be in [1, {limits.MAX_CHUNK_ROWS}], got {self.chunk_steps}.")
+        if self.chunk_steps * row_bytes > limits.MAX_CHUNK_BYTES // 2:
             raise SettingsError(
                 f"chunk_steps={self.chunk_steps} makes chunks of {self.chunk_steps * row_bytes} bytes; readers "
-                f"refuse chunks above {fmt.MAX_CHUNK_BYTES} bytes. Use fewer steps per chunk (or chunk_bytes)."
+                f"refuse chunks above {limits.MAX_CHUNK_BYTES} bytes. Use fewer steps per chunk (or chunk_bytes)."
             )
         self._n_obs = len(obs_fields)
+        self._actions = ActionCheck(act_fields)
         self._row_bytes = row_bytes
+        if row_bytes > limits.MAX_ROW_BYTES:
+            raise SpaceError(f"One step of these spaces holds {row_bytes} bytes; readers refuse rows above "
+                             f"{limits.MAX_ROW_BYTES} bytes (trajarena.format.limits.MAX_ROW_BYTES). Record smaller "
+                             "observations (e.g. frame_shape) or raise the limit for writers and readers alike.")
         self._info_spec: dict[str, tuple[type, np.dtype, tuple[int, ...]] | None] = {}
         self._notes: dict[str, str] = {}
         self._error: BaseException | None = None  # set by whatever consumes the chunks when it fails
         self._closed = False
         self._flush_due = False  # set when the current chunk should be handed over at the next step
+        self._end_due = 0.0  # when finished episodes not yet handed over must be (time.monotonic()), or 0
+        self._last_handoff = time.monotonic()
+        self._invalid: SpaceError | None = None  # an invalid action found at a handoff, raised at the next call
         self._episode = -1  # id of the current episode; -1 before the first reset
         self._t = -1  # steps taken in the current episode; -1 when no episode is open
         self._seed: int | None = None
@@ -140,7 +154,7 @@ class ChunkBuffers(ABC):
         if info:
             self._put_info(row, info)
         self._row = row + 1
-        if self._row == self._cap or self._flush_due:
+        if self._row == self._cap or self._flush_due or (self._end_due and time.monotonic() >= self._end_due):
             self._handoff()
 
     def step(self, action: Any, obs: Any, reward: float, terminated: bool, truncated: bool,
@@ -173,7 +187,7 @@ class ChunkBuffers(ABC):
         self._row = row = row + 1
         if terminated or truncated:
             self._end("env", bool(terminated), bool(truncated), info)
-        elif row == self._cap or self._flush_due:
+        elif row == self._cap or self._flush_due or (self._end_due and time.monotonic() >= self._end_due):
             self._handoff()
 
     def discard(self) -> bool:
@@ -209,6 +223,9 @@ class ChunkBuffers(ABC):
     # ------------------------------------------------------------------ game-loop internals
 
     def _check(self) -> None:
+        if self._invalid is not None:
+            invalid, self._invalid = self._invalid, None
+            raise invalid
         if self._error is not None:
             raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
         if self._closed:
@@ -218,12 +235,13 @@ class ChunkBuffers(ABC):
         try:
             chunk = self._free.get_nowait()
             chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = {}, 0, [], [], False, 0.0
-            chunk.flushed = chunk.ends_flushed = 0
+            chunk.flushed = chunk.ends_flushed = chunk.checked = 0
             return chunk
         except queue.Empty:
             pass
         n = self.chunk_steps
-        cols = [np.zeros((n, *f.shape), dtype=f.dtype) for f in self._fields]
+        dtypes = [f.dtype for f in self._fields[: self._n_obs]] + self._actions.buffer_dtypes
+        cols = [np.zeros((n, *f.shape), dtype=d) for f, d in zip(self._fields, dtypes, strict=True)]
         for c in cols:
             if c.dtype == object:
                 c.fill("")
@@ -304,38 +322,89 @@ class ChunkBuffers(ABC):
             "final_info": dict(info) if info else {},
         })
         self._t = -1
+        now = time.monotonic()
         if self._segment_due():
             self._chunk.rotate = True
             self._handoff()
-        elif self._row == self._cap or self._flush_due:
-            self._handoff()
+        elif self._row == self._cap or self._flush_due or now - self._last_handoff >= EPISODE_FLUSH_SECONDS:
+            self._handoff()  # a finished episode reaches the file within EPISODE_FLUSH_SECONDS
+        elif not self._end_due:
+            self._end_due = self._last_handoff + EPISODE_FLUSH_SECONDS  # with the episodes ending meanwhile
 
     def _drop(self) -> None:
         """Forget the open episode's rows still in the current chunk; end it as discarded if some were written."""
+        if self._cut(self._episode):  # hand the end record over now, so a crash is unlikely to revive the episode
+            self._handoff()
+
+    def _cut(self, episode: int) -> bool:
+        """Remove ``episode``'s rows from the current chunk (later rows move up); end it as discarded if rows of it were written.
+
+        Returns:
+            True when an end record was added (rows of the episode already reached the file).
+        """
         chunk = self._chunk
         with self._idle_lock:  # chunk.flushed is stable while held
-            start = next(s for s in reversed(chunk.starts) if s[1] == self._episode)
-            keep = max(start[0], chunk.flushed)
+            i, start = next((i, s) for i, s in enumerate(chunk.starts) if s[1] == episode)
+            keep = max(start[0], chunk.flushed)  # the rows an idle flush wrote stay (they are valid)
+            stop = chunk.starts[i + 1][0] if i + 1 < len(chunk.starts) else self._row
             written = start[2] + keep - start[0]  # its rows in earlier chunks and idle-flushed ones
+            gone, moved = stop - keep, self._row - stop
+            if moved:  # later episodes of the chunk move up over the removed rows
+                for buf in (*chunk.cols, chunk.reward, chunk.terminated, chunk.truncated,
+                            *(a for pair in chunk.info.values() for a in pair)):
+                    buf[keep : keep + moved] = buf[stop : self._row]
             for _, present in chunk.info.values():
-                present[keep : self._row] = False
-            self._row = keep
-            if keep == start[0]:
-                chunk.starts.remove(start)
-        if written:
-            self._t = written - 1
-            self._end("discarded", terminated=False, truncated=True, info=None)
-            if self._chunk.ends:  # hand the end record over now, so a crash is unlikely to revive the episode
-                self._handoff()
-        else:
+                present[keep + moved : self._row] = False
+            self._row -= gone
+            chunk.checked = min(chunk.checked, keep)
+            later = [[s[0] - gone, *s[1:]] for s in chunk.starts[i + 1 :]]
+            chunk.starts = chunk.starts[:i] + ([start] if keep > start[0] else []) + later
+            old_ends = [e for e in chunk.ends if e["episode"] == episode]
+            chunk.ends = [e for e in chunk.ends if e["episode"] != episode]
+        if self._t >= 0 and self._episode == episode:  # the open episode: closed
             self._t = -1
+        if not written:
+            return False
+        chunk.ends.append({
+            "episode": episode, "seed": start[3] if start[2] == 0 and len(start) > 3 else None,
+            "length": written - 1, "terminated": False, "truncated": True, "end_reason": "discarded",
+            "start_ns": old_ends[0]["start_ns"] if old_ends else getattr(self, "_start_ns", 0),
+            "end_ns": time.time_ns(), "final_info": {},
+        })
+        return True
+
+    def _check_actions(self) -> None:
+        """Check the actions of the current chunk's new rows; remove the episodes of invalid ones.
+
+        The first invalid action is raised as :class:`SpaceError` at the next call; the episodes that
+        hold invalid actions are discarded, every other episode is kept.
+        """
+        chunk = self._chunk
+        while True:
+            buffers = chunk.cols[self._n_obs :]
+            resets = {s[0] for s in chunk.starts if s[2] == 0}
+            found = self._actions.first_invalid(buffers, chunk.checked, self._row, resets)
+            chunk.checked = self._row
+            if found is None:
+                return
+            row, leaf = found
+            start = [s for s in chunk.starts if s[0] <= row][-1]
+            if self._invalid is None:
+                what = self._actions.describe(leaf, buffers[leaf][row])
+                self._invalid = SpaceError(
+                    f"Step {start[2] + row - start[0]} of episode {getattr(self, 'recording', '')}/{start[1]}: "
+                    f"{what}. The episode is discarded (the others are kept); fix the action and reset() to record on.")
+            self._cut(start[1])
 
     def _handoff(self) -> None:
         """Close the current chunk at ``self._row`` rows, :meth:`_submit` it, and go on in a fresh one."""
+        self._check_actions()
         chunk = self._chunk
         chunk.rows = self._row
         chunk.fill_s = time.perf_counter() - self._bound_at
         self._flush_due = False
+        self._end_due = 0.0
+        self._last_handoff = time.monotonic()
         self._submit(chunk)
         self._bind(self._new_chunk())
         if self._t >= 0:  # the open episode continues in the fresh chunk

@@ -56,17 +56,19 @@ class _TrajFile:
         except SpaceError as exc:
             raise CorruptFileError(f"{path}: {exc}") from exc
         self.columns = dict(self._index.columns)
-        self.fields = {name: i for i, name in enumerate(self.schema.names)}
+        self._all = {**fmt.base_columns(self.meta["format_version"]), **self.columns}
+        self.fields = {c.name: self.schema.get_field_index(c.field) for c in self._all.values()}
         self.info_keys = [n[5:] for n in self.columns if n.startswith("info/")]
         self.chunk_offsets = np.asarray(self._index.row_starts, np.int64)
         self.n_rows = int(self.chunk_offsets[-1])
         self.n_batches = len(self._index.rows)
-        self.episodes: list[tuple[int, int, int, dict[str, Any] | None]] = []  # (id, row0, length, end meta)
+        # (id, row0, length, end meta or None while unfinished, uid)
+        self.episodes: list[tuple[int, int, int, dict[str, Any] | None, str]] = []
         for e in self._index.episodes:
             meta = None if e.end_reason == "unfinished" else {
                 "seed": e.seed, "return": e.total_return, "terminated": e.terminated, "truncated": e.truncated,
                 "end_reason": e.end_reason, "final_info": e.final_info}
-            self.episodes.append((e.episode, e.first_row, e.length, meta))
+            self.episodes.append((e.episode, e.first_row, e.length, meta, e.uid))
         self._chunks: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._mmap: Any = None
@@ -81,7 +83,7 @@ class _TrajFile:
                 for pos in self._index.offsets:
                     msg = pa.ipc.read_message(pa.BufferReader(self._buffer().slice(pos)))
                     batch = pa.ipc.read_record_batch(msg, self.schema)
-                    yield batch if names is None else batch.select(list(names))
+                    yield batch if names is None else batch.select([self.fields[n] for n in names])
                 return
             options = None if names is None else pa.ipc.IpcReadOptions(included_fields=[self.fields[n] for n in names])
             reader = pa.ipc.open_file(pa.BufferReader(self._buffer()), options=options)
@@ -91,7 +93,7 @@ class _TrajFile:
             raise CorruptFileError(f"{self.path}: a chunk cannot be decoded ({exc}).") from exc
 
     def _decode(self, name: str, arr: pa.Array, b: int) -> np.ndarray:
-        col = self.columns.get(name) or fmt.Column(name, {fmt.REWARD: "float64"}.get(name, "bool"), ())
+        col = self._all[name]
         try:
             values = fmt.from_arrow(col, arr)
         except (pa.ArrowException, ValueError, TypeError) as exc:
@@ -185,7 +187,7 @@ class _TrajFile:
     def _buffer(self) -> pa.Buffer:
         """The whole file as one memory-mapped buffer (slices of it are safe to use from threads)."""
         if self._mmap is None:
-            with pa.memory_map(self.path, "r") as source:
+            with pa.memory_map(os.fsencode(self.path), "r") as source:
                 self._mmap = source.read_buffer()
         return self._mmap
 

@@ -2,7 +2,7 @@
 
 :func:`index_file` maps a file and reads its schema (spaces and settings as JSON), then each
 chunk's header and JSON metadata, all size-checked before Arrow allocates anything (see
-:func:`trajarena.format.schema.check_batch_message`); no frame is decompressed. A finished file's
+:func:`trajarena.format.messages.check_batch_message`); no frame is decompressed. A finished file's
 footer must repeat the stream (same schema, same chunk offsets); a ``.partial`` file is read up to
 its last complete chunk. From the chunks' ``starts``/``ends`` records it builds the episode list
 (:class:`EpisodeInfo`), skipping episodes the recorder discarded, into a :class:`FileIndex`.
@@ -13,8 +13,10 @@ its last complete chunk. From the chunks' ``starts``/``ends`` records it builds 
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,10 +26,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError
+from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError, SpaceError
+from trajarena.format import limits
 from trajarena.format import schema as fmt
+from trajarena.format.messages import Flat, buffer_layout, check_batch_message
 
-__all__ = ["EpisodeInfo", "FileIndex", "find_files", "index_file"]
+__all__ = ["EpisodeInfo", "FileIndex", "diambra_recordings", "find_files", "index_file", "no_trajectories"]
 
 #: What Arrow raises on damaged bytes (caught and reported as :class:`~trajarena.errors.CorruptFileError`).
 ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, MemoryError, IndexError, KeyError, TypeError)
@@ -50,6 +54,8 @@ class EpisodeInfo:
         first_row: the file row of its reset observation.
         partial: it comes from a ``.partial`` file.
         notes: what the writer noted (e.g. dropped info keys and why).
+        uid: the id in the file's ``episode`` column, unique across files (``"<recording>/<n>"``;
+            ``"<file stem>/<n>"`` for version-1 files).
 
     >>> EpisodeInfo(0, Path("a.arrow"), 0, 3, 1.0, 7, True, False, "env", {}, 0).length
     3
@@ -68,6 +74,7 @@ class EpisodeInfo:
     first_row: int
     partial: bool = False
     notes: dict[str, str] = field(default_factory=dict)
+    uid: str = ""
 
 
 @dataclass
@@ -99,11 +106,23 @@ class FileIndex:
     row_starts: np.ndarray | None = None
     layout: tuple | None = None
 
+    @property
+    def version(self) -> int:
+        """The file's format version."""
+        return int(self.meta["format_version"])
+
+    def schema_columns(self) -> list[fmt.Column]:
+        """Every column in the order of the schema's fields: episode, step, leaves, reward, flags, info."""
+        base = list(fmt.base_columns(self.version).values())
+        n_leaves = len(self.meta["columns"])
+        cols = list(self.columns.values())
+        return [*base[:2], *cols[:n_leaves], *base[2:], *cols[n_leaves:]]
+
 
 def map_file(path: Path) -> pa.Buffer:
     """The whole file as one memory-mapped buffer (:class:`~trajarena.errors.CorruptFileError` if it cannot be)."""
     try:
-        with pa.memory_map(str(path), "r") as source:
+        with pa.memory_map(os.fsencode(path), "r") as source:
             return source.read_buffer()
     except FileNotFoundError:
         raise
@@ -124,7 +143,7 @@ def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: b
     path = Path(path)
     partial = path.name.endswith(fmt.PARTIAL_SUFFIX) if partial is None else partial
     f, buf, reader = index_header(path, partial)
-    where, layout, max_rows = str(path), f.layout, min(int(f.meta["chunk_steps"]), fmt.MAX_CHUNK_ROWS)
+    where, layout, max_rows = str(path), f.layout, min(int(f.meta["chunk_steps"]), limits.MAX_CHUNK_ROWS)
     while True:
         pos = 8 + reader.tell()
         try:
@@ -136,7 +155,7 @@ def index_file(path: str | Path, partial: bool | None = None, keep_chunk_meta: b
                 break
             raise CorruptFileError(f"{where}: damaged chunk at byte {pos} ({exc}).") from exc
         try:
-            rows, chunk = fmt.check_batch_message(msg, layout, max_rows, f"{where} chunk {len(f.rows)}")
+            rows, chunk = check_batch_message(msg, layout, max_rows, f"{where} chunk {len(f.rows)}")
         except CorruptFileError:
             if partial and reader.tell() + 8 >= buf.size:
                 break  # the last, half-written chunk of a crashed recording
@@ -163,7 +182,7 @@ def _check_footer(f: FileIndex, buf: pa.Buffer) -> None:
         footer = pa.ipc.open_file(buf)
         n, schema = footer.num_record_batches, footer.schema
         size = int.from_bytes(buf.slice(buf.size - 10, 4).to_pybytes(), "little", signed=True)
-        fb = fmt._Flat(buf.slice(buf.size - 10 - size, size).to_pybytes())
+        fb = Flat(buf.slice(buf.size - 10 - size, size).to_pybytes())
         count, at = fb.vector(fb.ref(0), 3)
         offsets = [fb.u("q", at + 24 * i) for i in range(count)]
     except (*ARROW_ERRORS, struct.error) as exc:
@@ -181,6 +200,8 @@ def index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.Bu
     where = str(path)
     buf = map_file(path)
     if buf.size < 8 or buf.slice(0, 6).to_pybytes() != fmt.ARROW_MAGIC:
+        if buf.size >= 3 and buf.slice(0, 3).to_pybytes() == b"BZh":
+            raise FormatError(_diambra_message([path]))
         raise FormatError(f"{where} is not an Arrow IPC file (bad magic bytes).")
     if not partial and (buf.size < 20 or buf.slice(buf.size - 6).to_pybytes() != fmt.ARROW_MAGIC):
         raise CorruptFileError(f"{where} is truncated (no Arrow footer); if a recorder crashed, run repair().")
@@ -191,18 +212,57 @@ def index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.Bu
     except ARROW_ERRORS as exc:
         raise CorruptFileError(f"{where}: unreadable schema ({exc}).") from exc
     meta = fmt.decode_metadata(schema, where)
+    cols = check_declarations(meta, where)
+    f = FileIndex(path, partial, schema, meta, {c.name: c for c in cols})
+    expected = f.schema_columns()
+    if schema.names != [c.field for c in expected] or any(
+            f.type != c.arrow_type() for f, c in zip(schema, expected, strict=True)):
+        raise CorruptFileError(f"{where}: the columns do not match the metadata's description.")
     try:
+        f.layout = buffer_layout(schema)
+    except FormatError as exc:
+        raise CorruptFileError(f"{where}: {exc}") from exc
+    return f, buf, reader
+
+
+def check_declarations(meta: dict[str, Any], where: str) -> list[fmt.Column]:
+    """Check every size a file's metadata declares, before anything is allocated for it; return its columns.
+
+    The spaces and the columns may not declare more than ``MAX_LEAF_VALUES`` values per leaf,
+    ``MAX_ROW_BYTES`` per row or ``MAX_CHUNK_BYTES`` per chunk (see :mod:`trajarena.format.limits`),
+    and every number must be a finite integer in range.
+
+    Raises:
+        CorruptFileError: a declaration is malformed, absurd or beyond the limits.
+    """
+    from trajarena.format.spaces import declared_bytes
+
+    try:
+        chunk_steps = fmt.json_int(meta.get("chunk_steps"), "chunk_steps", 1, limits.MAX_CHUNK_ROWS)
+        if not isinstance(meta.get("columns"), list) or not isinstance(meta.get("info_columns"), list):
+            raise TypeError("'columns' and 'info_columns' must be lists")
         cols = [fmt.Column.from_json(c) for c in meta["columns"] + meta["info_columns"]]
-        layout = fmt.buffer_layout(schema)
-        names = [c.name for c in cols]
-        expected = [fmt.EPISODE, fmt.STEP, *names[: len(meta["columns"])], fmt.REWARD, fmt.TERMINATED,
-                    fmt.TRUNCATED, *names[len(meta["columns"]) :]]
-        if schema.names != expected or any(schema.field(c.name).type != c.arrow_type() for c in cols):
-            raise CorruptFileError(f"{where}: the columns do not match the metadata's description.")
-        int(meta["chunk_steps"])
-    except (KeyError, TypeError, ValueError) as exc:
+        if meta["format_version"] < 2 and any(c.packed for c in cols):
+            raise ValueError("a version-1 file cannot have packed columns")
+        if meta["format_version"] >= 2:
+            if any(bool(c.transform) != c.packed for c in cols):
+                raise ValueError("a transformed column of a version-2 file must be packed under its own field")
+            if not isinstance(meta.get("recording"), str) or not 0 < len(meta["recording"]) <= 200:
+                raise ValueError(f"'recording' must be the writer's id (a string), got {str(meta.get('recording'))[:40]}")
+        row_bytes = sum(c.row_bytes for c in cols)
+        for key in ("observation_space", "action_space"):
+            row_bytes = max(row_bytes, declared_bytes(meta.get(key)))
+    except SpaceError as exc:
+        raise CorruptFileError(f"{where}: bad space declaration ({exc}).") from exc
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise CorruptFileError(f"{where}: bad metadata ({exc}).") from exc
-    return FileIndex(path, partial, schema, meta, {c.name: c for c in cols}, layout=layout), buf, reader
+    if row_bytes > limits.MAX_ROW_BYTES:
+        raise CorruptFileError(f"{where}: a row declares {row_bytes} bytes, above the limit of {limits.MAX_ROW_BYTES} "
+                               "(trajarena.format.limits.MAX_ROW_BYTES): the file is damaged or hostile.")
+    if row_bytes * chunk_steps > limits.MAX_CHUNK_BYTES:
+        raise CorruptFileError(f"{where}: chunks of {chunk_steps} rows of {row_bytes} bytes exceed the limit of "
+                               f"{limits.MAX_CHUNK_BYTES} bytes (trajarena.format.limits.MAX_CHUNK_BYTES).")
+    return cols
 
 
 def build_episodes(f: FileIndex) -> None:
@@ -213,56 +273,156 @@ def build_episodes(f: FileIndex) -> None:
     order: list[int] = []
     ends: dict[int, dict] = {}
     current = None
+    big = 1 << 62
+
+    def num(value: Any, what: str) -> int:
+        return fmt.json_int(value, what, 0, big)
+
     try:
         for base, rows, chunk in zip(f.row_starts, f.rows, f.chunks, strict=False):
             starts = chunk.get("starts", [])
+            if not isinstance(starts, list) or not isinstance(chunk.get("ends", []), list):
+                raise TypeError("'starts' and 'ends' must be lists")
             if rows and (not starts or starts[0][0] != 0):
                 raise CorruptFileError(f"{where}: a chunk does not say which episode its rows belong to.")
             bounds = [s[0] for s in starts] + [rows]
             for s, stop in zip(starts, bounds[1:], strict=True):
-                row, ep, step0 = int(s[0]), int(s[1]), int(s[2])
-                if not 0 <= row <= stop <= rows:
+                row, ep, step0 = num(s[0], "a start row"), num(s[1], "an episode"), num(s[2], "a step")
+                if not 0 <= row <= num(stop, "a start row") <= rows:
                     raise CorruptFileError(f"{where}: episode starts out of order in a chunk.")
                 if step0 == 0:
                     if ep in open_eps:
                         raise CorruptFileError(f"{where}: episode {ep} starts twice.")
-                    open_eps[ep] = [int(base) + row, 0, s[3] if len(s) > 3 else None]
+                    seed = s[3] if len(s) > 3 else None
+                    open_eps[ep] = [int(base) + row, 0, None if seed is None else num(seed, "a seed")]
                     order.append(ep)
                 elif ep != current or open_eps[ep][1] != step0:
                     raise CorruptFileError(f"{where}: episode {ep} continues at step {step0} out of order.")
                 open_eps[ep][1] += stop - row
                 current = ep
             for end in chunk.get("ends", []):
-                ends[int(end["episode"])] = end
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+                ends[num(end["episode"], "an episode")] = end
+        prefix = f.meta["recording"] if f.version >= 2 else f.path.name.split(".")[0]
+        for ep in order:
+            first, seen, seed = open_eps[ep]
+            end = ends.pop(ep, None)
+            if end is None:
+                if not f.partial:
+                    raise CorruptFileError(f"{where}: episode {ep} has no end record.")
+                info = EpisodeInfo(0, f.path, ep, seen - 1, math.nan, seed, False, True, "unfinished", {}, first,
+                                   True, uid=f"{prefix}/{ep}")
+            else:
+                if end.get("length") != seen - 1:
+                    raise CorruptFileError(f"{where}: episode {ep} claims {end.get('length')} steps, holds {seen - 1}.")
+                if end.get("end_reason") == "discarded":
+                    continue  # dropped by the recorder: never replayed, sampled or counted
+                final_info, notes = end.get("final_info") or {}, end.get("notes") or {}
+                if not isinstance(final_info, dict) or not isinstance(notes, dict):
+                    raise TypeError("'final_info' and 'notes' must be objects")
+                info = EpisodeInfo(0, f.path, ep, seen - 1, float(end["return"]), end.get("seed"),
+                                   bool(end["terminated"]), bool(end["truncated"]), str(end.get("end_reason", "env")),
+                                   final_info, first, f.partial, notes, f"{prefix}/{ep}")
+            f.episodes.append(info)
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise CorruptFileError(f"{where}: bad chunk metadata ({exc}).") from exc
-    for ep in order:
-        first, seen, seed = open_eps[ep]
-        end = ends.pop(ep, None)
-        if end is None:
-            if not f.partial:
-                raise CorruptFileError(f"{where}: episode {ep} has no end record.")
-            info = EpisodeInfo(0, f.path, ep, seen - 1, math.nan, seed, False, True, "unfinished", {}, first, True)
-        else:
-            if end.get("length") != seen - 1:
-                raise CorruptFileError(f"{where}: episode {ep} claims {end.get('length')} steps, holds {seen - 1}.")
-            if end.get("end_reason") == "discarded":
-                continue  # dropped by the recorder: never replayed, sampled or counted
-            info = EpisodeInfo(0, f.path, ep, seen - 1, float(end["return"]), end.get("seed"),
-                               bool(end["terminated"]), bool(end["truncated"]), str(end.get("end_reason", "env")),
-                               end.get("final_info") or {}, first, f.partial, end.get("notes") or {})
-        f.episodes.append(info)
     if ends:
         raise CorruptFileError(f"{where}: end records for unknown episodes {sorted(ends)}.")
 
 
 def index_live_partial(path: Path) -> FileIndex | None:
-    """Index a ``.partial`` file, or the finished file it became meanwhile (``None`` if gone)."""
+    """Index a ``.partial`` file, or the finished file it became meanwhile; ``None`` if it is gone or still being made.
+
+    A recording in progress is read up to its last complete chunk; one whose file is not readable
+    yet while its writer holds the lock (a writer of an older version, before its schema is on disk)
+    is treated as in progress, not as damaged.
+    """
     try:
         return index_file(path, partial=True)
     except FileNotFoundError:
-        final = path.with_name(path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
-        return index_file(final) if final.exists() else None
+        final = finished_name(path)
+        try:
+            return index_file(final)
+        except FileNotFoundError:
+            return None  # removed meanwhile (e.g. it held only discarded episodes)
+    except CorruptFileError:
+        raise
+    except FormatError:
+        if is_locked(path):
+            return None
+        raise
+
+
+def finished_name(partial: Path) -> Path:
+    """The ``.arrow`` name a ``.partial`` file gets when it is finished."""
+    return partial.with_name(partial.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
+
+
+def diambra_recordings(paths: str | os.PathLike | Sequence[str | os.PathLike], limit: int = 1000) -> list[Path]:
+    """DIAMBRA Arena recordings under ``paths``, told by their names and first bytes (nothing is unpickled).
+
+    2.2's ``EpisodeRecorder`` writes ``*.diambra`` files and 2.1's ``TrajectoryRecorder`` files named
+    like ``mod_False_P1_diff3_rew19.288_<date>`` (``HC_mod...`` for its hardcore variant); both are
+    bz2-compressed pickles, which begin with ``BZh``.
+    """
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    found: list[Path] = []
+    for p in map(Path, items):
+        candidates = p.rglob("*") if p.is_dir() else [p] if p.is_file() else []
+        for f in candidates:
+            if len(found) >= limit:
+                return found
+            if (f.suffix == ".diambra" or _DIAMBRA_21_NAME.match(f.name)) and f.is_file() and _starts_bz2(f):
+                found.append(f)
+    return found
+
+
+def no_trajectories(paths: Any, hint: str = "") -> DataNotFoundError:
+    """The error for paths that hold no trajectory file (naming DIAMBRA recordings found there, if any)."""
+    diambra = diambra_recordings(paths, limit=50)
+    if diambra:
+        return DataNotFoundError(_diambra_message(diambra))
+    return DataNotFoundError(f"No '*{fmt.SUFFIX}' trajectory file in {_show(paths)}{hint}; record some first "
+                             "(trajarena.make(..., traj_rec_settings={'file_path': ...})) or check the path.")
+
+
+_DIAMBRA_21_NAME = re.compile(r"^(HC_)?mod_?(True|False)_")
+
+
+def _starts_bz2(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"BZh"
+    except OSError:
+        return False
+
+
+def _show(paths: Any) -> str:
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    return ", ".join(str(i) for i in items[:5]) + (f" (and {len(items) - 5} more)" if len(items) > 5 else "")
+
+
+def _diambra_message(found: Sequence[Path]) -> str:
+    where = found[0].parent if len(found) > 1 else found[0]
+    return (f"{found[0]}{f' and {len(found) - 1} more file(s)' if len(found) > 1 else ''}: a DIAMBRA Arena 2.x "
+            f"recording (a bz2-compressed pickle), not a trajarena file; nothing in it was unpickled. Convert it "
+            f"with `trajarena import diambra {where} --out DIR` (or trajarena.interop.diambra.import_diambra).")
+
+
+def is_locked(path: Path) -> bool:
+    """Whether a writer holds the exclusive lock of ``path`` (a recording in progress)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without locks
+        return False
+    finally:
+        os.close(fd)
 
 
 def find_files(paths: str | os.PathLike | Sequence[str | os.PathLike],

@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena.errors import CorruptFileError, DataNotFoundError, MismatchError, SpaceError
+from trajarena.errors import CorruptFileError, MismatchError, SpaceError
+from trajarena.format import limits
 from trajarena.format import schema as fmt
+from trajarena.format.messages import buffer_layout, check_batch_message
 from trajarena.format.index import (
     ARROW_ERRORS,
     EpisodeInfo,
@@ -33,13 +35,40 @@ from trajarena.format.index import (
     index_file,
     index_live_partial,
     map_file,
+    no_trajectories,
 )
 from trajarena.format.spaces import compile_getter, leaf_fields, space_from_json
 
-__all__ = ["Episode", "EpisodeInfo", "Step", "TrajectoryReader", "open_trajectories"]
+__all__ = ["Episode", "EpisodeInfo", "Step", "TrajectoryReader", "decode_batch", "open_trajectories"]
 
-_BASE = {n: fmt.Column(n, d, ()) for n, d in [(fmt.EPISODE, "int32"), (fmt.STEP, "int32"), (fmt.REWARD, "float64"),
-                                             (fmt.TERMINATED, "bool"), (fmt.TRUNCATED, "bool")]}
+
+def decode_batch(f: FileIndex, batch: pa.RecordBatch, crcs: dict[str, int], where: str,
+                 verify: bool = True) -> dict[str, np.ndarray]:
+    """Every column of one chunk, by leaf name, checked against its CRC-32 and decoded (XOR undone).
+
+    The ``episode`` ids of a version-2 file are checked, not decoded (the index knows them).
+
+    Raises:
+        CorruptFileError: a column fails its checksum or cannot be decoded.
+    """
+    out: dict[str, np.ndarray] = {}
+    for col, arr in zip(f.schema_columns(), batch.columns, strict=True):
+        if verify and (col.name not in crcs or not isinstance(crcs[col.name], int)):
+            raise CorruptFileError(f"{where}: column {col.name!r} has no checksum.")
+        if col.name == fmt.EPISODE and col.dtype == "object":
+            if verify and fmt.crc_of_strings(arr) != crcs[col.name]:
+                raise CorruptFileError(f"{where}: column {col.name!r} fails its checksum (bit rot or tampering).")
+            continue
+        try:
+            values = fmt.from_arrow(col, arr)
+        except ARROW_ERRORS as exc:
+            raise CorruptFileError(f"{where}: column {col.name!r} cannot be decoded ({exc}).") from exc
+        if verify:
+            mask = np.asarray(arr.is_null()) if arr.null_count else None
+            if fmt.crc_of(values, mask) != crcs[col.name]:
+                raise CorruptFileError(f"{where}: column {col.name!r} fails its checksum (bit rot or tampering).")
+        out[col.name] = fmt.xor_decode(values) if col.transform == fmt.XOR_PREV else values
+    return out
 
 
 def _summary(value: Any) -> Any:
@@ -147,8 +176,7 @@ class TrajectoryReader:
         self._files += [f for f in map(index_live_partial, partial) if f]
         if not self._files:
             hint = " (only .partial files: pass include_partial=True or run repair())" if skipped else ""
-            raise DataNotFoundError(f"No trajectory files found in {paths!r}{hint}; "
-                                    "record some first or check the path.")
+            raise no_trajectories(paths, hint)
         first = self._files[0]
         for f in self._files[1:]:
             for key in ("observation_space", "action_space"):
@@ -181,6 +209,13 @@ class TrajectoryReader:
         self._cache: OrderedDict = OrderedDict()
 
     # ------------------------------------------------------------------ pickling
+
+    @classmethod
+    def of_index(cls, f: FileIndex) -> TrajectoryReader:
+        """A reader over one indexed file that decodes and checks chunks (no episode-level set-up)."""
+        r = cls.__new__(cls)
+        r._files, r.verify_checksums, r._cache, r._cache_size, r._cached = [f], True, OrderedDict(), 0, 0
+        return r
 
     def __getstate__(self) -> dict[str, Any]:
         return {"args": ([str(p) for p in self.files], *self._args[1:])}
@@ -239,29 +274,14 @@ class TrajectoryReader:
         try:
             buf = map_file(f.path)
             msg = pa.ipc.read_message(pa.BufferReader(buf.slice(f.offsets[ci])))
-            fmt.check_batch_message(msg, f.layout or fmt.buffer_layout(f.schema), fmt.MAX_CHUNK_ROWS, where)
+            check_batch_message(msg, f.layout or buffer_layout(f.schema), limits.MAX_CHUNK_ROWS, where)
             batch = pa.ipc.read_record_batch(msg, f.schema)
             batch.validate()
         except CorruptFileError:
             raise
         except ARROW_ERRORS as exc:
             raise CorruptFileError(f"{where}: cannot be decoded ({exc}).") from exc
-        crcs = f.chunks[ci].get("crc32", {})
-        out: dict[str, np.ndarray] = {}
-        for name in batch.schema.names:
-            col = f.columns.get(name) or _BASE[name]
-            arr = batch.column(name)
-            try:
-                values = fmt.from_arrow(col, arr)
-            except ARROW_ERRORS as exc:
-                raise CorruptFileError(f"{where}: column {name!r} cannot be decoded ({exc}).") from exc
-            if self.verify_checksums:
-                mask = np.asarray(arr.is_null()) if arr.null_count else None
-                if name not in crcs or fmt.crc_of(values, mask) != crcs[name]:
-                    raise CorruptFileError(f"{where}: column {name!r} fails its checksum (bit rot or tampering).")
-            if col.transform == fmt.XOR_PREV:
-                values = fmt.xor_decode(values)
-            out[name] = values
+        out = decode_batch(f, batch, f.chunks[ci].get("crc32", {}), where, self.verify_checksums)
         self._cache[key] = out
         self._cached += sum(v.nbytes for v in out.values())
         while self._cached > self._cache_size and len(self._cache) > 1:

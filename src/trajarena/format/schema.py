@@ -8,21 +8,24 @@ carries the action taken at ``t - 1`` and what it produced (``obs`` at ``t``, ``
 observation is stored and no frame is stored twice. Each record batch is one chunk; its buffers are
 zstd-compressed by Arrow. ``docs/format.md`` is the full specification.
 
-Column types (``FORMAT_VERSION`` 1):
+Column types (``FORMAT_VERSION`` 2; version 1 files are read too, see ``docs/format.md``):
 
-* ``episode`` ``int32`` and ``step`` ``int32``;
+* ``episode`` ``large_utf8``: the episode's id, ``"<recording>/<n>"``, unique across files and machines
+  (``recording`` is the writer's id in the metadata, ``n`` its episode counter); ``step`` ``int32``;
 * one column per leaf of the observation (``obs/...``) and action (``action/...``) spaces
   (see :mod:`trajarena.format.spaces`): a scalar leaf is a primitive column, a shaped leaf a
-  ``fixed_size_list`` of its flattened elements (C order), ``Text`` a ``utf8`` column;
-* ``reward`` ``float64``, ``terminated`` and ``truncated`` ``bool``;
+  ``fixed_size_list`` of its flattened elements (C order), ``Text`` a ``utf8`` column; action
+  columns are null on reset rows (no action was taken);
+* ``reward`` ``float64`` (null on reset rows), ``terminated`` and ``truncated`` ``bool``;
 * ``info/<key>`` for numeric/bool info values (null where the step had no such key).
 
-A column whose description in the metadata has ``"transform": "xor_prev"`` (uint8 image leaves by
-default) stores, in each chunk, the first row as is and each further row XOR-ed with the row before
-it; decode with a cumulative XOR along the rows of the chunk. Each chunk's custom metadata holds
-``trajarena.chunk``: JSON with the CRC-32 of every column's stored values (``crc32``), where
-episodes start in the chunk (``starts``: ``[row, episode, step]``) and the metadata of the
-episodes that ended by the end of the chunk (``ends``: seed, length, return, terminated, ...).
+A leaf whose description in the metadata has ``"transform": "xor_prev"`` (uint8 image leaves by
+default) is stored under the field name ``<leaf>@xor_prev`` as ``fixed_size_binary`` (so no reader
+can take its bytes for pixel values): in each chunk the first row as is and each further row XOR-ed
+with the row before it; decode with a cumulative XOR along the rows of the chunk. Each chunk's custom
+metadata holds ``trajarena.chunk``: JSON with the CRC-32 of every column's stored values
+(``crc32``), where episodes start in the chunk (``starts``: ``[row, episode, step]``) and the
+metadata of the episodes that ended by the end of the chunk (``ends``: seed, length, return, ...).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import json
 import math
 import os
 import socket
-import struct
 import time
 import uuid
 import zlib
@@ -42,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 
 from trajarena.errors import CorruptFileError, FormatError, SettingsError
+from trajarena.format import limits
 
 try:  # ISA-L computes the same CRC-32 as zlib, ~9x faster on frames (66 vs 7 GB/s): pip install 'trajarena[fast]'
     from isal.isal_zlib import crc32 as _crc32
@@ -49,23 +52,18 @@ except ImportError:
     _crc32 = zlib.crc32
 
 FORMAT_NAME = "trajarena"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_KEY = b"trajarena"
 CHUNK_KEY = "trajarena.chunk"
 SUFFIX = ".arrow"
 PARTIAL_SUFFIX = ".arrow.partial"
 ARROW_MAGIC = b"ARROW1"
-#: Limits checked before anything is allocated when a file is opened.
-MAX_METADATA_BYTES = 16 << 20
-MAX_CHUNK_ROWS = 1 << 20
-MAX_STRING_BYTES = 64 << 20
-#: The most bytes one chunk may decode to (the writer refuses to make larger chunks).
-MAX_CHUNK_BYTES = 1 << 30
 XOR_PREV = "xor_prev"
 #: Keys of the metadata document that the writer fills in; metadata given to it may not use them.
 RESERVED_KEYS = frozenset({
     "format", "format_version", "library_version", "created_ns", "host", "pid", "observation_space",
     "action_space", "columns", "info_columns", "compression", "chunk_steps", "lossy", "flush_seconds",
+    "recording",
 })
 
 #: Columns present in every file, before the observation columns.
@@ -100,41 +98,110 @@ def new_file_stem(prefix: str = "") -> str:
 class Column:
     """How one flat value column is stored.
 
+    ``packed`` (format 2): a transformed leaf is stored as ``fixed_size_binary`` under the field
+    name ``<name>@<transform>``, so plain readers cannot mistake its bytes for values.
+
     >>> Column("obs", "float32", (4,)).arrow_type()
     FixedSizeListType(fixed_size_list<item: float>[4])
+    >>> c = Column("obs/frame", "uint8", (2, 3, 1), XOR_PREV, packed=True)
+    >>> c.field, c.arrow_type()
+    ('obs/frame@xor_prev', FixedSizeBinaryType(fixed_size_binary[6]))
     """
 
     name: str
     dtype: str
     shape: tuple[int, ...]
     transform: str | None = None
+    packed: bool = False
+
+    @property
+    def field(self) -> str:
+        """The Arrow field that holds the column."""
+        return f"{self.name}@{self.transform}" if self.packed else self.name
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one row's value (strings count as 8: their size is checked per chunk)."""
+        return (8 if self.dtype == "object" else np.dtype(self.dtype).itemsize) * math.prod(self.shape)
 
     def arrow_type(self) -> pa.DataType:
-        if self.dtype == "object":
-            return pa.string()
-        base = pa.from_numpy_dtype(np.dtype(self.dtype))
-        return pa.list_(base, math.prod(self.shape)) if self.shape else base
+        if self.dtype == "object":  # episode ids: 64-bit offsets compress to half of utf8's 32-bit ones
+            return pa.large_string() if self.name == EPISODE else pa.string()
+        base = np.dtype(self.dtype)
+        if self.packed:
+            return pa.binary(base.itemsize * math.prod(self.shape))
+        return pa.list_(pa.from_numpy_dtype(base), math.prod(self.shape)) if self.shape else pa.from_numpy_dtype(base)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "transform": self.transform}
+        out = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "transform": self.transform}
+        if self.packed:
+            out["field"] = self.field
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> Column:
         try:
-            shape = tuple(int(v) for v in data["shape"])
-            if any(v < 0 for v in shape) or math.prod(shape) > (1 << 26):
-                raise ValueError(f"absurd shape {list(shape)}")
+            if not isinstance(data, dict):
+                raise TypeError(f"a column description must be an object, got {type(data).__name__}")
+            shape = tuple(json_int(v, "a dimension", 0, limits.MAX_LEAF_VALUES) for v in data["shape"])
+            if math.prod(shape) > limits.MAX_LEAF_VALUES:
+                raise ValueError(f"shape {list(shape)} holds more than {limits.MAX_LEAF_VALUES} values")
             if data["dtype"] != "object":
-                np.dtype(data["dtype"])
-            return cls(str(data["name"]), str(data["dtype"]), shape, data.get("transform"))
-        except (KeyError, TypeError, ValueError) as exc:
+                dtype = np.dtype(data["dtype"])
+                if dtype.kind not in "biuf" or dtype.itemsize > 16:
+                    raise ValueError(f"dtype {data['dtype']!r} is not a numeric type")
+            transform = data.get("transform")
+            if transform not in (None, XOR_PREV) or (transform and data["dtype"] != "uint8"):
+                raise ValueError(f"unknown transform {transform!r} for dtype {data['dtype']!r}")
+            col = cls(str(data["name"]), str(data["dtype"]), shape, transform, packed="field" in data)
+            if "field" in data and (not transform or data["field"] != col.field):
+                raise ValueError(f"field {data['field']!r} does not match the transform {transform!r}")
+            return col
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CorruptFileError(f"Bad column description {str(data)[:200]}: {exc}") from exc
+
+
+def json_int(value: Any, what: str, lo: int, hi: int) -> int:
+    """An integer read from JSON metadata, in ``[lo, hi]``: no float, bool, infinity or string passes.
+
+    >>> json_int(3, "a row", 0, 10)
+    3
+    >>> json_int(float("inf"), "chunk_steps", 1, 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: chunk_steps must be an integer in [1, 10], got inf
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{what} must be an integer in [{lo}, {hi}], got {str(value)[:40]}")
+    return value
+
+
+def base_columns(version: int) -> dict[str, Column]:
+    """The columns every file of ``version`` has besides its leaves: episode, step, reward, flags."""
+    episode = Column(EPISODE, "object" if version >= 2 else "int32", ())
+    return {c.name: c for c in (episode, Column(STEP, "int32", ()), Column(REWARD, "float64", ()),
+                                Column(TERMINATED, "bool", ()), Column(TRUNCATED, "bool", ()))}
+
+
+def episode_ids(recording: str, numbers: np.ndarray) -> pa.Array:
+    """The ``episode`` column of format 2 for rows whose episode counters are ``numbers``.
+
+    >>> episode_ids("rec", np.array([3, 3, 4])).to_pylist()
+    ['rec/3', 'rec/3', 'rec/4']
+    """
+    distinct, index = np.unique(numbers, return_inverse=True)
+    names = pa.array([f"{recording}/{int(n)}" for n in distinct], pa.large_string())
+    return names.take(pa.array(index.astype(np.int32)))
 
 
 def to_arrow(col: Column, values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     """Convert ``values`` (rows first) to the Arrow array of ``col``; ``mask`` marks nulls."""
     if col.dtype == "object":
         return pa.array(list(values), type=pa.string(), mask=mask)
+    if col.packed:
+        data = pa.py_buffer(np.ascontiguousarray(values))
+        valid = None if mask is None or not mask.any() else pa.array(~mask).buffers()[1]
+        return pa.Array.from_buffers(col.arrow_type(), len(values), [valid, data])
     if not col.shape:
         return pa.array(values, mask=mask)
     flat = pa.array(np.ascontiguousarray(values).reshape(-1))
@@ -148,6 +215,10 @@ def from_arrow(col: Column, arr: pa.Array) -> np.ndarray:
     """Convert an Arrow column back to a numpy array of shape ``(rows, *col.shape)`` (stored form)."""
     if col.dtype == "object":
         return np.array(arr.to_pylist(), dtype=object)
+    if col.packed:
+        n, size = len(arr), math.prod(col.shape)
+        values = np.frombuffer(arr.buffers()[1], np.dtype(col.dtype), count=n * size, offset=arr.offset * col.row_bytes)
+        return values.reshape((n, *col.shape))
     if not col.shape:
         if arr.null_count:
             arr = arr.fill_null(False if pa.types.is_boolean(arr.type) else 0)
@@ -187,6 +258,23 @@ def running_sum(start: float, rewards: np.ndarray) -> float:
     return float(np.cumsum(np.concatenate([[start], np.asarray(rewards, np.float64)]))[-1])
 
 
+def crc_of_strings(arr: pa.Array) -> int:
+    """CRC-32 of a ``utf8`` column's non-null values joined by ``\\x00`` (as :func:`crc_of` for objects), in C++.
+
+    >>> crc_of_strings(pa.array(["a", None, "bc"])) == crc_of(np.array(["a", "bc"], dtype=object))
+    True
+    """
+    if arr.null_count:
+        arr = arr.drop_null()
+    if not len(arr):
+        return zlib.crc32(b"")
+    import pyarrow.compute as pc
+
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(arr)], pa.int32()), arr),
+                            pa.scalar("\x00", arr.type))
+    return zlib.crc32(joined[0].as_buffer())
+
+
 def crc_of(values: np.ndarray, mask: np.ndarray | None = None) -> int:
     """CRC-32 of stored column values (only non-null rows when ``mask`` marks nulls)."""
     if mask is not None:
@@ -197,6 +285,30 @@ def crc_of(values: np.ndarray, mask: np.ndarray | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- metadata
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is not finite")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number trajarena writes")
+
+
+def loads(raw: str | bytes) -> Any:
+    """Parse JSON read from a file: no ``NaN``/``Infinity`` and no number that overflows to infinity.
+
+    >>> loads('{"chunk_steps": 16}')
+    {'chunk_steps': 16}
+    >>> loads('{"chunk_steps": 1e999}')
+    Traceback (most recent call last):
+    ...
+    ValueError: the number 1e999 is not finite
+    """
+    return json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
 
 
 def _dumps(doc: Any) -> str:
@@ -240,12 +352,12 @@ def decode_metadata(schema: pa.Schema, where: str) -> dict[str, Any]:
     raw = (schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise FormatError(f"{where} is an Arrow file but not a trajarena trajectory (no {METADATA_KEY!r} metadata).")
-    if len(raw) > MAX_METADATA_BYTES:
-        raise CorruptFileError(f"{where}: metadata of {len(raw)} bytes exceeds {MAX_METADATA_BYTES}.")
+    if len(raw) > limits.MAX_METADATA_BYTES:
+        raise CorruptFileError(f"{where}: metadata of {len(raw)} bytes exceeds {limits.MAX_METADATA_BYTES}.")
     if (schema.metadata or {}).get(METADATA_KEY + b".crc32") != str(zlib.crc32(raw)).encode():
         raise CorruptFileError(f"{where}: the metadata checksum does not match (the file is damaged).")
     try:
-        meta = json.loads(raw)
+        meta = loads(raw)
     except (ValueError, RecursionError) as exc:
         raise CorruptFileError(f"{where}: metadata is not valid JSON ({exc}).") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
@@ -279,143 +391,3 @@ def json_safe(value: Any, max_items: int = 4096) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value[:max_items]]
     return None
-
-
-# ----------------------------------------------------------------------------- message checks
-
-
-class _Flat:
-    """Bounds-checked reading of the few FlatBuffers tables of an Arrow IPC message header."""
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-
-    def u(self, fmt: str, pos: int) -> Any:
-        return struct.unpack_from("<" + fmt, self.buf, pos)[0]
-
-    def field(self, table: int, index: int) -> int | None:
-        vtable = table - self.u("i", table)
-        size = self.u("H", vtable)
-        if 4 + 2 * index >= size:
-            return None
-        off = self.u("H", vtable + 4 + 2 * index)
-        return table + off if off else None
-
-    def ref(self, pos: int) -> int:
-        return pos + self.u("I", pos)
-
-    def vector(self, table: int, index: int) -> tuple[int, int]:
-        pos = self.field(table, index)
-        if pos is None:
-            return 0, 0
-        start = self.ref(pos)
-        return self.u("I", start), start + 4
-
-    def string(self, pos: int) -> bytes:
-        n = self.u("I", pos)
-        if pos + 4 + n > len(self.buf):
-            raise struct.error("string out of bounds")
-        return bytes(self.buf[pos + 4 : pos + 4 + n])
-
-
-def buffer_layout(schema: pa.Schema) -> tuple[list[tuple[str, int, int]], list[int]]:
-    """The buffers (kind, row multiplier, byte width) and node multipliers of a batch of ``schema``."""
-    buffers: list[tuple[str, int, int]] = []
-    nodes: list[int] = []
-
-    def walk(t: pa.DataType, mult: int) -> None:
-        nodes.append(mult)
-        buffers.append(("bits", mult, 0))  # validity
-        if pa.types.is_fixed_size_list(t):
-            walk(t.value_type, mult * t.list_size)
-        elif pa.types.is_boolean(t):
-            buffers.append(("bits", mult, 0))
-        elif pa.types.is_string(t):
-            buffers.append(("fixed", mult, 4))  # offsets: n + 1 entries
-            buffers.append(("string", mult, 0))
-        elif t.byte_width:
-            buffers.append(("fixed", mult, t.byte_width))
-        else:
-            raise FormatError(f"Unsupported Arrow type {t} in a trajarena file.")
-
-    for f in schema:
-        walk(f.type, 1)
-    return buffers, nodes
-
-
-def check_batch_message(msg: pa.ipc.Message, layout: tuple[list, list], max_rows: int, where: str) -> tuple[int, dict]:
-    """Check a record batch message's declared sizes before Arrow allocates anything.
-
-    Returns:
-        ``(rows, chunk)``: the row count and the chunk's JSON metadata (``{}`` when absent).
-
-    Raises:
-        CorruptFileError: an impossible row count, buffer size, layout or header.
-    """
-    try:
-        fb = _Flat(msg.metadata.to_pybytes())
-        root = fb.ref(0)
-        htype = fb.field(root, 1)
-        if htype is None or fb.u("B", htype) != 3:
-            raise CorruptFileError(f"{where}: expected a record batch message.")
-        batch = fb.ref(fb.field(root, 2))
-        pos = fb.field(batch, 0)
-        rows = fb.u("q", pos) if pos is not None else 0
-        if not 0 <= rows <= max_rows:
-            raise CorruptFileError(f"{where}: a chunk declares {rows} rows; at most {max_rows} are allowed.")
-        buf_kinds, node_mults = layout
-        n_nodes, nodes_at = fb.vector(batch, 1)
-        n_bufs, bufs_at = fb.vector(batch, 2)
-        if n_nodes != len(node_mults) or n_bufs != len(buf_kinds):
-            raise CorruptFileError(
-                f"{where}: a chunk has {n_nodes} nodes/{n_bufs} buffers; the schema needs "
-                f"{len(node_mults)}/{len(buf_kinds)}."
-            )
-        for i, mult in enumerate(node_mults):
-            if not 0 <= fb.u("q", nodes_at + 16 * i) <= rows * mult:
-                raise CorruptFileError(f"{where}: a column declares more values than the chunk has rows.")
-        compressed = fb.field(batch, 3) is not None
-        body = msg.body
-        body_size = body.size
-        head = body.to_pybytes() if compressed and body_size < (1 << 16) else None
-        total = 0
-        for i, (kind, mult, width) in enumerate(buf_kinds):
-            off, length = fb.u("q", bufs_at + 16 * i), fb.u("q", bufs_at + 16 * i + 8)
-            if off < 0 or length < 0 or off + length > body_size:
-                raise CorruptFileError(f"{where}: a buffer lies outside the chunk body.")
-            size = length
-            if compressed and length >= 8:
-                raw = head[off : off + 8] if head is not None else body.slice(off, 8).to_pybytes()
-                declared = struct.unpack("<q", raw)[0]
-                size = length - 8 if declared == -1 else declared
-            n = rows * mult
-            bound = {"bits": (n + 7) // 8, "fixed": (n + 1) * width, "string": MAX_STRING_BYTES}[kind] + 64
-            if not 0 <= size <= bound:
-                raise CorruptFileError(
-                    f"{where}: a buffer declares {size} bytes where at most {bound} fit {rows} rows "
-                    "(a damaged or hostile file)."
-                )
-            total += size
-            if total > MAX_CHUNK_BYTES:
-                raise CorruptFileError(
-                    f"{where}: the chunk declares more than {MAX_CHUNK_BYTES} decoded bytes "
-                    "(a damaged or hostile file: no writer makes chunks that large)."
-                )
-        kvs: dict[bytes, bytes] = {}
-        count, at = fb.vector(root, 4)
-        for i in range(min(count, 16)):
-            kv = fb.ref(at + 4 * i)
-            k, v = fb.field(kv, 0), fb.field(kv, 1)
-            if k is not None and v is not None:
-                kvs[fb.string(fb.ref(k))] = fb.string(fb.ref(v))
-        raw = kvs.get(CHUNK_KEY.encode())
-        if raw is None:
-            raise CorruptFileError(f"{where}: a chunk lacks its {CHUNK_KEY!r} metadata.")
-        if len(raw) > MAX_METADATA_BYTES or kvs.get(CHUNK_KEY.encode() + b".crc32") != str(zlib.crc32(raw)).encode():
-            raise CorruptFileError(f"{where}: a chunk's metadata is damaged (checksum or size).")
-        chunk = json.loads(raw)
-        if not isinstance(chunk, dict):
-            raise CorruptFileError(f"{where}: chunk metadata is not a JSON object.")
-        return rows, chunk
-    except (struct.error, TypeError, ValueError, RecursionError) as exc:
-        raise CorruptFileError(f"{where}: damaged chunk header ({exc}).") from exc

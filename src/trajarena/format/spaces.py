@@ -41,13 +41,11 @@ import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import NotSupportedError, SpaceError
+from trajarena.format import limits
 
-__all__ = ["Field", "compile_getter", "compile_setter", "leaf_fields", "nest", "space_from_json", "space_to_json"]
+__all__ = ["Field", "compile_getter", "compile_setter", "declared_bytes", "leaf_fields", "nest", "space_from_json",
+           "space_to_json"]
 
-#: The largest number of elements one leaf may declare (per step); larger declarations are refused.
-MAX_LEAF_ELEMENTS = 1 << 26
-#: The deepest Dict/Tuple nesting accepted from JSON.
-MAX_DEPTH = 32
 
 _ALLOWED_DTYPES = frozenset(
     "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64".split()
@@ -186,9 +184,9 @@ def _need(data: dict, key: str, kind: type | tuple[type, ...]) -> Any:
 def _shape(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(isinstance(v, int) and v >= 0 for v in value):
         raise SpaceError(f"A space shape must be a list of non-negative ints, got {value!r}.")
-    if len(value) > 32 or math.prod(value) > MAX_LEAF_ELEMENTS:
+    if len(value) > 32 or math.prod(value) > limits.MAX_LEAF_VALUES:
         raise SpaceError(
-            f"A space declares shape {value}, above the limit of {MAX_LEAF_ELEMENTS} elements: "
+            f"A space declares shape {value}, above the limit of {limits.MAX_LEAF_VALUES} elements: "
             "the file is damaged or hostile."
         )
     return tuple(value)
@@ -228,6 +226,42 @@ def _decode_bound(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.nda
     return arr.reshape(shape)
 
 
+def declared_bytes(data: Any, _depth: int = 0) -> int:
+    """Bytes per step that a space JSON declares, summed over its leaves, without building anything.
+
+    Raises:
+        SpaceError: the JSON nests too deep or a leaf's shape or dtype is invalid.
+
+    >>> declared_bytes({"type": "Dict", "spaces": {"a": {"type": "Box", "dtype": "float64", "shape": [2, 3]},
+    ...                                           "b": {"type": "Discrete", "n": 4}}})
+    56
+    """
+    if _depth > limits.MAX_SPACE_DEPTH:
+        raise SpaceError(f"Space JSON is nested deeper than {limits.MAX_SPACE_DEPTH} levels.")
+    if not isinstance(data, dict):
+        raise SpaceError(f"A space JSON must be an object, got {type(data).__name__}.")
+    kind = data.get("type")
+    if kind in ("Dict", "Tuple"):
+        subs = data.get("spaces")
+        items = subs.values() if isinstance(subs, dict) else subs if isinstance(subs, list) else None
+        if items is None:
+            raise SpaceError(f"A {kind} space JSON needs its 'spaces', got {type(subs).__name__}.")
+        return sum(declared_bytes(s, _depth + 1) for s in items)
+    if kind in ("Box", "MultiDiscrete"):
+        dtype = _dtype(data.get("dtype"))
+        if kind == "MultiDiscrete":
+            nvec = data.get("nvec")
+            try:
+                return dtype.itemsize * (int(np.asarray(nvec, dtype=object).size) if isinstance(nvec, list) else 1)
+            except (ValueError, TypeError) as exc:
+                raise SpaceError(f"Invalid MultiDiscrete nvec {str(nvec)[:80]}: {exc}") from exc
+        return dtype.itemsize * math.prod(_shape(data.get("shape")))
+    if kind == "MultiBinary":
+        n = data.get("n")
+        return math.prod(_shape([n] if isinstance(n, int) and not isinstance(n, bool) else n))
+    return 8  # Discrete, Text (checked when built) or an unknown type (refused when built)
+
+
 def space_from_json(data: Any, _depth: int = 0) -> spaces.Space:
     """Rebuild a Gymnasium space from :func:`space_to_json` output, checking every size first.
 
@@ -238,8 +272,11 @@ def space_from_json(data: Any, _depth: int = 0) -> spaces.Space:
     >>> space_from_json(space_to_json(Box(-1.0, float("inf"), (2,))))
     Box(-1.0, inf, (2,), float32)
     """
-    if _depth > MAX_DEPTH:
-        raise SpaceError(f"Space JSON is nested deeper than {MAX_DEPTH} levels.")
+    if _depth == 0 and (total := declared_bytes(data)) > limits.MAX_ROW_BYTES:
+        raise SpaceError(f"A space declares {total} bytes per step, above the limit of {limits.MAX_ROW_BYTES} "
+                         "(trajarena.format.limits.MAX_ROW_BYTES): the file is damaged or hostile.")
+    if _depth > limits.MAX_SPACE_DEPTH:
+        raise SpaceError(f"Space JSON is nested deeper than {limits.MAX_SPACE_DEPTH} levels.")
     if not isinstance(data, dict):
         raise SpaceError(f"A space JSON must be an object, got {type(data).__name__}.")
     kind = data.get("type")
@@ -262,8 +299,8 @@ def space_from_json(data: Any, _depth: int = 0) -> spaces.Space:
             return spaces.MultiBinary(shape[0] if isinstance(n, int) else list(shape))
         if kind == "Text":
             max_length = _need(data, "max_length", int)
-            if max_length > MAX_LEAF_ELEMENTS:
-                raise SpaceError(f"Text max_length {max_length} is above {MAX_LEAF_ELEMENTS}.")
+            if max_length > limits.MAX_LEAF_VALUES:
+                raise SpaceError(f"Text max_length {max_length} is above {limits.MAX_LEAF_VALUES}.")
             return spaces.Text(max_length, min_length=_need(data, "min_length", int),
                                charset=_need(data, "charset", str))
         if kind == "Dict":

@@ -18,9 +18,7 @@ the current chunk after ``2 * flush_seconds``, so a crash loses at most a few se
 from __future__ import annotations
 
 import atexit
-import fcntl
 import functools
-import json
 import os
 import queue
 import threading
@@ -33,10 +31,12 @@ import numpy as np
 import pyarrow as pa
 from gymnasium import spaces
 
-from trajarena.errors import RecordingError, SettingsError
+from trajarena.errors import RecordingError, TrajArenaError
 from trajarena.format import schema as fmt
 from trajarena.format.chunks import Chunk, ChunkBuffers
+from trajarena.format.segment import SegmentFile
 from trajarena.format.spaces import space_to_json
+from trajarena.settings.recording import WriterSettings
 
 __all__ = ["TrajectoryWriter"]
 
@@ -44,6 +44,8 @@ __all__ = ["TrajectoryWriter"]
 _SMALL_LEVEL, _FAST_LEVEL = 5, 3
 #: XOR + CRC + zstd level 5 per raw byte of frames, measured (2-core VM): the first file's prior.
 _SMALL_SECONDS_PER_BYTE = 1.0e-9
+#: How often the writer thread looks at the game loop when nothing is queued (finished episodes, flushes).
+_POLL_SECONDS = 0.025
 
 
 class TrajectoryWriter(ChunkBuffers):
@@ -54,19 +56,9 @@ class TrajectoryWriter(ChunkBuffers):
         observation_space: the env's observation space (any nesting).
         action_space: the env's action space (any nesting; two-player ``Dict`` included).
         metadata: JSON-ready settings stored in every file (env id, settings, username, ...).
-        chunk_steps: rows per chunk; default: about ``chunk_bytes`` of raw values, at most 16384.
-        chunk_bytes: target raw size of a chunk when ``chunk_steps`` is not given.
-        flush_seconds: a chunk is handed over at least this often, even if not full.
-        segment_seconds: a file is finished at the first episode end after it is this old.
-        segment_steps: a file is finished at the first episode end after it has this many rows.
-        compression: ``"zstd"``, ``"lz4"`` or ``None``.
-        level: the compression level. ``None`` with zstd: adaptive, per file, between level 5
-            (smaller) and level 3 (about 2.5x faster on frames): see :meth:`_choose_level`.
-        frame_transform: ``"auto"`` (XOR with the previous row for uint8 leaves of 2+ dimensions),
-            ``"xor_prev"`` for every uint8 leaf, or ``None``.
-        fsync: also ``fsync`` finished files (survives power loss, not only process death).
-        max_pending: chunks queued for the thread before the game loop waits for it.
-        prefix: prefix of the file names.
+        settings: a :class:`~trajarena.settings.WriterSettings` (or a dict of its fields).
+        **options: its fields as keywords (``chunk_steps``, ``flush_seconds``, ``segment_seconds``,
+            ``compression``, ``level``, ``fsync``, ...); an unknown or bad one is a ``SettingsError``.
 
     The game-loop methods (``reset``, ``step``, ``discard``, ``flush``, ``episodes``) come from
     :class:`~trajarena.format.chunks.ChunkBuffers`.
@@ -87,35 +79,32 @@ class TrajectoryWriter(ChunkBuffers):
         observation_space: spaces.Space,
         action_space: spaces.Space,
         metadata: dict[str, Any] | None = None,
-        *,
-        chunk_steps: int | None = None,
-        chunk_bytes: int = 4 << 20,
-        flush_seconds: float = 2.0,
-        segment_seconds: float = 2.0,
-        segment_steps: int = 1 << 20,
-        compression: str | None = "zstd",
-        level: int | None = None,
-        frame_transform: str | None = "auto",
-        fsync: bool = False,
-        max_pending: int = 8,
-        prefix: str = "",
+        settings: WriterSettings | dict[str, Any] | None = None,
+        **options: Any,
     ) -> None:
+        opts = WriterSettings.from_dict(settings, **options)
         metadata = dict(metadata or {})
         fmt.check_user_metadata(metadata)
-        if compression not in ("zstd", "lz4", None):
-            raise SettingsError(f"compression must be 'zstd', 'lz4' or None, got {compression!r}.")
-        if frame_transform not in ("auto", fmt.XOR_PREV, None):
-            raise SettingsError(f"frame_transform must be 'auto', 'xor_prev' or None, got {frame_transform!r}.")
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        super().__init__(observation_space, action_space, chunk_steps, chunk_bytes)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordingError(f"Cannot create the recording folder {self.folder}: {exc.strerror or exc}. "
+                                 "Choose a folder you can write to.") from exc
+        if not os.access(self.folder, os.W_OK | os.X_OK):
+            raise RecordingError(f"The recording folder {self.folder} is not writable; choose a folder you can write to.")
+        super().__init__(observation_space, action_space, opts.chunk_steps, opts.chunk_bytes)
+        frame_transform, level, compression = opts.frame_transform, opts.level, opts.compression
 
         def transform(f: Any) -> str | None:
             if frame_transform is None or f.dtype != np.uint8:
                 return None
             return fmt.XOR_PREV if frame_transform == fmt.XOR_PREV or len(f.shape) >= 2 else None
 
-        self._columns = [fmt.Column(f.name, f.dtype.name, f.shape, transform(f)) for f in self._fields]
+        self._columns = [fmt.Column(f.name, f.dtype.name, f.shape, transform(f), packed=transform(f) is not None)
+                         for f in self._fields]
+        #: this writer's id: every episode it records is ``"<recording>/<n>"`` in the ``episode`` column
+        self.recording = fmt.new_file_stem(opts.prefix)
         self._adaptive = level is None and compression == "zstd"
         if self._adaptive:
             level = _SMALL_LEVEL
@@ -126,24 +115,18 @@ class TrajectoryWriter(ChunkBuffers):
             "library_version": fmt.library_version(), "host": os.uname().nodename, "pid": os.getpid(),
             "observation_space": space_to_json(observation_space), "action_space": space_to_json(action_space),
             "compression": self._compression_meta(), "chunk_steps": self.chunk_steps,
-            "flush_seconds": flush_seconds, "lossy": None, **metadata,
+            "flush_seconds": opts.flush_seconds, "lossy": None, "recording": self.recording, **metadata,
         }
-        self.flush_seconds, self.segment_seconds, self.segment_steps = flush_seconds, segment_seconds, segment_steps
-        self._fsync, self._prefix = fsync, prefix
+        self.settings = opts
+        self.flush_seconds, self.segment_seconds, self.segment_steps = opts.flush_seconds, opts.segment_seconds, \
+            opts.segment_steps
+        self._fsync, self._prefix = opts.fsync, opts.prefix
         self.files: list[Path] = []
         self._returns: dict[int, float] = {}  # background: running return of open episodes
         self._segment_rows = 0
         self._segment_start = time.monotonic()
-        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
-        self._last_handoff = time.monotonic()
-        # background state (touched by the thread only)
-        self._segment_kept = 0  # episodes of the open file that were not discarded
-        self._sink: Any = None
-        self._arrow: Any = None
-        self._path: Path | None = None
-        self._schema: pa.Schema | None = None
-        self._lock_fd: int | None = None
-        self._info_names: set[str] = set()
+        self._queue: queue.Queue = queue.Queue(maxsize=opts.max_pending)
+        self._file: SegmentFile | None = None  # the file the thread writes (touched by the thread only)
         _warm_pyarrow()
         self._thread = threading.Thread(target=self._run, name="trajarena-writer", daemon=True)
         self._thread.start()
@@ -158,17 +141,27 @@ class TrajectoryWriter(ChunkBuffers):
             return
         self._closed = True
         atexit.unregister(self._atexit)
-        if self._error is None:
-            if self._t == 0:
-                self._drop()
-            elif self._t > 0:
-                self._end("close", terminated=False, truncated=True, info=None)
-            self._chunk.rotate = True
-            self._handoff()
-        self._queue.put(None)
-        self._thread.join()
+        try:
+            if self._error is None:
+                if self._t == 0:
+                    self._drop()
+                elif self._t > 0:
+                    self._end("close", terminated=False, truncated=True, info=None)
+                self._chunk.rotate = True
+                self._handoff()
+        except RecordingError:
+            pass  # the thread failed: reported below
+        try:
+            self._queue.put(None, timeout=5)
+            self._thread.join()
+        except queue.Full:  # a stuck thread (e.g. a hung disk): it is a daemon; report, never hang
+            self._error = self._error or RuntimeError("the writer thread did not finish within 5 s")
         if self._error is not None:
-            raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
+            raise RecordingError(f"The background writer failed: {self._error!r}; what it had written is in "
+                                 f"{self.folder} (run trajarena repair on it)") from self._error
+        if self._invalid is not None:
+            invalid, self._invalid = self._invalid, None
+            raise invalid
 
     def __enter__(self) -> TrajectoryWriter:
         return self
@@ -181,10 +174,20 @@ class TrajectoryWriter(ChunkBuffers):
     def _submit(self, chunk: Chunk) -> None:
         rotate = chunk.rotate
         self._segment_rows = 0 if rotate else self._segment_rows + chunk.rows
-        self._last_handoff = time.monotonic()
         if rotate:
             self._segment_start = self._last_handoff
-        self._queue.put(chunk)
+        self._put(chunk)
+
+    def _put(self, item: Chunk | None) -> None:
+        """Queue an item for the thread; never wait forever on a thread that died."""
+        while True:
+            try:
+                self._queue.put(item, timeout=0.25)
+                return
+            except queue.Full:
+                if self._error is not None or not self._thread.is_alive():
+                    self._error = self._error or RuntimeError("the writer thread stopped")
+                    raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
 
     def _segment_due(self) -> bool:
         return (time.monotonic() - self._segment_start >= self.segment_seconds
@@ -193,29 +196,38 @@ class TrajectoryWriter(ChunkBuffers):
     # ------------------------------------------------------------------ background thread
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - any failure is raised as RecordingError by the game loop
+            self._error = self._error or exc
+            if self._file is not None:
+                self._file.abort()
+            while True:  # drain, so a game loop that did not notice yet never blocks on a dead thread
+                try:
+                    if self._queue.get(timeout=1.0) is None:
+                        return
+                except queue.Empty:
+                    if self._closed:
+                        return
+
+    def _loop(self) -> None:
         while True:
             try:
-                item = self._queue.get(timeout=max(0.05, self.flush_seconds / 4))
+                item = self._queue.get(timeout=_POLL_SECONDS)
             except queue.Empty:
-                idle = time.monotonic() - self._last_handoff
+                now = time.monotonic()
+                idle = now - self._last_handoff
                 if idle >= self.flush_seconds:
                     self._flush_due = True  # the game loop hands the chunk over at its next step
-                if idle >= 2 * self.flush_seconds and self._error is None:
-                    try:  # ... and if it does not step any more (paused game), write what is done
-                        self._idle_flush()
-                    except BaseException as exc:  # noqa: BLE001 - surfaced as RecordingError
-                        self._error = exc
-                        self._abort_segment()
+                end_due = self._end_due
+                if (idle >= 2 * self.flush_seconds or (end_due and now >= end_due + _POLL_SECONDS)) \
+                        and self._error is None:
+                    self._idle_flush()  # the game loop does not step any more (paused): write what is done
                 continue
             if item is None:
                 return
-            if self._error is not None:
-                continue  # drain so the game loop never blocks on a dead thread
-            try:
+            if self._error is None:
                 self.write_chunk(item)
-            except BaseException as exc:  # noqa: BLE001 - surfaced as RecordingError by the game loop
-                self._error = exc
-                self._abort_segment()
 
     def write_chunk(self, chunk: Chunk) -> None:
         """Encode, checksum and append one chunk; finish the file if the chunk asks to rotate."""
@@ -224,8 +236,11 @@ class TrajectoryWriter(ChunkBuffers):
                          chunk.info)
         self._load[0] += time.thread_time() - started
         self._load[1] += chunk.fill_s
-        if chunk.rotate and self._arrow is not None:
-            self._finish_segment()
+        if chunk.rotate and self._file is not None:
+            final = self._file.finish(self._fsync is not False)
+            self._file = None
+            if final is not None:
+                self.files.append(final)
         self._free.put(chunk)
 
     def _idle_flush(self) -> None:
@@ -241,6 +256,9 @@ class TrajectoryWriter(ChunkBuffers):
             hi = self._row
             if self._chunk is not chunk or self._queue.qsize() or hi <= chunk.flushed:
                 return
+            resets = {s[0] for s in chunk.starts if s[2] == 0 and s[0] < hi}
+            if self._actions.first_invalid(chunk.cols[self._n_obs :], chunk.flushed, hi, resets) is not None:
+                return  # an invalid action: the game loop's next handoff cuts its episode
             starts = [s for s in list(chunk.starts) if s[0] < hi]
             self._write_rows(chunk, chunk.flushed, hi, starts, chunk.ends[chunk.ends_flushed : n_ends],
                              dict(chunk.info))
@@ -248,18 +266,20 @@ class TrajectoryWriter(ChunkBuffers):
 
     def _write_rows(self, chunk: Chunk, lo: int, hi: int, starts: list, ends: list, info: dict) -> None:
         if hi > lo:
-            if self._arrow is None:
+            if self._file is None:
                 self._open_segment(info, chunk)
-            elif not self._info_names.issuperset(info):
-                self._widen(info)
+            elif not self._file.info_names.issuperset(info):
+                self._file.widen({k: (v.dtype, v.shape[1:]) for k, (v, _) in info.items()})
             batch, meta = self._encode(chunk, lo, hi, starts, ends, info)
-            self._write_batch(batch, meta)
-        elif ends and self._arrow is not None:  # an episode ended with no new row (reset/close)
-            empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in self._schema], schema=self._schema)
-            self._write_batch(empty, self._chunk_meta([], ends, {}))
+            self._file.write(batch, meta)
+        elif ends and self._file is not None:  # an episode ended with no new row (reset/close)
+            self._file.write(self._file.empty_batch(), self._chunk_meta([], ends, {}))
+        if ends and self._fsync == "episode" and self._file is not None:
+            self._file.fsync()  # the episodes that ended survive a power loss too
 
     def _chunk_meta(self, starts: list, ends: list, crc: dict[str, int]) -> dict[str, str]:
-        self._segment_kept += sum(e["end_reason"] != "discarded" for e in ends)
+        self._file.kept += sum(e["end_reason"] != "discarded" for e in ends)
+        self._file.dropped.update(e["episode"] for e in ends if e["end_reason"] == "discarded")
         notes = dict(self._notes)
         ends = [{**e, "return": fmt.json_safe(self._returns.pop(e["episode"], 0.0)),
                  "final_info": fmt.json_safe(e["final_info"]),
@@ -303,71 +323,8 @@ class TrajectoryWriter(ChunkBuffers):
         if self._adaptive:
             self._level = self._choose_level(chunk)
             self._meta["compression"] = self._compression_meta()
-        self._path = self.folder / (fmt.new_file_stem(self._prefix) + fmt.PARTIAL_SUFFIX)
-        opening = self._path.with_name(self._path.name + ".opening")
-        self._start_file(known, opening)
-        os.replace(opening, self._path)  # appears locked and with its schema: repair() never sees it half-made
-        self._segment_kept = 0
-
-    def _widen(self, info: dict) -> None:
-        """Add the columns of info keys first seen after the file was opened, keeping its chunks.
-
-        The chunks written so far are copied into a new file with the wider schema (their new
-        columns all null), which then atomically replaces the ``.partial`` file; recording goes
-        on in it. This happens at most once per new key and file, so no value is lost whatever
-        the moment the writer thread opened the file.
-        """
-        old = {c.name[5:]: (np.dtype(c.dtype), c.shape) for c in self._info_columns}
-        known = {**old, **{k: (v.dtype, v.shape[1:]) for k, (v, _) in info.items() if k not in old}}
-        self._arrow.close()
-        self._sink.close()
-        self._unlock()
-        path, tmp = self._path, self._path.with_name(self._path.name + ".widening")
-        with pa.memory_map(str(path), "r") as source:
-            previous = pa.ipc.open_file(source)
-            self._start_file(known, tmp)
-            new_cols = [c for c in self._info_columns if c.name[5:] not in old]
-            empty_crc = {c.name: fmt.crc_of(np.zeros((0, *c.shape), c.dtype)) for c in new_cols}
-            for i in range(previous.num_record_batches):
-                batch, custom = previous.get_batch_with_custom_metadata(i)
-                doc = json.loads(custom[fmt.CHUNK_KEY.encode()])
-                doc["crc32"] = {**doc.get("crc32", {}), **empty_crc}
-                arrays = [batch.column(f.name) if f.name in batch.schema.names else pa.nulls(batch.num_rows, f.type)
-                          for f in self._schema]
-                self._write_batch(pa.record_batch(arrays, schema=self._schema), fmt.encode_chunk_meta(doc))
-        os.replace(tmp, path)
-
-    def _start_file(self, known: dict[str, tuple[np.dtype, tuple[int, ...]]], path: Path) -> None:
-        """Open an Arrow file at ``path`` whose info columns are ``known`` (name: dtype, shape)."""
-        info_cols = [fmt.Column(f"info/{k}", known[k][0].name, tuple(known[k][1])) for k in sorted(known)]
-        self._info_columns = info_cols
-        self._info_names = {c.name[5:] for c in info_cols}
-        self._meta["columns"] = [c.to_json() for c in self._columns]
-        self._meta["info_columns"] = [c.to_json() for c in info_cols]
-        fields = [pa.field(fmt.EPISODE, pa.int32(), False), pa.field(fmt.STEP, pa.int32(), False)]
-        fields += [pa.field(c.name, c.arrow_type(), False) for c in self._columns]
-        fields += [pa.field(fmt.REWARD, pa.float64(), False), pa.field(fmt.TERMINATED, pa.bool_(), False),
-                   pa.field(fmt.TRUNCATED, pa.bool_(), False)]
-        fields += [pa.field(c.name, c.arrow_type(), True) for c in info_cols]
-        self._schema = pa.schema(fields, metadata=fmt.encode_metadata(self._meta))
-        self._sink = pa.OSFile(str(path), "wb")
-        self._lock(path)
-        codec = None if self._compression is None else pa.Codec(self._compression, self._level)
-        options = pa.ipc.IpcWriteOptions(compression=codec, use_threads=False)
-        self._arrow = pa.ipc.new_file(self._sink, self._schema, options=options)
-
-    def _lock(self, path: Path) -> None:
-        """Hold an exclusive ``flock`` on the open file, so :func:`~trajarena.format.integrity.repair` leaves it alone."""
-        self._lock_fd = os.open(path, os.O_RDONLY)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # a file system without locks: the recency check of repair() still applies
-            pass
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the lock
-            self._lock_fd = None
+        path = self.folder / (fmt.new_file_stem(self._prefix) + fmt.PARTIAL_SUFFIX)
+        self._file = SegmentFile(path, self._meta, self._columns, self._n_obs, known, self._compression, self._level)
 
     def _encode(self, chunk: Chunk, lo: int, hi: int, starts: list, ends: list,
                 info: dict) -> tuple[pa.RecordBatch, dict[str, str]]:
@@ -384,60 +341,35 @@ class TrajectoryWriter(ChunkBuffers):
             step[row:stop] = np.arange(step0, step0 + stop - row)
             rewards = chunk.reward[lo + row + (step0 == 0) : lo + stop]  # the reset row's reward is not earned
             self._returns[ep] = fmt.running_sum(self._returns.get(ep, 0.0), rewards)
-        arrays, crc = [pa.array(episode), pa.array(step)], {}
-        for col, values in zip(self._columns, chunk.cols, strict=True):
+        reset = step == 0
+        no_action = reset if reset.any() else None  # reset rows: no action taken, no reward earned
+        ids = fmt.episode_ids(self.recording, episode)
+        arrays, crc = [ids, pa.array(step)], {fmt.EPISODE: fmt.crc_of_strings(ids), fmt.STEP: fmt.crc_of(step)}
+        for i, (col, values) in enumerate(zip(self._columns, chunk.cols, strict=True)):
             v = values[lo:hi]
+            if v.dtype != col.dtype and col.dtype != "object":  # integer actions are buffered as float64
+                v = v.astype(col.dtype)
             if col.transform == fmt.XOR_PREV:
                 v = fmt.xor_encode(v)
-            crc[col.name] = fmt.crc_of(v)
-            arrays.append(fmt.to_arrow(col, v))
-        for name, values in ((fmt.REWARD, chunk.reward), (fmt.TERMINATED, chunk.terminated),
-                             (fmt.TRUNCATED, chunk.truncated)):
+            mask = no_action if i >= self._n_obs else None
+            crc[col.name] = fmt.crc_of(v, mask)
+            arrays.append(fmt.to_arrow(col, v, mask))
+        reward = chunk.reward[lo:hi]
+        crc[fmt.REWARD] = fmt.crc_of(reward, no_action)
+        arrays.append(pa.array(reward, mask=no_action))
+        for name, values in ((fmt.TERMINATED, chunk.terminated), (fmt.TRUNCATED, chunk.truncated)):
             crc[name] = fmt.crc_of(values[lo:hi])
             arrays.append(pa.array(values[lo:hi]))
-        for col in self._info_columns:
+        for col in self._file.info_columns:
             values, present = info.get(col.name[5:], (None, None))
             if values is None:
                 values, present = np.zeros((hi, *col.shape), col.dtype), np.zeros(hi, bool)
             mask = ~present[lo:hi]
             crc[col.name] = fmt.crc_of(values[lo:hi], mask)
             arrays.append(fmt.to_arrow(col, values[lo:hi], mask))
-        for key in info.keys() - {c.name[5:] for c in self._info_columns}:
+        for key in info.keys() - self._file.info_names:
             self._notes.setdefault(f"info/{key}", "dropped: first seen after the file was opened")
-        crc[fmt.EPISODE], crc[fmt.STEP] = fmt.crc_of(episode), fmt.crc_of(step)
-        return pa.record_batch(arrays, schema=self._schema), self._chunk_meta(inside, ends, crc)
-
-    def _write_batch(self, batch: pa.RecordBatch, meta: dict[str, str]) -> None:
-        self._arrow.write_batch(batch, custom_metadata=meta)
-        self._sink.flush()
-
-    def _finish_segment(self) -> None:
-        self._arrow.close()
-        self._sink.close()
-        self._unlock()
-        if not self._segment_kept:  # every episode in it was discarded
-            self._path.unlink()
-            self._arrow = self._sink = self._path = None
-            return
-        final = self._path.with_name(self._path.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
-        if self._fsync:
-            fd = os.open(self._path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(self._path, final)
-        self.files.append(final)
-        self._arrow = self._sink = self._path = None
-
-    def _abort_segment(self) -> None:
-        try:
-            if self._sink is not None:
-                self._sink.close()
-        except Exception:  # noqa: BLE001 - already failing; the .partial stays for repair()
-            pass
-        self._unlock()
-        self._arrow = self._sink = None
+        return pa.record_batch(arrays, schema=self._file.schema), self._chunk_meta(inside, ends, crc)
 
 
 @functools.cache
@@ -457,7 +389,7 @@ def _closer(ref: weakref.ref) -> Any:
         if writer is not None and not writer._closed:
             try:
                 writer.close()
-            except RecordingError:
+            except TrajArenaError:
                 pass
 
     return close_at_exit

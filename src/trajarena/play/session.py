@@ -48,7 +48,8 @@ from trajarena.errors import SettingsError
 from trajarena.play.controls import HumanController, encode_action, scripted_events  # noqa: F401  (the doctests use it)
 from trajarena.play.keymap import Keymap, init_pygame
 from trajarena.play.view import PlayWindow, overlay
-from trajarena.settings import RecordingSettings, WrappersSettings, _Settings, _bool, _int
+from trajarena.settings import RecordingSettings, WrappersSettings
+from trajarena.settings.base import Settings, as_bool, as_int
 
 __all__ = ["PlayConfig", "PlayResult", "PlaySession", "PlayStep", "play"]
 
@@ -60,7 +61,7 @@ def _meta(text: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class PlayConfig(_Settings):
+class PlayConfig(Settings):
     """Options of a human play session; the CLI makes one option per field (``help`` in the metadata).
 
     >>> PlayConfig(p1="human", p2="human").humans
@@ -101,12 +102,12 @@ class PlayConfig(_Settings):
         if self.p1 == "cpu" and self.p2 == "cpu":
             raise SettingsError(f"{o}: p1 and p2 cannot both be 'cpu'; make one side 'human' or an agent.")
         if self.difficulty is not None:
-            self._set("difficulty", _int(o, "difficulty", self.difficulty, 1, 8))
-        self._set("step_ratio", _int(o, "step_ratio", self.step_ratio, 1, 60))
-        self._set("scale", _int(o, "scale", self.scale, 1, 16))
+            self._set("difficulty", as_int(o, "difficulty", self.difficulty, 1, 8))
+        self._set("step_ratio", as_int(o, "step_ratio", self.step_ratio, 1, 60))
+        self._set("scale", as_int(o, "scale", self.scale, 1, 16))
         for name in ("max_episodes", "max_steps", "seed"):
             if getattr(self, name) is not None:
-                self._set(name, _int(o, name, getattr(self, name), 0 if name == "seed" else 1))
+                self._set(name, as_int(o, name, getattr(self, name), 0 if name == "seed" else 1))
         if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, int | float) or self.fps < 0):
             raise SettingsError(f"{o}.fps must be a number >= 0 (0 = unlimited) or None, got {self.fps!r}.")
         for name in ("ignore_p2", "ignore_p1"):
@@ -117,7 +118,7 @@ class PlayConfig(_Settings):
             raise SettingsError(f"{o}: ignore_p1 and ignore_p2 are both 1, so no side would be a demonstration; "
                                 "set at most one of them.")
         for name in ("save_partial", "show_help", "print_keymap"):
-            self._set(name, _bool(o, name, getattr(self, name)))
+            self._set(name, as_bool(o, name, getattr(self, name)))
 
     @property
     def humans(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from gymnasium.vector.utils import iterate
 
 from trajarena.errors import SettingsError
 from trajarena.format.writer import TrajectoryWriter
+from trajarena.settings.recording import RecordingSettings
 
 __all__ = ["TrajectoryRecorder", "VectorTrajectoryRecorder", "settings_to_json"]
 
@@ -62,22 +63,17 @@ def settings_to_json(value: Any, name: str = "settings") -> Any:
     raise SettingsError(f"{name} = {value!r} ({type(value).__name__}) cannot be stored as JSON; use plain data.")
 
 
-def _metadata(env_id: str | None, env: Any, username: str, ignore_p2: int, players: dict | None,
-              env_settings: Any, wrappers_settings: Any, extra: dict | None, ignore_p1: int = 0) -> dict[str, Any]:
-    for name, value in (("ignore_p1", ignore_p1), ("ignore_p2", ignore_p2)):
-        if value not in (0, 1, False, True) or isinstance(value, float):
-            raise SettingsError(f"{name} must be 0 or 1, got {value!r}.")
-    if ignore_p1 and ignore_p2:
-        raise SettingsError("ignore_p1 and ignore_p2 are both 1: no side would be a demonstration; set at most one.")
+def _metadata(env_id: str | None, env: Any, rec: RecordingSettings, env_settings: Any, wrappers_settings: Any,
+              extra: dict | None) -> dict[str, Any]:
     spec = getattr(env, "spec", None)
     return {
         "env_id": env_id or (spec.id if spec is not None else type(env.unwrapped).__name__),
         "env_settings": settings_to_json(env_settings or {}, "env_settings"),
         "wrappers_settings": settings_to_json(wrappers_settings or {}, "wrappers_settings"),
-        "username": str(username),
-        "ignore_p1": int(ignore_p1),
-        "ignore_p2": int(ignore_p2),
-        "players": settings_to_json(players or {}, "players"),
+        "username": rec.username,
+        "ignore_p1": rec.ignore_p1,
+        "ignore_p2": rec.ignore_p2,
+        "players": settings_to_json(rec.players or {}, "players"),
         **settings_to_json(extra or {}, "extra_metadata"),
     }
 
@@ -96,7 +92,11 @@ class TrajectoryRecorder(gym.Wrapper):
         env_settings: the env settings (dict or dataclass), stored.
         wrappers_settings: the wrappers settings the loader re-applies, stored.
         extra_metadata: more JSON-ready keys to store.
-        **writer_options: passed to :class:`~trajarena.format.writer.TrajectoryWriter`.
+        **writer_options: the writer's options (:class:`~trajarena.settings.WriterSettings` fields:
+            ``flush_seconds``, ``segment_seconds``, ``compression``, ``fsync``, ...).
+
+    Every argument but ``env`` is checked by :class:`~trajarena.settings.RecordingSettings`: a bad
+    one raises :class:`~trajarena.errors.SettingsError` naming it.
 
     >>> import tempfile
     >>> env = TrajectoryRecorder(gym.make("CartPole-v1"), tempfile.mkdtemp(), username="alex")
@@ -117,9 +117,11 @@ class TrajectoryRecorder(gym.Wrapper):
                  wrappers_settings: Any = None, extra_metadata: dict[str, Any] | None = None,
                  ignore_p1: int = 0, **writer_options: Any) -> None:
         super().__init__(env)
-        meta = _metadata(env_id, env, username, ignore_p2, players, env_settings, wrappers_settings, extra_metadata,
-                         ignore_p1)
-        self.writer = TrajectoryWriter(file_path, env.observation_space, env.action_space, meta, **writer_options)
+        rec = RecordingSettings.from_dict(dict(file_path=file_path, username=username, ignore_p2=ignore_p2,
+                                               ignore_p1=ignore_p1, players=players, **writer_options))
+        meta = _metadata(env_id, env, rec, env_settings, wrappers_settings, extra_metadata)
+        self.writer = TrajectoryWriter(rec.file_path, env.observation_space, env.action_space, meta,
+                                       rec.writer_options())
         self._closed = False
 
     @classmethod
@@ -133,13 +135,10 @@ class TrajectoryRecorder(gym.Wrapper):
         2.0
         >>> env.close()
         """
-        from trajarena.settings import RecordingSettings
-
         rec = RecordingSettings.from_dict(recording)
         return cls(env, rec.file_path, username=rec.username, ignore_p2=rec.ignore_p2, ignore_p1=rec.ignore_p1,
                    players=rec.players, env_id=env_id, env_settings=env_settings, wrappers_settings=wrappers_settings,
-                   extra_metadata=extra_metadata, flush_seconds=rec.flush_seconds, compression=None if rec.compression == "none" else rec.compression,
-                   level=rec.compression_level)
+                   extra_metadata=extra_metadata, **rec.writer_options())
 
     @property
     def files(self) -> list[Path]:
@@ -224,13 +223,14 @@ class VectorTrajectoryRecorder(gym.vector.VectorWrapper):
                  extra_metadata: dict[str, Any] | None = None, ignore_p1: int = 0, **writer_options: Any) -> None:
         super().__init__(env)
         self.mode = AutoresetMode(env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
-        meta = _metadata(env_id, env, username, ignore_p2, players, env_settings, wrappers_settings, extra_metadata,
-                         ignore_p1)
+        rec = RecordingSettings.from_dict(dict(file_path=file_path, username=username, ignore_p2=ignore_p2,
+                                               ignore_p1=ignore_p1, players=players, **writer_options))
+        meta = _metadata(env_id, env, rec, env_settings, wrappers_settings, extra_metadata)
         n = env.num_envs
         self.writers = [
-            TrajectoryWriter(file_path, env.single_observation_space, env.single_action_space,
+            TrajectoryWriter(rec.file_path, env.single_observation_space, env.single_action_space,
                              {**meta, "vector": {"num_envs": n, "index": i, "autoreset_mode": self.mode.value}},
-                             **writer_options)
+                             rec.writer_options())
             for i in range(n)
         ]
         self._split_obs = _splitter(env.single_observation_space)

@@ -33,8 +33,8 @@ from gymnasium import spaces
 
 from trajarena.format import schema as fmt
 from trajarena.format.columns import _Column, _TrajFile
-from trajarena.errors import DataNotFoundError, MismatchError, SettingsError
-from trajarena.format.index import find_files
+from trajarena.errors import MismatchError, SettingsError
+from trajarena.format.index import find_files, finished_name, no_trajectories
 from trajarena.format.spaces import compile_getter, leaf_fields
 from trajarena.replay.records import Episode, EpisodeInfo, Transition, Window
 
@@ -69,10 +69,7 @@ def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike]
         named = {Path(i).resolve() for i in items}
         partial = [f for f in partial if f.resolve() in named]
     if not files and not partial:
-        raise DataNotFoundError(
-            f"No '*{fmt.SUFFIX}' trajectory file in {[str(i) for i in items]}; record some first "
-            "(trajarena.make(..., traj_rec_settings={'file_path': ...})) or check the path."
-        )
+        raise no_trajectories(items)
     # find_files gives one order whatever the order of the paths (ranks that list the same files see
     # the same list), each file once; finished files first, then partial ones
     return [str(f) for f in (*files, *partial)]
@@ -138,8 +135,16 @@ class TrajectoryDataset:
     # ------------------------------------------------------------------ opening / pickling
 
     def _open(self) -> None:
-        self._files = [_TrajFile(p, i, p.endswith(fmt.PARTIAL_SUFFIX), self.verify_checksums)
-                       for i, p in enumerate(self._paths)]
+        self._files = []
+        for p in self._paths:
+            partial = p.endswith(fmt.PARTIAL_SUFFIX)
+            if partial and not os.path.exists(p):  # finished (or removed) since the folder was listed
+                p, partial = str(finished_name(Path(p))), False
+                if not os.path.exists(p):
+                    continue
+            self._files.append(_TrajFile(p, len(self._files), partial, self.verify_checksums))
+        if not self._files:
+            raise no_trajectories(self._paths)
         first = self._files[0]
         for other in self._files[1:]:
             for key in ("observation_space", "action_space"):
@@ -158,13 +163,13 @@ class TrajectoryDataset:
         self._file_rows = np.cumsum([0] + [f.n_rows for f in self._files]).astype(np.int64)
         self.episodes: list[EpisodeInfo] = []
         for f in self._files:
-            for eid, row0, length, meta in f.episodes:
+            for eid, row0, length, meta, uid in f.episodes:
                 if meta is None and not self.include_partial:
                     continue
                 meta = dict(meta or {"unfinished": True})
                 meta["_file_row0"] = int(self._file_rows[f.file_index])
                 self.episodes.append(EpisodeInfo(len(self.episodes), f.path, f.file_index, eid, length,
-                                                 int(self._file_rows[f.file_index]) + row0, meta))
+                                                 int(self._file_rows[f.file_index]) + row0, meta, uid))
         lengths = np.array([e.length for e in self.episodes], np.int64)
         rows0 = np.array([e.row for e in self.episodes], np.int64)
         self._lengths, self._rows0 = lengths, rows0

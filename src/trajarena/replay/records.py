@@ -85,6 +85,7 @@ class EpisodeInfo:
         length: the number of steps (transitions); the episode has ``length + 1`` observations.
         row: the global row of its reset observation.
         meta: the episode's end metadata from the file (seed, return, terminated, truncated, ...).
+        uid: its id in the files' ``episode`` column, unique across files and machines.
 
     >>> info = EpisodeInfo(1, "b.arrow", 1, 0, 2, 12, {"_file_row0": 10})
     >>> info, info.local_row
@@ -98,6 +99,7 @@ class EpisodeInfo:
     length: int
     row: int
     meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    uid: str = field(default="", repr=False)
 
     @property
     def local_row(self) -> int:

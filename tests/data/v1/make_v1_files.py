@@ -18,7 +18,6 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # tests/ for the test env
 
-import trajarena as arena  # noqa: E402
 from trajarena.format.reader import TrajectoryReader  # noqa: E402
 from trajarena.recording.recorder import TrajectoryRecorder  # noqa: E402
 

@@ -204,7 +204,7 @@ def write_recording(rec: Recording, out: Path, sha256: str, size: int, ignore_p2
                    "size": size, "sha256": sha256, "lossy": lossy, "imported_by": f"trajarena {library_version()}",
                    **_jsonable(rec.source)},
     }
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(rec.path)).name)[:80]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(rec.path)).name).lstrip(".")[:64]  # the writer's prefix rule
     writer = TrajectoryWriter(out, rec.observation_space, rec.action_space, metadata, prefix=stem,
                               segment_seconds=1e9, flush_seconds=60.0)
     try:
