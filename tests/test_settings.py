@@ -47,7 +47,7 @@ BAD_ENV_VALUES = [
     ("frame_shape", (84, 0, 1)), ("frame_shape", (-1, 84, 1)), ("step_ratio", 0), ("step_ratio", 1.5),
     ("difficulty", 0), ("difficulty", 9), ("difficulty", True), ("continue_game", 1.5),
     ("continue_game", -0.5), ("role", "P3"), ("characters", "Nobody"), ("outfits", 0), ("outfits", 5),
-    ("action_space", "box"), ("seed", -1), ("role", ("P1", "P2")),
+    ("action_space", "box"), ("seed", -2), ("role", ("P1", "P2")),
 ]
 
 

@@ -85,6 +85,10 @@ def require(package: str, extra: str, purpose: str):
         ) from exc
 
 
+class EngineError(TrajArenaError, RuntimeError):
+    """An external game engine (DIAMBRA Arena's) cannot be reached or failed."""
+
+
 class DataNotFoundError(TrajArenaError, FileNotFoundError):
     """No trajectory file at the given paths (a missing path, an empty folder or an empty list)."""
 
@@ -99,3 +103,7 @@ class WrapperNotAppliedWarning(TrajArenaWarning):
 
 class OutputExistsError(TrajArenaError, FileExistsError):
     """An export or import target already exists (pass ``overwrite=True`` to replace it)."""
+
+
+class DialectWarning(TrajArenaWarning):
+    """A DIAMBRA setting that has no effect on this env was accepted and ignored."""

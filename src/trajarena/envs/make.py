@@ -15,6 +15,8 @@ from typing import Any
 import gymnasium as gym
 
 from trajarena.envs.registration import spec_for, trajarena_id_of
+from trajarena import dialects
+from trajarena.envs.diambra import DIAMBRA_GAMES, is_diambra_game
 from trajarena.errors import MissingDependencyError, SettingsError, UnknownEnvError, close_matches
 from trajarena.settings import EnvironmentSettings, RecordingSettings, WrappersSettings
 
@@ -57,10 +59,11 @@ def _ensure_gym_id(env_id: str) -> None:
         gym.register_envs(ale_py)
         if env_id in gym.registry:
             return
-    known = registered_ids() + list(gym.registry)
+    known = registered_ids() + list(DIAMBRA_GAMES) + list(gym.registry)
     raise UnknownEnvError(
         f"unknown env id {env_id!r}.{close_matches(env_id, known)} trajarena builds {', '.join(registered_ids())}; "
-        "any registered Gymnasium id works too (e.g. 'CartPole-v1', 'ALE/Boxing-v5' with the [atari] extra)."
+        "any registered Gymnasium id works too (e.g. 'CartPole-v1', 'ALE/Boxing-v5' with the [atari] extra), and "
+        f"DIAMBRA Arena's games with the [diambra] extra ({', '.join(DIAMBRA_GAMES)})."
     )
 
 
@@ -76,6 +79,10 @@ def raw_env(env_id: str, settings: Any = None, render_mode: str | None = None) -
         if env.unwrapped.spec is None:  # gym.make(env.unwrapped.spec) rebuilds it (Minari's recover_environment)
             env.unwrapped.spec = spec_for(env_id, settings_dict)
         return env, settings_dict
+    if is_diambra_game(env_id):
+        from trajarena.envs.diambra import make_diambra
+
+        return make_diambra(env_id, settings, render_mode=render_mode)
     _ensure_gym_id(env_id)
     if settings is None:
         kwargs: dict[str, Any] = {}
@@ -102,13 +109,17 @@ def make(
 ) -> gym.Env:
     """Make an env, optionally recording its raw stream and wrapping it (DIAMBRA's ``arena.make``).
 
+    Settings may use DIAMBRA Arena's names and values (v2.1 and v2.2) and be DIAMBRA's settings
+    dataclasses; they are stored in trajarena's names (see :mod:`trajarena.dialects`).
+
     Args:
-        env_id: ``"duel"`` (built in; also ``"trajarena/Duel-v0"``) or any Gymnasium id (``"CartPole-v1"``,
-            ``"ALE/Boxing-v5"``). The env carries a Gymnasium spec (``env.spec``). A PettingZoo parallel
+        env_id: ``"duel"`` (built in; also ``"trajarena/Duel-v0"``), any Gymnasium id (``"CartPole-v1"``,
+            ``"ALE/Boxing-v5"``) or a DIAMBRA Arena game (``"doapp"``, ``"sfiii3n"``...: the ``diambra``
+            extra and its engine). The env carries a Gymnasium spec (``env.spec``). A PettingZoo parallel
             env, or a PettingZoo registry id as ``"pettingzoo/classic/rps-v2"``, gives the PettingZoo env,
             recorded per agent when ``traj_rec_settings`` is given (:mod:`trajarena.envs.pettingzoo`).
-        settings: ``EnvironmentSettings`` or a dict of them for ``duel``; for a Gymnasium id, a dict of
-            ``gym.make`` keyword arguments.
+        settings: ``EnvironmentSettings`` or a dict of them for ``duel`` and DIAMBRA games; for a
+            Gymnasium id, a dict of ``gym.make`` keyword arguments.
         wrappers_settings: ``WrappersSettings`` or a dict; applied on top of the recorder.
         traj_rec_settings: ``RecordingSettings`` or a dict (``username``, ``file_path``, ``ignore_p1``/``ignore_p2``…):
             records the raw env stream, below the wrappers, with the wrappers settings in the file.
@@ -122,11 +133,16 @@ def make(
         from trajarena.envs.pettingzoo import make_parallel
 
         return make_parallel(env_id, settings, wrappers_settings, traj_rec_settings, render_mode)
-    wrappers = WrappersSettings.from_dict(wrappers_settings)
-    recording = None if traj_rec_settings is None else RecordingSettings.from_dict(traj_rec_settings)
     if isinstance(env_id, str):
         env_id = trajarena_id_of(env_id) or env_id  # files store "duel" for "trajarena/Duel-v0"
-    env, settings_dict = raw_env(env_id, settings, render_mode=render_mode)
+    translate = isinstance(env_id, str) and (is_diambra_game(env_id) or (
+        env_id in _REGISTRY and getattr(_REGISTRY[env_id][1], "_dialect", "") == "env"))
+    game = "diambra" if isinstance(env_id, str) and is_diambra_game(env_id) else "duel"
+    env_settings, wrappers_dict, recording_dict = dialects.canonical_all(
+        settings if translate else None, wrappers_settings, traj_rec_settings, game=game)
+    wrappers = WrappersSettings.from_dict(wrappers_dict)
+    recording = None if recording_dict is None else RecordingSettings.from_dict(recording_dict)
+    env, settings_dict = raw_env(env_id, env_settings if translate else settings, render_mode=render_mode)
     if recording is not None:
         from trajarena.recording.recorder import TrajectoryRecorder
 

@@ -21,6 +21,7 @@ reproduces the live stream exactly because repeats restart at every episode star
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -153,6 +154,38 @@ class ImitationLearning(gym.Wrapper):
         if self.replay.exhausted:
             return blank_value(self.observation_space), 0.0, True, False, {"exhausted": True}
         return self.env.step(action if self._placeholder is None else self._placeholder)
+
+    def show_obs(self, observation: Any, wait_key: int = 1, viz: bool = True, string: str = "observation") -> str:
+        """Print an observation key by key (DIAMBRA's ``show_obs``) and, with ``viz``, show its frame.
+
+        Frames are printed as shape/min/max and character indexes with their names when the files
+        know them; ``viz`` shows the frame (stacked planes side by side) in a window when pygame
+        (the ``play`` extra) is installed. ``wait_key`` is accepted for DIAMBRA's signature.
+
+        Returns:
+            The printed text.
+        """
+        from trajarena.replay.show import FrameWindow, describe_observation
+
+        meta = self.replay.file_metadata[0]
+        names = meta.get("characters") or (meta.get("source") or {}).get("characters")
+        if names is None and meta.get("env_id") == "duel":
+            from trajarena.settings import DUEL_CHARACTERS
+
+            names = DUEL_CHARACTERS
+        text = describe_observation(observation, names, string)
+        print(text)
+        frame = observation.get("frame") if isinstance(observation, dict) else observation
+        if viz and frame is not None and importlib.util.find_spec("pygame") is not None:
+            self._viewer = getattr(self, "_viewer", None) or FrameWindow("trajarena show_obs")
+            self._viewer.show(frame)
+        return text
+
+    def close(self) -> None:
+        viewer = getattr(self, "_viewer", None)
+        if viewer is not None:
+            viewer.close()
+        super().close()
 
     def traj_summary(self, file: Any = None) -> str:
         """Print and return what the files hold: episodes, steps, spaces and settings per file."""

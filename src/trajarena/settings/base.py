@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from trajarena import dialects
 from trajarena.errors import SettingsError, close_matches
 
 #: The fighters of the built-in game, in the order of their ``character`` index.
@@ -40,10 +41,16 @@ class Settings:
     _validators: ClassVar[dict[str, Callable[[Any], Any]]] = {}
     #: other names a key may be given by (old name -> field), e.g. ``compression_level`` -> ``level``
     _aliases: ClassVar[dict[str, str]] = {}
+    #: Which of DIAMBRA's settings these are (:mod:`trajarena.dialects` maps its names to ours).
+    _dialect: ClassVar[str] = ""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | Self | None = None, **overrides: Any) -> Self:
-        """Build settings from a dict (or return a copy of settings with ``overrides``)."""
+        """Build settings from a dict (or return a copy of settings with ``overrides``).
+
+        DIAMBRA Arena's names and values (v2.1 and v2.2, dicts or its settings dataclasses) are
+        accepted too and stored in trajarena's (see :mod:`trajarena.dialects`).
+        """
         if data is None:
             data = {}
         elif isinstance(data, cls):
@@ -55,6 +62,11 @@ class Settings:
                 f"{cls.__name__} must be built from a dict or a {cls.__name__}, got {type(data).__name__}."
             )
         merged = {**dict(data), **overrides}
+        if cls._dialect:
+            merged, moved = dialects.canonical(cls._dialect, merged)
+            for key in moved:
+                raise SettingsError(f"{cls.__name__} got DIAMBRA 2.1's attack_but_combination, which is the wrappers "
+                                    f"setting {key!r} in trajarena; pass it to make() or in wrappers_settings.")
         renamed = {}
         for old, new in cls._aliases.items():
             if old in merged:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from trajarena.settings.base import (
     ACTION_SPACES,
@@ -47,6 +47,8 @@ class EnvironmentSettings(Settings):
     >>> EnvironmentSettings(n_players=2, characters=("Mira", "Brutus")).characters
     ('Mira', 'Brutus')
     """
+
+    _dialect: ClassVar[str] = "env"
 
     n_players: int = 1
     frame_shape: tuple[int, int, int] = (0, 0, 0)

@@ -121,6 +121,8 @@ class RecordingSettings(WriterSettings):
     3
     """
 
+    _dialect: ClassVar[str] = "recording"
+
     username: str = ""
     file_path: str = ""
     ignore_p2: int = 0

@@ -10,7 +10,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 
@@ -49,6 +49,8 @@ class WrappersSettings(Settings):
     >>> WrappersSettings(stack_frames=4, scale=True).stack_frames
     4
     """
+
+    _dialect: ClassVar[str] = "wrappers"
 
     no_op_max: int = 0
     repeat_action: int = 1

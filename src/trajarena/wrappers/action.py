@@ -30,6 +30,8 @@ from trajarena.wrappers.observation import REFILL_FLAGS, is_refill
 
 __all__ = ["AddLastAction", "NoAttackButtonsCombinations", "NoOpReset", "RepeatAction", "noop_action"]
 
+_MOVES = 9  # moves of every fighting game here (DIAMBRA's and duel)
+_DUEL_SINGLE_ATTACKS = 4  # duel's attacks without combinations: none, punch, kick, guard
 #: Info flags OR-ed over repeated steps.
 DONE_FLAGS = (*REFILL_FLAGS, "episode_done", "env_done")
 
@@ -95,23 +97,28 @@ class NoAttackButtonsCombinations(gym.ActionWrapper):
     """Keep only single attack buttons: MultiDiscrete([9, 8]) → [9, 4]; Discrete(16) → Discrete(12).
 
     The game numbers the single buttons first, so the kept actions mean the same thing in both spaces.
+    How many attacks are single buttons comes from the env's ``single_attacks`` attribute (a DIAMBRA
+    game's count, e.g. 7 of sfiii3n's 10), or is duel's 4 (none, punch, kick, guard).
     """
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        self.action_space = self._reduce(env.action_space)
+        single = getattr(env.unwrapped, "single_attacks", None)
+        self.action_space = self._reduce(env.action_space, single)
 
     @staticmethod
-    def _reduce(space: spaces.Space) -> spaces.Space:
+    def _reduce(space: spaces.Space, single: int | None = None) -> spaces.Space:
         if isinstance(space, spaces.Dict):
-            return spaces.Dict({k: NoAttackButtonsCombinations._reduce(s) for k, s in space.spaces.items()})
-        if isinstance(space, spaces.MultiDiscrete) and space.nvec.tolist() == [9, 8]:
-            return spaces.MultiDiscrete([9, 4], seed=space.np_random)
-        if isinstance(space, spaces.Discrete) and space.n == 16:
-            return spaces.Discrete(12, seed=space.np_random)
+            return spaces.Dict({k: NoAttackButtonsCombinations._reduce(s, single) for k, s in space.spaces.items()})
+        keep = single or _DUEL_SINGLE_ATTACKS
+        if isinstance(space, spaces.MultiDiscrete) and space.nvec.shape == (2,) and space.nvec[0] == _MOVES and \
+                (space.nvec[1] > keep if single else space.nvec.tolist() == [9, 8]):
+            return spaces.MultiDiscrete([_MOVES, keep], seed=space.np_random)
+        if isinstance(space, spaces.Discrete) and (space.n > _MOVES + keep - 1 if single else space.n == 16):
+            return spaces.Discrete(_MOVES + keep - 1, seed=space.np_random)
         raise SettingsError(
-            f"no_attack_buttons_combinations needs the fighting-game action space MultiDiscrete([9, 8]) or "
-            f"Discrete(16), got {space}; leave it False for this env."
+            f"no_attack_buttons_combinations needs a fighting-game action space (duel's MultiDiscrete([9, 8]) or "
+            f"Discrete(16), or a DIAMBRA game's), got {space}; leave it False for this env."
         )
 
     def action(self, action: Any) -> Any:

@@ -105,9 +105,8 @@ class FrameStack(gym.Wrapper):
         self.n, self.dilation = n, dilation
         self._history = np.zeros(((n - 1) * dilation + 1, h, w, c), dtype=box.dtype)
         self._pos = 0
-        self.observation_space = _with_space(
-            env.observation_space, self._key, spaces.Box(0, 255, (h, w, c * n), box.dtype)
-        )
+        self.observation_space = _with_space(env.observation_space, self._key, spaces.Box(
+            np.concatenate([box.low] * n, axis=-1), np.concatenate([box.high] * n, axis=-1), (h, w, c * n), box.dtype))
 
     def _fill(self, frame: np.ndarray) -> None:
         self._history[:] = frame
