@@ -41,13 +41,13 @@ def test_duckdb_per_episode_returns_and_frames_equal_our_decode(two_workers):
     ds = arena.TrajectoryDataset(folder)
     glob = f"{summary.target}/*.parquet"
     rows = duckdb.sql(f"SELECT episode, SUM(reward) AS ret, COUNT(action) AS n FROM read_parquet('{glob}') "
-                      "GROUP BY episode ORDER BY episode").fetchall()
-    assert [r[0] for r in rows] == list(range(ds.n_episodes))
-    assert [r[1] for r in rows] == pytest.approx(returns_of(ds))
-    assert [r[2] for r in rows] == [e.length for e in ds.episodes]
-    frames = duckdb.sql(f"SELECT obs.frame FROM read_parquet('{glob}') ORDER BY episode, step").to_arrow_table()
+                      "GROUP BY episode").fetchall()
+    by_id = {r[0]: (r[1], r[2]) for r in rows}  # the same ids as the native files' episode column
+    assert by_id == {e.uid: (pytest.approx(r), e.length) for e, r in zip(ds.episodes, returns_of(ds), strict=True)}
+    order = "ORDER BY file, file_episode, step"  # the dataset's order
+    frames = duckdb.sql(f"SELECT obs.frame FROM read_parquet('{glob}') {order}").to_arrow_table()
     assert np.array_equal(np.array(frames.column(0).to_pylist(), np.uint8), frames_of(ds))
-    health = duckdb.sql(f"SELECT obs.P1.health[1] FROM read_parquet('{glob}') ORDER BY episode, step").fetchall()
+    health = duckdb.sql(f"SELECT obs.P1.health[1] FROM read_parquet('{glob}') {order}").fetchall()
     assert [h[0] for h in health] == ds.column("obs/P1/health")[:, 0].tolist()
 
 
@@ -55,9 +55,9 @@ def test_polars_reads_the_export_as_shaped_arrays(two_workers):
     pl = pytest.importorskip("polars")
     folder, summary = two_workers
     ds = arena.TrajectoryDataset(folder)
-    df = pl.read_parquet(f"{summary.target}/*.parquet").sort("episode", "step")
-    returns = df.group_by("episode").agg(pl.col("reward").sum()).sort("episode")["reward"].to_list()
-    assert returns == pytest.approx(returns_of(ds))
+    df = pl.read_parquet(f"{summary.target}/*.parquet").sort("file", "file_episode", "step")
+    returns = dict(df.group_by("episode").agg(pl.col("reward").sum()).iter_rows())
+    assert returns == {e.uid: pytest.approx(r) for e, r in zip(ds.episodes, returns_of(ds), strict=True)}
     frames = df.select(pl.col("obs").struct.field("frame")).to_series().to_numpy()
     assert frames.shape == (len(df), 24, 32, 3) and np.array_equal(frames, frames_of(ds))
 
@@ -68,7 +68,7 @@ def test_hugging_face_datasets_reads_the_export(two_workers, tmp_path):
     ds = arena.TrajectoryDataset(folder)
     hf = datasets.Dataset.from_parquet(list(summary.files), cache_dir=str(tmp_path / "hf")).with_format("numpy")
     assert len(hf) == len(ds) + ds.n_episodes
-    order = np.lexsort((hf["step"], hf["episode"]))
+    order = np.lexsort((hf["step"], hf["file_episode"], hf["file"]))
     assert np.array_equal(np.stack(hf["obs"]["frame"])[order], frames_of(ds))
     rewards = np.asarray(hf["reward"], np.float64)[order]
     assert np.nansum(rewards) == pytest.approx(sum(returns_of(ds)))

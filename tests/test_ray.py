@@ -90,8 +90,8 @@ def test_ray_reads_the_parquet_export(ray_local, two_workers, tmp_path):
 
     ds = arena.TrajectoryDataset(two_workers)
     summary = export_parquet(two_workers, tmp_path / "pq")
-    table = ray.data.read_parquet(summary.target).to_pandas().sort_values(["episode", "step"])
-    returns = table.groupby("episode")["reward"].sum().to_numpy()
-    assert returns == pytest.approx(returns_of(ds))
+    table = ray.data.read_parquet(summary.target).to_pandas().sort_values(["file", "file_episode", "step"])
+    returns = table.groupby("episode")["reward"].sum().to_dict()
+    assert returns == {e.uid: pytest.approx(r) for e, r in zip(ds.episodes, returns_of(ds), strict=True)}
     frames = np.array([np.array([np.stack(row) for row in obs["frame"]], np.uint8) for obs in table["obs"]])
     assert np.array_equal(frames, frames_of(ds))

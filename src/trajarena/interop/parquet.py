@@ -15,7 +15,7 @@ are null, so ``SUM(reward)`` per episode is the return and ``COUNT(action)`` the
 ============  =========================================================================
 column        type
 ============  =========================================================================
-episode       int64: the episode's index in this export (unique across its files)
+episode       string: the episode's id, as in the native files' ``episode`` column (unique everywhere)
 file          string: the trajectory file it came from
 file_episode  int64: the episode's id in that file
 step          int32: 0 for the reset row, then 1..T
@@ -156,13 +156,13 @@ def _with_blank_first(value: Any) -> Any:
 
 
 def episode_table(ep: Episode, observation_space: spaces.Space, action_space: spaces.Space, *,
-                  episode: int | None = None, file: str | None = None) -> pa.Table:
+                  episode: str | None = None, file: str | None = None) -> pa.Table:
     """One decoded episode as a table of ``length + 1`` rows (the columns of the module docstring).
 
     Args:
         ep: an episode of :meth:`TrajectoryDataset.episode`.
         observation_space, action_space: the dataset's spaces.
-        episode: the ``episode`` column's value (default: the episode's index in its dataset).
+        episode: the ``episode`` column's value (default: the episode's id, unique across files).
         file: the ``file`` column's value (default: the name of the episode's file).
     """
     n = ep.length + 1
@@ -173,7 +173,7 @@ def episode_table(ep: Episode, observation_space: spaces.Space, action_space: sp
         return pa.array(np.concatenate([np.zeros(1, dtype), np.asarray(values, dtype)]), mask=first)
 
     columns: dict[str, pa.Array] = {
-        "episode": pa.array(np.full(n, ep.info.index if episode is None else episode, np.int64)),
+        "episode": pa.array([ep.info.uid if episode is None else episode] * n, pa.string()),
         "file": pa.array([file if file is not None else Path(ep.info.file).name] * n, pa.string()),
         "file_episode": pa.array(np.full(n, ep.info.episode, np.int64)),
         "step": pa.array(np.arange(n, dtype=np.int32)),
