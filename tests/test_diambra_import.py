@@ -62,7 +62,7 @@ def test_an_imported_22_file_replays_through_imitation_learning(path, tmp_path):
     env = arena.ImitationLearning([str(summary.files[0])], perspective="joint")
     meta = env.file_metadata[0]
     assert meta["env_id"] == exp["game_id"] and meta["username"] == exp["username"]
-    assert meta["source"]["sha256"] == exp["file_sha256"] and "JPEG" in meta["source"]["lossy"]
+    assert meta["source"]["sha256"] == exp["file_sha256"] and meta["lossy"]["codec"] == "jpeg" and meta["lossy"]["quality"] == 80
     assert meta["source"]["env_settings_fields"]["episode_settings"]["random_seed"] == \
         exp["episode_summary"]["env_settings"]["fields"]["episode_settings"]["random_seed"]
     obs, info = env.reset()

@@ -62,7 +62,7 @@ XOR_PREV = "xor_prev"
 #: Keys of the metadata document that the writer fills in; metadata given to it may not use them.
 RESERVED_KEYS = frozenset({
     "format", "format_version", "library_version", "created_ns", "host", "pid", "observation_space",
-    "action_space", "columns", "info_columns", "compression", "chunk_steps", "lossy", "flush_seconds",
+    "action_space", "columns", "info_columns", "compression", "chunk_steps", "flush_seconds",
     "recording",
 })
 
@@ -324,6 +324,10 @@ def check_user_metadata(metadata: dict[str, Any]) -> None:
     clash = RESERVED_KEYS & set(metadata)
     if clash:
         raise SettingsError(f"Metadata keys {sorted(clash)} are reserved by the format; rename them.")
+    lossy = metadata.get("lossy")
+    if lossy is not None and not (isinstance(lossy, dict) and isinstance(lossy.get("codec"), str)):
+        raise SettingsError("metadata 'lossy' must be None (lossless data) or an object naming the lossy 'codec' that "
+                            f"touched the data, e.g. {{'codec': 'jpeg', 'quality': 80}}; got {str(lossy)[:80]}.")
     try:
         json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as exc:

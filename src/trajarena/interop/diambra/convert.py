@@ -37,8 +37,9 @@ from trajarena.interop.diambra.v22 import read_v22
 __all__ = ["ImportSummary", "ImportedFile", "find_sources", "import_diambra", "looks_like_diambra", "read_diambra"]
 
 _BZ2_MAGIC = re.compile(rb"^BZh[1-9]1AY&SY")
-_LOSSY_JPEG = ("frames were JPEG-compressed (OpenCV, quality 80) by DIAMBRA's recorder; they are stored as DIAMBRA's "
-               "loader decodes them")
+_LOSSY_JPEG = {"codec": "jpeg", "quality": 80, "columns": ["frame"],
+               "note": "frames were JPEG-compressed (OpenCV, quality 80) by DIAMBRA's recorder; they are stored "
+                       "as DIAMBRA's loader decodes them"}
 
 
 def looks_like_diambra(path: str | os.PathLike) -> bool:
@@ -199,9 +200,9 @@ def write_recording(rec: Recording, out: Path, sha256: str, size: int, ignore_p2
     metadata = {
         "env_id": rec.env_id, "env_settings": _jsonable(rec.env_settings),
         "wrappers_settings": _jsonable(rec.wrappers_settings), "username": rec.username,
-        "ignore_p1": 0, "ignore_p2": ignore, "players": {},
+        "ignore_p1": 0, "ignore_p2": ignore, "players": {}, "lossy": lossy,
         "source": {"tool": "diambra-arena", "version": rec.version, "file": Path(str(rec.path)).name,
-                   "size": size, "sha256": sha256, "lossy": lossy, "imported_by": f"trajarena {library_version()}",
+                   "size": size, "sha256": sha256, "imported_by": f"trajarena {library_version()}",
                    **_jsonable(rec.source)},
     }
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(rec.path)).name).lstrip(".")[:64]  # the writer's prefix rule
