@@ -238,10 +238,11 @@ def rewrite_file(src: Path, dst: Path, change=None, *, change_chunk=None, keep_c
     if change is not None:
         meta = change(meta)
     described = {}
-    columns = [*(meta.get("columns") or []), *(meta.get("info_columns") or [])] if isinstance(meta, dict) else []
+    columns = [c for key in ("columns", "info_columns") if isinstance(meta, dict) and isinstance(meta.get(key), list)
+               for c in meta[key]]
     for c in columns if match_schema else []:
         try:
-            described[c["name"]] = fmt.Column.from_json(c).arrow_type()
+            described[str(c["name"])] = fmt.Column.from_json(c).arrow_type()
         except Exception:  # noqa: BLE001 - a hostile description keeps the column's type
             pass
     text = _hostile_text(meta, literal)
