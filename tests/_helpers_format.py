@@ -262,7 +262,7 @@ def rewrite_file(src: Path, dst: Path, change=None, *, change_chunk=None, keep_c
 
 @dataclass
 class ChildRun:
-    """How a child process ended: ``returncode`` (``None`` when killed at the timeout), output, peak RSS."""
+    """How a child process ended: ``returncode`` (``None`` when killed at the timeout), output, peak RSS (MB)."""
 
     returncode: int | None
     stdout: str
@@ -283,13 +283,39 @@ def child_env(**extra: str) -> dict[str, str]:
             "COLUMNS": "400", "PYTHONHASHSEED": "0", **extra}
 
 
+#: How :func:`run_child` starts a child: it records the child's peak RSS at exit from ``/proc/self/status``
+#: (``VmHWM``: the peak of the child's own memory since its ``exec``). The kernel's ``ru_maxrss`` of a child
+#: (``wait4``, ``RUSAGE_CHILDREN``) is no good here: it keeps the RSS the child had between ``fork`` and
+#: ``exec``, i.e. the size of the pytest worker that started it (hundreds of MB once torch is imported).
+_BOOT = """
+import atexit, os, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    with open(os.environ["TRAJARENA_TEST_PEAK_FILE"], "w") as out:
+        out.write(str(kb))
+atexit.register(_peak)
+if sys.argv[1] == "-c":
+    code, sys.argv = sys.argv[2], ["-c", *sys.argv[3:]]
+    exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
+else:
+    import runpy
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def run_child(args: list[str], timeout: float = 60.0, mem_cap_mb: int | None = None,
               env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``python *args``; measure its peak RSS from the kernel (``wait4``), kill it at ``timeout``.
+    """Run ``python *args`` (``["-c", code, ...]`` or ``[script, ...]``) and measure it, killed at ``timeout``.
 
-    ``mem_cap_mb`` caps its data memory (``RLIMIT_DATA``: heap and private mappings, not the address space that thread pools reserve), so a runaway allocation fails in the
-    child (``MemoryError``) instead of exhausting the machine. Memory is never measured in-process.
+    Its peak RSS is what the child's kernel counters say at its exit (``VmHWM``, see :data:`_BOOT`;
+    ``nan`` when it did not exit normally); memory is never measured in the test's own process.
+    ``mem_cap_mb`` caps its data memory (``RLIMIT_DATA``: heap and private mappings, not the address
+    space that thread pools reserve), so a runaway allocation fails in the child (``MemoryError``)
+    instead of exhausting the machine.
     """
+    import math
     import resource
     import signal
     import subprocess
@@ -301,26 +327,34 @@ def run_child(args: list[str], timeout: float = 60.0, mem_cap_mb: int | None = N
         if mem_cap_mb:
             resource.setrlimit(resource.RLIMIT_DATA, (mem_cap_mb << 20, mem_cap_mb << 20))
 
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.TemporaryDirectory() as scratch:
+        peak_file = os.path.join(scratch, "peak")
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                env=env or child_env(), preexec_fn=limit)
+        proc = subprocess.Popen([sys.executable, "-c", _BOOT, *args], stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, preexec_fn=limit,
+                                env={**(env or child_env()), "TRAJARENA_TEST_PEAK_FILE": peak_file})
         killed = False
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() - start > timeout:
                 os.kill(proc.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(proc.pid, 0)
+                pid, status = os.waitpid(proc.pid, 0)
                 killed = True
                 break
             time.sleep(0.005)
         seconds = time.monotonic() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
+        try:
+            with open(peak_file) as f:
+                peak_mb = int(f.read()) / 1024
+        except (OSError, ValueError):
+            peak_mb = math.nan
         out.seek(0)
         err.seek(0)
-        return ChildRun(None if killed else proc.returncode, out.read(), err.read(), usage.ru_maxrss / 1024, seconds)
+        return ChildRun(None if killed else proc.returncode, out.read(), err.read(), peak_mb, seconds)
 
 
 #: A child (``python -c PROBE OP PATH``) that opens a file the way a user would and prints, as the last

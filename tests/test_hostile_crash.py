@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,9 @@ def _wait_for(predicate, what: str, proc: subprocess.Popen | None = None, timeou
 def _recorded(folder: Path) -> dict[int, int]:
     """seed -> length of the episodes that ended in the env, in every file under ``folder``."""
     try:
-        reader = TrajectoryReader(folder)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # .partial files repair left: counted as lost here, reported below
+            reader = TrajectoryReader(folder)
     except DataNotFoundError:
         return {}
     return {e.seed: e.length for e in reader.episodes if e.end_reason == "env"}

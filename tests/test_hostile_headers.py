@@ -2,7 +2,7 @@
 
 Each hostile file is made by the real writer and then rewritten as a hostile writer would
 (:func:`_helpers_format.rewrite_file`: metadata changed, CRCs recomputed, the schema made to match).
-Memory and time are measured in a child process (peak RSS from ``wait4``), never in-process.
+Memory and time are measured in a child process (its peak RSS, ``VmHWM``, read at its exit), never in-process.
 """
 
 from __future__ import annotations
