@@ -94,9 +94,8 @@ def _set(path: list, value=HOSTILE):
 
 
 def _starts_episode(i: int, doc: dict) -> dict:
-    """Chunk 0's second episode start record gets the episode number 1e999."""
-    if i == 0:
-        record = doc["starts"][1]
+    """Every episode start record (``[row, episode, step, seed]``) gets the episode number 1e999."""
+    for record in doc.get("starts", []):
         if isinstance(record, dict):  # in case the records become objects
             record["episode"] = HOSTILE
         else:
@@ -111,8 +110,8 @@ NON_FINITE = {
     "space_shape": {"change": _set(["observation_space", "shape"], [HOSTILE])},
     "episode_start": {"change_chunk": _starts_episode},
 }
-#: The ones that already fail typed today, per entry point (the others are xfail below).
-TYPED_TODAY = {("space_shape", "open"), ("space_shape", "imitation"), ("space_shape", "cli")}
+#: The cases that still fail (xfail below until the fix): an episode number of 1e999 in a start record.
+STILL_FAILING = {"episode_start"}
 
 
 @pytest.fixture(scope="module")
@@ -122,22 +121,15 @@ def non_finite(folder: Path, plain: Path) -> dict[str, Path]:
     return {name: rewrite_file(plain, out / f"{name}.arrow", **kw) for name, kw in NON_FINITE.items()}
 
 
-def _xfail_unless_typed_today(name: str, op: str, why: str):
-    if (name, op) in TYPED_TODAY:
-        return name
-    return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=why))
+def _cases(why: str) -> list:
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=f"issue 11 item 3: {n}=1e999 {why}"))
+            if n in STILL_FAILING else n for n in NON_FINITE]
 
 
 # ----------------------------------------------------------------------------- item 2: the memory bomb
 
 
-@pytest.mark.parametrize("op", [
-    pytest.param("open", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 11 item 2: no limit on the total bytes per row/chunk across leaves; open_trajectories "
-        "allocates the declared spaces (MemoryError under the cap, GBs and seconds without)"))),
-    pytest.param("imitation", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 11 item 2: ImitationLearning builds the declared 4 GiB-per-row spaces (MemoryError)"))),
-])
+@pytest.mark.parametrize("op", ["open", "imitation"])
 def test_memory_bomb_fails_typed_fast_and_small(bomb: Path, op: str) -> None:
     result, run = probe(op, bomb)
     assert result["raised"] == "CorruptFileError" or result["corrupt"], result
@@ -148,8 +140,6 @@ def test_memory_bomb_fails_typed_fast_and_small(bomb: Path, op: str) -> None:
         assert run.peak_mb < PEAK_MB, run.peak_mb
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: verify never checks what the spaces declare in total; "
-                                       "it calls the bomb (no chunks) intact")
 def test_verify_reports_the_memory_bomb(bomb: Path) -> None:
     result, run = probe("verify", bomb)
     assert result["raised"] is None, result
@@ -157,8 +147,6 @@ def test_verify_reports_the_memory_bomb(bomb: Path) -> None:
     assert result["seconds"] < SECONDS and run.peak_mb < PEAK_MB, (result, run.peak_mb)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: `trajarena info` on the bomb allocates the declared "
-                                       "spaces and dies with a MemoryError traceback")
 def test_cli_info_on_the_memory_bomb_is_one_line_small_and_quick(bomb: Path) -> None:
     run = cli_child("info", str(bomb))
     output = (run.stdout + run.stderr).strip()
@@ -171,9 +159,7 @@ def test_cli_info_on_the_memory_bomb_is_one_line_small_and_quick(bomb: Path) -> 
 # ----------------------------------------------------------------------------- item 3: non-finite numbers
 
 
-@pytest.mark.parametrize("name", [_xfail_unless_typed_today(n, "open", f"issue 11 item 3: {n}=1e999 raises an "
-                                                             "untyped OverflowError from open_trajectories")
-                                  for n in NON_FINITE])
+@pytest.mark.parametrize("name", _cases("raises an untyped OverflowError from open_trajectories"))
 def test_non_finite_numbers_open_as_corrupt(non_finite: dict[str, Path], name: str) -> None:
     with pytest.raises(CorruptFileError):
         reader = trajarena.open_trajectories(non_finite[name])
@@ -181,18 +167,13 @@ def test_non_finite_numbers_open_as_corrupt(non_finite: dict[str, Path], name: s
             reader.read_episode(i)
 
 
-@pytest.mark.parametrize("name", [_xfail_unless_typed_today(n, "imitation", f"issue 11 item 3: {n}=1e999 raises an "
-                                                             "untyped OverflowError from ImitationLearning")
-                                  for n in NON_FINITE])
+@pytest.mark.parametrize("name", _cases("raises an untyped OverflowError from ImitationLearning"))
 def test_non_finite_numbers_in_imitation_learning_are_corrupt(non_finite: dict[str, Path], name: str) -> None:
     with pytest.raises(CorruptFileError):
         trajarena.ImitationLearning(traj_files_list=[non_finite[name]])
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=(
-    f"issue 11 item 3: {n}=1e999 " + ("is called intact by verify (the spaces are never parsed)"
-                                       if n == "space_shape" else "makes verify raise OverflowError")
-    + " instead of reporting the file and going on"))) for n in NON_FINITE])
+@pytest.mark.parametrize("name", _cases("makes verify raise OverflowError instead of reporting the file and going on"))
 def test_verify_reports_a_non_finite_file_among_19_good_ones_and_goes_on(
         tmp_path: Path, good_files: list[Path], non_finite: dict[str, Path], name: str) -> None:
     for f in good_files:
@@ -203,9 +184,7 @@ def test_verify_reports_a_non_finite_file_among_19_good_ones_and_goes_on(
     assert len(report.ok) == 19 and report.episodes == 19
 
 
-@pytest.mark.parametrize("name", [_xfail_unless_typed_today(n, "cli", f"issue 11 item 3: `trajarena info` on "
-                                                             f"{n}=1e999 ends in an OverflowError traceback")
-                                  for n in NON_FINITE])
+@pytest.mark.parametrize("name", _cases("makes `trajarena info` end in an OverflowError traceback"))
 def test_cli_info_on_a_non_finite_file_is_one_error_line(non_finite: dict[str, Path], name: str) -> None:
     run = cli_child("info", str(non_finite[name]))
     output = (run.stdout + run.stderr).strip()
@@ -214,13 +193,12 @@ def test_cli_info_on_a_non_finite_file_is_one_error_line(non_finite: dict[str, P
     assert len(output.splitlines()) == 1 and output.startswith("error:") and name in output, output
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3: one file with chunk_steps=1e999 among 19 good ones makes "
-                                       "`trajarena verify` crash (OverflowError traceback) instead of reporting it")
+@pytest.mark.parametrize("name", _cases("makes `trajarena verify` crash with an OverflowError traceback"))
 def test_cli_verify_reports_the_bad_file_and_goes_on(tmp_path: Path, good_files: list[Path],
-                                                     non_finite: dict[str, Path]) -> None:
+                                                     non_finite: dict[str, Path], name: str) -> None:
     for f in good_files:
         shutil.copy(f, tmp_path / f.name)
-    shutil.copy(non_finite["chunk_steps"], tmp_path / "zz_bad.arrow")
+    shutil.copy(non_finite[name], tmp_path / "zz_bad.arrow")
     run = cli_child("verify", str(tmp_path))
     output = run.stdout + run.stderr
     assert "Traceback" not in output, output[-3000:]
@@ -244,10 +222,9 @@ def test_a_memory_error_while_opening_surfaces_typed(plain: Path, monkeypatch: p
         raise MemoryError("Unable to allocate 512. MiB for an array")
 
     monkeypatch.setattr(gym.spaces.Box, "__init__", out_of_memory)
-    with pytest.raises(TrajArenaError) as caught:
+    with pytest.raises(TrajArenaError):
         if entry == "open":
             reader = trajarena.open_trajectories(plain)
-            reader.observation_space, reader.action_space
+            _ = (reader.observation_space, reader.action_space)
         else:
             trajarena.ImitationLearning(traj_files_list=[plain])
-    assert not isinstance(caught.value, MemoryError) or isinstance(caught.value, TrajArenaError)

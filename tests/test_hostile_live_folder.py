@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium import spaces
 
 from _helpers_format import child_env
 from trajarena.cli import main
@@ -58,10 +58,10 @@ os.unlink(sys.argv[1])
 
 @pytest.fixture
 def first_file(tmp_path: Path) -> Path:
-    """The folder already holds one finished recording (same spaces as CartPole)."""
+    """The folder already holds one finished recording (CartPole's spaces)."""
     folder = tmp_path / "data"
-    obs = spaces.Box(-np.inf, np.inf, (4,), np.float32)
-    with TrajectoryWriter(folder, obs, spaces.Discrete(2), {"username": "before"}) as w:
+    env = gym.make("CartPole-v1")
+    with TrajectoryWriter(folder, env.observation_space, env.action_space, {"username": "before"}) as w:
         w.reset(np.zeros(4, np.float32), {}, seed=0)
         for t in range(1, 4):
             w.step(t % 2, np.full(4, t, np.float32), 1.0, t == 3, False, {})
@@ -101,19 +101,17 @@ def test_a_file_still_being_created_is_in_progress_not_an_error(first_file: Path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 11 item 6: files appearing, still being created or renamed while a "
-                                       "folder is read raise FormatError/FileNotFoundError")
+@pytest.mark.xfail(strict=True, reason="issue 11 item 6: a .partial renamed to .arrow while a folder is read makes "
+                                       "verify raise FileNotFoundError and `info --partial` exit 2 ('No such file')")
 def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path,
                                                                capsys: pytest.CaptureFixture) -> None:
-    """Hammer for ~3 s: a real recorder opens and renames a file every ~0.1 s; another has just opened one."""
+    """Hammer for ~3 s: a real recorder opens a file and renames it to .arrow every ~0.1 s."""
     recorder = subprocess.Popen([sys.executable, "-c", RECORDER, str(first_file)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, env=child_env())
-    opening = None
     errors: list[str] = []
     calls = 0
     try:
         assert recorder.stdout.readline().strip() == "ready"
-        opening = _opening(first_file)
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
             for what, call in (
@@ -134,9 +132,6 @@ def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path,
         recorder.stdin.close()
         assert recorder.stdout.read().strip() == "closed"
         recorder.wait(timeout=30)
-        if opening is not None:
-            opening.stdin.close()
-            opening.wait(timeout=30)
     assert not errors, f"{len(errors)} of {calls} calls failed, e.g. " + " | ".join(sorted(set(errors))[:5])
     report = verify(first_file)
     assert report.clean and len(report.ok) > 10, report  # the recording went on: files appeared meanwhile

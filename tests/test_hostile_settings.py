@@ -81,8 +81,6 @@ def _step_child(folder: Path, options: dict, steps: int, fsize: int | None = Non
     return run.stdout.strip().splitlines() + ([f"stderr: {run.stderr.strip()[-1500:]}"] if run.stderr.strip() else [])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 7: flush_seconds='2' is accepted; it kills the writer thread "
-                                       "and the game loop then hangs at step ~150")
 def test_a_string_flush_interval_is_refused_at_construction_not_a_hang(tmp_path: Path) -> None:
     lines = _step_child(tmp_path, {"flush_seconds": "2", "chunk_steps": 16}, 400)
     assert lines and lines[0].startswith("construction: SettingsError") and "flush_seconds" in lines[0], lines
@@ -116,9 +114,7 @@ BAD = {"flush_seconds": -5, "level": 99, "max_pending": -1, "segment_seconds": "
 
 
 @pytest.mark.parametrize("entry", ["TrajectoryWriter", "TrajectoryRecorder", "VectorTrajectoryRecorder"])
-@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=(
-    f"issue 11 item 7: {k}={v!r} is accepted" + (" (a raw TypeError at the first episode end)"
-                                                   if k == "segment_seconds" else "")))) for k, v in BAD.items()])
+@pytest.mark.parametrize("key", list(BAD))
 def test_a_bad_writer_option_is_a_settings_error_naming_the_key(tmp_path: Path, entry: str, key: str) -> None:
     make = _makers(tmp_path)[entry]
     try:
