@@ -62,7 +62,7 @@ for line in sys.stdin:
     print("reaped", flush=True)
 """
 
-KILLS, MARGIN = 10, 0.1
+KILLS, MARGIN = 5, 0.1  # 5 kills for each pace: the issue's 10 in all
 
 
 def _wait_for(predicate, what: str, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
@@ -85,10 +85,15 @@ def _recorded(folder: Path) -> dict[int, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 11 item 4: an episode end reaches the OS only at rotation, a full "
-                                       "chunk or the flush interval (2 s by default): a SIGKILL loses finished episodes")
-def test_sigkill_loses_no_episode_that_ended_100ms_before(tmp_path: Path) -> None:
-    rng = np.random.default_rng(11)
+@pytest.mark.parametrize("pace", [
+    pytest.param(0.001, id="paced"),
+    pytest.param(0.0, id="flat_out", marks=pytest.mark.xfail(strict=False, reason=(
+        "issue 11 item 4, still open on main (a732f85): with CartPole flat out, the writer thread runs "
+        "0.1-0.2 s behind (up to max_pending=8 chunks of 20 ms queued), so a kill loses episodes that ended "
+        "100-200 ms before it. Fails in about 2 of 3 runs, so not strict: remove the marker once fixed."))),
+])
+def test_sigkill_loses_no_episode_that_ended_100ms_before(tmp_path: Path, pace: float) -> None:
+    rng = np.random.default_rng(11 if pace else 12)
     delays = rng.uniform(0.05, 2.5, KILLS)  # default segment_seconds is 2: kills before and after a rotation
     server = subprocess.Popen([sys.executable, "-c", FORK_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True, env=child_env())
@@ -97,10 +102,10 @@ def test_sigkill_loses_no_episode_that_ended_100ms_before(tmp_path: Path) -> Non
         assert server.stdout.readline().strip() == "up"
         for i, delay in enumerate(delays):
             folder, log = tmp_path / f"run{i}", tmp_path / f"run{i}.log"
-            server.stdin.write(f"{folder} {log} {0.001 if i % 2 else 0}\n")
+            server.stdin.write(f"{folder} {log} {pace}\n")
             server.stdin.flush()
             pid = int(server.stdout.readline())
-            _wait_for(lambda: log.exists() and log.read_text().startswith("ready"), "the recorder", server)
+            _wait_for(lambda log=log: log.exists() and log.read_text().startswith("ready"), "the recorder", server)
             time.sleep(float(delay))
             kill_time = time.monotonic()
             os.kill(pid, signal.SIGKILL)
@@ -124,7 +129,7 @@ def test_sigkill_loses_no_episode_that_ended_100ms_before(tmp_path: Path) -> Non
             details.append(f"kill after {delay:.2f} s: {len(missing)} of {len(settled)} lost "
                            f"(ended {kill_time - ended[missing[-1]][1]:.2f}-{kill_time - ended[missing[0]][1]:.2f} s "
                            "before the kill)")
-    assert settled_total > 100, "the recorders hardly ran: the test proves nothing"
+    assert settled_total > 50, "the recorders hardly ran: the test proves nothing"
     assert lost == 0, f"{lost} of {settled_total} finished episodes lost: " + "; ".join(details)
     assert not report.skipped, report.skipped  # e.g. an empty .partial of a recorder killed as it opened a file
     assert verify(tmp_path).clean
@@ -252,3 +257,50 @@ def test_a_damaged_partial_stays_listed_as_damaged_without_a_lock(tmp_path: Path
     data[_schema_end(live_partial) + 200] ^= 0x10
     damaged.write_bytes(bytes(data))
     assert damaged in verify(tmp_path).damaged
+
+
+# ----------------------------------------------------------------------------- item 4: fsync for power loss
+
+
+def _record_paced(folder: Path, fsync, episodes: int = 3) -> list[float]:
+    """Record CartPole episodes with a pause after each; return when each ended (time.monotonic())."""
+    import gymnasium as gym
+
+    from trajarena.recording.recorder import TrajectoryRecorder
+
+    env = TrajectoryRecorder(gym.make("CartPole-v1"), folder, fsync=fsync, segment_seconds=1e9)
+    ends = []
+    for e in range(episodes):
+        env.reset(seed=e)
+        done = False
+        while not done:
+            _, _, te, tr, _ = env.step(e % 2)
+            done = te or tr
+        ends.append(time.monotonic())
+        time.sleep(0.3)  # the writer has time to write (and sync) the episode before the next one
+    env.close()
+    return ends
+
+
+@pytest.mark.parametrize("fsync, per_episode", [("episode", True), ("file", False), (False, False)])
+def test_fsync_at_each_episode_end_is_an_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync,
+                                                per_episode: bool) -> None:
+    """``fsync="episode"`` syncs the file in progress after every episode end (power loss); the default does not."""
+    synced: list[float] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(time.monotonic()), real_fsync(fd))[1])
+    ends = _record_paced(tmp_path / "data", fsync)
+    during = [t for t in synced if t < ends[-1] + 0.25]  # before close() finishes the file
+    if per_episode:
+        for end in ends:
+            assert any(end <= t < end + 0.25 for t in during), (end, synced)
+    else:
+        assert not during, synced
+    assert len(TrajectoryReader(tmp_path / "data").episodes) == 3
+
+
+def test_a_bad_fsync_mode_is_a_settings_error(tmp_path: Path) -> None:
+    from trajarena.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="fsync"):
+        TrajectoryWriter(tmp_path, spaces.Box(0, 1, (2,)), spaces.Discrete(2), {}, fsync="always")
