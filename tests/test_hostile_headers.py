@@ -110,8 +110,6 @@ NON_FINITE = {
     "space_shape": {"change": _set(["observation_space", "shape"], [HOSTILE])},
     "episode_start": {"change_chunk": _starts_episode},
 }
-#: The cases that still fail (xfail below until the fix): an episode number of 1e999 in a start record.
-STILL_FAILING = {"episode_start"}
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +117,6 @@ def non_finite(folder: Path, plain: Path) -> dict[str, Path]:
     out = folder / "non_finite"
     out.mkdir()
     return {name: rewrite_file(plain, out / f"{name}.arrow", **kw) for name, kw in NON_FINITE.items()}
-
-
-def _cases(why: str) -> list:
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=f"issue 11 item 3: {n}=1e999 {why}"))
-            if n in STILL_FAILING else n for n in NON_FINITE]
 
 
 # ----------------------------------------------------------------------------- item 2: the memory bomb
@@ -159,7 +152,7 @@ def test_cli_info_on_the_memory_bomb_is_one_line_small_and_quick(bomb: Path) -> 
 # ----------------------------------------------------------------------------- item 3: non-finite numbers
 
 
-@pytest.mark.parametrize("name", _cases("raises an untyped OverflowError from open_trajectories"))
+@pytest.mark.parametrize("name", list(NON_FINITE))
 def test_non_finite_numbers_open_as_corrupt(non_finite: dict[str, Path], name: str) -> None:
     with pytest.raises(CorruptFileError):
         reader = trajarena.open_trajectories(non_finite[name])
@@ -167,13 +160,13 @@ def test_non_finite_numbers_open_as_corrupt(non_finite: dict[str, Path], name: s
             reader.read_episode(i)
 
 
-@pytest.mark.parametrize("name", _cases("raises an untyped OverflowError from ImitationLearning"))
+@pytest.mark.parametrize("name", list(NON_FINITE))
 def test_non_finite_numbers_in_imitation_learning_are_corrupt(non_finite: dict[str, Path], name: str) -> None:
     with pytest.raises(CorruptFileError):
         trajarena.ImitationLearning(traj_files_list=[non_finite[name]])
 
 
-@pytest.mark.parametrize("name", _cases("makes verify raise OverflowError instead of reporting the file and going on"))
+@pytest.mark.parametrize("name", list(NON_FINITE))
 def test_verify_reports_a_non_finite_file_among_19_good_ones_and_goes_on(
         tmp_path: Path, good_files: list[Path], non_finite: dict[str, Path], name: str) -> None:
     for f in good_files:
@@ -184,7 +177,7 @@ def test_verify_reports_a_non_finite_file_among_19_good_ones_and_goes_on(
     assert len(report.ok) == 19 and report.episodes == 19
 
 
-@pytest.mark.parametrize("name", _cases("makes `trajarena info` end in an OverflowError traceback"))
+@pytest.mark.parametrize("name", list(NON_FINITE))
 def test_cli_info_on_a_non_finite_file_is_one_error_line(non_finite: dict[str, Path], name: str) -> None:
     run = cli_child("info", str(non_finite[name]))
     output = (run.stdout + run.stderr).strip()
@@ -193,7 +186,7 @@ def test_cli_info_on_a_non_finite_file_is_one_error_line(non_finite: dict[str, P
     assert len(output.splitlines()) == 1 and output.startswith("error:") and name in output, output
 
 
-@pytest.mark.parametrize("name", _cases("makes `trajarena verify` crash with an OverflowError traceback"))
+@pytest.mark.parametrize("name", list(NON_FINITE))
 def test_cli_verify_reports_the_bad_file_and_goes_on(tmp_path: Path, good_files: list[Path],
                                                      non_finite: dict[str, Path], name: str) -> None:
     for f in good_files:

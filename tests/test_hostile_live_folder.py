@@ -83,8 +83,6 @@ def _info_partial(folder: Path, capsys: pytest.CaptureFixture) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 6: a .partial still being created (locked, empty) makes "
-                                       "TrajectoryReader(include_partial=True), `info --partial` and verify fail")
 def test_a_file_still_being_created_is_in_progress_not_an_error(first_file: Path,
                                                                   capsys: pytest.CaptureFixture) -> None:
     opening = _opening(first_file)
@@ -101,8 +99,6 @@ def test_a_file_still_being_created_is_in_progress_not_an_error(first_file: Path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 11 item 6: a .partial renamed to .arrow while a folder is read makes "
-                                       "verify raise FileNotFoundError and `info --partial` exit 2 ('No such file')")
 def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path,
                                                                capsys: pytest.CaptureFixture) -> None:
     """Hammer for ~3 s: a real recorder opens a file and renames it to .arrow every ~0.1 s."""
