@@ -99,22 +99,30 @@ def test_a_file_still_being_created_is_in_progress_not_an_error(first_file: Path
 
 
 @pytest.mark.slow
-def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path,
-                                                               capsys: pytest.CaptureFixture) -> None:
-    """Hammer for ~3 s: a real recorder opens a file and renames it to .arrow every ~0.1 s."""
+@pytest.mark.parametrize("reader", [
+    "library",
+    pytest.param("cli", marks=pytest.mark.xfail(strict=False, reason=(
+        "issue 11 item 6, still open on main (b0030ee): `trajarena info --partial` stats every file after "
+        "reading (cli/data.py: p.stat() for p in ds.files), so a .partial renamed meanwhile exits 2 with "
+        "'No such file or directory' (about 1 call in 60: not strict; remove the marker once fixed)"))),
+])
+def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path, capsys: pytest.CaptureFixture,
+                                                               reader: str) -> None:
+    """Hammer for ~2.5 s: a real recorder opens a file and renames it to .arrow every ~0.1 s."""
+    calls_of = {
+        "library": (("TrajectoryReader", lambda: TrajectoryReader(first_file, include_partial=True).num_episodes),
+                    ("verify", lambda: verify(first_file).damaged)),
+        "cli": (("info --partial", lambda: _info_partial(first_file, capsys)),),
+    }[reader]
     recorder = subprocess.Popen([sys.executable, "-c", RECORDER, str(first_file)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, env=child_env())
     errors: list[str] = []
     calls = 0
     try:
         assert recorder.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
-            for what, call in (
-                ("TrajectoryReader", lambda: TrajectoryReader(first_file, include_partial=True).num_episodes),
-                ("info --partial", lambda: _info_partial(first_file, capsys)),
-                ("verify", lambda: verify(first_file).damaged),
-            ):
+            for what, call in calls_of:
                 calls += 1
                 try:
                     damaged = call()
@@ -128,6 +136,7 @@ def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path,
         recorder.stdin.close()
         assert recorder.stdout.read().strip() == "closed"
         recorder.wait(timeout=30)
+    assert calls > 20, calls
     assert not errors, f"{len(errors)} of {calls} calls failed, e.g. " + " | ".join(sorted(set(errors))[:5])
     report = verify(first_file)
     assert report.clean and len(report.ok) > 10, report  # the recording went on: files appeared meanwhile
