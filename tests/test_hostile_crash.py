@@ -87,10 +87,7 @@ def _recorded(folder: Path) -> dict[int, int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("pace", [
     pytest.param(0.001, id="paced"),
-    pytest.param(0.0, id="flat_out", marks=pytest.mark.xfail(strict=False, reason=(
-        "issue 11 item 4, still open on main (b0030ee): with CartPole flat out, the writer thread runs "
-        "0.1-0.2 s behind (up to max_pending=8 chunks of 20 ms queued), so a kill loses episodes that ended "
-        "100-200 ms before it. Fails in about 2 of 3 runs, so not strict: remove the marker once fixed."))),
+    pytest.param(0.0, id="flat_out"),
 ])
 def test_sigkill_loses_no_episode_that_ended_100ms_before(tmp_path: Path, pace: float) -> None:
     rng = np.random.default_rng(11 if pace else 12)

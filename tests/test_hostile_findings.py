@@ -66,20 +66,8 @@ CASES = {
     "return_not_a_number": _each_end(lambda end: end.__setitem__("return", [])),
 }
 
-#: What the entry points still do with the cases that fail (xfail until all say "damaged"); the others
-#: were fixed on main with issue 11's format v2 and its checks.
-TODAY = {
-    "unknown_space_type": "verify calls it intact (it never builds the spaces; the readers refuse the file)",
-    "dict_spaces_a_list": "TypeError (unhashable dict) from ImitationLearning (replay.raw._is_two_player); "
-                          "verify calls it intact",
-    "a_space_leaf_without_a_column": "KeyError from ImitationLearning.reset(); verify calls it intact",
-    "crc32_not_an_object": "TypeError from reading a chunk and from verify, AttributeError from ImitationLearning",
-}
 
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(
-    strict=True, reason=f"issue 11 item 3 (found by tests/test_fuzz.py): {TODAY[c]}")) if c in TODAY else c
-                                  for c in CASES])
+@pytest.mark.parametrize("case", list(CASES))
 def test_a_malformed_field_is_damaged_for_every_entry_point(tmp_path: Path, base: Path, case: str) -> None:
     path = rewrite_file(base, tmp_path / f"{case}.arrow", match_schema=False, **CASES[case])
 
@@ -113,16 +101,13 @@ def test_a_malformed_field_is_damaged_for_every_entry_point(tmp_path: Path, base
     assert not wrong, wrong
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3 (found by tests/test_fuzz.py): env_settings that is not a "
-                                       "JSON object gives an AttributeError from ImitationLearning (replay.raw)")
-def test_settings_that_are_not_objects_are_read_or_refused_typed(tmp_path: Path, base: Path) -> None:
-    """env_settings is free-form metadata: readers may use it or refuse the file, never crash on it."""
-    path = rewrite_file(base, tmp_path / "env_settings.arrow", **_meta(lambda m: m.__setitem__("env_settings", "x")))
-    trajarena.open_trajectories(path)
-    assert path in trajarena.verify(path).ok
-    try:
-        with warnings.catch_warnings():
+def test_settings_that_are_not_objects_are_refused_typed(tmp_path: Path, base: Path) -> None:
+    """env_settings, wrappers_settings and players are JSON objects; anything else makes the file damaged."""
+    for key in ("env_settings", "wrappers_settings", "players"):
+        path = rewrite_file(base, tmp_path / f"{key}.arrow", **_meta(lambda m, k=key: m.__setitem__(k, "x")))
+        with pytest.raises(CorruptFileError, match=key):
+            trajarena.open_trajectories(path)
+        with pytest.raises(CorruptFileError, match=key), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trajarena.ImitationLearning(traj_files_list=[path]).reset()
-    except CorruptFileError:
-        pass
+            trajarena.ImitationLearning(traj_files_list=[path])
+        assert path in trajarena.verify(path).damaged

@@ -204,8 +204,6 @@ def test_cli_verify_reports_the_bad_file_and_goes_on(tmp_path: Path, good_files:
 # ----------------------------------------------------------------------------- MemoryError is typed
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3: a MemoryError while the spaces are built escapes "
-                                       "open_trajectories and ImitationLearning untyped")
 @pytest.mark.parametrize("entry", ["open", "imitation"])
 def test_a_memory_error_while_opening_surfaces_typed(plain: Path, monkeypatch: pytest.MonkeyPatch,
                                                      entry: str) -> None:

@@ -101,10 +101,7 @@ def test_a_file_still_being_created_is_in_progress_not_an_error(first_file: Path
 @pytest.mark.slow
 @pytest.mark.parametrize("reader", [
     "library",
-    pytest.param("cli", marks=pytest.mark.xfail(strict=False, reason=(
-        "issue 11 item 6, still open on main (b0030ee): `trajarena info --partial` stats every file after "
-        "reading (cli/data.py: p.stat() for p in ds.files), so a .partial renamed meanwhile exits 2 with "
-        "'No such file or directory' (about 1 call in 60: not strict; remove the marker once fixed)"))),
+    pytest.param("cli"),
 ])
 def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path, capsys: pytest.CaptureFixture,
                                                                reader: str) -> None:
