@@ -15,7 +15,8 @@ files as DIAMBRA's loader replays ``.diambra`` files. For 2.1: :class:`Imitation
 ``diambra.arena.ImitationLearning`` (gym 0.21 API: ``reset`` returns the observation alone, ``step``
 ``(obs, reward, done, info)`` with ``info["action"]`` as ``[move, attack]``, ``render(mode="human")``).
 These exist for old scripts; new code uses ``trajarena.make`` and ``trajarena.ImitationLearning``,
-which take DIAMBRA's settings names too.
+which take DIAMBRA's settings names too. What is taken from DIAMBRA here is its interface only (class,
+function and field names, defaults, enum values, return shapes); the code is trajarena's.
 
 >>> settings = EnvironmentSettings()
 >>> settings.action_space = SpaceTypes.DISCRETE
@@ -197,6 +198,11 @@ def _frame(obs: Any) -> Any:
     return obs.get("frame") if isinstance(obs, dict) else obs
 
 
+def _blank_frame() -> np.ndarray:
+    """What ``render`` shows before the first step of an episode (a black square, as with DIAMBRA's loader)."""
+    return np.zeros((128, 128, 1), dtype=np.uint8)
+
+
 class DiambraDataLoader:
     """DIAMBRA 2.2's data loader over trajarena files: ``step`` returns the observation *before* the action.
 
@@ -230,7 +236,7 @@ class DiambraDataLoader:
         self.episode_files = [str(f) for f in files]
         self._env = ImitationLearning(self.episode_files, raw=True, perspective="joint", loop=True)
         self.n_loops = 0
-        self.frame = np.zeros((128, 128, 1), dtype=np.uint8)
+        self.frame = _blank_frame()
         self._obs: Any = None
         self._window: FrameWindow | None = None
 
@@ -238,8 +244,8 @@ class DiambraDataLoader:
         """Open the next episode; return how many times all episodes were replayed."""
         self._obs, info = self._env.reset()
         self.n_loops = self._env.passes
-        self.frame = np.zeros((128, 128, 1), dtype=np.uint8)
-        self.logger.info("Episode summary = %s", {"episode": info.get("episode"), "file": str(info.get("file"))})
+        self.frame = _blank_frame()
+        self.logger.info("replaying episode %s of %s (pass %d)", info.get("episode"), info.get("file"), self.n_loops)
         return self.n_loops
 
     def step(self) -> tuple[Any, Any, float, bool, bool, dict[str, Any]]:
@@ -254,7 +260,7 @@ class DiambraDataLoader:
     def render(self, waitKey: int = 1) -> bool:  # noqa: N803 - DIAMBRA's signature
         """Show the frame of the last step in a window (pygame); False when none can be shown."""
         try:
-            self._window = self._window or FrameWindow("Diambra Data Loader")
+            self._window = self._window or FrameWindow("trajarena DiambraDataLoader")
             return self._window.show(self.frame)
         except ImportError:
             return False
