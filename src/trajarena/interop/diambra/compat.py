@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,6 +43,7 @@ from trajarena.errors import DataNotFoundError, NotSupportedError
 from trajarena.format.index import find_files
 from trajarena.replay.imitation import ImitationLearning
 from trajarena.replay.show import FrameWindow, frame_image
+from trajarena.settings import WrappersSettings as _TrajarenaWrappersSettings
 
 __all__ = ["DiambraDataLoader", "EnvironmentSettings", "EnvironmentSettingsMultiAgent", "ImitationLearning21",
            "RecordingSettings", "Roles", "SpaceTypes", "WrappersSettings", "diambra", "diambra21",
@@ -133,32 +134,22 @@ class EnvironmentSettingsMultiAgent(EnvironmentSettings):
     speed_mode: Any = (None, None)
 
 
-@dataclass
-class WrappersSettings:
-    """DIAMBRA 2.2's wrappers settings (trajarena's have the same names).
+def _mutable_twin(cls: type, name: str, doc: str, defaults: dict[str, Any]) -> type:
+    """A mutable dataclass with ``cls``'s fields (DIAMBRA users set settings attribute by attribute)."""
+    specs = [(f.name, f.type, field(default_factory=defaults[f.name]) if f.name in defaults
+              else field(default=f.default)) for f in fields(cls)]
+    twin = make_dataclass(name, specs)
+    twin.__doc__, twin.__module__ = doc, __name__
+    return twin
+
+
+WrappersSettings = _mutable_twin(
+    _TrajarenaWrappersSettings, "WrappersSettings",
+    """DIAMBRA 2.2's wrappers settings: trajarena's fields, mutable, with DIAMBRA's list defaults.
 
     >>> WrappersSettings(stack_frames=4).filter_keys
     []
-    """
-
-    no_op_max: int = 0
-    repeat_action: int = 1
-    normalize_reward: bool = False
-    normalization_factor: float = 0.5
-    clip_reward: bool = False
-    no_attack_buttons_combinations: bool = False
-    frame_shape: tuple[int, int, int] = (0, 0, 0)
-    stack_frames: int = 1
-    dilation: int = 1
-    add_last_action: bool = False
-    stack_actions: int = 1
-    scale: bool = False
-    exclude_image_scaling: bool = False
-    process_discrete_binary: bool = False
-    role_relative: bool = False
-    flatten: bool = False
-    filter_keys: list[str] = field(default_factory=list)
-    wrappers: list[list[Any]] = field(default_factory=list)
+    """, {"filter_keys": list, "wrappers": list})
 
 
 @dataclass
