@@ -13,5 +13,8 @@ Importing this package never imports Ray; the functions do, and a missing Ray ra
 """
 
 from trajarena.interop.ray.data import ReadPlan, flatten, nest, plan_read_tasks, read_trajectories
+from trajarena.interop.ray.destination import Destination
+from trajarena.interop.ray.record import RayRecordSummary, record_ray
 
-__all__ = ["ReadPlan", "flatten", "nest", "plan_read_tasks", "read_trajectories"]
+__all__ = ["Destination", "RayRecordSummary", "ReadPlan", "flatten", "nest", "plan_read_tasks",
+           "read_trajectories", "record_ray"]
