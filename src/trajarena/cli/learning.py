@@ -66,12 +66,19 @@ def train_bc(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     wrapper: WrapperOpt = None,
 ) -> None:
-    """Behavioural cloning from trajectory files (PyTorch, CPU), with the files' own wrappers settings."""
+    """Behavioural cloning from trajectory files (PyTorch, CPU), with the files' own wrappers settings.
+
+    Data-parallel on N processes: torchrun --nproc_per_node N -m trajarena.cli train-bc DATA ...
+    """
     from trajarena.learn.bc import train_bc as run_train
 
     result = run_train(data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                        seed=seed, wrappers_settings=parse_pairs(wrapper, "wrapper") or None, max_steps=max_steps,
                        progress=progress)
+    from trajarena.learn.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 reports for all
+        return
     last = result.final
     val = "" if last.val_accuracy is None else f", validation loss {last.val_loss:.3f} accuracy {last.val_accuracy:.1%}"
     console.print(
