@@ -43,7 +43,7 @@ class Args:
     """Recording with Ray tasks vs local processes, and Ray Data reads vs one process."""
 
     episodes: int = dataclasses.field(default=48, metadata={"help": "duel episodes per recording run"})
-    repeats: int = dataclasses.field(default=2, metadata={"help": "interleaved runs of each configuration"})
+    repeats: int = dataclasses.field(default=3, metadata={"help": "interleaved runs of each configuration"})
     cpus: int = dataclasses.field(default=2, metadata={"help": "CPUs of the local Ray cluster"})
     quick: bool = dataclasses.field(default=False, metadata={"help": "tiny budgets (smoke test)"})
     results_dir: str = str(RESULTS_DIR)
@@ -93,25 +93,34 @@ def _record_runs(args: Args, root: Path, settings: dict | None, episodes: int) -
             summaries[name] = run(root / f"config{i}-run{rep}")
             seconds[name].append(summaries[name].seconds)
     med = {name: statistics.median(times) for name, times in seconds.items()}
-    table = Table("ray_record", ["recording", "tasks", "episodes", "steps", "seconds", "steps/s",
-                                 "x local 1 process"],
-                  title=f"Recording {episodes} duel episodes: Ray tasks vs local processes (medians)")
+    best = {name: min(times) for name, times in seconds.items()}
+    table = Table("ray_record", ["recording", "tasks", "steps", "seconds", "best seconds", "steps/s",
+                                 "x local 1 process", "x local 1 process, best"],
+                  title=f"Recording {episodes} duel episodes: Ray tasks vs local processes (medians, and best runs)")
     base = med["local, 1 process"]
     for name in configs:
         summary = summaries[name]
-        table.add_row(**{"recording": name, "tasks": getattr(summary, "tasks", None), "episodes": episodes,
-                         "steps": summary.steps, "seconds": med[name], "steps/s": summary.steps / med[name],
-                         "x local 1 process": ratio(base, med[name])})
+        table.add_row(**{"recording": name, "tasks": getattr(summary, "tasks", None), "steps": summary.steps,
+                         "seconds": med[name], "best seconds": best[name], "steps/s": summary.steps / med[name],
+                         "x local 1 process": ratio(base, med[name]),
+                         "x local 1 process, best": ratio(best["local, 1 process"], best[name])})
     per_episode = (med["Ray, 1 worker, 1 episode per task"] - base) / episodes * 1e3
     per_task = (med["Ray, 1 worker, 1 episode per task"] - med["Ray, 1 worker, 1 task"]) / max(episodes - 1, 1) * 1e3
     table.notes.append(f"Ray's overhead, 1 worker, 1 episode per task: {per_episode:.1f} ms per episode over one "
                        f"process; of which {per_task:.1f} ms per extra task (a task makes its env and recorder, "
                        f"stages and publishes its files); a no-op Ray task's round trip: {noop_ms:.2f} ms.")
+    cpu = summaries["Ray, 1 worker, 1 episode per task"].task_cpu_seconds
+    whole = summaries["Ray, 1 worker, 1 task"].task_cpu_seconds
+    per_task_cpu = {k: v / episodes * 1e3 for k, v in cpu.items()}
+    table.notes.append("Worker CPU per task, 1 episode per task (load-independent): "
+                       + ", ".join(f"{k} {v:.1f} ms" for k, v in per_task_cpu.items())
+                       + f"; recording an episode in one long task: {whole['episodes'] / episodes * 1e3:.1f} ms.")
     table.notes.append(f"ray.init of a local {args.cpus}-CPU cluster: {init_s:.1f} s (not in the figures). Local "
                        "runs include starting their spawned processes; Ray's workers were started by a warm-up run. "
                        "Every run records the same episodes (the same seeds).")
     extra = {"ray_overhead_ms_per_episode": per_episode, "ray_overhead_ms_per_task": per_task,
-             "noop_task_ms": noop_ms, "ray_init_s": init_s}
+             "noop_task_ms": noop_ms, "ray_init_s": init_s, "worker_cpu_ms_per_task": per_task_cpu,
+             "worker_cpu_ms_per_episode_one_task": whole["episodes"] / episodes * 1e3}
     return table, extra, root / "config0-run0"  # what the one-process recorder wrote
 
 

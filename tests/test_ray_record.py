@@ -72,7 +72,9 @@ def test_ray_records_exactly_the_episodes_asked_for(ray_local, tmp_path, local_t
     assert sorted(map(str, report.ok)) == sorted(summary.files)
     assert not [p for p in out.iterdir() if not p.name.endswith(".arrow")]  # no .uploading, no .partial
     _same_as_local(out, local_truth)
-    assert "5 episodes" in summary.format() and "3 tasks" in summary.format()
+    assert "5 episodes" in summary.format() and "3 tasks on 1 node(s)" in summary.format()
+    assert set(summary.task_cpu_seconds) == {"setup", "episodes", "close", "publish"}
+    assert summary.task_cpu_seconds["episodes"] > 0 and min(summary.task_cpu_seconds.values()) >= 0
 
 
 def test_a_killed_worker_is_re_run_and_its_leftovers_removed(ray_local, tmp_path, local_truth):

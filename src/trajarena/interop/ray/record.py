@@ -35,7 +35,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,10 @@ from trajarena.learn.rollout import RecordSummary, play_episode
 from trajarena.learn.rollout import _agents_for, _Job, _RecordBar, _recording_env  # the local recorder's parts
 from trajarena.settings import RecordingSettings
 
-__all__ = ["AgentFactory", "RayRecordSummary", "record_ray"]
+__all__ = ["AgentFactory", "CPU_STAGES", "RayRecordSummary", "record_ray"]
+
+#: the stages of a task whose CPU seconds :attr:`RayRecordSummary.task_cpu_seconds` sums over all tasks
+CPU_STAGES = ("setup", "episodes", "close", "publish")
 
 #: ``factory(env, player, seed) -> agent``: an agent from your code (pickled to the workers).
 AgentFactory = Callable[[gym.Env, int, "int | None"], Any]
@@ -65,8 +68,12 @@ class RayRecordSummary(RecordSummary):
         retried: one line per attempt that died and was run again (task, attempt, why).
         removed: files deleted after dead attempts (published pieces, staging leftovers).
         hosts: the machines that ran tasks.
+        nodes: the Ray nodes that ran tasks (their ids; a machine may hold several).
         destination: where the files went.
         connect_seconds: time to join (or start) the cluster, not in ``seconds``.
+        task_cpu_seconds: CPU seconds of the workers, summed over tasks, per stage of a task
+            (:data:`CPU_STAGES`: making the env and agents, playing and recording, closing the
+            recorder, publishing and cleaning up); unlike wall times, other load does not change them.
 
     >>> s = RayRecordSummary(4, 400, 4096, ("a.arrow",), 0, 0, 1.0, 2.0, 2, "random", "duel", tasks=2)
     >>> s.steps_per_second, s.tasks
@@ -77,18 +84,21 @@ class RayRecordSummary(RecordSummary):
     retried: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
     destination: str = ""
     connect_seconds: float = 0.0
+    task_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "tasks": self.tasks, "retried": list(self.retried),
-                "removed": list(self.removed), "hosts": list(self.hosts), "destination": self.destination,
-                "connect_seconds": self.connect_seconds}
+                "removed": list(self.removed), "hosts": list(self.hosts), "nodes": list(self.nodes), "destination": self.destination,
+                "connect_seconds": self.connect_seconds, "task_cpu_seconds": dict(self.task_cpu_seconds)}
 
     def format(self) -> str:
         """The local summary's lines, plus the cluster: tasks, machines, re-runs, where the files are."""
         lines = [super().format().replace("process(es)", "Ray worker(s)", 1),
-                 f"  cluster    {self.tasks} tasks on {len(self.hosts)} machine(s) ({', '.join(self.hosts)}); "
+                 f"  cluster    {self.tasks} tasks on {len(self.nodes)} node(s) of {len(self.hosts)} machine(s) "
+                 f"({', '.join(self.hosts)}); "
                  f"{len(self.retried)} re-run after a worker died, {len(self.removed)} leftover file(s) removed",
                  f"  written to {self.destination}"]
         return "\n".join(lines)
@@ -128,6 +138,7 @@ def _agents(env: gym.Env, spec: _TaskSpec) -> list[Any]:
 
 def _record_task(spec: _TaskSpec, progress: Any = None) -> dict[str, Any]:
     """In a Ray worker: record the task's episodes into staging, then publish the finished files."""
+    cpu = [time.process_time()]  # this worker's CPU seconds at each stage's end (load does not change them)
     staging = _staging_root(spec.staging_dir) / spec.run / spec.prefix
     staging.mkdir(parents=True, exist_ok=False)
     rec = {**spec.rec_settings, "file_path": str(staging), "prefix": spec.prefix}
@@ -143,16 +154,23 @@ def _record_task(spec: _TaskSpec, progress: Any = None) -> dict[str, Any]:
 
     try:
         agents = _agents(env, spec)
+        cpu.append(time.process_time())
         for i in spec.episodes:
             results.append({**play_episode(env, agents, seed=spec.seed + i, on_step=on_step), "episode": i})
+        cpu.append(time.process_time())
     finally:
         env.close()
+    cpu.append(time.process_time())
     if progress is not None and pending[0]:
         progress.add.remote(pending[0])
     fsync = bool(rec.get("fsync"))
     files = [spec.destination.publish(f, fsync=fsync) for f in sorted(staging.rglob("*.arrow"))]
     _remove_tree(staging)
-    return {"results": results, "files": files, "host": socket.gethostname()}
+    cpu.append(time.process_time())
+    import ray
+
+    return {"results": results, "files": files, "host": socket.gethostname(),
+            "node": ray.get_runtime_context().get_node_id(), "cpu": dict(zip(CPU_STAGES, np.diff(cpu).tolist()))}
 
 
 def _remove_tree(root: Path) -> list[str]:
@@ -300,8 +318,10 @@ def record_ray(env_id: str, agent: str | Sequence[str] | AgentFactory = "expert"
         mean_return=float(np.mean(returns)), seconds=seconds, workers=min(slots, len(chunks)),
         agent=agent_name if isinstance(agent_name, str) else ",".join(agent_name), env_id=env_id, returns=returns,
         tasks=len(chunks), retried=tuple(retried), removed=tuple(removed),
-        hosts=tuple(sorted({out_["host"] for out_ in results.values()})), destination=dest.uri,
-        connect_seconds=connect_seconds)
+        hosts=tuple(sorted({out_["host"] for out_ in results.values()})),
+        nodes=tuple(sorted({out_["node"] for out_ in results.values()})), destination=dest.uri,
+        connect_seconds=connect_seconds,
+        task_cpu_seconds={k: float(sum(out_["cpu"][k] for out_ in results.values())) for k in CPU_STAGES})
 
 
 def _run(ray: Any, spec: Callable[[int, int], _TaskSpec], n_tasks: int, slots: int, max_retries: int,
