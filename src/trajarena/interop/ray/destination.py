@@ -62,6 +62,11 @@ class Destination:
         filesystem: the ``pyarrow.fs.FileSystem``.
         path: the folder on it ("" for the root of a ``SubTreeFileSystem``).
         uri: how to show it (the path of a local folder, else the URI given).
+
+    >>> import tempfile
+    >>> sub = pafs.SubTreeFileSystem(tempfile.mkdtemp(), pafs.LocalFileSystem())
+    >>> Destination.of("runs/a", filesystem=sub).uri
+    'subtree:runs/a'
     """
 
     filesystem: Any
@@ -154,9 +159,7 @@ class Destination:
 
     def names(self) -> list[str]:
         """The names in the folder (not recursive; none when it does not exist)."""
-        selector = pafs.FileSelector(self.path or "/", allow_not_found=True, recursive=False)
-        if not self.path and isinstance(self.filesystem, pafs.SubTreeFileSystem):
-            selector = pafs.FileSelector("", allow_not_found=True, recursive=False)
+        selector = pafs.FileSelector(self.path, allow_not_found=True, recursive=False)
         return sorted(i.base_name for i in self.filesystem.get_file_info(selector) if i.type == pafs.FileType.File)
 
     def remove(self, prefix: str) -> list[str]:
