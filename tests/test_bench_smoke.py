@@ -88,7 +88,10 @@ def test_bench_ray_quick(tmp_path):
     proc = _run("bench_ray.py", tmp_path, "--workdir", str(tmp_path))
     assert "Ray tasks vs local processes" in proc.stdout and "Ray Data vs one process" in proc.stdout
     rows = {r["recording"]: r for r in _load(tmp_path, "ray_record")["rows"]}
-    assert set(rows) == {"local, 1 process", "local, 2 processes (--workers 2)", "Ray, 1 worker", "Ray, 2 workers"}
+    assert set(rows) == {"local, 1 process", "local, 2 processes (--workers 2)", "Ray, 1 worker, 1 task",
+                         "Ray, 1 worker, 1 episode per task", "Ray, 2 workers, 2 tasks",
+                         "Ray, 2 workers, 1 episode per task"}
+    assert rows["Ray, 1 worker, 1 episode per task"]["tasks"] == 4 and rows["Ray, 2 workers, 2 tasks"]["tasks"] == 2
     assert len({r["steps"] for r in rows.values()}) == 1  # the same episodes every time
     assert all(isinstance(r["steps/s"], float) and r["steps/s"] > 0 for r in rows.values())
     reads = _load(tmp_path, "ray_read")["rows"]

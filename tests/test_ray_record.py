@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -97,6 +98,7 @@ def test_a_killed_worker_is_re_run_and_its_leftovers_removed(ray_local, tmp_path
                 if steps[0] == 70:  # the second episode of its task: the first one is finished, in staging
                     try:
                         os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+                        time.sleep(0.5)  # the writer thread puts the finished first episode on disk (~50 ms)
                         os._exit(1)
                     except FileExistsError:
                         pass
