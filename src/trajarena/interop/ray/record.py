@@ -364,6 +364,8 @@ def _run(ray: Any, spec: Callable[[int, int], _TaskSpec], n_tasks: int, slots: i
                 else:
                     for _ in results[t]["results"]:
                         bar.put(("episode", t, 0))
+        if meter is not None:  # the steps of the last tasks
+            bar.put(("steps", 0, ray.get(meter.take.remote())))
     except BaseException:
         for ref in inflight:
             ray.cancel(ref, force=True)
