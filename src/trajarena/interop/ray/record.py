@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -175,8 +176,6 @@ def _record_task(spec: _TaskSpec, progress: Any = None) -> dict[str, Any]:
 
 def _remove_tree(root: Path) -> list[str]:
     """Delete a folder and what it holds; the files it held."""
-    import shutil
-
     found = sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.exists() else []
     shutil.rmtree(root, ignore_errors=True)
     return found
