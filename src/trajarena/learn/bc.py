@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import SettingsError
+from trajarena.learn.distributed import DataParallel
 from trajarena.learn.policy import (
     ARCHS,
     POLICY_FORMAT,  # noqa: F401 - kept importable from trajarena.learn.bc
@@ -318,7 +319,10 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
         threads: torch threads while training (1 by default: robust on busy machines; None keeps torch's).
         arch: the CNN layout for frames, a key of :data:`ARCHS`.
 
-    The learning rate decays from ``lr`` to zero on a cosine over all the gradient steps.
+    The learning rate decays from ``lr`` to zero on a cosine over all the gradient steps. Under
+    ``torchrun --nproc_per_node N`` each rank trains on its 1/N of the steps, DDP averages the
+    gradients, every transition is used once per epoch, and rank 0 saves
+    (:mod:`trajarena.learn.distributed`).
 
     Returns:
         A :class:`TrainResult` with the learning curve (:class:`EpochStats` per epoch).
@@ -339,22 +343,26 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
         policy.net.v_mean.copy_(torch.from_numpy(v.mean(0)))
         policy.net.v_std.copy_(torch.from_numpy(np.maximum(v.std(0), 1e-3)))
     opt = torch.optim.Adam(policy.net.parameters(), lr=lr)
-    total_batches = epochs * max(1, math.ceil(len(train_idx) / batch_size))
+    # data parallel under torchrun (trajarena.learn.distributed; one process: no-ops): this rank's share
+    # of the steps and of each batch; dp.epoch (DDP, averaged results) and dp.finish (rank 0 saves) below
+    dp = DataParallel.from_env()
+    rank_train, rank_val, rank_batch = dp.shard(train_idx), dp.shard(val_idx), dp.local_batch(batch_size)
+    total_batches = epochs * max(1, math.ceil(len(rank_train) / rank_batch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total_batches) / total_batches)))
     gen = torch.Generator().manual_seed(seed)
     history = []
-    bar = _Bar(progress, epochs * len(train_idx))
+    bar = _Bar(progress and dp.is_main, epochs * len(rank_train))
     with bar, torch_threads(threads):
         for epoch in range(1, epochs + 1):
             te = time.perf_counter()
-            tl, ta = _run_epoch(policy, demos, train_idx, batch_size, opt, gen, bar.update, sched)
+            tl, ta = dp.epoch(_run_epoch, policy, demos, rank_train, rank_batch, opt, gen, bar.update, sched)
             vl = va = None
             if len(val_idx):
-                vl, va = _run_epoch(policy, demos, val_idx, 4 * batch_size, None, gen)
+                vl, va = dp.epoch(_run_epoch, policy, demos, rank_val, 4 * rank_batch, None, gen)
             history.append(EpochStats(epoch, tl, ta, vl, va, time.perf_counter() - te))
             bar.epoch_done(history[-1])
     policy.meta["history"] = [dict(vars(e)) for e in history]
-    path = policy.save(out)
+    path = dp.finish(lambda: policy.save(out), out)
     return TrainResult(path, tuple(history), len(train_idx), len(val_idx), demos.n_episodes, time.perf_counter() - t0)
 
 
