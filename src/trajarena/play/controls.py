@@ -242,6 +242,8 @@ class HumanController:
                 return "pause"
             if event.button in gp.discard:
                 return "discard"
+            if event.button in gp.takeover:
+                return "takeover"
             state["buttons"].add(event.button)
             self._latched[player].update(n for n in ("punch", "kick", "guard") if event.button in getattr(gp, n))
         elif event.type == pg.JOYBUTTONUP:
