@@ -2,8 +2,8 @@
 
 Each command group is its own module that registers its commands on :data:`app` and only calls
 the public Python API: :mod:`~trajarena.cli.catalog` (envs, settings), :mod:`~trajarena.cli.data`
-(info, verify, repair, replay, stats), :mod:`~trajarena.cli.learning` (record, train-bc,
-evaluate) and :mod:`~trajarena.cli.play` (play). ``trajarena/cli/__init__.py`` imports them, in the
+(info, verify, repair, replay, stats), :mod:`~trajarena.cli.view` (view), :mod:`~trajarena.cli.learning`
+(record, train-bc, evaluate) and :mod:`~trajarena.cli.play` (play). ``trajarena/cli/__init__.py`` imports them, in the
 order ``trajarena --help`` lists them; a new group is a new module added to that import.
 
 Settings are passed as ``-s KEY=VALUE`` (environment), ``-w KEY=VALUE`` (wrappers); the valid keys
