@@ -39,6 +39,8 @@ def record(
         username=username, seed=seed, progress=progress, traj_rec_settings={"ignore_p2": ignore_p2},
     )
     console.print(summary.format(), highlight=False, markup=False)
+    if summary.interrupted:
+        raise typer.Exit(130)  # the shell's code for a Ctrl-C
 
 
 @app.command("train-bc")

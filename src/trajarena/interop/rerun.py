@@ -56,6 +56,7 @@ import numpy as np
 from trajarena.errors import SettingsError, require
 from trajarena.fighting import action_layout, describe_action
 from trajarena.interop.summary import ConversionSummary, Progress, Timer, report
+from trajarena.replay.catalog import agent_sides
 from trajarena.replay.dataset import TrajectoryDataset
 
 __all__ = ["TIMELINE", "WebViewer", "blueprint", "log_trajectories", "save_rrd", "serve_web", "spawn_viewer"]
@@ -142,25 +143,14 @@ def _leaves(value: Any, path: str) -> list[tuple[str, np.ndarray]]:
     return [(path, flat.astype(np.float64))] if 0 < flat.shape[1] <= _MAX_SERIES else []
 
 
-def _sides(meta: Mapping[str, Any], action_space: Any) -> dict[str | None, str]:
-    """Each agent's action key -> the name of its lane (the side it played: ``P1``/``P2``)."""
-    role = (meta.get("env_settings") or {}).get("role")
-    spaces_ = getattr(action_space, "spaces", None)
-    if isinstance(spaces_, dict) and set(spaces_) == {"agent_0", "agent_1"}:
-        r0, r1 = (list(role) + [None, None])[:2] if isinstance(role, list | tuple) else (None, None)
-        first = r0 if r0 in ("P1", "P2") else "P2" if r1 == "P1" else "P1"
-        return {"agent_0": first, "agent_1": "P2" if first == "P1" else "P1"}
-    if action_layout(action_space) is not None:
-        return {None: role if role in ("P1", "P2") else "P1"}
-    return {None: "agent"}
-
-
 class _Logger:
     """Logs the episodes of one dataset into one recording stream (``send_columns``: whole episodes at once)."""
 
     def __init__(self, ds: TrajectoryDataset, rec: Any) -> None:
         self.rr, self.ds, self.rec = _rerun(), ds, rec
-        self.sides = _sides(ds.metadata, ds.action_space)
+        self.sides = agent_sides(ds.metadata)
+        if None in self.sides and action_layout(ds.action_space) is None:
+            self.sides = {None: "agent"}
         self.spaces = {k: ds.action_space[k] if k else ds.action_space for k in self.sides}
         self.names = {k: self._names(s) for k, s in self.spaces.items()}
         self.step = 0

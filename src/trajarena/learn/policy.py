@@ -143,7 +143,7 @@ class BCPolicy:
         torch = _torch()
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"No policy file at {path}; train one with train_bc() or `trajarena bc`.")
+            raise FileNotFoundError(f"No policy file at {path}; train one with `trajarena train-bc` (train_bc() in Python).")
         try:
             try:
                 blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -179,7 +179,7 @@ class BCPolicy:
         except Exception as exc:  # noqa: BLE001 - any malformed content is a format problem of this file
             why, cause = _first_line(exc), exc
         raise FormatError(f"{path} is not a trajarena BC policy file: {why}. "
-                          "Make one with train_bc() or `trajarena bc`.") from cause
+                          "Make one with `trajarena train-bc` (train_bc() in Python).") from cause
 
     def make_env(self, render_mode: str | None = None, wrappers: Sequence[type] = (),
                  **settings_overrides: Any) -> gym.Env:

@@ -41,8 +41,9 @@ from gymnasium import spaces
 from trajarena.format import schema as fmt
 from trajarena.format.columns import _Column, _TrajFile
 from trajarena.errors import MismatchError, SettingsError
-from trajarena.format.index import find_files, finished_name, no_trajectories
+from trajarena.format.index import finished_name, no_trajectories
 from trajarena.format.spaces import compile_getter, leaf_fields
+from trajarena.replay.catalog import list_trajectory_files
 from trajarena.replay.records import Episode, EpisodeInfo, Transition, Window
 from trajarena.replay.views import View
 
@@ -57,30 +58,6 @@ def _integer(name: str, value: Any) -> int:
         return operator.index(value)
     except TypeError:
         raise SettingsError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).") from None
-
-
-def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
-                          include_partial: bool = False) -> list[str]:
-    """Expand files and folders (searched recursively) into a sorted list of ``*.arrow`` files.
-
-    The list is sorted by resolved path and holds each file once, whatever the order of
-    ``paths`` and however often a file is named. ``include_partial`` adds the
-    ``*.arrow.partial`` files of folders (after the finished ones).
-
-    Raises:
-        DataNotFoundError: a path does not exist, or no trajectory file was found (a
-            ``FileNotFoundError``).
-    """
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    files, partial = find_files(items, include_partial=True)
-    if not include_partial:  # a .partial file named explicitly is still read
-        named = {Path(i).resolve() for i in items}
-        partial = [f for f in partial if f.resolve() in named]
-    if not files and not partial:
-        raise no_trajectories(items)
-    # find_files gives one order whatever the order of the paths (ranks that list the same files see
-    # the same list), each file once; finished files first, then partial ones
-    return [str(f) for f in (*files, *partial)]
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -373,6 +350,12 @@ class TrajectoryDataset:
 
     def _file_of(self, rows: np.ndarray) -> np.ndarray:
         return np.searchsorted(self._file_rows, rows, side="right") - 1  # the file index of global rows
+
+    def actions(self, indices: Sequence[int] | np.ndarray | None = None) -> Any:
+        """The recorded action of each transition (all, or those of ``indices``), without decoding observations."""
+        idx = np.arange(len(self)) if indices is None else self._check_indices(indices)
+        rows = self._trans_row[idx]
+        return self.view.apply([], self._act(rows + 1), np.zeros(len(rows)), self._file_of(rows))[1]
 
     def transition(self, index: int) -> Transition:
         """One transition (no batch axis)."""
