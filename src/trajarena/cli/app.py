@@ -106,8 +106,9 @@ def _one_line(exc: BaseException) -> str:
         found = re.match(r"(\S+) and (\S+) (?:have different|disagree on the|were recorded with different) "
                          r"([a-z ]+?)s?(?::| \()", text)
         if found:
-            a, b, what = found.groups()
-            text = (f"{a} and {b} hold recordings with different {what}s (other envs or settings); give the command "
+            a, b, what = (Path(found.group(1)), Path(found.group(2)), found.group(3))
+            files = f"files in {a.parent} and in {b.parent}" if a.parent != b.parent else f"{a.name} and {b.name} in {a.parent}"
+            text = (f"{files} hold recordings with different {what}s (other envs or settings); give the command "
                     "one kind at a time: `trajarena info FOLDER` lists the kinds in a folder.")
     return cli_message(text)
 

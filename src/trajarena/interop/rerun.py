@@ -65,6 +65,7 @@ __all__ = ["TIMELINE", "WebViewer", "blueprint", "log_trajectories", "save_rrd",
 TIMELINE = "step"
 _MAX_SERIES = 16
 _ORANGE, _GREY = 0xFF961EFF, 0x8C8C96FF
+_PALETTE = (0x4C72B0FF, 0xC44E52FF, 0x8C8C96FF, 0x55A868FF, 0x8172B2FF, 0xCCB974FF, 0x64B5CDFF)
 
 
 def _rerun() -> Any:
@@ -113,7 +114,7 @@ def blueprint(values: Sequence[str] = ("/obs/**",)) -> Any:
                 row_shares=[2, 2, 3]),
             column_shares=[3, 2]),
         rrb.BlueprintPanel(state="collapsed"), rrb.SelectionPanel(state="collapsed"),
-        rrb.TimePanel(state="collapsed", timeline=TIMELINE),
+        rrb.TimePanel(state="collapsed", timeline=TIMELINE, play_state="paused"),
     )
 
 
@@ -169,8 +170,11 @@ class _Logger:
             return [describe_action(a, space) for a in range(8 + layout[1])]
         return [describe_action(np.array([m, a]), space) for m in range(9) for a in range(layout[1])]
 
-    def static(self) -> None:
+    def static(self, plotted: Sequence[str] = ()) -> None:
         rr = self.rr
+        for path, color in zip(plotted, _PALETTE):  # the default plot's series in distinct colours
+            if not path.endswith("**"):
+                self.rec.log(path, rr.SeriesLines(colors=[color], names=[path.removeprefix("/obs/")]), static=True)
         self.rec.log("/return", rr.SeriesLines(colors=[0x4C72B0FF], names=["return"]), static=True)
         self.rec.log("/reward", rr.SeriesPoints(colors=[0xDD8452FF], names=["reward"], marker_sizes=[2.0]), static=True)
         if self.actor:
@@ -334,8 +338,9 @@ def log_trajectories(data: Any, rec: Any, *, episodes: Sequence[int] | None = No
     ds = _dataset(data, include_partial)
     chosen = _chosen(ds, episodes, max_steps)
     logger = _Logger(ds, rec)
-    rec.send_blueprint(blueprint(_plotted(ds)))
-    logger.static()
+    plotted = _plotted(ds)
+    rec.send_blueprint(blueprint(plotted))
+    logger.static(plotted)
     for done, i in enumerate(chosen, 1):
         logger.episode(i)
         report(progress, done, len(chosen))
@@ -420,10 +425,10 @@ def serve_web(data: Any, *, web_port: int = 9090, grpc_port: int = 9876, open_br
     ds = _dataset(data, include_partial)
     rec = _stream(data)
     uri = rec.serve_grpc(grpc_port=grpc_port)
-    rr.serve_web_viewer(web_port=web_port, open_browser=open_browser, connect_to=uri)
     n_episodes, steps = log_trajectories(ds, rec, episodes=episodes, max_steps=max_steps, progress=progress)
     rec.flush()
     from urllib.parse import quote
 
     url = f"http://127.0.0.1:{web_port}/?url={quote(uri, safe='')}"
+    rr.serve_web_viewer(web_port=web_port, open_browser=open_browser, connect_to=uri)
     return WebViewer(url, ConversionSummary("rerun web viewer", url, (), n_episodes, steps, 0, timer.seconds), rec)
