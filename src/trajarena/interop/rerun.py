@@ -25,7 +25,7 @@ What the recording holds (the contract a reader of the ``.rrd`` can rely on):
 * ``/episode``: a state lane naming the episode of each step (its boundaries);
 * ``/events``: a log at the first step of each episode (number, length, return, outcome, seed, how
   it ended), where episodes were discarded while recording (gaps in the episode numbers of one
-  recording) and where a human took over or handed back; selecting an entry jumps there;
+  recording) and where a human took over or handed back; clicking an entry's step jumps there;
 * ``/episodes``: a static table of the episodes (first step, length, return, outcome, end, seed).
 
 The default layout (a blueprint sent with the data) shows the frame, the state lanes, reward and
