@@ -75,8 +75,8 @@ def view(
     else:
         console.print(f"showing {summary.episodes} episode(s), {summary.steps:,} steps", highlight=False)
     if save is None and web:
-        console.print(f"web viewer: {served.url}\n(Ctrl-C stops it)", highlight=False, soft_wrap=True)
-        try:
+        try:  # from the moment the address is shown, Ctrl-C stops the viewer cleanly
+            console.print(f"web viewer: {served.url}\n(Ctrl-C stops it)", highlight=False, soft_wrap=True)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
