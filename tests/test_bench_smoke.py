@@ -82,6 +82,17 @@ def test_bench_export_quick(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("trajarena-export-")]
 
 
+def test_bench_view_quick(tmp_path):
+    proc = _run("bench_view.py", tmp_path, "--workdir", str(tmp_path))
+    assert "Viewer export" in proc.stdout
+    rows = _load(tmp_path, "view")["rows"]
+    assert [r["data"] for r in rows] == ["duel, 128x192x3", "duel, 84x84 grey", "CartPole-v1"]
+    for row in rows:
+        assert all(_is_figure_or_na(v) for k, v in row.items() if k != "data")
+        assert isinstance(row["Parquet steps/s"], float)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("trajarena-view-")]
+
+
 @pytest.mark.slow
 def test_bench_ray_quick(tmp_path):
     pytest.importorskip("ray")

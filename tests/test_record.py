@@ -90,9 +90,27 @@ def test_unknown_agent_lists_valid_names():
 
 
 def test_failing_worker_raises_recording_error_with_rank(data_root):
-    # the duel expert cannot play MountainCar: the worker fails, the parent names its rank
-    with pytest.raises(RecordingError, match="rank"):
-        record("MountainCar-v0", "expert", episodes=2, workers=2, out=data_root, progress=False)
+    # an env registered only in this process: the parent's early check makes it, the spawned workers cannot;
+    # the parent names the rank and the cause
+    gym.register("OnlyHere-v0", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv")
+    try:
+        with pytest.raises(RecordingError, match="rank [01] failed: UnknownEnvError: unknown env id 'OnlyHere-v0'"):
+            record("OnlyHere-v0", "random", episodes=2, workers=2, out=data_root, progress=False)
+    finally:
+        del gym.registry["OnlyHere-v0"]
+
+
+def test_a_bad_agent_or_setting_fails_before_any_worker_or_progress_bar(data_root, monkeypatch):
+    from trajarena.errors import NotSupportedError, SettingsError
+    from trajarena.learn import rollout
+
+    bars = []
+    monkeypatch.setattr(rollout, "RecordBar", lambda *a: bars.append(a))
+    with pytest.raises(NotSupportedError, match="'expert' agent plays the built-in 'duel'"):
+        record("MountainCar-v0", "expert", episodes=2, workers=2, out=data_root)
+    with pytest.raises(SettingsError, match="dificulty"):
+        record("duel", "expert", episodes=2, workers=2, out=data_root, settings={"dificulty": 3})
+    assert bars == [] and list(data_root.iterdir()) == []
 
 
 def test_expert_name_resolves_to_cartpole_expert_on_cartpole():

@@ -7,7 +7,7 @@ the groups, in the order ``trajarena --help`` shows them: a new group (``import`
 """
 
 from trajarena.cli.app import app, main
-from trajarena.cli import catalog, data, exchange, learning, play  # noqa: F401  (each registers its commands on app)
+from trajarena.cli import catalog, data, stats, view, exchange, learning, play  # noqa: F401  (each registers its commands on app)
 from trajarena.cli import diambra  # noqa: F401,E402  (registers `trajarena import diambra` on exchange.import_app)
 
 __all__ = ["app", "main"]

@@ -2,32 +2,38 @@
 
 Each command group is its own module that registers its commands on :data:`app` and only calls
 the public Python API: :mod:`~trajarena.cli.catalog` (envs, settings), :mod:`~trajarena.cli.data`
-(info, verify, repair, replay, stats), :mod:`~trajarena.cli.learning` (record, train-bc,
-evaluate) and :mod:`~trajarena.cli.play` (play). ``trajarena/cli/__init__.py`` imports them, in the
+(info, verify, repair, replay, stats), :mod:`~trajarena.cli.view` (view), :mod:`~trajarena.cli.learning`
+(record, train-bc, evaluate) and :mod:`~trajarena.cli.play` (play). ``trajarena/cli/__init__.py`` imports them, in the
 order ``trajarena --help`` lists them; a new group is a new module added to that import.
 
 Settings are passed as ``-s KEY=VALUE`` (environment), ``-w KEY=VALUE`` (wrappers); the valid keys
 are generated from the settings dataclasses (``trajarena settings`` lists them), so the help never
 drifts from the code. Values are parsed as JSON when they can be (``-s frame_shape=[84,84,1]``).
+
+Errors and warnings speak the command line: a library message that names a Python argument
+(``force=True``) names the option instead (``--force``) through :func:`cli_message`; typed errors
+print one red line and exit with code 2, warnings one yellow line (no source line).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-from trajarena.errors import TrajArenaError, require
+from trajarena.errors import MismatchError, TrajArenaError, require
 
 typer = require("typer", "cli", "The trajarena command line")
 
 from rich.console import Console  # noqa: E402  (rich comes with typer)
 from rich.markup import escape  # noqa: E402
 
-__all__ = ["OPTIONAL_VALUES", "PathArg", "SettingOpt", "WrapperOpt", "app", "command_from_dataclass", "console",
-           "fail", "main", "optional_values", "parse_pairs"]
+__all__ = ["OPTIONAL_VALUES", "PathArg", "SettingOpt", "WrapperOpt", "app", "cli_message", "command_from_dataclass",
+           "console", "fail", "main", "optional_values", "parse_pairs"]
 
 app = typer.Typer(
     name="trajarena",
@@ -67,10 +73,55 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
+#: Python API phrases in library messages -> what a user of the command line types instead.
+_PHRASES = (
+    (re.compile(r"[Pp]ass include_partial=True to read them, or run trajarena\.repair\(folder\)"),
+     "add --partial to read them (info, stats, view), or run `trajarena repair FOLDER`"),
+    (re.compile(r"pass include_partial=True or run repair\(\)"), "add --partial, or run `trajarena repair FOLDER`"),
+    (re.compile(r"record some first \(trajarena\.make\(\.\.\., traj_rec_settings=\{'file_path': \.\.\.\}\)\)"),
+     "record some first (`trajarena record ... --out DIR` or `trajarena play --record DIR`)"),
+    (re.compile(r"pass force=True"), "pass --force"),
+    (re.compile(r"pass overwrite=True \(--overwrite\)"), "pass --overwrite"),
+    (re.compile(r"(?:Posix|Windows)Path\('([^']*)'\)"), r"\1"),
+)
+
+
+def cli_message(text: str) -> str:
+    """A library message as the command line says it: options instead of Python arguments, plain paths.
+
+    >>> cli_message("modified 1.0 s ago; repair it later or pass force=True")
+    'modified 1.0 s ago; repair it later or pass --force'
+    >>> cli_message("No '*.arrow' trajectory file in [PosixPath('empty')]")
+    "No '*.arrow' trajectory file in [empty]"
+    """
+    for pattern, replacement in _PHRASES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of a library error for one terminal line: files of different kinds named, spaces left out."""
+    text = str(exc)
+    if isinstance(exc, MismatchError):
+        found = re.match(r"(\S+) and (\S+) (?:have different|disagree on the|were recorded with different) "
+                         r"([a-z ]+?)s?(?::| \()", text)
+        if found:
+            a, b, what = (Path(found.group(1)), Path(found.group(2)), found.group(3))
+            files = f"files in {a.parent} and in {b.parent}" if a.parent != b.parent else f"{a.name} and {b.name} in {a.parent}"
+            text = (f"{files} hold recordings with different {what}s (other envs or settings); give the command "
+                    "one kind at a time: `trajarena info FOLDER` lists the kinds in a folder.")
+    return cli_message(text)
+
+
 def fail(exc: Exception) -> NoReturn:
     """Print a library error as one red line and exit with code 2 (no traceback)."""
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(_one_line(exc))}", highlight=False)
     raise typer.Exit(2)
+
+
+def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """Warnings as one yellow line, in the command line's words (no source file and line)."""
+    console.print(f"[yellow]warning:[/] {escape(cli_message(str(message)))}", highlight=False)
 
 
 def command_from_dataclass(
@@ -126,10 +177,11 @@ def optional_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``trajarena`` script: typed library errors become a red message and exit code 2."""
+    warnings.showwarning = _show_warning
     try:
         app(args=optional_values(argv if argv is not None else sys.argv[1:]), standalone_mode=True)
     except (TrajArenaError, OSError) as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(_one_line(exc))}", highlight=False)
         sys.exit(2)
 
 

@@ -1,8 +1,9 @@
-"""``trajarena info | verify | repair | replay | stats``: look at recorded trajectory files.
+"""``trajarena info | verify | repair | replay``: look at recorded trajectory files (``stats``: :mod:`~trajarena.cli.stats`).
 
 Each command opens the files through the public API (:func:`trajarena.open_trajectories`,
 :func:`trajarena.verify`, :func:`trajarena.repair`) and prints what it finds; none of them writes
-to the recording except ``repair``.
+to the recording except ``repair``. A folder that mixes recordings of different kinds (envs or
+settings: duel and CartPole files side by side) is shown kind by kind.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Annotated, Any
 from rich.markup import escape
 from rich.table import Table
 
-from trajarena.cli.app import PathArg, app, console, fail, typer
+from trajarena.cli.app import PathArg, app, cli_message, console, fail, typer
 from trajarena.errors import TrajArenaError, require
 
-__all__ = ["info", "repair", "replay", "stats", "verify"]
+__all__ = ["info", "open_groups", "repair", "replay", "verify"]
 
 
 def _human_bytes(n: float) -> str:
@@ -28,6 +29,30 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def open_groups(path: Path, partial: bool) -> list[tuple[str, Any]]:
+    """The recordings under ``path`` as one reader per kind (env and spaces), each with a title for the kind.
+
+    The title is empty when ``path`` holds one kind; typed errors end the command (one red line).
+    """
+    from trajarena import open_trajectories
+    from trajarena.replay.catalog import group_files, partial_files
+
+    try:
+        groups = group_files(path, include_partial=partial)
+        skipped = [] if partial else partial_files(path)
+        if skipped:
+            console.print(f"[yellow]warning:[/] skipped {len(skipped)} .partial file(s) (a running or crashed "
+                          f"recording), e.g. {escape(skipped[0])}; add --partial to read them, or run "
+                          "`trajarena repair FOLDER`.", highlight=False)
+        if len(groups) > 1:
+            console.print(f"{escape(str(path))} holds recordings of {len(groups)} kinds (envs or settings); "
+                          "each is shown on its own.", highlight=False)
+        return [("" if len(groups) == 1 else g.describe(), open_trajectories(list(g.files), include_partial=partial))
+                for g in groups]
+    except TrajArenaError as exc:
+        fail(exc)
+
+
 @app.command()
 def info(
     path: PathArg,
@@ -35,12 +60,13 @@ def info(
     partial: Annotated[bool, typer.Option(help="Include .partial files (a running or crashed recording).")] = False,
 ) -> None:
     """What the files hold: env, spaces, settings, who played, episodes, steps, size — without decoding frames."""
-    from trajarena import open_trajectories
+    for title, ds in open_groups(path, partial):
+        if title:
+            console.rule(escape(title))
+        _info(ds, episodes)
 
-    try:
-        ds = open_trajectories(path, include_partial=partial)
-    except TrajArenaError as exc:
-        fail(exc)
+
+def _info(ds: Any, episodes: bool) -> None:
     meta = ds.metadata
     size = ds.nbytes  # as indexed: a .partial file may be renamed meanwhile
     returns = [e.total_return for e in ds.episodes]
@@ -117,8 +143,20 @@ def repair(
         console.print(f"removed {p.name} (nothing to salvage: empty, only discarded episodes, or a temporary file)",
                       highlight=False)
     for p, why in report.skipped.items():
-        console.print(f"[yellow]skipped[/] {escape(f'{p.name}: {why}')}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(f'{p.name}: {_this_machine(p, cli_message(why))}')}", highlight=False)
     console.print(f"{len(report.repaired)} file(s) repaired, {report.episodes} episodes, {report.steps} steps")
+
+
+def _this_machine(path: Path, why: str) -> str:
+    """A skip reason that guesses "another machine" said right when the file was written on this one."""
+    from trajarena.format.schema import new_file_stem
+
+    here = new_file_stem().split("_")[1]
+    parts = path.name.split(".")[0].split("_")
+    if len(parts) == 4 and parts[1] == here:
+        return why.replace("a recording on another machine may still be writing it",
+                           f"its recording (process {parts[2]} on this machine) may have just stopped")
+    return why
 
 
 def _episode_frames(ds: Any, episode: int) -> Any:
@@ -176,39 +214,3 @@ def replay(
             clock.tick(fps)
     finally:
         pygame.quit()
-
-
-@app.command()
-def stats(
-    path: PathArg,
-    plots: Annotated[Path | None, typer.Option("--plots", help="Folder for PNG plots (returns, lengths, actions).")] = None,
-) -> None:
-    """Statistics of the recorded episodes: returns, lengths, outcomes, action frequencies (and plots)."""
-    import numpy as np
-
-    from trajarena import open_trajectories
-
-    ds = open_trajectories(path)
-    returns = np.array([e.total_return for e in ds.episodes])
-    lengths = np.array([e.length for e in ds.episodes])
-    table = Table("", "mean", "std", "min", "median", "max")
-    for name, v in (("return", returns), ("length", lengths)):
-        table.add_row(name, *(f"{f(v):.2f}" for f in (np.mean, np.std, np.min, np.median, np.max)))
-    console.print(table)
-    ended = sum(e.terminated for e in ds.episodes)
-    console.print(f"{ds.num_episodes} episodes: {ended} terminated, {ds.num_episodes - ended} truncated")
-    if "outcome" in ds.info_keys:
-        outcomes = np.array([e.final_info.get("outcome", 0) for e in ds.episodes])
-        console.print(f"outcomes: {np.mean(outcomes > 0):.1%} won, {np.mean(outcomes < 0):.1%} lost")
-    if plots is not None:
-        plt = require("matplotlib.pyplot", "plots", "Plotting statistics")
-        plots.mkdir(parents=True, exist_ok=True)
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        axes[0].hist(returns, bins=30, color="#4c72b0")
-        axes[0].set(title="episode return", xlabel="return", ylabel="episodes")
-        axes[1].hist(lengths, bins=30, color="#dd8452")
-        axes[1].set(title="episode length", xlabel="steps")
-        fig.tight_layout()
-        fig.savefig(plots / "episodes.png", dpi=120)
-        plt.close(fig)
-        console.print(f"wrote {plots / 'episodes.png'}")

@@ -26,7 +26,7 @@ def record(
     workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, max=4096, help="Parallel processes, each a rank writing its own files (default 1); with --ray, Ray tasks running at once (default: the cluster's CPUs).")] = None,
     out: Annotated[str, typer.Option("--out", "-o", help="Folder for the trajectory files; with --ray also a pyarrow.fs URI (s3://bucket/prefix, gs://..., file:///...).")] = "data",
     username: Annotated[str, typer.Option(help="Stored in every file.")] = "trajarena",
-    seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i (evaluate uses 10000 + i: held-out seeds).")] = 0,
     ignore_p2: Annotated[int, typer.Option(min=0, max=1, help="1: P2's side is not a demonstration.")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help="Run the episodes as Ray tasks on the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto, local); --ray alone: Ray's default (RAY_ADDRESS, a cluster `ray start` started on this machine, else a new local one). Put it after the env id. Needs 'trajarena[ray]'.")] = None,
@@ -51,6 +51,8 @@ def record(
     else:
         summary = run_record(env_id, who, workers=workers or 1, out=Path(out), **common)
     console.print(summary.format(), highlight=False, markup=False)
+    if summary.interrupted:
+        raise typer.Exit(130)  # the shell's code for a Ctrl-C
 
 
 @app.command("train-bc")
@@ -64,6 +66,10 @@ def train_bc(
     seed: Annotated[int, typer.Option(min=0, help="Seeds initialisation, split and batch order.")] = 0,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Use at most this many steps.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    interventions: Annotated[str, typer.Option(help="all: every step; only: the steps where a human took over from the agent (trajarena play's take-over key).")] = "all",
+    intervention_weight: Annotated[float, typer.Option(min=1e-6, help="Loss weight of the steps where a human took over (1: no weighting).")] = 1.0,
+    perspective: Annotated[str, typer.Option(help="Two-player files: both, P1 or P2 (whose steps to learn from).")] = "both",
+    mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="Learn P2's side mirrored, as P1 sees the game (fighting games).")] = False,
     wrapper: WrapperOpt = None,
 ) -> None:
     """Behavioural cloning from trajectory files (PyTorch, CPU), with the files' own wrappers settings.
@@ -74,7 +80,8 @@ def train_bc(
 
     result = run_train(data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                        seed=seed, wrappers_settings=parse_pairs(wrapper, "wrapper") or None, max_steps=max_steps,
-                       progress=progress)
+                       progress=progress, interventions=interventions, intervention_weight=intervention_weight,
+                       loader_options={"perspective": perspective, "mirror": mirror})
     from trajarena.learn.distributed import is_main_process
 
     if not is_main_process():  # under torchrun, rank 0 reports for all
@@ -94,7 +101,7 @@ def evaluate(
     env: Annotated[str | None, typer.Option("--env", help="Env id; the policy's own by default.")] = None,
     episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes per contender.")] = 10,
     difficulty: Annotated[int | None, typer.Option(min=1, max=8, help="CPU difficulty (duel).")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i for every contender.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i for every contender; the default keeps clear of record's seeds (0, 1, ...).")] = 10_000,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", "-b", help="Agents played on the same seeds (default: expert, random).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
 ) -> None:

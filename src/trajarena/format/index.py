@@ -465,6 +465,8 @@ def find_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
             names = [f for f in (*p.rglob("*" + fmt.SUFFIX), *p.rglob("*" + fmt.PARTIAL_SUFFIX)) if f.is_file()]
         elif p.is_file():
             names = [p]
+        elif p.name.endswith(fmt.PARTIAL_SUFFIX):  # a recording in progress named explicitly: finished or gone since
+            names = [finished_name(p)] if finished_name(p).is_file() else []
         else:
             raise DataNotFoundError(f"No trajectory file or folder at {p}.")
         for f in names:

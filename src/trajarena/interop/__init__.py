@@ -8,5 +8,7 @@ the replay env, :class:`~trajarena.format.writer.TrajectoryWriter`), with its co
 * :mod:`~trajarena.interop.minari` — Minari datasets out and in (``[minari]``).
 * :mod:`~trajarena.interop.video` — an episode as MP4 or GIF (``[video]``).
 * :mod:`~trajarena.interop.ray` — recording on a Ray cluster; decoded transitions as a Ray Data dataset (``[ray]``).
+* :mod:`~trajarena.interop.rerun` — the dataset viewer: episodes in Rerun's viewer or a ``.rrd`` file
+  (``[view]``; its command is :mod:`trajarena.cli.view`).
 * :mod:`~trajarena.interop.summary` — the summary every conversion returns, progress callbacks.
 """

@@ -2,8 +2,11 @@
 
 The data comes through the loader (:class:`trajarena.ImitationLearning`), which re-applies the wrappers
 settings stored in the files, so the policy sees exactly what a live env made with the same settings
-shows. The policy side (:class:`BCPolicy`, :class:`ObsEncoder`, :class:`PolicyAgent`, the network and
-the policy file format) lives in :mod:`trajarena.learn.policy`; its public names are re-exported here.
+shows; ``loader_options`` choose the view (``perspective``, ``mirror=True`` to learn from both sides of
+a fighting game as P1). Steps where a human took over from the agent (``info["is_intervention"]``,
+recorded by ``trajarena play``) can be the only training data (``interventions="only"``) or weigh
+more (``intervention_weight``); :mod:`trajarena.learn.selection` holds those choices. The policy side
+(:class:`BCPolicy`, :class:`ObsEncoder`, :class:`PolicyAgent`, the network and the policy file format) lives in :mod:`trajarena.learn.policy`; its public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from trajarena.learn.policy import (
     stack_obs,
     torch_threads,
 )
+from trajarena.learn.selection import loader_view, select_steps, step_weights
 
 __all__ = [
     "ARCHS",
@@ -66,6 +70,7 @@ class Demonstrations:
         episode: the episode number of each step (N,), for splitting by episode.
         observation_space, action_space: the (wrapped) spaces the policy will see and act in.
         meta: env id, env settings, wrappers settings and the source files.
+        intervention: per step, True where a human had taken over from the agent (None: not known).
     """
 
     image: np.ndarray | None
@@ -75,6 +80,7 @@ class Demonstrations:
     observation_space: spaces.Space
     action_space: spaces.Space
     meta: dict[str, Any]
+    intervention: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -123,18 +129,20 @@ def file_digest(paths: Sequence[Path]) -> list[dict[str, Any]]:
 
 
 def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settings: Any = None,
-                        max_steps: int | None = None) -> Demonstrations:
+                        max_steps: int | None = None, loader_options: Mapping[str, Any] | None = None) -> Demonstrations:
     """Replay trajectory files through :class:`trajarena.ImitationLearning` and encode every step.
 
     Args:
         data: a folder of trajectory files, one file, or a list of files.
         wrappers_settings: None re-applies the wrappers settings stored in the files (the default).
         max_steps: stop after this many steps (None: all of them).
+        loader_options: more keyword arguments of the loader, e.g. ``{"perspective": "both", "mirror": True}``.
     """
     from trajarena.replay.imitation import ImitationLearning
 
     files = _trajectory_files(data)
-    kwargs: dict[str, Any] = {"traj_files_list": [str(f) for f in files], "total_cpus": 1, "rank": 0}
+    kwargs: dict[str, Any] = {**loader_view(loader_options), "traj_files_list": [str(f) for f in files],
+                              "total_cpus": 1, "rank": 0}
     if wrappers_settings is not None:
         kwargs["wrappers_settings"] = wrappers_settings
     env = ImitationLearning(**kwargs)
@@ -146,6 +154,7 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
         pending: list[Any] = []
         actions: list[np.ndarray] = []
         episode: list[int] = []
+        intervention: list[bool] = []
 
         def flush() -> None:  # encode in blocks: memory holds encoded arrays, not observation dicts
             if pending:
@@ -165,6 +174,7 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
                 obs_next, _, terminated, truncated, info = env.step(env.action_space.sample())
                 pending.append(obs)
                 actions.append(np.asarray(info["action"]))
+                intervention.append(bool(info.get("is_intervention", False)))
                 episode.append(ep)
                 if len(pending) >= 2048:
                     flush()
@@ -180,9 +190,12 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
             raise FileNotFoundError(f"the trajectory files {[str(f) for f in files]} hold no steps to learn from.")
         meta = _loader_meta(env)
         meta["files"] = file_digest(files)
+        meta["loader_options"] = loader_view(loader_options)
+        meta["mirror"] = bool(meta["loader_options"].get("mirror", False))
         acts = np.asarray(actions, np.int64).reshape(len(actions), -1) - np.asarray(start, np.int64)
         return Demonstrations(None if encoder.image_path is None else np.concatenate(images), np.concatenate(vectors),
-                              acts, _episode_ids(keys, episode), env.observation_space, env.action_space, meta)
+                              acts, _episode_ids(keys, episode), env.observation_space, env.action_space, meta,
+                              np.asarray(intervention, bool))
     finally:
         env.close()
 
@@ -268,7 +281,7 @@ def _episode_key(env: Any, info: Mapping[str, Any]) -> str:
 
 
 def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_size: int, opt: Any,
-               gen: Any, on_batch: Any = None, sched: Any = None) -> tuple[float, float]:
+               gen: Any, on_batch: Any = None, sched: Any = None, weights: np.ndarray | None = None) -> tuple[float, float]:
     torch = _torch()
     F = torch.nn.functional
     train = opt is not None
@@ -282,7 +295,12 @@ def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_s
             image = None if demos.image is None else torch.from_numpy(demos.image[b])
             outs = policy.net(image, torch.from_numpy(demos.vector[b]))
             target = torch.from_numpy(demos.actions[b])
-            loss = sum(F.cross_entropy(o, target[:, j]) for j, o in enumerate(outs))
+            if weights is None:
+                loss = sum(F.cross_entropy(o, target[:, j]) for j, o in enumerate(outs))
+            else:  # intervention steps weigh more: a weighted mean of the per-step losses
+                w = torch.from_numpy(weights[b])
+                loss = sum((F.cross_entropy(o, target[:, j], reduction="none") * w).sum()
+                           for j, o in enumerate(outs)) / w.sum()
             if train:
                 opt.zero_grad()
                 loss.backward()
@@ -302,7 +320,8 @@ def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_s
 def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str | Path = "policy.pt", epochs: int = 10,
              batch_size: int = 128, lr: float = 1e-3, val_fraction: float = 0.1, seed: int = 0,
              wrappers_settings: Any = None, max_steps: int | None = None, progress: bool = True,
-             threads: int | None = 1, arch: str = "nature") -> TrainResult:
+             threads: int | None = 1, arch: str = "nature", interventions: str = "all",
+             intervention_weight: float = 1.0, loader_options: Mapping[str, Any] | None = None) -> TrainResult:
     """Train a behavioural-cloning policy from trajectory files and save it to ``out``.
 
     Args:
@@ -318,6 +337,11 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
         progress: show a progress bar (rich) with loss and accuracy.
         threads: torch threads while training (1 by default: robust on busy machines; None keeps torch's).
         arch: the CNN layout for frames, a key of :data:`ARCHS`.
+        interventions: ``"all"`` steps, or ``"only"`` those where a human took over from the agent
+            (``info["is_intervention"]``, training and validation alike).
+        intervention_weight: the loss weight of intervention steps (1: no weighting).
+        loader_options: the loader's view of the data, e.g. ``{"perspective": "both", "mirror": True}``
+            (see :class:`trajarena.ImitationLearning`); recorded in the policy file.
 
     The learning rate decays from ``lr`` to zero on a cosine over all the gradient steps. Under
     ``torchrun --nproc_per_node N`` each rank trains on its 1/N of the steps, DDP averages the
@@ -332,11 +356,19 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
         raise SettingsError(f"train_bc needs epochs >= 1, batch_size >= 1 and 0 <= val_fraction < 1, "
                             f"got epochs={epochs}, batch_size={batch_size}, val_fraction={val_fraction}.")
     t0 = time.perf_counter()
-    demos = data if isinstance(data, Demonstrations) else load_demonstrations(data, wrappers_settings, max_steps)
+    demos = data if isinstance(data, Demonstrations) else load_demonstrations(data, wrappers_settings, max_steps,
+                                                                              loader_options)
     rng = np.random.default_rng(seed)
     train_idx, val_idx = _split_by_episode(demos.episode, val_fraction, rng)
+    train_idx = select_steps(demos.intervention, train_idx, interventions)
+    val_idx = select_steps(demos.intervention, val_idx, interventions)
+    if not len(train_idx):
+        raise SettingsError(f"no step left to train on ({interventions=}, {len(val_idx)} validation steps); "
+                            "lower val_fraction or record more.")
+    weights = step_weights(demos.intervention, intervention_weight)
     meta = {**demos.meta, "trained": {"steps": len(train_idx), "val_steps": len(val_idx), "episodes": demos.n_episodes,
-                                      "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}}
+                                      "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+                                      "interventions": interventions, "intervention_weight": intervention_weight}}
     policy = BCPolicy.create(demos.observation_space, demos.action_space, seed=seed, meta=meta, arch=arch)
     if len(train_idx) and demos.vector.shape[1]:
         v = demos.vector[train_idx]
@@ -355,7 +387,7 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
     with bar, torch_threads(threads):
         for epoch in range(1, epochs + 1):
             te = time.perf_counter()
-            tl, ta = dp.epoch(_run_epoch, policy, demos, rank_train, rank_batch, opt, gen, bar.update, sched)
+            tl, ta = dp.epoch(_run_epoch, policy, demos, rank_train, rank_batch, opt, gen, bar.update, sched, weights)
             vl = va = None
             if len(val_idx):
                 vl, va = dp.epoch(_run_epoch, policy, demos, rank_val, 4 * rank_batch, None, gen)
@@ -376,7 +408,8 @@ class _Bar:
                 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
             except ImportError:
                 return
-            self.progress = Progress(TextColumn("train-bc"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+            self.progress = Progress(TextColumn("train-bc"), BarColumn(),
+                                     TextColumn("{task.completed:,.0f}/{task.total:,.0f} samples (all epochs)"),
                                      TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn())
             self.task = self.progress.add_task("train", total=total, stats="")
         self.loss = self.acc = 0.0

@@ -191,7 +191,7 @@ def versus_cpu_settings(env_settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10, difficulty: int | None = None,
-             seed: int = 0, settings: Mapping[str, Any] | None = None, wrappers_settings: Any = None,
+             seed: int = 10_000, settings: Mapping[str, Any] | None = None, wrappers_settings: Any = None,
              baselines: Sequence[str] = ("expert", "random"), progress: bool = True,
              max_steps: int | None = None) -> EvalResult:
     """Play ``episodes`` episodes with the policy and each baseline on the same seeds.
@@ -206,7 +206,8 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
         env_id: the env; None takes the policy's (or ``"duel"``).
         episodes: episodes per contender.
         difficulty: the CPU difficulty (duel); None keeps the policy's/settings' value.
-        seed: episode ``i`` uses ``seed + i`` for every contender.
+        seed: episode ``i`` uses ``seed + i`` for every contender; the default, 10000, keeps clear of the
+            seeds ``record`` plays by default (0, 1, ...), so a policy is measured on episodes it never saw.
         settings: env settings; None takes the policy's (duel: two-player ones are played against the CPU).
         wrappers_settings: wrappers; None takes the policy's (they must match what it was trained on).
         baselines: agent names played next to it, e.g. ``("expert", "random")``.

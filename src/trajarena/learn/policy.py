@@ -31,6 +31,8 @@ import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import FormatError, NotSupportedError, SettingsError
+from trajarena.fighting import mirror_action, mirror_observation
+from trajarena.format.spaces import space_from_json
 from trajarena.learn.network import (  # noqa: F401 - _torch kept importable from here for trajarena.learn.bc
     ARCHS,
     ObsEncoder,
@@ -141,7 +143,7 @@ class BCPolicy:
         torch = _torch()
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"No policy file at {path}; train one with train_bc() or `trajarena bc`.")
+            raise FileNotFoundError(f"No policy file at {path}; train one with `trajarena train-bc` (train_bc() in Python).")
         try:
             try:
                 blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -177,7 +179,7 @@ class BCPolicy:
         except Exception as exc:  # noqa: BLE001 - any malformed content is a format problem of this file
             why, cause = _first_line(exc), exc
         raise FormatError(f"{path} is not a trajarena BC policy file: {why}. "
-                          "Make one with train_bc() or `trajarena bc`.") from cause
+                          "Make one with `trajarena train-bc` (train_bc() in Python).") from cause
 
     def make_env(self, render_mode: str | None = None, wrappers: Sequence[type] = (),
                  **settings_overrides: Any) -> gym.Env:
@@ -266,7 +268,6 @@ class _Feed(gym.Env):
 def _adapter(policy: BCPolicy, space: spaces.Space | None, wrappers: Sequence[type]) -> gym.Env | None:
     """Wrappers that turn ``space``'s raw observations into the policy's (None when they already match)."""
     from trajarena.settings import WrappersSettings
-    from trajarena.format.spaces import space_from_json
     from trajarena.wrappers import apply_wrappers
 
     want = space_from_json(policy.meta["observation_space"])
@@ -288,7 +289,9 @@ class PolicyAgent:
     """A saved BC policy behind the agents' ``act(obs, info)`` / ``reset(seed)`` protocol.
 
     In a two-player env the agent picks its own entry (``agent_0``/``agent_1``) of the action and, as
-    player 1, sees the observation from P2's side (P1/P2 keys swapped), as the loader replays P2.
+    player 1, sees the observation from P2's side (P1/P2 keys swapped), as the loader replays P2. A
+    policy trained on mirrored data (``meta["mirror"]``: the P2 side seen as P1 sees it) playing on
+    the P2 side sees the game mirrored too, and its moves are mirrored back for the env.
     When the env's observations differ from the policy's (e.g. ``trajarena play`` with native frames),
     the agent re-applies the policy's frame size and wrappers settings (frame stacks included) itself.
 
@@ -313,6 +316,8 @@ class PolicyAgent:
         self._adapter = _adapter(self.policy, None if env is None else env.observation_space, wrappers)
         self._fresh = True
         self._last: Any = None
+        self._mirror = bool(self.policy.meta.get("mirror"))
+        self._space = space_from_json(self.policy.meta["action_space"]) if self._mirror else None
 
     def reset(self, seed: int | None = None) -> None:
         """A new episode: the adapted frame stack (if any) starts again."""
@@ -321,6 +326,9 @@ class PolicyAgent:
     def act(self, obs: Any, info: Mapping[str, Any] | None = None) -> Any:
         if self.player == 1:
             obs = _swap_sides(obs)
+        flip = self._mirror and self._on_p2_side(info or {})
+        if flip:
+            obs = mirror_observation(obs)
         if self._adapter is not None:
             feed = self._adapter.unwrapped
             feed.obs, feed.info = obs, dict(info or {})
@@ -330,7 +338,13 @@ class PolicyAgent:
                 obs = self._adapter.step(self._last)[0]
         self._fresh = False
         self._last = self.policy.predict(obs)
-        return self._last
+        return mirror_action(self._last, self._space) if flip else self._last
+
+    def _on_p2_side(self, info: Mapping[str, Any]) -> bool:
+        """Whether this agent plays P2 (duel's ``info["agent_side"]`` is agent_0's side; else player 1 is P2)."""
+        side = info.get("agent_side")
+        first = int(side) if side is not None else 0
+        return (first if self.player == 0 else 1 - first) == 1
 
 
 def load_policy_agent(path: str | Path, env: gym.Env | None = None, player: int = 0,

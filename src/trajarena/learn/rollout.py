@@ -6,6 +6,12 @@ Episode ``i`` is always played with seed ``seed + i``, so the recorded data does
 number of workers. The parent shows a progress bar (episodes, steps/s, ETA) and returns a
 :class:`RecordSummary` (episodes, steps, bytes, outcome rates).
 
+Before any worker starts, the parent makes the first rank's env and agents once, so a bad setting,
+env id or agent fails at once, with no progress bar. Ctrl-C (SIGINT to the parent, or to the whole
+process group from a terminal) stops every worker at its next step: finished episodes are kept,
+each worker's unfinished episode is dropped, and the summary says ``interrupted``; workers ignore
+SIGINT themselves, so they never die in the middle of a write.
+
 Agents are named as in :func:`trajarena.learn.agents.make_agent` (``"expert"``, ``"random"``), or a path to a
 saved BC policy (``.pt``); ``"expert"`` on CartPole is :class:`CartPoleExpert`, a PD controller.
 
@@ -22,6 +28,7 @@ import math
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -36,10 +43,10 @@ import numpy as np
 from trajarena.learn.agents import make_agent
 from trajarena.errors import RecordingError, SettingsError
 
-__all__ = ["RecordSummary", "play_episode", "record"]
+__all__ = ["Job", "RecordBar", "RecordSummary", "agents_for", "play_episode", "record", "recording_env"]
 
 
-def _agents_for(env: gym.Env, agent: str | Sequence[str], seed: int | None) -> list[Any]:
+def agents_for(env: gym.Env, agent: str | Sequence[str], seed: int | None) -> list[Any]:
     two = isinstance(env.action_space, gym.spaces.Dict) and "agent_1" in env.action_space.spaces
     names = [agent] if isinstance(agent, str) else list(agent)
     if two and len(names) == 1:
@@ -76,7 +83,7 @@ def play_episode(env: gym.Env, agents: Sequence[Any], seed: int | None = None, o
 
 
 @dataclass(frozen=True)
-class _Job:
+class Job:
     rank: int
     episodes: tuple[int, ...]
     env_id: str
@@ -87,8 +94,9 @@ class _Job:
     seed: int
 
 
-def _recording_env(job: _Job) -> gym.Env:
-    """What ``make(env_id, settings, wrappers, traj_rec_settings)`` builds, with the agent and rank in the metadata."""
+def recording_env(job: Job) -> tuple[gym.Env, Any]:
+    """What ``make(env_id, settings, wrappers, traj_rec_settings)`` builds, with the agent and rank in the
+    metadata; returned with its recorder."""
     from trajarena.envs.make import raw_env
     from trajarena.recording.recorder import TrajectoryRecorder
     from trajarena.settings import RecordingSettings, WrappersSettings
@@ -98,29 +106,68 @@ def _recording_env(job: _Job) -> gym.Env:
     rec = RecordingSettings.from_dict(job.rec_settings)
     env, settings_dict = raw_env(job.env_id, job.settings)
     agents = [job.agent] if isinstance(job.agent, str) else list(job.agent)
-    env = TrajectoryRecorder.from_settings(
+    recorder = TrajectoryRecorder.from_settings(
         env, rec, env_id=job.env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict(),
         extra_metadata={"rank": job.rank, "agent": ",".join(map(str, agents))},
     )
-    return apply_wrappers(env, wrappers)
+    return apply_wrappers(recorder, wrappers), recorder
 
 
-def _run_job(job: _Job, progress_queue: Any = None) -> list[dict[str, Any]]:
-    """One rank: make a recording env, play its episodes, report progress; returns per-episode stats."""
-    env = _recording_env(job)
-    results = []
+def _check(job: Job) -> None:
+    """Make a rank's env (unrecorded) and agents once: bad settings, env ids and agents fail here, early."""
+    from trajarena.envs.make import raw_env
+    from trajarena.settings import RecordingSettings, WrappersSettings
+    from trajarena.wrappers import apply_wrappers
+
+    wrappers = WrappersSettings.from_dict(job.wrappers_settings)
+    RecordingSettings.from_dict(job.rec_settings)
+    env, _ = raw_env(job.env_id, job.settings)
     try:
-        agents = _agents_for(env, job.agent, job.seed + job.episodes[0] if job.episodes else job.seed)
+        agents_for(apply_wrappers(env, wrappers), job.agent, job.seed)
+    finally:
+        env.close()
+
+
+class _Stop(Exception):
+    """Internal: the parent asked the workers to stop (Ctrl-C)."""
+
+
+class _Interrupted(Exception):
+    """Internal: Ctrl-C in the recording process itself; carries the episodes finished so far."""
+
+    def __init__(self, results: list[dict[str, Any]]) -> None:
+        super().__init__("interrupted")
+        self.results = results
+
+
+def _run_job(job: Job, progress_queue: Any = None, stop: Any = None) -> list[dict[str, Any]]:
+    """One rank: make a recording env, play its episodes, report progress; returns per-episode stats.
+
+    When ``stop`` (an event) is set, or on Ctrl-C in this process (:class:`_Interrupted`), the
+    unfinished episode is dropped and the finished ones are returned.
+    """
+    env, recorder = recording_env(job)
+    results: list[dict[str, Any]] = []
+    try:
+        agents = agents_for(env, job.agent, job.seed + job.episodes[0] if job.episodes else job.seed)
         pending = [0]
 
         def on_step(n: int) -> None:
+            if stop is not None and stop.is_set():
+                raise _Stop
             pending[0] += 1
             if progress_queue is not None and pending[0] >= 256:
                 progress_queue.put(("steps", job.rank, pending[0]))
                 pending[0] = 0
 
         for i in job.episodes:
-            stats = play_episode(env, agents, seed=job.seed + i, on_step=on_step)
+            try:
+                stats = play_episode(env, agents, seed=job.seed + i, on_step=on_step)
+            except (_Stop, KeyboardInterrupt) as exc:
+                recorder.discard_episode()
+                if isinstance(exc, KeyboardInterrupt):
+                    raise _Interrupted(results) from None
+                break
             stats["episode"] = i
             results.append(stats)
             if progress_queue is not None:
@@ -168,6 +215,8 @@ class RecordSummary(MatchTally):
     agent: str
     env_id: str
     returns: tuple[float, ...] = field(default=(), repr=False)
+    interrupted: bool = False
+    planned: int = 0
 
     @property
     def steps_per_second(self) -> float:
@@ -177,7 +226,8 @@ class RecordSummary(MatchTally):
         return {"episodes": self.episodes, "steps": self.steps, "bytes": self.bytes, "files": list(self.files),
                 "matches_won": self.matches_won, "matches_lost": self.matches_lost, "win_rate": self.win_rate,
                 "mean_return": self.mean_return, "seconds": self.seconds, "steps_per_second": self.steps_per_second,
-                "workers": self.workers, "agent": self.agent, "env_id": self.env_id, "returns": list(self.returns)}
+                "workers": self.workers, "agent": self.agent, "env_id": self.env_id, "returns": list(self.returns),
+                "interrupted": self.interrupted}
 
     def format(self) -> str:
         """A short human-readable summary."""
@@ -189,6 +239,9 @@ class RecordSummary(MatchTally):
         ]
         if self.matches:
             lines.append(f"  matches    {self.matches_won} won, {self.matches_lost} lost (win rate {self.win_rate:.1%})")
+        if self.interrupted:
+            lines.append(f"  interrupted after {self.episodes} of {self.planned or '?'} episodes: the finished ones are "
+                         "saved, the unfinished ones were dropped")
         return "\n".join(lines)
 
 
@@ -236,15 +289,20 @@ def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 1
     rec = {"username": username, **dict(traj_rec_settings or {}), "file_path": str(out)}
     settings = settings.to_dict(json=False) if hasattr(settings, "to_dict") else settings
     wrappers_settings = wrappers_settings.to_dict(json=False) if hasattr(wrappers_settings, "to_dict") else wrappers_settings
-    jobs = [_Job(r, tuple(range(r, episodes, workers)), env_id, settings, wrappers_settings, rec, agent, seed)
+    jobs = [Job(r, tuple(range(r, episodes, workers)), env_id, settings, wrappers_settings, rec, agent, seed)
             for r in range(workers)]
+    _check(jobs[0])
     before = _files_in(out)
     t0 = time.perf_counter()
-    with _RecordBar(progress, episodes) as bar:
+    interrupted = False
+    with RecordBar(progress, episodes) as bar:
         if workers == 1:
-            results = _run_job(jobs[0], bar)
+            try:
+                results = _run_job(jobs[0], bar)
+            except _Interrupted as exc:
+                results, interrupted = exc.results, True
         else:
-            results = _run_parallel(jobs, bar)
+            results, interrupted = _run_parallel(jobs, bar)
     seconds = time.perf_counter() - t0
     after = _files_in(out)
     new = sorted(p for p in after if p not in before or after[p] != before[p])
@@ -254,36 +312,47 @@ def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 1
     summary = RecordSummary(
         episodes=len(results), steps=sum(r["steps"] for r in results), bytes=sum(after[p] for p in new),
         files=tuple(str(p) for p in new), matches_won=outcomes.count(1), matches_lost=outcomes.count(-1),
-        mean_return=float(np.mean(returns)), seconds=seconds, workers=workers,
-        agent=agent if isinstance(agent, str) else ",".join(agent), env_id=env_id, returns=returns)
+        mean_return=float(np.mean(returns)) if returns else float("nan"), seconds=seconds, workers=workers,
+        agent=agent if isinstance(agent, str) else ",".join(agent), env_id=env_id, returns=returns,
+        interrupted=interrupted, planned=int(episodes))
     return summary
 
 
 _WORKER_QUEUE: Any = None
+_WORKER_STOP: Any = None
 
 
-def _init_worker(q: Any) -> None:
-    global _WORKER_QUEUE
-    _WORKER_QUEUE = q
+def _init_worker(q: Any, stop: Any) -> None:
+    global _WORKER_QUEUE, _WORKER_STOP
+    _WORKER_QUEUE, _WORKER_STOP = q, stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it sets `stop`
     # a saved-policy agent imports torch later: one thread per worker, the workers already fill the cores
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _run_job_in_worker(job: _Job) -> list[dict[str, Any]]:
-    return _run_job(job, _WORKER_QUEUE)
+def _run_job_in_worker(job: Job) -> list[dict[str, Any]]:
+    return _run_job(job, _WORKER_QUEUE, _WORKER_STOP)
 
 
-def _run_parallel(jobs: list[_Job], bar: _RecordBar) -> list[dict[str, Any]]:
-    """Run the ranks in ``spawn`` worker processes; progress comes back through a queue."""
+def _run_parallel(jobs: list[Job], bar: RecordBar) -> tuple[list[dict[str, Any]], bool]:
+    """Run the ranks in ``spawn`` worker processes; progress comes back through a queue.
+
+    Returns the per-episode results and whether Ctrl-C stopped the workers early.
+    """
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+    q, stop = ctx.Queue(), ctx.Event()
+    interrupted = False
+    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx, initializer=_init_worker,
+                             initargs=(q, stop)) as pool:
         futures = {pool.submit(_run_job_in_worker, job): job.rank for job in jobs}
         while not all(f.done() for f in futures):
             try:
                 bar.put(q.get(timeout=0.1))
             except queue_mod.Empty:
                 pass
+            except KeyboardInterrupt:  # the workers finish their step, drop their unfinished episode and return
+                stop.set()
+                interrupted = True
         while True:
             try:
                 bar.put(q.get(timeout=0.05))
@@ -301,10 +370,10 @@ def _run_parallel(jobs: list[_Job], bar: _RecordBar) -> list[dict[str, Any]]:
                 raise RecordingError(f"recording worker rank {rank} failed: {type(exc).__name__}: {exc}") from exc
             results.extend(future.result())
     q.close()
-    return results
+    return results, interrupted
 
 
-class _RecordBar:
+class RecordBar:
     """Progress (episodes, steps/s, ETA); also the queue-like sink of the in-process worker."""
 
     def __init__(self, enabled: bool, episodes: int) -> None:
@@ -320,7 +389,7 @@ class _RecordBar:
                                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
             self.task = self.progress.add_task("record", total=episodes, rate="")
 
-    def __enter__(self) -> _RecordBar:
+    def __enter__(self) -> RecordBar:
         if self.progress is not None:
             self.progress.start()
         return self

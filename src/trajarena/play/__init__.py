@@ -2,7 +2,8 @@
 
 :mod:`~trajarena.play.keymap` says which keys and buttons do what (defaults, TOML/JSON files);
 :mod:`~trajarena.play.controls` turns key and gamepad state into actions;
-:mod:`~trajarena.play.session` runs the game loop and records it; :mod:`~trajarena.play.view` draws
+:mod:`~trajarena.play.config` holds a session's options and results; :mod:`~trajarena.play.session`
+runs the game loop and records it (and lets a human take over from an agent); :mod:`~trajarena.play.view` draws
 the window. pygame is imported only when a window or a controller is made.
 """
 

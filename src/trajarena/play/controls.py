@@ -31,6 +31,7 @@ import numpy as np
 from gymnasium import spaces
 
 from trajarena.errors import SettingsError
+from trajarena.fighting import ATTACK_NAMES, MOVE_NAMES
 from trajarena.play.keymap import CONTROLS, Keymap, init_pygame
 
 
@@ -44,10 +45,6 @@ __all__ = [
     "move_index",
     "scripted_events",
 ]
-
-#: Names of the 9 moves and 8 attack-button combinations, by action index.
-MOVE_NAMES = ("no-move", "left", "up-left", "up", "up-right", "right", "down-right", "down", "down-left")
-ATTACK_NAMES = ("none", "P", "K", "G", "P+K", "P+G", "K+G", "P+K+G")
 
 # (dx, dy) -> move index; dy = +1 is up
 _MOVES = {(0, 0): 0, (-1, 0): 1, (-1, 1): 2, (0, 1): 3, (1, 1): 4, (1, 0): 5, (1, -1): 6, (0, -1): 7, (-1, -1): 8}
@@ -245,6 +242,8 @@ class HumanController:
                 return "pause"
             if event.button in gp.discard:
                 return "discard"
+            if event.button in gp.takeover:
+                return "takeover"
             state["buttons"].add(event.button)
             self._latched[player].update(n for n in ("punch", "kick", "guard") if event.button in getattr(gp, n))
         elif event.type == pg.JOYBUTTONUP:

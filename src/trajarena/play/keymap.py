@@ -2,7 +2,8 @@
 
 A :class:`Keymap` holds the keyboard keys of up to two humans (:class:`PlayerKeys`, pygame key names,
 several keys per control), the gamepad buttons and sticks (:class:`GamepadMap`) and the global
-commands (pause, discard, help, quit). It owns the defaults, loading from a TOML or JSON file
+commands (pause, discard, help, quit, and take over: a human takes the controls from the agent and
+hands them back). It owns the defaults, loading from a TOML or JSON file
 (plain data, never pickle) with validation that names the bad entry, and printing: as TOML
 (:meth:`Keymap.to_toml`), as a table for the screen and as text for the terminal. Everything here is
 data and needs no pygame, except :meth:`Keymap.key_codes`, which resolves the key names with pygame
@@ -29,7 +30,7 @@ __all__ = ["COMMANDS", "CONTROLS", "GamepadMap", "Keymap", "PlayerKeys", "init_p
 
 #: The controls of one player, and the global commands of the play loop.
 CONTROLS = ("up", "down", "left", "right", "punch", "kick", "guard")
-COMMANDS = ("pause", "discard", "help", "quit")
+COMMANDS = ("pause", "discard", "help", "quit", "takeover")
 
 
 def _names(owner: str, value: Any) -> tuple[str, ...]:
@@ -93,7 +94,8 @@ class PlayerKeys:
 class GamepadMap:
     """Gamepad buttons (SDL joystick numbers) and sticks; directions come from the hat and the stick.
 
-    The defaults fit an Xbox-style pad: X/Y punch, A/B kick, shoulders guard, Start pauses, Back discards.
+    The defaults fit an Xbox-style pad: X/Y punch, A/B kick, shoulders guard, Start pauses, Back discards,
+    a click of the left stick takes over from the agent (and hands back).
 
     >>> GamepadMap().punch
     (2, 3)
@@ -104,13 +106,14 @@ class GamepadMap:
     guard: tuple[int, ...] = (4, 5)
     pause: tuple[int, ...] = (7,)
     discard: tuple[int, ...] = (6,)
+    takeover: tuple[int, ...] = (9,)
     axis_x: int = 0
     axis_y: int = 1
     dead_zone: float = 0.5
 
     def __post_init__(self) -> None:
         owner: dict[int, str] = {}
-        for name in ("punch", "kick", "guard", "pause", "discard"):
+        for name in ("punch", "kick", "guard", "pause", "discard", "takeover"):
             object.__setattr__(self, name, _ints(name, getattr(self, name)))
             for button in getattr(self, name):
                 if owner.setdefault(button, name) != name:
@@ -152,6 +155,7 @@ class Keymap:
     discard: tuple[str, ...] = ("backspace",)
     help: tuple[str, ...] = ("f1", "tab")
     quit: tuple[str, ...] = ("escape",)
+    takeover: tuple[str, ...] = ("t",)
     gamepad: GamepadMap = field(default_factory=GamepadMap)
 
     def __post_init__(self) -> None:
@@ -232,10 +236,11 @@ class Keymap:
         lines += ["", "[gamepad]"] + [f"{k} = {value(v)}" for k, v in d["gamepad"].items()]
         return "\n".join(lines) + "\n"
 
-    def table(self, n_humans: int = 1) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    def table(self, n_humans: int = 1, takeover: bool = False) -> tuple[list[str], list[tuple[str, list[str]]]]:
         """The key map as a table: column headers and ``(control, [keys per column])`` rows.
 
         Columns are the humans' keyboards, then the gamepad; the global commands follow in one column.
+        ``takeover`` adds the take-over row (shown when an agent plays that a human may take over from).
 
         >>> head, rows = Keymap.default(1).table(1)
         >>> head, rows[0], rows[1]
@@ -250,13 +255,16 @@ class Keymap:
             rows.append((control, [key_label(getattr(p, control)) for p in players] + [_pad_label(getattr(gp, control))]))
         rows.append(("pause", [key_label(self.pause)] + [""] * (n_humans - 1) + [_pad_label(gp.pause)]))
         rows.append(("discard episode", [key_label(self.discard)] + [""] * (n_humans - 1) + [_pad_label(gp.discard)]))
+        if takeover:
+            rows.append(("take over / hand back", [key_label(self.takeover)] + [""] * (n_humans - 1)
+                         + [_pad_label(gp.takeover)]))
         rows.append(("help", [key_label(self.help)] + [""] * n_humans))
         rows.append(("quit", [key_label(self.quit) + " / close window"] + [""] * n_humans))
         return head, rows
 
-    def describe(self, n_humans: int = 1) -> list[str]:
+    def describe(self, n_humans: int = 1, takeover: bool = False) -> list[str]:
         """The key map as aligned text lines (printed in the terminal at start)."""
-        head, rows = self.table(n_humans)
+        head, rows = self.table(n_humans, takeover)
         width = [max(len(r[0]) for r in rows)] + [
             max(len(head[c]), *(len(r[1][c]) for r in rows)) for c in range(len(head))
         ]
@@ -304,7 +312,7 @@ _KEY_LABELS = {
     "left shift": "LShift", "right shift": "RShift", "left ctrl": "LCtrl", "right ctrl": "RCtrl",
     "up": "Up", "down": "Down", "left": "Left", "right": "Right", "pause": "Pause",
 }
-_PAD_LABELS = ("A", "B", "X", "Y", "LB", "RB", "Back", "Start", "Guide", "LS", "RS")
+_PAD_LABELS = ("A", "B", "X", "Y", "LB", "RB", "Back", "Start", "Guide", "LS click", "RS click")
 
 
 def key_label(names: Iterable[str]) -> str:

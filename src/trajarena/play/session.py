@@ -17,6 +17,12 @@ episode when ``record`` names a folder. Who plays:
   with ``act(obs, info)`` passed in ``agents``): a human against an agent (a 2-player env), recorded
   with ``ignore_p2=1`` so only the human's side is a demonstration; ``p1="expert", p2="human"`` is
   recorded with ``ignore_p1=1`` likewise.
+* ``p1="policy.pt", p2="cpu"`` (no human side): an agent plays and a human watches, ready to take
+  over. The take-over key (T, or a click of the left stick) gives the first agent's side to the
+  human (with the one-human keys) and, pressed again, hands it back, at any moment. Every recorded
+  step says who acted: ``info["is_intervention"]`` is True where the human had the controls
+  (DAgger-style corrections; ``train_bc(interventions="only")`` learns from them). The agent keeps
+  seeing every step while the human plays, so it takes over smoothly.
 
 Keys (see :class:`trajarena.play.keymap.Keymap`, changeable with a TOML/JSON file): the key map is shown
 at start and with F1/Tab; P pauses, Backspace discards the current episode (it is not saved), Esc or
@@ -39,144 +45,19 @@ Tests and scripts drive it headless (``SDL_VIDEODRIVER=dummy``) with injected ev
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
+import gymnasium as gym
 from gymnasium import spaces
 
 from trajarena.errors import SettingsError
+from trajarena.play.config import SIDES, PlayConfig, PlayResult, PlayStep
 from trajarena.play.controls import HumanController, encode_action, scripted_events  # noqa: F401  (the doctests use it)
-from trajarena.play.keymap import Keymap, init_pygame
+from trajarena.play.keymap import Keymap, init_pygame, key_label
 from trajarena.play.view import PlayWindow, overlay
 from trajarena.settings import RecordingSettings, WrappersSettings
-from trajarena.settings.base import Settings, as_bool, as_int
 
 __all__ = ["PlayConfig", "PlayResult", "PlaySession", "PlayStep", "play"]
-
-SIDES = ("P1", "P2")
-
-
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
-@dataclass(frozen=True)
-class PlayConfig(Settings):
-    """Options of a human play session; the CLI makes one option per field (``help`` in the metadata).
-
-    >>> PlayConfig(p1="human", p2="human").humans
-    ('P1', 'P2')
-    >>> PlayConfig.from_dict({"p2": "expert", "record": "data/duel"}).recording_ignore_p2
-    1
-    >>> PlayConfig(p1="expert", p2="human").recording_ignore_p1
-    1
-    """
-
-    env_id: str = field(default="duel", metadata=_meta("Game to play (a fighting-game env id)."))
-    record: str | None = field(default=None, metadata=_meta("Folder to record the episodes to; no recording when unset."))
-    username: str = field(default="", metadata=_meta("Player name stored in the trajectory files."))
-    p1: str = field(default="human", metadata=_meta("Who plays P1 (left): human, cpu, or an agent name (random, expert)."))
-    p2: str = field(default="cpu", metadata=_meta("Who plays P2 (right): human, cpu, or an agent name (random, expert)."))
-    difficulty: int | None = field(default=3, metadata=_meta("CPU strength 1-8 (human vs CPU)."))
-    character: str | None = field(default=None, metadata=_meta("The first human's fighter (random when unset)."))
-    step_ratio: int = field(default=1, metadata=_meta("Game frames per env step (1 = every frame at 60 fps)."))
-    fps: float | None = field(default=None, metadata=_meta("Env steps per second; 60/step_ratio when unset, 0 = unlimited."))
-    scale: int = field(default=4, metadata=_meta("Window scale of the native frame (integer, crisp pixels)."))
-    keymap: str | None = field(default=None, metadata=_meta("TOML/JSON key map file (see docs/keymap.md)."))
-    max_episodes: int | None = field(default=None, metadata=_meta("Stop after this many finished episodes."))
-    max_steps: int | None = field(default=None, metadata=_meta("Stop after this many env steps in all."))
-    ignore_p2: int | None = field(default=None, metadata=_meta("Override ignore_p2 (default: 1 for human P1 vs agent)."))
-    ignore_p1: int | None = field(default=None, metadata=_meta("Override ignore_p1 (default: 1 for agent vs human P2)."))
-    save_partial: bool = field(default=False, metadata=_meta("On quit, save the unfinished episode as truncated."))
-    show_help: bool = field(default=True, metadata=_meta("Show the key map at start (any key starts)."))
-    print_keymap: bool = field(default=True, metadata=_meta("Print the key map to the terminal at start."))
-    seed: int | None = field(default=None, metadata=_meta("Seed of the first episode."))
-
-    def __post_init__(self) -> None:
-        o = type(self).__name__
-        for side in ("p1", "p2"):
-            value = getattr(self, side)
-            if not isinstance(value, str) or not value:
-                raise SettingsError(f"{o}.{side} must be 'human', 'cpu' or an agent name, got {value!r}.")
-            self._set(side, value.lower() if value.lower() in ("human", "cpu") else value)
-        if self.p1 == "cpu" and self.p2 == "cpu":
-            raise SettingsError(f"{o}: p1 and p2 cannot both be 'cpu'; make one side 'human' or an agent.")
-        if self.difficulty is not None:
-            self._set("difficulty", as_int(o, "difficulty", self.difficulty, 1, 8))
-        self._set("step_ratio", as_int(o, "step_ratio", self.step_ratio, 1, 60))
-        self._set("scale", as_int(o, "scale", self.scale, 1, 16))
-        for name in ("max_episodes", "max_steps", "seed"):
-            if getattr(self, name) is not None:
-                self._set(name, as_int(o, name, getattr(self, name), 0 if name == "seed" else 1))
-        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, int | float) or self.fps < 0):
-            raise SettingsError(f"{o}.fps must be a number >= 0 (0 = unlimited) or None, got {self.fps!r}.")
-        for name in ("ignore_p2", "ignore_p1"):
-            value = getattr(self, name)
-            if value is not None and (value not in (0, 1) or isinstance(value, float)):
-                raise SettingsError(f"{o}.{name} must be 0, 1 or None (automatic), got {value!r}.")
-        if self.ignore_p1 == 1 and self.ignore_p2 == 1:
-            raise SettingsError(f"{o}: ignore_p1 and ignore_p2 are both 1, so no side would be a demonstration; "
-                                "set at most one of them.")
-        for name in ("save_partial", "show_help", "print_keymap"):
-            self._set(name, as_bool(o, name, getattr(self, name)))
-
-    @property
-    def humans(self) -> tuple[str, ...]:
-        """The sides humans play, in side order (the first uses key set 1)."""
-        return tuple(s for s, who in zip(SIDES, (self.p1, self.p2), strict=True) if who == "human")
-
-    @property
-    def n_players(self) -> int:
-        """1 when one side is the game's CPU (a 1-player env), else 2."""
-        return 1 if "cpu" in (self.p1, self.p2) else 2
-
-    @property
-    def recording_ignore_p2(self) -> int:
-        """``ignore_p2`` of the recording: 1 when a human plays P1 against a non-human P2."""
-        if self.ignore_p2 is not None:
-            return int(self.ignore_p2)
-        return int(self.n_players == 2 and self.p1 == "human" and self.p2 != "human" and self.ignore_p1 != 1)
-
-    @property
-    def recording_ignore_p1(self) -> int:
-        """``ignore_p1`` of the recording: 1 when a non-human P1 plays against a human P2."""
-        if self.ignore_p1 is not None:
-            return int(self.ignore_p1)
-        return int(self.n_players == 2 and self.p2 == "human" and self.p1 != "human" and self.ignore_p2 != 1)
-
-
-@dataclass(frozen=True)
-class PlayResult:
-    """What a play session did.
-
-    Attributes:
-        episodes_saved: finished episodes written to the recording (or played, when not recording).
-        episodes_discarded: episodes dropped with the discard key (or unfinished at quit).
-        steps: env steps taken in all.
-        reason: why it stopped: ``"quit"``, ``"max_episodes"`` or ``"max_steps"``.
-        files: the trajectory files written.
-
-    >>> PlayResult(2, 1, 900, "quit").episodes_saved
-    2
-    """
-
-    episodes_saved: int
-    episodes_discarded: int
-    steps: int
-    reason: str
-    files: tuple[str, ...] = ()
-
-
-class PlayStep(NamedTuple):
-    """One env step as :func:`play`'s ``callback`` sees it; ``action`` is exactly what ``env.step`` got."""
-
-    episode: int
-    step: int
-    action: Any
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: dict[str, Any]
 
 
 def play(
@@ -269,12 +150,19 @@ class PlaySession:
                 ignore_p1=cfg.recording_ignore_p1,
                 players={"P1": self._label(cfg.p1, "P1", agents), "P2": self._label(cfg.p2, "P2", agents)},
             )
-        self.env, self.recorder = _build_env(cfg.env_id, base, wrappers_settings, self.recording)
+        #: the driver a human may take over (the first agent's side, when no human plays), or None
+        self.takeover_index: int | None = None
+        can_take_over = not cfg.humans and any(who not in ("human", "cpu") for who in (cfg.p1, cfg.p2))
+        self.env, self.recorder, self.intervention = _build_env(cfg.env_id, base, wrappers_settings, self.recording,
+                                                                can_take_over)
         try:
             self.drivers = self._drivers(agents)
         except BaseException:
             self.env.close()
             raise
+        if can_take_over:
+            self.takeover_index = next(i for i, (kind, _) in enumerate(self.drivers) if kind == "agent")
+        self.human_control = False
         self.fps = cfg.fps if cfg.fps is not None else 60.0 / cfg.step_ratio
         self.view: PlayWindow | None = None
 
@@ -306,7 +194,11 @@ class PlaySession:
     # ------------------------------------------------------------------ the loop
 
     def action(self, obs: Any, info: dict[str, Any]) -> Any:
-        """Sample every human once and ask every agent once: the action for one env step."""
+        """Sample every human once and ask every agent once: the action for one env step.
+
+        An agent whose side a human took over is still asked (it keeps following the game), but the
+        human's buttons are played.
+        """
         space = self.env.action_space
         per_agent = []
         for i, (kind, driver) in enumerate(self.drivers):
@@ -314,7 +206,10 @@ class PlaySession:
             if kind == "human":
                 per_agent.append(encode_action(self.controller.sample(driver), sub))
             else:
-                per_agent.append(driver.act(obs, info))
+                act = driver.act(obs, info)
+                if self.human_control and i == self.takeover_index:
+                    act = encode_action(self.controller.sample(0), sub)
+                per_agent.append(act)
         if isinstance(space, spaces.Dict):
             return {f"agent_{i}": a for i, a in enumerate(per_agent)}
         return per_agent[0]
@@ -328,7 +223,7 @@ class PlaySession:
         if cfg.print_keymap:
             print("\n".join(["trajarena play: keys", *("  " + line for line in self.keymap_lines())]))
         self.view = PlayWindow(self.pygame, cfg.scale, f"trajarena play: {cfg.env_id}")
-        self.saved = self.discarded = self.total = self.t = self.episode = 0
+        self.saved = self.discarded = self.total = self.t = self.episode = self.taken_over = 0
         try:
             obs, info = self._reset(cfg.seed)
             try:
@@ -337,11 +232,13 @@ class PlaySession:
                 reason = "interrupted"
             if self.t > 0 and not cfg.save_partial:
                 self._discard()
+            elif self.t > 0 and self.recorder is not None:
+                self.saved += 1  # closing the recorder keeps the unfinished episode, marked truncated
         finally:
             self.env.close()
             self.view.close()
         files = tuple(str(f) for f in self.recorder.files) if self.recorder is not None else ()
-        return PlayResult(self.saved, self.discarded, self.total, reason, files)
+        return PlayResult(self.saved, self.discarded, self.total, reason, files, self.taken_over)
 
     def _loop(self, obs: Any, info: dict[str, Any], callback: Callable[[PlayStep], None] | None) -> str:
         cfg, controller = self.config, self.controller
@@ -360,6 +257,9 @@ class PlaySession:
                 elif cmd == "discard" and mode != "start":
                     self._discard()
                     obs, info = self._reset(None)
+                elif cmd == "takeover" and self.takeover_index is not None and mode != "start":
+                    self.human_control = not self.human_control
+                    controller.clear_presses()
             if mode == "start" and controller.any_press and not commands:
                 mode = "play"
                 controller.clear_presses()
@@ -369,9 +269,12 @@ class PlaySession:
                 clock.tick(min(self.fps, 30) if self.fps else 0)
                 continue
             action = self.action(obs, info)
+            if self.intervention is not None:
+                self.intervention.active = self.human_control
             obs, reward, terminated, truncated, info = self.env.step(action)
             self.t += 1
             self.total += 1
+            self.taken_over += self.human_control
             if callback is not None:
                 callback(PlayStep(self.episode, self.t, action, float(reward), bool(terminated), bool(truncated), info))
             self._draw(mode)
@@ -407,15 +310,18 @@ class PlaySession:
 
     def keymap_lines(self) -> list[str]:
         """The key map as shown on screen and printed at start."""
-        return self.controller.keymap.describe(max(1, len(self.config.humans)))
+        return self.controller.keymap.describe(max(1, len(self.config.humans)), self.takeover_index is not None)
 
     def _draw(self, mode: str) -> None:
         cfg = self.config
         who = []
+        taken = self._taken_side()
         for side, name in zip(SIDES, (cfg.p1, cfg.p2), strict=True):
-            label = name.upper()
+            label = _short(name).upper()
             if name == "cpu" and cfg.difficulty is not None:
                 label += f" L{cfg.difficulty}"
+            if side == taken and self.human_control:
+                label = f"YOU (for {label})"
             who.append(f"{side} {label}")
         status = {
             "recording": cfg.record,
@@ -423,21 +329,56 @@ class PlaySession:
             "discarded": self.discarded,
             "step": self.t,
             "players": "  vs  ".join(who),
+            "takeover": None if taken is None else {
+                "side": taken, "active": self.human_control, "steps": self.taken_over,
+                "key": key_label(self.controller.keymap.takeover[:1])},
         }
-        table = self.controller.keymap.table(max(1, len(cfg.humans)))
+        table = self.controller.keymap.table(max(1, len(cfg.humans)), taken is not None)
         self.view.draw(self.env.render(), status, overlay(mode, table))
 
+    def _taken_side(self) -> str | None:
+        """The side (``"P1"``/``"P2"``) a human can take over, or None."""
+        if self.takeover_index is None:
+            return None
+        cfg = self.config
+        return [s for s, who in zip(SIDES, (cfg.p1, cfg.p2), strict=True) if who != "cpu"][self.takeover_index]
 
-def _build_env(env_id: str, settings: Any, wrappers_settings: Any, recording: RecordingSettings | None) -> tuple[Any, Any]:
-    """The play env and its recorder: the raw env, a TrajectoryRecorder (when recording), the wrappers."""
+
+def _short(name: str) -> str:
+    """How a player is named in the status bar: a policy file by its stem."""
+    return name.rsplit("/", 1)[-1].removesuffix(".pt") if name.endswith(".pt") else name
+
+
+class _Intervention(gym.Wrapper):
+    """Below the recorder: every step's info says whether a human had taken over (``is_intervention``)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.active = False
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        return obs, {**info, "is_intervention": self.active}
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, "is_intervention": self.active}
+
+
+def _build_env(env_id: str, settings: Any, wrappers_settings: Any, recording: RecordingSettings | None,
+               intervention: bool = False) -> tuple[Any, Any, _Intervention | None]:
+    """The play env: the raw env, the take-over flag (when a human may take over), a TrajectoryRecorder
+    (when recording), the wrappers; returned with the recorder and the flag's wrapper."""
     from trajarena.envs.make import raw_env
     from trajarena.recording.recorder import TrajectoryRecorder
     from trajarena.wrappers import apply_wrappers
 
     wrappers = WrappersSettings.from_dict(wrappers_settings)
     env, settings_dict = raw_env(env_id, settings, render_mode="rgb_array")
+    flag = _Intervention(env) if intervention else None
+    env = flag or env
     recorder = None
     if recording is not None:
         env = recorder = TrajectoryRecorder.from_settings(env, recording, env_id=env_id, env_settings=settings_dict,
                                                           wrappers_settings=wrappers.to_dict())
-    return apply_wrappers(env, wrappers), recorder
+    return apply_wrappers(env, wrappers), recorder, flag

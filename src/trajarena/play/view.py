@@ -2,7 +2,8 @@
 
 :class:`PlayWindow` draws what :class:`~trajarena.play.session.PlaySession` hands it after every env
 step (and while paused): the frame, a status bar (recording state, episodes saved and discarded,
-the step in the episode, who plays each side) and, over the game, the start, help and pause screens
+the step in the episode, who plays each side, the take-over key), an orange frame and badge while a
+human has taken over from the agent, and, over the game, the start, help and pause screens
 chosen by :func:`overlay`, with the key map drawn as a table of key caps. It reads no input and
 knows nothing of the env or the recording; pygame comes from the caller.
 """
@@ -43,8 +44,9 @@ class PlayWindow:
     """The window: the game's frame scaled by an integer (nearest neighbour), a status bar, overlays.
 
     The window opens at the first frame, sized to it. ``status`` is what the bar shows (``recording``,
-    ``saved``, ``discarded``, ``step``, ``players``); ``overlay`` a screen drawn over the game
-    (see :func:`overlay`).
+    ``saved``, ``discarded``, ``step``, ``players``, and ``takeover``: None, or ``side``, ``active``,
+    ``steps`` and ``key`` when a human may take over from an agent); ``overlay`` a screen drawn over
+    the game (see :func:`overlay`).
 
     >>> import numpy as np
     >>> from trajarena.play.keymap import init_pygame
@@ -57,6 +59,7 @@ class PlayWindow:
     """
 
     BG, FG, DIM, RED, SHADE = (18, 18, 24), (235, 235, 235), (150, 150, 160), (230, 40, 40), (8, 8, 14, 210)
+    ORANGE = (255, 150, 30)
 
     def __init__(self, pygame: Any, scale: int, caption: str) -> None:
         self.pg, self.scale = pygame, scale
@@ -84,6 +87,9 @@ class PlayWindow:
             self._open(frame.shape[0], frame.shape[1])
         surf = pg.surfarray.make_surface(np.ascontiguousarray(frame.swapaxes(0, 1)))
         self.window.blit(pg.transform.scale(surf, self.size), (0, 0))
+        takeover = status.get("takeover")
+        if takeover is not None and takeover["active"]:
+            self._taken_over(takeover)
         if overlay is not None:
             self._overlay(*overlay)
         self._status(status)
@@ -95,19 +101,37 @@ class PlayWindow:
         self.window.blit(img, rect)
         return rect
 
+    def _taken_over(self, t: dict[str, Any]) -> None:
+        """An orange frame round the game and a badge: the human has the agent's controls."""
+        pg, (w, h) = self.pg, self.size
+        pg.draw.rect(self.window, self.ORANGE, (0, 0, w, h), width=max(3, self.scale))
+        img = self.font.render(f"YOU HAVE {t['side']}   {t['key']}: hand back", True, self.ORANGE)
+        pad = self.bar // 4
+        box = pg.Rect(0, 0, img.get_width() + 2 * pad, img.get_height() + pad)
+        box.midbottom = (w // 2, h - 2 * max(3, self.scale))
+        pg.draw.rect(self.window, self.BG, box, border_radius=pad)
+        self.window.blit(img, img.get_rect(center=box.center))
+
     def _status(self, s: dict[str, Any]) -> None:
         pg, w, h, bar = self.pg, self.size[0], self.size[1], self.bar
         pg.draw.rect(self.window, self.BG, (0, h, w, bar))
         mid = h + bar // 2
         x = bar // 3
+        takeover = s.get("takeover")
+        extra = f"   taken over {takeover['steps']}" if takeover is not None else ""
         if s["recording"]:
             pg.draw.circle(self.window, self.RED, (x + bar // 5, mid), max(4, bar // 5))
             x = self._text(self.font, "REC", self.RED, (x + bar // 2, mid), "midleft").right + bar // 3
-            text = f"saved {s['saved']}   discarded {s['discarded']}   step {s['step']}"
+            text = f"saved {s['saved']}   discarded {s['discarded']}   step {s['step']}{extra}"
             self._text(self.font, text, self.FG, (x, mid), "midleft")
         else:
-            self._text(self.font, f"not recording   episodes {s['saved']}   step {s['step']}", self.DIM, (x, mid), "midleft")
-        self._text(self.font, s["players"] + "   F1 keys", self.DIM, (w - bar // 3, mid), "midright")
+            text = f"not recording   episodes {s['saved']}   step {s['step']}{extra}"
+            self._text(self.font, text, self.DIM, (x, mid), "midleft")
+        hint = "   F1 keys"
+        if takeover is not None and not takeover["active"]:
+            hint = f"   {takeover['key']}: take over" + hint
+        color = self.ORANGE if takeover is not None and takeover["active"] else self.DIM
+        self._text(self.font, s["players"] + hint, color, (w - bar // 3, mid), "midright")
 
     def _overlay(self, title: str, table: Any, footer: list[str]) -> None:
         pg, (w, h) = self.pg, self.size

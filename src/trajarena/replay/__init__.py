@@ -4,8 +4,10 @@
 :class:`~trajarena.replay.raw.ReplayEnv`);
 :mod:`~trajarena.replay.vector` builds Gymnasium and Stable-Baselines3 vector envs of ranks;
 :class:`~trajarena.replay.dataset.TrajectoryDataset` is the training API (columns, transitions,
-windows) and :mod:`~trajarena.replay.records` its typed records; :mod:`trajarena.replay.torch_data`
-(needs torch) holds the PyTorch datasets.
+windows) with :mod:`~trajarena.replay.records` its typed records and :mod:`~trajarena.replay.views`
+one player's view of two-player steps (mirrored or not); :mod:`~trajarena.replay.catalog` says what
+paths hold before they are opened; :mod:`trajarena.replay.torch_data` (needs torch) holds the
+PyTorch datasets.
 """
 
 from trajarena.replay.dataset import TrajectoryDataset, list_trajectory_files

@@ -17,6 +17,13 @@ the file, so a changed file gets a new cache entry. The file access and the colu
 :mod:`trajarena.format.columns`; the records it returns (:class:`~trajarena.replay.records.Transition`,
 ``Window``, ``Episode``, ``EpisodeInfo``) in :mod:`trajarena.replay.records`.
 
+Views. Two-player files hold both players' steps (``Dict(agent_0, agent_1)`` actions);
+``perspective="P1"`` or ``"P2"`` gives one player's transitions as the loader replays that side,
+and ``mirror=True`` shows the player on the P2 side as P1 sees the game (see
+:mod:`trajarena.replay.views`). Info values recorded per step (numbers and flags, e.g. the
+``is_intervention`` flag of ``trajarena play``'s take-overs) come per transition from
+:meth:`TrajectoryDataset.step_info`.
+
 Datasets pickle as paths + options and reopen lazily in the new process (DataLoader workers).
 """
 
@@ -34,9 +41,11 @@ from gymnasium import spaces
 from trajarena.format import schema as fmt
 from trajarena.format.columns import _Column, _TrajFile
 from trajarena.errors import MismatchError, SettingsError
-from trajarena.format.index import find_files, finished_name, no_trajectories
+from trajarena.format.index import finished_name, no_trajectories
 from trajarena.format.spaces import compile_getter, leaf_fields
+from trajarena.replay.catalog import list_trajectory_files
 from trajarena.replay.records import Episode, EpisodeInfo, Transition, Window
+from trajarena.replay.views import View
 
 __all__ = ["Episode", "EpisodeInfo", "Transition", "TrajectoryDataset", "Window", "list_trajectory_files"]
 
@@ -49,30 +58,6 @@ def _integer(name: str, value: Any) -> int:
         return operator.index(value)
     except TypeError:
         raise SettingsError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).") from None
-
-
-def list_trajectory_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
-                          include_partial: bool = False) -> list[str]:
-    """Expand files and folders (searched recursively) into a sorted list of ``*.arrow`` files.
-
-    The list is sorted by resolved path and holds each file once, whatever the order of
-    ``paths`` and however often a file is named. ``include_partial`` adds the
-    ``*.arrow.partial`` files of folders (after the finished ones).
-
-    Raises:
-        DataNotFoundError: a path does not exist, or no trajectory file was found (a
-            ``FileNotFoundError``).
-    """
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    files, partial = find_files(items, include_partial=True)
-    if not include_partial:  # a .partial file named explicitly is still read
-        named = {Path(i).resolve() for i in items}
-        partial = [f for f in partial if f.resolve() in named]
-    if not files and not partial:
-        raise no_trajectories(items)
-    # find_files gives one order whatever the order of the paths (ranks that list the same files see
-    # the same list), each file once; finished files first, then partial ones
-    return [str(f) for f in (*files, *partial)]
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -98,6 +83,10 @@ class TrajectoryDataset:
             100 kB frame; turn off for trusted data when every microsecond counts).
         max_memory_bytes: without ``cache_dir``, refuse to decode a column larger than this into
             memory (default: half the physical memory; ``None``: no limit).
+        perspective: ``"joint"`` (the steps as recorded), or ``"P1"``/``"P2"``: one player's view of
+            two-player files (P2's with the ``P1``/``P2`` keys exchanged and the reward negated).
+        mirror: show the player on the P2 side as P1 sees the game (fighting games): frames flipped
+            left-right, ``side`` values and left/right moves exchanged.
 
     Raises:
         FileNotFoundError: no trajectory file at ``paths``.
@@ -124,8 +113,10 @@ class TrajectoryDataset:
 
     def __init__(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *,
                  cache_dir: str | os.PathLike | None = None, include_partial: bool = False,
-                 verify_checksums: bool = True, max_memory_bytes: int | None = -1) -> None:
+                 verify_checksums: bool = True, max_memory_bytes: int | None = -1, perspective: str = "joint",
+                 mirror: bool = False) -> None:
         self._paths = list_trajectory_files(paths, include_partial=include_partial)
+        self.perspective, self.mirror = perspective, bool(mirror)
         self.max_memory_bytes = _default_memory_limit() if max_memory_bytes == -1 else max_memory_bytes
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         self.include_partial = bool(include_partial)
@@ -154,12 +145,14 @@ class TrajectoryDataset:
                         f"{other.meta[key]} vs {first.meta[key]}. Load them as separate datasets."
                     )
         self.observation_space: spaces.Space = first.observation_space
-        self.action_space: spaces.Space = first.action_space
+        self.view = View(self.perspective, self.mirror, first.action_space, [f.meta for f in self._files])
+        #: the action space of the view (one player's for ``perspective="P1"``/``"P2"`` of two-player files)
+        self.action_space: spaces.Space = self.view.action_space
         self.metadata: dict[str, Any] = first.meta
         self._obs_names = [f.name for f in leaf_fields(self.observation_space, "obs")]
-        self._act_names = [f.name for f in leaf_fields(self.action_space, "action")]
+        self._act_names = [f.name for f in leaf_fields(first.action_space, "action")]
         self._obs_getter = compile_getter(self.observation_space)
-        self._act_getter = compile_getter(self.action_space)
+        self._act_getter = compile_getter(first.action_space)
         self._file_rows = np.cumsum([0] + [f.n_rows for f in self._files]).astype(np.int64)
         self.episodes: list[EpisodeInfo] = []
         for f in self._files:
@@ -182,7 +175,7 @@ class TrajectoryDataset:
     def __getstate__(self) -> dict[str, Any]:
         return {"paths": self._paths, "cache_dir": self.cache_dir, "include_partial": self.include_partial,
                 "verify_checksums": self.verify_checksums,
-                "max_memory_bytes": self.max_memory_bytes}
+                "max_memory_bytes": self.max_memory_bytes, "perspective": self.perspective, "mirror": self.mirror}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._paths = state["paths"]
@@ -190,6 +183,7 @@ class TrajectoryDataset:
         self.include_partial = state["include_partial"]
         self.verify_checksums = state.get("verify_checksums", True)
         self.max_memory_bytes = state.get("max_memory_bytes")
+        self.perspective, self.mirror = state.get("perspective", "joint"), state.get("mirror", False)
         self._open()
 
     def close(self) -> None:
@@ -250,6 +244,30 @@ class TrajectoryDataset:
         """A flat column over all rows of all files (read-only), e.g. ``"obs/P1/health"``, ``"reward"``."""
         return self._col(name).all()
 
+    def step_info(self, key: str, indices: Sequence[int] | np.ndarray | None = None, default: Any = 0) -> np.ndarray:
+        """The info value ``key`` of each transition (all, or those of ``indices``); ``default`` where a step has none.
+
+        A transition's info is what ``env.step`` returned with its action, so ``step_info("outcome")``
+        gives the match results and ``step_info("is_intervention")`` the steps a human took over.
+
+        Raises:
+            SettingsError: ``key`` is not recorded in every file (the recorded keys are listed).
+        """
+        if key not in self.info_keys:
+            raise SettingsError(f"no info key {key!r} in every file; recorded info keys: {self.info_keys}.")
+        idx = np.arange(len(self)) if indices is None else self._check_indices(indices)
+        rows = self._trans_row[idx] + 1
+        values, present = self._col(f"info/{key}").take(rows), self._col(f"present/info/{key}").take(rows)
+        return np.where(present.reshape(present.shape + (1,) * (values.ndim - 1)), values,
+                        np.asarray(default).astype(values.dtype))
+
+    @property
+    def interventions(self) -> np.ndarray:
+        """Per transition: True where a human took over from the agent (``trajarena play``), else False."""
+        if "is_intervention" not in self.info_keys:
+            return np.zeros(len(self), bool)
+        return self.step_info("is_intervention", default=False).astype(bool)
+
     def materialize(self) -> TrajectoryDataset:
         """Decode (or memory-map from the cache) every column now instead of on first use."""
         for name in (*self._obs_names, *self._act_names, fmt.REWARD, fmt.TERMINATED, fmt.TRUNCATED):
@@ -293,9 +311,10 @@ class TrajectoryDataset:
             return cols[name][start:]
 
         infos = {k: (col(f"info/{k}"), col(f"present/info/{k}")) for k in self.info_keys}
-        return Episode(info, self._obs_getter(iter([col(n) for n in self._obs_names])),
-                       self._act_getter(iter([col(n, 1) for n in self._act_names])), col(fmt.REWARD, 1),
-                       col(fmt.TERMINATED, 1), col(fmt.TRUNCATED, 1), infos)
+        obs, act, rew = self.view.apply(self._obs_getter(iter([col(n) for n in self._obs_names])),
+                                        self._act_getter(iter([col(n, 1) for n in self._act_names])),
+                                        col(fmt.REWARD, 1), np.array([info.file_index]))
+        return Episode(info, obs, act, rew, col(fmt.TERMINATED, 1), col(fmt.TRUNCATED, 1), infos)
 
     def iterate_episodes(self, indices: Sequence[int] | None = None) -> Iterator[Episode]:
         """Yield episodes in order (or those of ``indices``)."""
@@ -325,8 +344,18 @@ class TrajectoryDataset:
         """Batched transitions for global indices (leaves stacked on axis 0)."""
         rows = self._trans_row[self._check_indices(indices)]
         nxt = rows + 1
-        return Transition(self._obs(rows), self._act(nxt), self._col(fmt.REWARD).take(nxt),
-                          self._obs(nxt), self._col(fmt.TERMINATED).take(nxt), self._col(fmt.TRUNCATED).take(nxt))
+        (obs, next_obs), act, rew = self.view.apply([self._obs(rows), self._obs(nxt)], self._act(nxt),
+                                                    self._col(fmt.REWARD).take(nxt), self._file_of(rows))
+        return Transition(obs, act, rew, next_obs, self._col(fmt.TERMINATED).take(nxt), self._col(fmt.TRUNCATED).take(nxt))
+
+    def _file_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self._file_rows, rows, side="right") - 1  # the file index of global rows
+
+    def actions(self, indices: Sequence[int] | np.ndarray | None = None) -> Any:
+        """The recorded action of each transition (all, or those of ``indices``), without decoding observations."""
+        idx = np.arange(len(self)) if indices is None else self._check_indices(indices)
+        rows = self._trans_row[idx]
+        return self.view.apply([], self._act(rows + 1), np.zeros(len(rows)), self._file_of(rows))[1]
 
     def transition(self, index: int) -> Transition:
         """One transition (no batch axis)."""
@@ -335,6 +364,8 @@ class TrajectoryDataset:
         if not -n <= i < n:
             raise IndexError(f"transition index {i} out of range: the dataset holds {n} transitions.")
         row = int(self._trans_row[i])
+        if not self.view.identity:
+            return Transition(*(_first(v) for v in self.transitions([i])))
         return Transition(self._obs(row), self._act(row + 1), float(self._col(fmt.REWARD).take(row + 1)),
                           self._obs(row + 1), bool(self._col(fmt.TERMINATED).take(row + 1)),
                           bool(self._col(fmt.TRUNCATED).take(row + 1)))
@@ -377,24 +408,25 @@ class TrajectoryDataset:
             x[~mask] = 0
             return x
 
-        return Window(pad(self._obs(rows)), pad(self._act(nxt)), pad(self._col(fmt.REWARD).take(nxt)),
-                      pad(self._obs(nxt)), pad(self._col(fmt.TERMINATED).take(nxt)),
+        (obs, next_obs), act, rew = self.view.apply([self._obs(rows), self._obs(nxt)], self._act(nxt),
+                                                    self._col(fmt.REWARD).take(nxt), self._file_of(rows[:, 0]))
+        return Window(pad(obs), pad(act), pad(rew), pad(next_obs), pad(self._col(fmt.TERMINATED).take(nxt)),
                       pad(self._col(fmt.TRUNCATED).take(nxt)), mask)
 
     def window(self, index: int, k: int) -> Window:
         """One ``k``-step window (no batch axis)."""
-        w = self.windows([index], k)
-
-        def first(x: Any) -> Any:
-            if isinstance(x, dict):
-                return {key: first(v) for key, v in x.items()}
-            if isinstance(x, tuple):
-                return tuple(first(v) for v in x)
-            return x[0]
-
-        return Window(*(first(v) for v in w))
+        return Window(*(_first(v) for v in self.windows([index], k)))
 
     def sample_windows(self, batch_size: int, k: int, rng: np.random.Generator | None = None) -> Window:
         """``batch_size`` windows of ``k`` steps from uniformly drawn start transitions."""
         rng = rng if rng is not None else np.random.default_rng()
         return self.windows(rng.integers(0, len(self), size=batch_size), k)
+
+
+def _first(x: Any) -> Any:
+    """The first item of a batch (nested dicts and tuples leaf by leaf)."""
+    if isinstance(x, dict):
+        return {key: _first(v) for key, v in x.items()}
+    if isinstance(x, tuple):
+        return tuple(_first(v) for v in x)
+    return x[0]

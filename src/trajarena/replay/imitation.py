@@ -51,6 +51,9 @@ class ImitationLearning(gym.Wrapper):
             a recorded wrapper not among these classes is left out, with one warning naming it.
         raw: replay the raw recorded stream, no wrappers at all.
         perspective: for two-player files: ``"both"``, ``"P1"``, ``"P2"`` or ``"joint"``.
+        mirror: show the player on the P2 side as P1 sees the game (fighting games): frames flipped
+            left-right, ``side`` values and left/right moves exchanged, so P2's episodes look like
+            P1's (``info["mirrored"]``); see :mod:`trajarena.replay.raw`.
         loop: start a new pass when the data is used up instead of becoming ``exhausted``.
         shuffle: replay this rank's episodes in a random order (a new one each pass).
         seed: seeds the shuffling. ``reset(seed=s)`` starts this rank's data over (reshuffled from
@@ -87,14 +90,14 @@ class ImitationLearning(gym.Wrapper):
                  wrappers: Sequence[type] = (), raw: bool = False,
                  perspective: str = "both", loop: bool = False, shuffle: bool = False, seed: int | None = None,
                  render_mode: str | None = None, cache_dir: str | os.PathLike | None = None,
-                 verify_checksums: bool = True) -> None:
+                 verify_checksums: bool = True, mirror: bool = False) -> None:
         self._init_args = dict(traj_files_list=traj_files_list, total_cpus=total_cpus, rank=rank,
                                wrappers_settings=wrappers_settings, wrappers=tuple(wrappers), raw=raw, perspective=perspective, loop=loop,
                                shuffle=shuffle, seed=seed, render_mode=render_mode, cache_dir=cache_dir,
-                               verify_checksums=verify_checksums)
+                               verify_checksums=verify_checksums, mirror=mirror)
         replay = ReplayEnv(traj_files_list, total_cpus, rank, perspective=perspective, loop=loop, shuffle=shuffle,
                            seed=seed, render_mode=render_mode, cache_dir=None if cache_dir is None else str(cache_dir),
-                           verify_checksums=verify_checksums)
+                           verify_checksums=verify_checksums, mirror=mirror)
         if raw:
             settings = WrappersSettings()
         elif wrappers_settings is None:

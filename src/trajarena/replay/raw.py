@@ -11,7 +11,11 @@ per episode. Two-player files (action space ``Dict(agent_0, agent_1)``) give two
 agent_1's action in ``info["action"]``), except a side the file marks as no demonstration
 (``ignore_p1``: agent_0's side is skipped, ``ignore_p2``: agent_1's side is skipped); ``perspective``
 selects ``"P1"`` (agent_0) only, ``"P2"`` (agent_1) only, ``"both"``, or ``"joint"`` (the two-player
-stream as recorded, ``Dict`` actions, what a live two-player env shows). Rank ``r`` of
+stream as recorded, ``Dict`` actions, what a live two-player env shows). ``mirror=True`` shows the
+episodes of the player on the P2 side as P1 sees the game (fighting games only): the frame flipped
+left-right, the ``side`` values and the left/right moves of the recorded action exchanged
+(:mod:`trajarena.fighting`), so one policy learns from both sides; ``info["mirrored"]`` says so.
+Rank ``r`` of
 ``total_cpus`` replays the files ``r, r + total_cpus, ...`` when there are at least as many files
 as ranks, and otherwise the units ``r, r + total_cpus, ...`` of all files: the parts are disjoint
 and together hold every unit once.
@@ -41,10 +45,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from trajarena.errors import MismatchError, ResetNeeded, SettingsError, require
+from trajarena.errors import MismatchError, ResetNeeded, SettingsError
+from trajarena.fighting import action_layout, mirror_action, mirror_observation
 from trajarena.format import schema as fmt
 from trajarena.format.index import index_file
 from trajarena.replay.dataset import TrajectoryDataset, list_trajectory_files
+from trajarena.replay.show import FrameWindow
 
 __all__ = ["PERSPECTIVES", "ReplayEnv", "blank_value", "check_ranks", "partition"]
 
@@ -136,7 +142,7 @@ class ReplayEnv(gym.Env):
     def __init__(self, traj_files_list: Any, total_cpus: int = 1, rank: int = 0, *, perspective: str = "both",
                  loop: bool = False, shuffle: bool = False, seed: int | None = None,
                  render_mode: str | None = None, cache_dir: str | None = None,
-                 verify_checksums: bool = True) -> None:
+                 verify_checksums: bool = True, mirror: bool = False) -> None:
         if perspective not in PERSPECTIVES:
             raise SettingsError(f"perspective must be one of {PERSPECTIVES}, got {perspective!r}.")
         total_cpus, rank = check_ranks(total_cpus, rank)
@@ -159,6 +165,9 @@ class ReplayEnv(gym.Env):
         if perspective == "P2" and not self.two_player:
             raise SettingsError(f"perspective='P2' needs a two-player recording, but {files[0]} has one player; "
                                 "use perspective='both' (or 'P1').")
+        self.mirror = bool(mirror)
+        if self.mirror:
+            _check_mirror(meta0, self.two_player, perspective, files[0])
         views = [self._views(m) for m in self.file_metadata]
         if not any(views):
             warnings.warn(f"perspective={perspective!r} leaves nothing to replay: every file ignores that player "
@@ -194,6 +203,7 @@ class ReplayEnv(gym.Env):
         self.passes = 0
         self.exhausted = not units and not self.loop
         self._unit: tuple[int, int] | None = None
+        self._flip = False
         self._t = -1
         self._length = 0
         self._frame: np.ndarray | None = None
@@ -266,6 +276,8 @@ class ReplayEnv(gym.Env):
         obs = self._obs_getter(iter([chunk[n][r] for n in self._obs_names]))
         if self._view == 1 and isinstance(obs, dict) and "P1" in obs and "P2" in obs:
             obs = {**obs, "P1": obs["P2"], "P2": obs["P1"]}
+        if self._flip:
+            obs = mirror_observation(obs)
         if self.render_mode is not None:
             if isinstance(obs, dict) and "frame" in obs:
                 self._frame = obs["frame"]
@@ -314,9 +326,11 @@ class ReplayEnv(gym.Env):
         self._t = 0
         chunk, r = self._row(self._row0)
         info = self._info_at(chunk, r)
-        self._roles(info, e)
+        first = self._roles(info, e)
+        self._flip = self.mirror and (first if view <= 0 else _OTHER[first]) == "P2"
         obs = self._obs_at(chunk, r)
-        info.update(exhausted=False, episode=e.index, file=e.file, perspective=("P1", "P2")[view] if view >= 0 else "joint")
+        info.update(exhausted=False, episode=e.index, file=e.file, perspective=("P1", "P2")[view] if view >= 0 else "joint",
+                    mirrored=self._flip)
         if self.render_mode == "human":
             self.render()
         return copy.deepcopy(obs), copy.deepcopy(info)  # a seeded reset repeats a row: never hand out one array twice
@@ -336,7 +350,8 @@ class ReplayEnv(gym.Env):
         self.passes = 0
         self.exhausted = not self.units and not self.loop
 
-    def _roles(self, info: Mapping[str, Any], e: Any) -> None:
+    def _roles(self, info: Mapping[str, Any], e: Any) -> str:
+        """Set ``agent_roles`` for episode ``e``; return the side agent_0 plays (``"P1"``/``"P2"``)."""
         side = info.get("agent_side")
         if side is None:
             role = (self._data.file_metadata(e.file_index).get("env_settings") or {}).get("role")
@@ -349,6 +364,7 @@ class ReplayEnv(gym.Env):
             self.agent_roles = (first, _OTHER[first])
         else:  # agent_0's data is at `first`; agent_1's is at the other key, which the swap moves to `first`
             self.agent_roles = (first,)
+        return first
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         """Replay the next recorded step; ``action`` is ignored (``info["action"]`` is the recorded one)."""
@@ -369,6 +385,8 @@ class ReplayEnv(gym.Env):
             action_taken = action_taken[f"agent_{self._view}"]
             if self._view == 1:
                 reward = -reward
+        if self._flip:
+            action_taken = mirror_action(action_taken, self.action_space)
         info = self._info_at(chunk, r)
         info["action"] = _scalar(action_taken) if not isinstance(action_taken, dict) else action_taken
         if self.render_mode == "human":
@@ -384,34 +402,28 @@ class ReplayEnv(gym.Env):
             return None
         frame = np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame[..., :3]
         if self.render_mode == "human":
-            self._show(frame)
+            self._window = self._window or FrameWindow("trajarena replay", fps=self.metadata["render_fps"])
+            self._window.show(frame)
             return None
         return np.array(frame)
-
-    def _show(self, frame: np.ndarray) -> None:
-        pygame = require("pygame", "play", "render_mode='human'")
-        scale = max(1, 512 // max(frame.shape[:2]))
-        size = (frame.shape[1] * scale, frame.shape[0] * scale)
-        if self._window is None:
-            pygame.init()
-            pygame.display.set_caption("trajarena replay")
-            self._window = pygame.display.set_mode(size)
-            self._clock = pygame.time.Clock()
-        big = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
-        surface = pygame.surfarray.make_surface(big.swapaxes(0, 1))
-        self._window.blit(surface, (0, 0))
-        pygame.event.pump()
-        pygame.display.flip()
-        self._clock.tick(self.metadata["render_fps"])
 
     def close(self) -> None:
         if self._data is not None:
             self._data.close()
         if self._window is not None:
-            import pygame
-
-            pygame.display.quit()
+            self._window.close()
             self._window = None
+
+
+def _check_mirror(meta: Mapping[str, Any], two_player: bool, perspective: str, path: str) -> None:
+    """Raise :class:`SettingsError` unless ``mirror=True`` makes sense for these files and this perspective."""
+    space = _space(meta, "action_space")
+    if two_player and perspective == "joint":
+        raise SettingsError("mirror=True needs one player's view of two-player files: perspective='P2' (or 'both', "
+                            "where P2's side is mirrored), not 'joint'.")
+    if action_layout(space["agent_0"] if two_player else space) is None:
+        raise SettingsError(f"mirror=True is for fighting games (moves left/right, a 'frame'), but {path} has the "
+                            f"action space {space}; leave mirror off.")
 
 
 def _space(meta: Mapping[str, Any], key: str) -> spaces.Space:

@@ -52,6 +52,7 @@ from trajarena.envs.duel.characters import CHARACTERS, index_of
 from trajarena.envs.duel.game import HEIGHT, MAX_HEALTH, N_STAGES, ROUND_TIME, WIDTH, Game
 from trajarena.envs.duel.render import Renderer
 from trajarena.errors import ResetNeeded, SettingsError, SpaceError, require
+from trajarena.fighting import MOVE_NAMES
 from trajarena.imaging import FrameResizer
 from trajarena.settings import DUEL_CHARACTERS, DUEL_OUTFITS, EnvironmentSettings
 
@@ -60,7 +61,6 @@ N_ATTACKS = 8
 N_DISCRETE = N_MOVES + N_ATTACKS - 1
 #: Attack indexes kept by DIAMBRA's ``no_attack_buttons_combinations``: none, punch, kick, guard.
 N_SINGLE_ATTACKS = 4
-MOVE_NAMES = ("no-move", "left", "up-left", "up", "up-right", "right", "down-right", "down", "down-left")
 ATTACK_NAMES = ("none", "punch", "kick", "guard", "punch+kick", "punch+guard", "kick+guard", "punch+kick+guard")
 INFO_FLAGS = ("round_done", "stage_done", "game_done", "episode_done", "env_done")
 _DISCRETE_TO_MULTI = tuple([(m, 0) for m in range(N_MOVES)] + [(0, a) for a in range(1, N_ATTACKS)])

@@ -27,7 +27,7 @@ from trajarena.envs.duel.game import (
 
 Point = tuple[float, float]
 
-# ---- the tiny 3x5 font used by the HUD ----------------------------------------------------------
+# ---- the tiny 3x5 font used by the HUD (M, N, O are wider: 3 px cannot draw their diagonals and curves) --
 
 _GLYPHS = {
     "0": "111101101101111", "1": "010110010010111", "2": "111001111100111", "3": "111001111001111",
@@ -35,16 +35,20 @@ _GLYPHS = {
     "8": "111101111101111", "9": "111101111001111", "A": "010101111101101", "B": "110101110101110",
     "C": "011100100100011", "D": "110101101101110", "E": "111100110100111", "F": "111100110100100",
     "G": "011100101101011", "H": "101101111101101", "I": "111010010010111", "J": "001001001101010",
-    "K": "101101110101101", "L": "100100100100111", "M": "101111111101101", "N": "110101101101101",
-    "O": "010101101101010", "P": "110101110100100", "R": "110101110101101", "S": "011100010001110",
+    "K": "101101110101101", "L": "100100100100111", "M": "1000111011101011000110001", "N": "10011101101110011001",
+    "O": "01101001100110010110", "P": "110101110100100", "R": "110101110101101", "S": "011100010001110",
     "T": "111010010010010", "U": "101101101101111", "V": "101101101101010", "W": "101101111111101",
     "X": "101101010101101", "Y": "101101010010010", " ": "000000000000000",
 }
-_FONT = {ch: np.array([int(b) for b in bits], dtype=bool).reshape(5, 3) for ch, bits in _GLYPHS.items()}
+_FONT = {ch: np.array([int(b) for b in bits], dtype=bool).reshape(5, -1) for ch, bits in _GLYPHS.items()}
 
 
 def text_mask(text: str, scale: int = 1) -> np.ndarray:
-    """A boolean mask of ``text`` in the 3x5 font (1 px between letters), scaled by ``scale``."""
+    """A boolean mask of ``text`` in the 3x5 font (1 px between letters), scaled by ``scale``.
+
+    >>> text_mask("NO").shape, text_mask("KI").shape
+    ((5, 9), (5, 7))
+    """
     cols = []
     for ch in text.upper():
         cols.append(_FONT.get(ch, _FONT[" "]))
@@ -387,7 +391,7 @@ class Renderer:
             img[2:14, 89:103] = (10, 10, 20)
             draw_text(img, f1.char.name, BAR_X[0], 13, (255, 255, 255), shadow=(0, 0, 0))
             n2 = f2.char.name
-            draw_text(img, n2, BAR_X[1] + BAR_W - 4 * len(n2) + 1, 13, (255, 255, 255), shadow=(0, 0, 0))
+            draw_text(img, n2, BAR_X[1] + BAR_W - text_mask(n2).shape[1], 13, (255, 255, 255), shadow=(0, 0, 0))
             for k in range(2):  # round-win marks next to the timer
                 for side, x in ((0, 80 - 6 * k), (1, 109 + 6 * k)):
                     won = game.fighters[side].wins > k

@@ -48,7 +48,7 @@ from trajarena.interop.ray.cluster import connect, on_every_node
 from trajarena.interop.ray.destination import Destination
 from trajarena.learn.agents import AGENTS
 from trajarena.learn.rollout import RecordSummary, play_episode
-from trajarena.learn.rollout import _agents_for, _Job, _RecordBar, _recording_env  # the local recorder's parts
+from trajarena.learn.rollout import Job, RecordBar, agents_for, recording_env  # the local recorder's parts
 from trajarena.settings import RecordingSettings
 
 __all__ = ["AgentFactory", "CPU_STAGES", "RayRecordSummary", "record_ray"]
@@ -134,7 +134,7 @@ def _agents(env: gym.Env, spec: _TaskSpec) -> list[Any]:
     if callable(spec.agent):
         two = isinstance(env.action_space, gym.spaces.Dict) and "agent_1" in env.action_space.spaces
         return [spec.agent(env, i, seed + 7919 * i) for i in range(2 if two else 1)]
-    return _agents_for(env, spec.agent, seed)
+    return agents_for(env, spec.agent, seed)
 
 
 def _record_task(spec: _TaskSpec, progress: Any = None) -> dict[str, Any]:
@@ -143,8 +143,8 @@ def _record_task(spec: _TaskSpec, progress: Any = None) -> dict[str, Any]:
     staging = _staging_root(spec.staging_dir) / spec.run / spec.prefix
     staging.mkdir(parents=True, exist_ok=False)
     rec = {**spec.rec_settings, "file_path": str(staging), "prefix": spec.prefix}
-    env = _recording_env(_Job(spec.task, spec.episodes, spec.env_id, spec.settings, spec.wrappers_settings, rec,
-                              spec.agent_name, spec.seed))
+    env, _ = recording_env(Job(spec.task, spec.episodes, spec.env_id, spec.settings, spec.wrappers_settings, rec,
+                               spec.agent_name, spec.seed))
     results, pending = [], [0]
 
     def on_step(_: int) -> None:
@@ -298,7 +298,7 @@ def record_ray(env_id: str, agent: str | Sequence[str] | AgentFactory = "expert"
                              rec, agent, agent_name, seed, dest, staging_dir)
 
         t1 = time.perf_counter()
-        with _RecordBar(progress, episodes) as bar:
+        with RecordBar(progress, episodes) as bar:
             results, retried, removed = _run(ray, spec, len(chunks), min(slots, len(chunks)), max_retries, dest,
                                              bar, dict(task_options or {}), staging_dir, run)
         seconds = time.perf_counter() - t1
@@ -324,7 +324,7 @@ def record_ray(env_id: str, agent: str | Sequence[str] | AgentFactory = "expert"
 
 
 def _run(ray: Any, spec: Callable[[int, int], _TaskSpec], n_tasks: int, slots: int, max_retries: int,
-         dest: Destination, bar: _RecordBar, options: dict[str, Any], staging_dir: str | None,
+         dest: Destination, bar: RecordBar, options: dict[str, Any], staging_dir: str | None,
          run: str) -> tuple[dict[int, dict[str, Any]], list[str], list[str]]:
     """Keep ``slots`` tasks in flight; re-run the attempts whose worker died; clean up. Results per task."""
     from ray.exceptions import RayError, RayTaskError
