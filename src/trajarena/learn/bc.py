@@ -1,25 +1,37 @@
-"""Behavioural cloning: training a policy from trajectory files.
+"""Behavioural cloning: the training loop, from a demonstration source to a saved policy.
 
-The data comes through the loader (:class:`trajarena.ImitationLearning`), which re-applies the wrappers
-settings stored in the files, so the policy sees exactly what a live env made with the same settings
-shows. The policy side (:class:`BCPolicy`, :class:`ObsEncoder`, :class:`PolicyAgent`, the network and
-the policy file format) lives in :mod:`trajarena.learn.policy`; its public names are re-exported here.
+The data comes from a :class:`~trajarena.learn.data.DemoSource` (:mod:`trajarena.learn.data`): the
+steps of trajectory files replayed through the loader (:class:`trajarena.ImitationLearning`, which
+re-applies the wrappers settings stored in the files), so the policy sees exactly what a live env made
+with the same settings shows. By default the frames are streamed from a file of encoded rows
+(``stream=True``), so memory does not grow with the dataset. :func:`train_bc` splits the steps by
+episode, and :func:`fit` runs the epochs over batches from :func:`~trajarena.learn.data.epoch_batches`
+(each step's loss weighted by the source's ``weight``). DAgger (:mod:`trajarena.learn.dagger`) calls
+:func:`fit` again on the aggregated data. The policy side (:class:`BCPolicy`, :class:`ObsEncoder`,
+:class:`PolicyAgent`, the network and the policy file format) lives in :mod:`trajarena.learn.policy`;
+its public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from trajarena.errors import SettingsError
+from trajarena.learn.data import (
+    Batch,
+    DemoSource,
+    Demonstrations,
+    epoch_batches,
+    file_digest,
+    load_demonstrations,
+)
 from trajarena.learn.policy import (
     ARCHS,
     POLICY_FORMAT,  # noqa: F401 - kept importable from trajarena.learn.bc
@@ -38,6 +50,8 @@ from trajarena.learn.policy import (
 __all__ = [
     "ARCHS",
     "BCPolicy",
+    "Batch",
+    "DemoSource",
     "Demonstrations",
     "EpochStats",
     "ObsEncoder",
@@ -45,158 +59,15 @@ __all__ = [
     "TrainResult",
     "action_heads",
     "file_digest",
+    "fit",
     "load_demonstrations",
     "load_policy",
     "load_policy_agent",
+    "split_by_episode",
     "stack_obs",
     "torch_threads",
     "train_bc",
 ]
-
-
-@dataclass(frozen=True)
-class Demonstrations:
-    """Encoded demonstrations held in memory: what :func:`train_bc` learns from.
-
-    Attributes:
-        image: frames (N, H, W, C) uint8, or None for observations without an image.
-        vector: the other observation parts, encoded (N, D) float32.
-        actions: the recorded actions as head indices (N, n_heads) int64.
-        episode: the episode number of each step (N,), for splitting by episode.
-        observation_space, action_space: the (wrapped) spaces the policy will see and act in.
-        meta: env id, env settings, wrappers settings and the source files.
-    """
-
-    image: np.ndarray | None
-    vector: np.ndarray
-    actions: np.ndarray
-    episode: np.ndarray
-    observation_space: spaces.Space
-    action_space: spaces.Space
-    meta: dict[str, Any]
-
-    def __len__(self) -> int:
-        return len(self.actions)
-
-    @property
-    def n_episodes(self) -> int:
-        return int(len(np.unique(self.episode)))
-
-    def __repr__(self) -> str:
-        img = None if self.image is None else self.image.shape
-        return f"Demonstrations(steps={len(self)}, episodes={self.n_episodes}, image={img}, vector={self.vector.shape})"
-
-    @classmethod
-    def from_steps(cls, observations: Sequence[Any], actions: Sequence[Any], episode: Sequence[int],
-                   observation_space: spaces.Space, action_space: spaces.Space,
-                   meta: Mapping[str, Any] | None = None) -> Demonstrations:
-        """Encode lists of (unbatched) observations and env-format actions."""
-        encoder = ObsEncoder.from_space(observation_space)
-        _, start = action_heads(action_space)
-        images, vectors = [], []
-        for i in range(0, len(observations), 4096):  # encode in blocks to bound memory
-            img, vec = encoder.encode(stack_obs(observations[i:i + 4096]))
-            images.append(img)
-            vectors.append(vec)
-        acts = np.asarray(actions, np.int64).reshape(len(actions), -1) - np.asarray(start, np.int64)
-        return cls(None if encoder.image_path is None else np.concatenate(images), np.concatenate(vectors), acts,
-                   np.asarray(episode, np.int64), observation_space, action_space, dict(meta or {}))
-
-
-def _trajectory_files(data: str | Path | Sequence[str | Path]) -> list[Path]:
-    from trajarena.replay.dataset import list_trajectory_files
-
-    return [Path(f) for f in list_trajectory_files(data)]
-
-
-def file_digest(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """Name, size and sha256 of each file (what a policy was trained on)."""
-    out = []
-    for p in paths:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        out.append({"name": p.name, "bytes": p.stat().st_size, "sha256": h.hexdigest()})
-    return out
-
-
-def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settings: Any = None,
-                        max_steps: int | None = None) -> Demonstrations:
-    """Replay trajectory files through :class:`trajarena.ImitationLearning` and encode every step.
-
-    Args:
-        data: a folder of trajectory files, one file, or a list of files.
-        wrappers_settings: None re-applies the wrappers settings stored in the files (the default).
-        max_steps: stop after this many steps (None: all of them).
-    """
-    from trajarena.replay.imitation import ImitationLearning
-
-    files = _trajectory_files(data)
-    kwargs: dict[str, Any] = {"traj_files_list": [str(f) for f in files], "total_cpus": 1, "rank": 0}
-    if wrappers_settings is not None:
-        kwargs["wrappers_settings"] = wrappers_settings
-    env = ImitationLearning(**kwargs)
-    try:
-        encoder = ObsEncoder.from_space(env.observation_space)
-        _, start = action_heads(env.action_space)
-        images: list[np.ndarray] = []
-        vectors: list[np.ndarray] = []
-        pending: list[Any] = []
-        actions: list[np.ndarray] = []
-        episode: list[int] = []
-
-        def flush() -> None:  # encode in blocks: memory holds encoded arrays, not observation dicts
-            if pending:
-                img, vec = encoder.encode(stack_obs(pending))
-                images.append(img)
-                vectors.append(vec)
-                pending.clear()
-
-        full = False
-        keys: list[str] = []
-        obs, info = env.reset()
-        ep = 0
-        keys.append(_episode_key(env, info))
-        while not env.exhausted and not full:
-            done = False
-            while not done and not full:
-                obs_next, _, terminated, truncated, info = env.step(env.action_space.sample())
-                pending.append(obs)
-                actions.append(np.asarray(info["action"]))
-                episode.append(ep)
-                if len(pending) >= 2048:
-                    flush()
-                obs, done = obs_next, terminated or truncated
-                full = max_steps is not None and len(actions) >= max_steps
-            if not full:
-                obs, info = env.reset()
-                if not env.exhausted:
-                    ep += 1
-                    keys.append(_episode_key(env, info))
-        flush()
-        if not actions:
-            raise FileNotFoundError(f"the trajectory files {[str(f) for f in files]} hold no steps to learn from.")
-        meta = _loader_meta(env)
-        meta["files"] = file_digest(files)
-        acts = np.asarray(actions, np.int64).reshape(len(actions), -1) - np.asarray(start, np.int64)
-        return Demonstrations(None if encoder.image_path is None else np.concatenate(images), np.concatenate(vectors),
-                              acts, _episode_ids(keys, episode), env.observation_space, env.action_space, meta)
-    finally:
-        env.close()
-
-
-def _episode_ids(keys: list[str], episode: list[int]) -> np.ndarray:
-    """Per-step episode ids numbered in sorted key order (the same ids for the same data in any file order)."""
-    uniq, inverse = np.unique(np.asarray(keys), return_inverse=True)
-    return inverse.astype(np.int64)[np.asarray(episode, np.int64)]
-
-
-def _loader_meta(env: Any) -> dict[str, Any]:
-    """Env id, env settings and the wrappers settings the loader applied."""
-    first = env.file_metadata[0] if env.file_metadata else {}
-    return {"env_id": env.env_id, "env_settings": env.env_settings, "wrappers_settings": env.wrappers_settings.to_dict(),
-            "username": first.get("username"), "format_version": first.get("format_version")}
 
 
 @dataclass(frozen=True)
@@ -226,6 +97,7 @@ class TrainResult:
     val_steps: int
     episodes: int
     seconds: float
+    dagger: tuple = ()  # one trajarena.learn.dagger.DaggerRound per DAgger round
 
     @property
     def final(self) -> EpochStats:
@@ -234,7 +106,7 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "train_steps": self.train_steps, "val_steps": self.val_steps,
                 "episodes": self.episodes, "seconds": self.seconds,
-                "history": [dict(vars(e)) for e in self.history]}
+                "history": [dict(vars(e)) for e in self.history], "dagger": [r.to_dict() for r in self.dagger]}
 
 
 def _split_by_episode(episode: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -252,36 +124,24 @@ def _split_by_episode(episode: np.ndarray, val_fraction: float, rng: np.random.G
     return canonical[~is_val], canonical[is_val]
 
 
-def _episode_key(env: Any, info: Mapping[str, Any]) -> str:
-    """A key that names a replayed episode whatever the file order: its recorded seed, else file + index.
-
-    Both sides of a two-player episode share the key, so they land on the same side of the split.
-    """
-    data = env.replay.dataset
-    idx = info.get("episode")
-    if data is None or idx is None:
-        return f"order:{idx}"
-    e = data.episodes[int(idx)]
-    seed = (e.meta or {}).get("seed")
-    return f"seed:{seed:012d}" if isinstance(seed, int) else f"file:{Path(e.file).name}:{e.episode:09d}"
-
-
-def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_size: int, opt: Any,
-               gen: Any, on_batch: Any = None, sched: Any = None) -> tuple[float, float]:
+def _run_epoch(policy: BCPolicy, source: DemoSource, batches: Any, opt: Any = None, sched: Any = None,
+               on_batch: Callable[[int, float, float], None] | None = None) -> tuple[float, float]:
+    """One pass over ``batches`` (index arrays): trains when ``opt`` is given; returns (loss, accuracy) per step."""
     torch = _torch()
     F = torch.nn.functional
     train = opt is not None
     policy.net.train(train)
-    if train:
-        idx = idx[torch.randperm(len(idx), generator=gen).numpy()]
     total_loss = total_right = 0.0
+    n = 0
     with torch.set_grad_enabled(train):
-        for i in range(0, len(idx), batch_size):
-            b = np.sort(idx[i:i + batch_size])
-            image = None if demos.image is None else torch.from_numpy(demos.image[b])
-            outs = policy.net(image, torch.from_numpy(demos.vector[b]))
-            target = torch.from_numpy(demos.actions[b])
-            loss = sum(F.cross_entropy(o, target[:, j]) for j, o in enumerate(outs))
+        for b in batches:
+            batch = source.gather(b)
+            image = None if batch.image is None else torch.from_numpy(batch.image)
+            outs = policy.net(image, torch.from_numpy(batch.vector))
+            target = torch.from_numpy(batch.actions)
+            weight = torch.from_numpy(batch.weight)
+            per_step = sum(F.cross_entropy(o, target[:, j], reduction="none") for j, o in enumerate(outs))
+            loss = (per_step * weight).sum() / weight.sum().clamp_min(1e-12)
             if train:
                 opt.zero_grad()
                 loss.backward()
@@ -291,21 +151,58 @@ def _run_epoch(policy: BCPolicy, demos: Demonstrations, idx: np.ndarray, batch_s
             right = torch.stack([o.argmax(1) == target[:, j] for j, o in enumerate(outs)]).all(0)
             total_loss += loss.item() * len(b)
             total_right += float(right.sum())
+            n += len(b)
             if on_batch is not None:
                 on_batch(len(b), loss.item(), right.float().mean().item())
     policy.net.eval()
-    n = max(len(idx), 1)
-    return total_loss / n, total_right / n
+    return total_loss / max(n, 1), total_right / max(n, 1)
 
 
-def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str | Path = "policy.pt", epochs: int = 10,
+def fit(policy: BCPolicy, source: DemoSource, train_idx: np.ndarray, val_idx: np.ndarray, epochs: int,
+        batch_size: int = 128, lr: float = 1e-3, seed: int = 0, progress: bool = True, threads: int | None = 1,
+        first_epoch: int = 1, label: str = "train-bc") -> list[EpochStats]:
+    """Train ``policy`` on the rows ``train_idx`` of ``source`` for ``epochs`` epochs; validate on ``val_idx``.
+
+    Adam with the learning rate decaying from ``lr`` to zero on a cosine over all the gradient steps;
+    the batch order comes from :func:`~trajarena.learn.data.epoch_batches` with a torch generator
+    seeded by ``seed`` (torch's global RNG is untouched), so a run is reproducible and the same
+    indices give the same batches from any source.
+
+    Returns:
+        One :class:`EpochStats` per epoch, numbered from ``first_epoch``.
+    """
+    torch = _torch()
+    opt = torch.optim.Adam(policy.net.parameters(), lr=lr)
+    total = epochs * max(1, math.ceil(len(train_idx) / batch_size))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
+    gen = torch.Generator().manual_seed(seed)
+    history = []
+    with _Bar(progress, epochs * len(train_idx), label) as bar, torch_threads(threads):
+        for epoch in range(first_epoch, first_epoch + epochs):
+            te = time.perf_counter()
+            tl, ta = _run_epoch(policy, source, epoch_batches(train_idx, batch_size, gen), opt, sched, bar.update)
+            vl = va = None
+            if len(val_idx):
+                vl, va = _run_epoch(policy, source, epoch_batches(val_idx, 4 * batch_size))
+            history.append(EpochStats(epoch, tl, ta, vl, va, time.perf_counter() - te))
+            bar.epoch_done(history[-1])
+    return history
+
+
+def split_by_episode(source: DemoSource, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation rows of ``source``: whole episodes on each side, drawn from ``seed``."""
+    return _split_by_episode(source.episode, val_fraction, np.random.default_rng(seed))
+
+
+def train_bc(data: str | Path | Sequence[str | Path] | DemoSource, out: str | Path = "policy.pt", epochs: int = 10,
              batch_size: int = 128, lr: float = 1e-3, val_fraction: float = 0.1, seed: int = 0,
              wrappers_settings: Any = None, max_steps: int | None = None, progress: bool = True,
-             threads: int | None = 1, arch: str = "nature") -> TrainResult:
+             threads: int | None = 1, arch: str = "nature", stream: bool = True, cache_dir: str | Path | None = None,
+             dagger_rounds: int = 0, dagger: Any = None) -> TrainResult:
     """Train a behavioural-cloning policy from trajectory files and save it to ``out``.
 
     Args:
-        data: a folder of trajectory files, a file, a list of files, or already loaded :class:`Demonstrations`.
+        data: a folder of trajectory files, a file, a list of files, or a loaded :class:`~trajarena.learn.data.DemoSource`.
         out: where the policy goes (``.pt``).
         epochs: passes over the training steps.
         batch_size: steps per gradient step.
@@ -317,58 +214,65 @@ def train_bc(data: str | Path | Sequence[str | Path] | Demonstrations, out: str 
         progress: show a progress bar (rich) with loss and accuracy.
         threads: torch threads while training (1 by default: robust on busy machines; None keeps torch's).
         arch: the CNN layout for frames, a key of :data:`ARCHS`.
-
-    The learning rate decays from ``lr`` to zero on a cosine over all the gradient steps.
+        stream: read frames from a file of encoded rows per batch instead of holding them in memory.
+        cache_dir: where that file goes (default: a temporary folder, removed at the end).
+        dagger_rounds: DAgger rounds after plain BC (:func:`trajarena.learn.dagger.dagger`): the policy
+            plays, the expert labels the states it visits, and training goes on with them aggregated.
+        dagger: a :class:`trajarena.learn.dagger.DaggerConfig` (or dict) for those rounds.
 
     Returns:
-        A :class:`TrainResult` with the learning curve (:class:`EpochStats` per epoch).
+        A :class:`TrainResult` with the learning curve (:class:`EpochStats` per epoch) and, after DAgger,
+        one :class:`~trajarena.learn.dagger.DaggerRound` per round.
     """
     torch = _torch()
     if epochs < 1 or batch_size < 1 or not 0 <= val_fraction < 1:
         raise SettingsError(f"train_bc needs epochs >= 1, batch_size >= 1 and 0 <= val_fraction < 1, "
                             f"got epochs={epochs}, batch_size={batch_size}, val_fraction={val_fraction}.")
+    if isinstance(dagger_rounds, bool) or not isinstance(dagger_rounds, int) or dagger_rounds < 0:
+        raise SettingsError(f"dagger_rounds must be an integer >= 0, got {dagger_rounds!r}.")
     t0 = time.perf_counter()
-    demos = data if isinstance(data, Demonstrations) else load_demonstrations(data, wrappers_settings, max_steps)
-    rng = np.random.default_rng(seed)
-    train_idx, val_idx = _split_by_episode(demos.episode, val_fraction, rng)
-    meta = {**demos.meta, "trained": {"steps": len(train_idx), "val_steps": len(val_idx), "episodes": demos.n_episodes,
-                                      "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}}
-    policy = BCPolicy.create(demos.observation_space, demos.action_space, seed=seed, meta=meta, arch=arch)
-    if len(train_idx) and demos.vector.shape[1]:
-        v = demos.vector[train_idx]
-        policy.net.v_mean.copy_(torch.from_numpy(v.mean(0)))
-        policy.net.v_std.copy_(torch.from_numpy(np.maximum(v.std(0), 1e-3)))
-    opt = torch.optim.Adam(policy.net.parameters(), lr=lr)
-    total_batches = epochs * max(1, math.ceil(len(train_idx) / batch_size))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total_batches) / total_batches)))
-    gen = torch.Generator().manual_seed(seed)
-    history = []
-    bar = _Bar(progress, epochs * len(train_idx))
-    with bar, torch_threads(threads):
-        for epoch in range(1, epochs + 1):
-            te = time.perf_counter()
-            tl, ta = _run_epoch(policy, demos, train_idx, batch_size, opt, gen, bar.update, sched)
-            vl = va = None
-            if len(val_idx):
-                vl, va = _run_epoch(policy, demos, val_idx, 4 * batch_size, None, gen)
-            history.append(EpochStats(epoch, tl, ta, vl, va, time.perf_counter() - te))
-            bar.epoch_done(history[-1])
-    policy.meta["history"] = [dict(vars(e)) for e in history]
-    path = policy.save(out)
-    return TrainResult(path, tuple(history), len(train_idx), len(val_idx), demos.n_episodes, time.perf_counter() - t0)
+    owned = not isinstance(data, DemoSource)
+    source = load_demonstrations(data, wrappers_settings, max_steps, stream, cache_dir) if owned else data
+    try:
+        train_idx, val_idx = split_by_episode(source, val_fraction, seed)
+        meta = {**source.meta, "trained": {"steps": len(train_idx), "val_steps": len(val_idx),
+                                           "episodes": source.n_episodes, "epochs": epochs, "batch_size": batch_size,
+                                           "lr": lr, "seed": seed}}
+        policy = BCPolicy.create(source.observation_space, source.action_space, seed=seed, meta=meta, arch=arch)
+        if len(train_idx) and source.vector.shape[1]:
+            v = source.vector[train_idx]
+            policy.net.v_mean.copy_(torch.from_numpy(v.mean(0)))
+            policy.net.v_std.copy_(torch.from_numpy(np.maximum(v.std(0), 1e-3)))
+        history = fit(policy, source, train_idx, val_idx, epochs, batch_size, lr, seed, progress, threads)
+        rounds: tuple = ()
+        if dagger_rounds:
+            from trajarena.learn.dagger import DaggerConfig, dagger as run_dagger
+
+            cfg = DaggerConfig.from_any(dagger, rounds=dagger_rounds)
+            source, history, rounds = run_dagger(policy, source, history, cfg, batch_size=batch_size, lr=lr,
+                                                 val_fraction=val_fraction, seed=seed, progress=progress,
+                                                 threads=threads, cache_dir=cache_dir)
+            policy.meta["trained"]["dagger"] = [r.to_dict() for r in rounds]
+        policy.meta["history"] = [dict(vars(e)) for e in history]
+        path = policy.save(out)
+        return TrainResult(path, tuple(history), len(train_idx), len(val_idx), source.n_episodes,
+                           time.perf_counter() - t0, rounds)
+    finally:
+        if owned:
+            source.close()
 
 
 class _Bar:
     """A rich progress bar with loss and accuracy (silent when rich is missing or progress is off)."""
 
-    def __init__(self, enabled: bool, total: int):
+    def __init__(self, enabled: bool, total: int, label: str = "train-bc"):
         self.progress = None
         if enabled:
             try:
                 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
             except ImportError:
                 return
-            self.progress = Progress(TextColumn("train-bc"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+            self.progress = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                                      TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn())
             self.task = self.progress.add_task("train", total=total, stats="")
         self.loss = self.acc = 0.0

@@ -33,7 +33,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from trajarena.learn.agents import make_agent
+from trajarena.learn.agents import ExpertLabels, make_agent
 from trajarena.errors import RecordingError, SettingsError
 
 __all__ = ["RecordSummary", "play_episode", "record"]
@@ -85,6 +85,7 @@ class _Job:
     rec_settings: dict[str, Any]
     agent: Any
     seed: int
+    label_with: str | None = None
 
 
 def _recording_env(job: _Job) -> gym.Env:
@@ -97,6 +98,8 @@ def _recording_env(job: _Job) -> gym.Env:
     wrappers = WrappersSettings.from_dict(job.wrappers_settings)
     rec = RecordingSettings.from_dict(job.rec_settings)
     env, settings_dict = raw_env(job.env_id, job.settings)
+    if job.label_with is not None:
+        env = ExpertLabels(env, job.label_with)
     agents = [job.agent] if isinstance(job.agent, str) else list(job.agent)
     env = TrajectoryRecorder.from_settings(
         env, rec, env_id=job.env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict(),
@@ -199,7 +202,7 @@ def _files_in(out: Path) -> dict[Path, int]:
 def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 10, workers: int = 1,
            out: str | Path = "data", settings: Any = None, wrappers_settings: Any = None,
            username: str = "trajarena", seed: int = 0, progress: bool = True,
-           traj_rec_settings: Mapping[str, Any] | None = None) -> RecordSummary:
+           traj_rec_settings: Mapping[str, Any] | None = None, label_with: str | None = None) -> RecordSummary:
     """Record ``episodes`` episodes of ``agent`` playing ``env_id`` in ``workers`` parallel processes.
 
     Args:
@@ -214,6 +217,8 @@ def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 1
         seed: episode ``i`` uses seed ``seed + i``.
         progress: show a rich progress bar.
         traj_rec_settings: extra recording settings (``ignore_p2``, ``compression``...).
+        label_with: an agent name (``"expert"``) whose choice in each visited state is recorded as
+            ``info["expert_action"]`` next to the action played (DAgger's labels).
 
     Worker processes are started with ``spawn`` (safe with threads, same on every OS), so a script that
     calls ``record(workers=2)`` must do so under ``if __name__ == "__main__":``.
@@ -236,8 +241,8 @@ def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 1
     rec = {"username": username, **dict(traj_rec_settings or {}), "file_path": str(out)}
     settings = settings.to_dict(json=False) if hasattr(settings, "to_dict") else settings
     wrappers_settings = wrappers_settings.to_dict(json=False) if hasattr(wrappers_settings, "to_dict") else wrappers_settings
-    jobs = [_Job(r, tuple(range(r, episodes, workers)), env_id, settings, wrappers_settings, rec, agent, seed)
-            for r in range(workers)]
+    jobs = [_Job(r, tuple(range(r, episodes, workers)), env_id, settings, wrappers_settings, rec, agent, seed,
+                 label_with) for r in range(workers)]
     before = _files_in(out)
     t0 = time.perf_counter()
     with _RecordBar(progress, episodes) as bar:
