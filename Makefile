@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch: a bare `torch` would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	# pettingzoo without its own extras: they pull pygame-ce, which replaces pygame
-	$(BIN)/python -m pip install --quiet -e ".[dev,torch,sb3,cli,play,plots,video,minari,ray,pettingzoo,atari,diambra]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,fast,torch,sb3,cli,play,plots,video,minari,ray,pettingzoo,atari,diambra]"
 	touch $(STAMP)
 
 install: $(STAMP)
