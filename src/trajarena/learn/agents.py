@@ -188,7 +188,7 @@ def make_agent(name: str, env: gym.Env, player: int = 0, seed: int | None = None
         SettingsError: an unknown agent name (the message lists the valid ones).
     """
     if str(name).endswith(".pt"):
-        from trajarena.learn.bc import load_policy_agent
+        from trajarena.learn.policy import load_policy_agent
 
         return load_policy_agent(name, env, player)
     if name not in AGENTS:

@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from trajarena.errors import SettingsError
-from trajarena.learn.data import DemoSource, Demonstrations, concat_sources, load_demonstrations
+from trajarena.learn.data import DemoSource, Demonstrations, concat_sources
+from trajarena.learn.fitting import fit, split_by_episode
+from trajarena.learn.loading import load_demonstrations
 
 __all__ = ["DaggerConfig", "DaggerRound", "dagger"]
 
@@ -137,7 +139,6 @@ def dagger(policy: Any, source: DemoSource, history: list, cfg: DaggerConfig, *,
     Returns:
         The aggregated source (close it when done), the learning curve, and one :class:`DaggerRound` per round.
     """
-    from trajarena.learn.bc import fit, split_by_episode
     from trajarena.learn.rollout import record
 
     env_id, settings, wrappers = _play_settings(policy.meta)
@@ -155,7 +156,8 @@ def dagger(policy: Any, source: DemoSource, history: list, cfg: DaggerConfig, *,
                             wrappers_settings=wrappers, username="dagger", seed=cfg.seed + (r - 1) * cfg.episodes,
                             progress=progress, label_with=cfg.expert)
             offset = int(source.episode.max()) + 1 if len(source) else 0
-            labelled = load_demonstrations(played.files, stream=stream, cache_dir=cache_dir, episode_offset=offset)
+            labelled = load_demonstrations(played.files, stream=stream, cache_dir=cache_dir, episode_offset=offset,
+                                           progress=progress)
             agreement = float(labelled.meta.get("labelled", {}).get("agreement", np.nan))
             start = len(source)
             source = concat_sources(source, labelled)

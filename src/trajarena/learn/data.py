@@ -11,7 +11,7 @@ never knows where they live:
   and the images in one file of fixed-size rows, read per batch with ``preadv``: the frames stay in
   the OS page cache, not in the process, so memory stays flat however many steps there are.
 
-Both are filled by one pass of :func:`load_demonstrations` through
+Both are filled by one pass of :func:`~trajarena.learn.loading.load_demonstrations` through
 :class:`~trajarena.replay.imitation.ImitationLearning` and give bit-identical batches for the same
 indices. :func:`epoch_batches` is the batch order of an epoch (shuffled with a torch generator, split
 across ``world`` ranks): the seam for weighting, filtering and data-parallel training.
@@ -29,10 +29,8 @@ expert's choice in the state the learner visited), else the recorded action.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -41,11 +39,11 @@ from typing import Any, NamedTuple
 import numpy as np
 from gymnasium import spaces
 
-from trajarena.errors import DataNotFoundError, MismatchError
+from trajarena.errors import MismatchError
 from trajarena.learn.network import ObsEncoder, action_heads, stack_obs
 
 __all__ = ["LABEL_KEY", "Batch", "DemoSource", "Demonstrations", "StreamingDemonstrations", "concat_sources",
-           "epoch_batches", "file_digest", "load_demonstrations", "trajectory_files"]
+           "epoch_batches"]
 
 #: The info key of a step's expert label (DAgger); the target of that step when present.
 LABEL_KEY = "expert_action"
@@ -158,7 +156,7 @@ class Demonstrations(DemoSource):
 class StreamingDemonstrations(DemoSource):
     """Encoded demonstrations whose images live in a file of fixed-size rows, read per batch.
 
-    Built by :func:`load_demonstrations` (``stream=True``). The image file goes in ``cache_dir`` (a
+    Built by :func:`~trajarena.learn.loading.load_demonstrations` (``stream=True``). The image file goes in ``cache_dir`` (a
     temporary folder by default, removed by :meth:`close`); reads use ``os.preadv`` into the batch
     array, so the frames occupy the OS page cache, never the process's own memory.
     """
@@ -225,145 +223,6 @@ def epoch_batches(n_or_idx: int | np.ndarray, batch_size: int, gen: Any = None, 
         yield np.sort(idx[i:i + batch_size])
 
 
-# ----------------------------------------------------------------------------- loading
-
-
-def trajectory_files(data: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The trajectory files of a folder, a file or a list of them."""
-    from trajarena.replay.dataset import list_trajectory_files
-
-    return [Path(f) for f in list_trajectory_files(data)]
-
-
-def file_digest(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """Name, size and sha256 of each file (what a policy was trained on)."""
-    out = []
-    for p in paths:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        out.append({"name": p.name, "bytes": p.stat().st_size, "sha256": h.hexdigest()})
-    return out
-
-
-class _Sink:
-    """Collects encoded blocks: images in memory or appended to a row file."""
-
-    def __init__(self, stream: bool, cache_dir: str | Path | None) -> None:
-        self.images: list[np.ndarray] = []
-        self.vectors: list[np.ndarray] = []
-        self.file = self.path = self.owned = None
-        if stream:
-            if cache_dir is None:
-                self.owned = Path(tempfile.mkdtemp(prefix="trajarena-bc-"))
-                folder = self.owned
-            else:
-                folder = Path(cache_dir)
-                folder.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="images-", suffix=".u8", dir=folder)
-            self.path, self.file = Path(name), os.fdopen(fd, "wb")
-
-    def add(self, image: np.ndarray | None, vector: np.ndarray) -> None:
-        self.vectors.append(vector)
-        if image is not None:
-            if self.file is not None:
-                self.file.write(np.ascontiguousarray(image).data)
-            else:
-                self.images.append(image)
-
-    def abort(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.path.unlink(missing_ok=True)
-            if self.owned is not None:
-                shutil.rmtree(self.owned, ignore_errors=True)
-
-
-def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settings: Any = None,
-                        max_steps: int | None = None, stream: bool = False,
-                        cache_dir: str | Path | None = None, episode_offset: int = 0) -> DemoSource:
-    """Replay trajectory files through :class:`trajarena.ImitationLearning` and encode every step.
-
-    Args:
-        data: a folder of trajectory files, one file, or a list of files.
-        wrappers_settings: None re-applies the wrappers settings stored in the files (the default).
-        max_steps: stop after this many steps (None: all of them).
-        stream: keep the images in a file read per batch (:class:`StreamingDemonstrations`) instead of memory.
-        cache_dir: where that file goes (default: a temporary folder removed by ``close()``).
-        episode_offset: added to the episode ids (to append sources without mixing their episodes).
-
-    Raises:
-        DataNotFoundError: the files hold no step to learn from.
-    """
-    from trajarena.replay.imitation import ImitationLearning
-
-    files = trajectory_files(data)
-    kwargs: dict[str, Any] = {"traj_files_list": [str(f) for f in files], "total_cpus": 1, "rank": 0}
-    if wrappers_settings is not None:
-        kwargs["wrappers_settings"] = wrappers_settings
-    env = ImitationLearning(**kwargs)
-    sink = _Sink(stream, cache_dir)
-    try:
-        encoder = ObsEncoder.from_space(env.observation_space)
-        _, start = action_heads(env.action_space)
-        pending: list[Any] = []
-        actions: list[Any] = []
-        episode: list[int] = []
-        keys: list[str] = []
-        labelled = [0, 0]  # steps with an expert label, and those where the action played was the label
-
-        def flush() -> None:  # encode in blocks: memory holds encoded arrays, not observation dicts
-            if pending:
-                sink.add(*encoder.encode(stack_obs(pending)))
-                pending.clear()
-
-        full = False
-        ignored = env.action_space.sample()  # the loader ignores the action: one is enough
-        obs, info = env.reset()
-        keys.append(_episode_key(env, info))
-        while not env.exhausted and not full:
-            done = False
-            while not done and not full:
-                obs_next, _, terminated, truncated, info = env.step(ignored)
-                pending.append(obs)
-                label = info.get(LABEL_KEY)
-                if label is not None:
-                    labelled[0] += 1
-                    labelled[1] += bool(np.array_equal(label, info["action"]))
-                actions.append(np.asarray(info["action"] if label is None else label))
-                episode.append(len(keys) - 1)
-                if len(pending) >= _BLOCK:
-                    flush()
-                obs, done = obs_next, terminated or truncated
-                full = max_steps is not None and len(actions) >= max_steps
-            if not full:
-                obs, info = env.reset()
-                if not env.exhausted:
-                    keys.append(_episode_key(env, info))
-        flush()
-        if not actions:
-            raise DataNotFoundError(f"the trajectory files {[str(f) for f in files]} hold no steps to learn from.")
-        meta = _loader_meta(env)
-        meta["files"] = file_digest(files)
-        if labelled[0]:
-            meta["labelled"] = {"steps": labelled[0], "agreement": labelled[1] / labelled[0]}
-        acts = np.asarray(actions, np.int64).reshape(len(actions), -1) - np.asarray(start, np.int64)
-        ids = _episode_ids(keys, episode) + episode_offset
-        vector = np.concatenate(sink.vectors)
-        if sink.file is None:
-            image = None if encoder.image_path is None else np.concatenate(sink.images)
-            return Demonstrations(image, vector, acts, ids, env.observation_space, env.action_space, meta)
-        sink.file.close()
-        return StreamingDemonstrations(encoder.image_shape, vector, acts, ids, env.observation_space,
-                                       env.action_space, meta, sink.path, sink.owned)
-    except BaseException:
-        sink.abort()
-        raise
-    finally:
-        env.close()
-
-
 def concat_sources(first: DemoSource, more: DemoSource) -> DemoSource:
     """One source with the steps of both (DAgger's aggregation); ``first`` and ``more`` stay usable.
 
@@ -401,30 +260,3 @@ class _Concat(DemoSource):
     def close(self) -> None:
         for p in self.parts:
             p.close()
-
-
-def _episode_ids(keys: list[str], episode: list[int]) -> np.ndarray:
-    """Per-step episode ids numbered in sorted key order (the same ids for the same data in any file order)."""
-    _, inverse = np.unique(np.asarray(keys), return_inverse=True)
-    return inverse.astype(np.int64)[np.asarray(episode, np.int64)]
-
-
-def _loader_meta(env: Any) -> dict[str, Any]:
-    """Env id, env settings and the wrappers settings the loader applied."""
-    first = env.file_metadata[0] if env.file_metadata else {}
-    return {"env_id": env.env_id, "env_settings": env.env_settings, "wrappers_settings": env.wrappers_settings.to_dict(),
-            "username": first.get("username"), "format_version": first.get("format_version")}
-
-
-def _episode_key(env: Any, info: Mapping[str, Any]) -> str:
-    """A key that names a replayed episode whatever the file order: its recorded seed, else file + index.
-
-    Both sides of a two-player episode share the key, so they land on the same side of the split.
-    """
-    data = env.replay.dataset
-    idx = info.get("episode")
-    if data is None or idx is None:
-        return f"order:{idx}"
-    e = data.episodes[int(idx)]
-    seed = (e.meta or {}).get("seed")
-    return f"seed:{seed:012d}" if isinstance(seed, int) else f"file:{Path(e.file).name}:{e.episode:09d}"

@@ -154,7 +154,7 @@ class EvalResult:
 
 def _contender(spec: Any) -> tuple[str, Any]:
     """(display name, spec) for an agent name, a .pt path or a BCPolicy."""
-    from trajarena.learn.bc import BCPolicy
+    from trajarena.learn.policy import BCPolicy
 
     if isinstance(spec, BCPolicy):
         return "policy", spec
@@ -222,7 +222,7 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
     Returns:
         An :class:`EvalResult` (``.table()`` prints the comparison).
     """
-    from trajarena.learn.bc import BCPolicy
+    from trajarena.learn.policy import BCPolicy
 
     if isinstance(episodes, bool) or int(episodes) != episodes or episodes < 1:
         raise SettingsError(f"episodes must be an integer >= 1, got {episodes!r}.")
@@ -290,7 +290,7 @@ class _Plan:
 
 def _portable(spec: Any, path: Path) -> Any:
     """A form of the contender a worker process can rebuild: an agent name or a ``.pt`` path (None: cannot)."""
-    from trajarena.learn.bc import BCPolicy
+    from trajarena.learn.policy import BCPolicy
 
     if isinstance(spec, BCPolicy):
         return str(spec.save(path))
@@ -301,7 +301,7 @@ def _play_many(plan: _Plan, spec: Any, indices: Sequence[int], report: Any = Non
     """Play episodes ``indices`` (seed ``plan.seed + i``) with one contender in one env."""
     from trajarena.envs.make import make
     from trajarena.learn.agents import make_agent
-    from trajarena.learn.bc import BCPolicy, PolicyAgent
+    from trajarena.learn.policy import BCPolicy, PolicyAgent
     from trajarena.learn.rollout import play_episode
 
     env = make(plan.env_id, plan.settings, plan.wrappers)
