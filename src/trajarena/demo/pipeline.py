@@ -61,13 +61,13 @@ class DemoConfig:
     """
 
     out: str = "demo_out"
-    episodes: int = 120
+    episodes: int = 100
     workers: int = 2
-    epochs: int = 15
+    epochs: int = 6
     batch_size: int = 128
-    dagger_rounds: int = 2
+    dagger_rounds: int = 3
     dagger_episodes: int = 30
-    dagger_epochs: int = 2
+    dagger_epochs: int = 1
     seeds: int = 1
     eval_episodes: int = 40
     difficulty: int = 5
@@ -179,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``python -m trajarena.demo``)."""
     p = argparse.ArgumentParser(prog="python -m trajarena.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    p.add_argument("--episodes", type=int, help="expert episodes to record (default 120)")
-    p.add_argument("--workers", type=int, help="recording processes (default 2)")
-    p.add_argument("--epochs", type=int, help="BC epochs before DAgger (default 15)")
-    p.add_argument("--dagger-rounds", type=int, help="DAgger rounds after BC, 0 for plain BC (default 2)")
+    p.add_argument("--episodes", type=int, help="expert episodes to record (default 100)")
+    p.add_argument("--workers", type=int, help="processes for recording, DAgger play and evaluation (default 2)")
+    p.add_argument("--epochs", type=int, help="BC epochs before DAgger (default 6)")
+    p.add_argument("--dagger-rounds", type=int, help="DAgger rounds after BC, 0 for plain BC (default 3)")
     p.add_argument("--dagger-episodes", type=int, help="episodes the policy plays per DAgger round (default 30)")
     p.add_argument("--seeds", type=int, help="training seeds, one policy each (default 1)")
     p.add_argument("--eval-episodes", type=int, help="evaluation episodes per agent (default 40)")
