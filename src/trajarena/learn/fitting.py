@@ -86,7 +86,7 @@ def _run_epoch(policy: BCPolicy, source: DemoSource, batches: Any, opt: Any = No
 
 def fit(policy: BCPolicy, source: DemoSource, train_idx: np.ndarray, val_idx: np.ndarray, epochs: int,
         batch_size: int = 128, lr: float = 1e-3, seed: int = 0, progress: bool = True, threads: int | None = 1,
-        first_epoch: int = 1, label: str = "train-bc") -> list[EpochStats]:
+        first_epoch: int = 1, label: str = "train-bc", rank: int = 0, world: int = 1) -> list[EpochStats]:
     """Train ``policy`` on the rows ``train_idx`` of ``source`` for ``epochs`` epochs; validate on ``val_idx``.
 
     Adam with the learning rate decaying from ``lr`` to zero on a cosine over all the gradient steps;
@@ -94,19 +94,26 @@ def fit(policy: BCPolicy, source: DemoSource, train_idx: np.ndarray, val_idx: np
     seeded by ``seed`` (torch's global RNG is untouched), so a run is reproducible and the same
     indices give the same batches from any source.
 
+    Data-parallel training (one process per rank, ``policy.net`` wrapped by the caller, e.g. in
+    ``torch.nn.parallel.DistributedDataParallel``) passes ``rank``/``world``: every rank draws the same
+    permutation from the same ``seed`` and takes every ``world``-th batch of it. Per-step weights
+    (e.g. intervention data counted more) and filters go through the source's ``weight`` and the
+    ``train_idx`` given.
+
     Returns:
         One :class:`EpochStats` per epoch, numbered from ``first_epoch``.
     """
     torch = _torch()
     opt = torch.optim.Adam(policy.net.parameters(), lr=lr)
-    total = epochs * max(1, math.ceil(len(train_idx) / batch_size))
+    total = epochs * max(1, math.ceil(len(train_idx) / batch_size) // world)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
     gen = torch.Generator().manual_seed(seed)
     history = []
-    with _Bar(progress, epochs * len(train_idx), label) as bar, torch_threads(threads):
+    with _Bar(progress, epochs * len(train_idx) // world, label) as bar, torch_threads(threads):
         for epoch in range(first_epoch, first_epoch + epochs):
             te = time.perf_counter()
-            tl, ta = _run_epoch(policy, source, epoch_batches(train_idx, batch_size, gen), opt, sched, bar.update)
+            batches = epoch_batches(train_idx, batch_size, gen, rank, world)
+            tl, ta = _run_epoch(policy, source, batches, opt, sched, bar.update)
             vl = va = None
             if len(val_idx):
                 vl, va = _run_epoch(policy, source, epoch_batches(val_idx, 4 * batch_size))
