@@ -130,3 +130,21 @@ def test_evaluate_with_two_workers_equals_one(duel_files, tmp_path):
     assert one == two and [r["name"] for r in one["results"]] == ["p", "expert", "random"]
     with pytest.raises(SettingsError, match="workers"):
         evaluate("expert", "duel", episodes=1, workers=0)
+
+
+def test_dagger_and_evaluate_workers_from_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from trajarena.cli import app
+
+    runner = CliRunner()
+    record("CartPole-v1", "expert", episodes=2, workers=1, out=tmp_path / "d", progress=False)
+    result = runner.invoke(app, ["dagger", str(tmp_path / "d"), "--out", str(tmp_path / "p.pt"), "--epochs", "1",
+                                 "--rounds", "1", "--episodes", "1", "--round-epochs", "1",
+                                 "--labelled", str(tmp_path / "lab"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "round 1: agreement with the expert" in result.output and (tmp_path / "p.pt").exists()
+    assert list((tmp_path / "lab" / "round-1").glob("*.arrow"))
+    tables = [runner.invoke(app, ["evaluate", "expert", "--env", "CartPole-v1", "-n", "2", "-b", "random",
+                                  "--workers", w, "--no-progress"]) for w in ("1", "2")]
+    assert all(t.exit_code == 0 for t in tables) and tables[0].output == tables[1].output
