@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 export SDL_VIDEODRIVER ?= dummy
 export SDL_AUDIODRIVER ?= dummy
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache pyproject.toml
 	$(BIN)/python -m pytest -n 2 -q
+
+# A long fuzz run (the normal suite runs a short, deterministic one): the hypothesis families of
+# tests/test_fuzz.py with random seeds (printed), then atheris (libFuzzer) on files, metadata and chunks.
+FUZZ_EXAMPLES ?= 5000
+FUZZ_SECONDS  ?= 600
+FUZZ_DIR      ?= /tmp/trajarena-fuzz
+fuzz: $(STAMP)
+	TRAJARENA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TRAJARENA_FUZZ_SEED=random $(BIN)/python -m pytest -q tests/test_fuzz.py
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet "atheris>=2.3"
+	mkdir -p $(FUZZ_DIR)/corpus
+	$(BIN)/python tests/fuzz/atheris_files.py $(FUZZ_DIR)/corpus -artifact_prefix=$(FUZZ_DIR)/ \
+		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048
 
 bench: $(STAMP)
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench

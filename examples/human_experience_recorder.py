@@ -1,8 +1,9 @@
 """Record yourself playing the built-in fighting game, DIAMBRA Arena style.
 
-This mirrors DIAMBRA Arena's "human experience recorder" example: environment settings, wrappers
-settings and recording settings go to ``arena.make``; a controller turns the keyboard or a gamepad
-into actions; every episode is recorded (below the wrappers) into ``--file-path``.
+Written for trajarena (not DIAMBRA's code), it does what DIAMBRA Arena's "human experience recorder"
+does: environment settings, wrappers settings and recording settings go to ``arena.make``; a
+controller turns the keyboard or a gamepad into actions; every episode is recorded (below the
+wrappers) into ``--file-path``.
 
     python examples/human_experience_recorder.py --username alex --file-path data/duel
 

@@ -1,7 +1,8 @@
-"""Replay recorded experience with ``ImitationLearning`` (DIAMBRA Arena's imitation-learning example).
+"""Replay recorded experience with ``ImitationLearning``, as DIAMBRA Arena's imitation-learning example does.
 
-Records a few episodes of the built-in game first when the dataset folder is empty, then replays
-rank 0 of 2 until its part of the data is exhausted, printing the recorded action, reward and info.
+Our own script (not DIAMBRA's code). Records a few episodes of the built-in game first when the
+dataset folder is empty, then replays rank 0 of 2 until its part of the data is exhausted, printing
+the recorded action, reward and info.
 
     python examples/imitation_learning.py --dataset dataset --max-episodes 10
 """

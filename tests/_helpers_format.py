@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +202,210 @@ def rewrite_metadata(src: Path, dst: Path, change) -> Path:
             batch, custom = reader.get_batch_with_custom_metadata(i)
             w.write_batch(pa.record_batch(batch.columns, schema=schema), custom_metadata=custom)
     return dst
+
+
+# ---------------------------------------------------------------------------- hostile files and bounded children
+
+#: Put this string where a hostile number should go; :func:`rewrite_file` replaces it (quotes
+#: included) with a raw JSON literal such as ``1e999``, which Python's ``json`` parses as ``inf``.
+HOSTILE = "\x00hostile\x00"
+
+
+def _hostile_text(doc: Any, literal: bytes | dict[str, bytes]) -> bytes:
+    literals = literal if isinstance(literal, dict) else {HOSTILE: literal}
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    for sentinel, raw in literals.items():
+        text = text.replace(json.dumps(sentinel).encode(), raw)
+    return text
+
+
+def rewrite_file(src: Path, dst: Path, change=None, *, change_chunk=None, keep_chunks: bool = True,
+                 match_schema: bool = True, literal: bytes | dict[str, bytes] = b"1e999") -> Path:
+    """Copy a file as a hostile writer would: changed metadata with valid CRCs, the schema made to match.
+
+    ``change(meta)`` returns the new file metadata (it may mutate ``meta``); ``change_chunk(i, doc)``
+    the new JSON document of chunk ``i``. A value equal to :data:`HOSTILE` is written as the raw
+    JSON ``literal`` (or each sentinel string of a ``{sentinel: literal}`` dict as its literal).
+    With ``match_schema``, every column whose description in the new ``columns``/``info_columns``
+    reads gets the Arrow type the library itself derives from it (so the file passes the "columns
+    match the metadata" check and only what the metadata declares is hostile); the others keep
+    theirs. ``keep_chunks=False`` writes no record batch at all: a small file that declares anything.
+    """
+    import zlib
+
+    reader = pa.ipc.open_file(str(src))
+    meta = json.loads(reader.schema.metadata[fmt.METADATA_KEY])
+    if change is not None:
+        meta = change(meta)
+    described = {}
+    columns = [c for key in ("columns", "info_columns") if isinstance(meta, dict) and isinstance(meta.get(key), list)
+               for c in meta[key]]
+    for c in columns if match_schema else []:
+        try:
+            described[str(c["name"])] = fmt.Column.from_json(c).arrow_type()
+        except Exception:  # noqa: BLE001 - a hostile description keeps the column's type
+            pass
+    text = _hostile_text(meta, literal)
+    schema = pa.schema([f.with_type(described.get(f.name, f.type)) for f in reader.schema],
+                       metadata={fmt.METADATA_KEY: text, fmt.METADATA_KEY + b".crc32": str(zlib.crc32(text)).encode()})
+    with pa.OSFile(str(dst), "wb") as sink, pa.ipc.new_file(
+            sink, schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        for i in range(reader.num_record_batches if keep_chunks else 0):
+            batch, custom = reader.get_batch_with_custom_metadata(i)
+            if change_chunk is not None:
+                key = fmt.CHUNK_KEY.encode()
+                raw = _hostile_text(change_chunk(i, json.loads(custom[key])), literal)
+                custom = {key: raw, key + b".crc32": str(zlib.crc32(raw)).encode()}
+            w.write_batch(pa.record_batch(batch.columns, schema=schema), custom_metadata=custom)
+    return dst
+
+
+@dataclass
+class ChildRun:
+    """How a child process ended: ``returncode`` (``None`` when killed at the timeout), output, peak RSS (MB)."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+    peak_mb: float
+    seconds: float
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child that imports trajarena from this checkout (and tests/ helpers)."""
+    root = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(root / "src"), str(root / "tests"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy",
+            "COLUMNS": "400", "PYTHONHASHSEED": "0", **extra}
+
+
+#: How :func:`run_child` starts a child: it records the child's peak RSS at exit from ``/proc/self/status``
+#: (``VmHWM``: the peak of the child's own memory since its ``exec``). The kernel's ``ru_maxrss`` of a child
+#: (``wait4``, ``RUSAGE_CHILDREN``) is no good here: it keeps the RSS the child had between ``fork`` and
+#: ``exec``, i.e. the size of the pytest worker that started it (hundreds of MB once torch is imported).
+_BOOT = """
+import atexit, os, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    with open(os.environ["TRAJARENA_TEST_PEAK_FILE"], "w") as out:
+        out.write(str(kb))
+atexit.register(_peak)
+if sys.argv[1] == "-c":
+    code, sys.argv = sys.argv[2], ["-c", *sys.argv[3:]]
+    exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
+else:
+    import runpy
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_child(args: list[str], timeout: float = 60.0, mem_cap_mb: int | None = None,
+              env: dict[str, str] | None = None) -> ChildRun:
+    """Run ``python *args`` (``["-c", code, ...]`` or ``[script, ...]``) and measure it, killed at ``timeout``.
+
+    Its peak RSS is what the child's kernel counters say at its exit (``VmHWM``, see :data:`_BOOT`;
+    ``nan`` when it did not exit normally); memory is never measured in the test's own process.
+    ``mem_cap_mb`` caps its data memory (``RLIMIT_DATA``: heap and private mappings, not the address
+    space that thread pools reserve), so a runaway allocation fails in the child (``MemoryError``)
+    instead of exhausting the machine.
+    """
+    import math
+    import resource
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    def limit() -> None:
+        if mem_cap_mb:
+            resource.setrlimit(resource.RLIMIT_DATA, (mem_cap_mb << 20, mem_cap_mb << 20))
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.TemporaryDirectory() as scratch:
+        peak_file = os.path.join(scratch, "peak")
+        start = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-c", _BOOT, *args], stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, preexec_fn=limit,
+                                env={**(env or child_env()), "TRAJARENA_TEST_PEAK_FILE": peak_file})
+        killed = False
+        while True:
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - start > timeout:
+                os.kill(proc.pid, signal.SIGKILL)
+                pid, status = os.waitpid(proc.pid, 0)
+                killed = True
+                break
+            time.sleep(0.005)
+        seconds = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
+        try:
+            with open(peak_file) as f:
+                peak_mb = int(f.read()) / 1024
+        except (OSError, ValueError):
+            peak_mb = math.nan
+        out.seek(0)
+        err.seek(0)
+        return ChildRun(None if killed else proc.returncode, out.read(), err.read(), peak_mb, seconds)
+
+
+#: A child (``python -c PROBE OP PATH``) that opens a file the way a user would and prints, as the last
+#: line, JSON: what was raised (``raised``, ``typed``: a TrajArenaError, ``corrupt``: a CorruptFileError,
+#: ``message``), the op's ``seconds`` and ``imported_mb`` (the peak RSS before it, imports done) and, for ``verify``, ``ok``/``damaged``.
+PROBE = """
+import json, sys, time
+op, path = sys.argv[1], sys.argv[2]
+import trajarena
+from trajarena.errors import CorruptFileError, TrajArenaError
+from trajarena.format import integrity, reader
+if op == "imitation":
+    from trajarena.replay import imitation
+import re
+hwm = lambda: int(re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+result = {"raised": None}
+imported_mb = hwm()
+start = time.monotonic()
+try:
+    if op == "open":
+        r = trajarena.open_trajectories(path)
+        r.observation_space, r.action_space
+        for i in range(r.num_episodes):
+            r.read_episode(i)
+    elif op == "verify":
+        report = trajarena.verify(path)
+        result["ok"] = [p.name for p in report.ok]
+        result["damaged"] = {p.name: why for p, why in report.damaged.items()}
+    elif op == "imitation":
+        trajarena.ImitationLearning(traj_files_list=[path])
+    else:
+        raise SystemExit("unknown op " + op)
+except BaseException as exc:
+    result = {"raised": type(exc).__name__, "typed": isinstance(exc, TrajArenaError),
+              "corrupt": isinstance(exc, CorruptFileError), "message": str(exc)[:500]}
+result["seconds"] = time.monotonic() - start
+result["imported_mb"] = imported_mb  # peak RSS once the modules are imported, before the op
+print(json.dumps(result))
+"""
+
+
+def probe(op: str, path: Path, timeout: float = 60.0, mem_cap_mb: int = 1024) -> tuple[dict[str, Any], ChildRun]:
+    """Run :data:`PROBE` on ``path`` in a bounded child; return its JSON result and the run."""
+    run = run_child(["-c", PROBE, op, str(path)], timeout=timeout, mem_cap_mb=mem_cap_mb)
+    assert not run.timed_out, f"{op} on {path.name} hung (killed after {timeout} s)"
+    lines = run.stdout.strip().splitlines()
+    assert run.returncode == 0 and lines, f"the {op} child died ({run.returncode}): {run.stderr[-2000:]}"
+    return json.loads(lines[-1]), run
+
+
+def cli_child(*args: str, timeout: float = 60.0, mem_cap_mb: int = 1024) -> ChildRun:
+    """Run the ``trajarena`` command (its real entry point, ``trajarena.cli:main``) in a bounded child."""
+    return run_child(["-c", "import sys; from trajarena.cli import main; sys.argv[0] = 'trajarena'; main()", *args],
+                     timeout=timeout, mem_cap_mb=mem_cap_mb)

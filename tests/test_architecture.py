@@ -76,3 +76,23 @@ def test_0_1_module_paths_still_import_and_say_where_they_went(old, new, name):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert f"{old} moved to {new}" in result.stderr and "DeprecationWarning" in result.stderr
+
+
+#: Optional packages (extras); the core must import without any of them.
+EXTRAS = ("torch", "pygame", "stable_baselines3", "ray", "minari", "rerun", "imageio", "imageio_ffmpeg",
+          "pettingzoo", "diambra", "typer", "rich", "matplotlib", "PIL", "h5py", "ale_py", "duckdb", "polars",
+          "datasets")
+#: The modules that need none of the extras.
+CORE = ["trajarena", "trajarena.format", "trajarena.recording", "trajarena.replay", "trajarena.replay.dataset",
+        "trajarena.replay.imitation", "trajarena.replay.vector", "trajarena.envs", "trajarena.wrappers",
+        "trajarena.settings", "trajarena.dialects", "trajarena.learn.agents", "trajarena.learn.rollout",
+        "trajarena.interop.parquet", "trajarena.interop.diambra"]
+
+
+def test_the_core_imports_without_any_extra():
+    """As on a machine with `pip install trajarena` only: every extra blocked (import raises)."""
+    code = (f"import sys\nfor name in {EXTRAS!r}:\n    sys.modules[name] = None\n"
+            f"import importlib\nfor module in {CORE!r}:\n    importlib.import_module(module)\n"
+            "import trajarena as arena\nenv = arena.make('duel')\nenv.reset(seed=0)\nprint('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

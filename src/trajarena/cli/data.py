@@ -42,7 +42,7 @@ def info(
     except TrajArenaError as exc:
         fail(exc)
     meta = ds.metadata
-    size = sum(p.stat().st_size for p in ds.files)
+    size = ds.nbytes  # as indexed: a .partial file may be renamed meanwhile
     returns = [e.total_return for e in ds.episodes]
     table = Table(show_header=False, box=None)
     for key, value in (

@@ -25,9 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 from trajarena.format import schema as fmt
-from trajarena.errors import CorruptFileError, SettingsError, SpaceError
+from trajarena.errors import CorruptFileError, SettingsError
 from trajarena.format.index import index_file
-from trajarena.format.spaces import space_from_json
 
 #: Chunks decoded ahead (on as many threads) during sequential replay.
 PREFETCH_CHUNKS = 2
@@ -50,11 +49,7 @@ class _TrajFile:
         self._index = index_file(path, partial=partial)
         self.schema = self._index.schema
         self.meta = self._index.meta
-        try:
-            self.observation_space = space_from_json(self.meta["observation_space"])
-            self.action_space = space_from_json(self.meta["action_space"])
-        except SpaceError as exc:
-            raise CorruptFileError(f"{path}: {exc}") from exc
+        self.observation_space, self.action_space = self._index.observation_space, self._index.action_space
         self.columns = dict(self._index.columns)
         self._all = {**fmt.base_columns(self.meta["format_version"]), **self.columns}
         self.fields = {c.name: self.schema.get_field_index(c.field) for c in self._all.values()}

@@ -105,6 +105,9 @@ class FileIndex:
     episodes: list[EpisodeInfo] = field(default_factory=list)
     row_starts: np.ndarray | None = None
     layout: tuple | None = None
+    observation_space: Any = None
+    action_space: Any = None
+    size: int = 0  # bytes of the file when it was indexed
 
     @property
     def version(self) -> int:
@@ -213,7 +216,8 @@ def index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.Bu
         raise CorruptFileError(f"{where}: unreadable schema ({exc}).") from exc
     meta = fmt.decode_metadata(schema, where)
     cols = check_declarations(meta, where)
-    f = FileIndex(path, partial, schema, meta, {c.name: c for c in cols})
+    f = FileIndex(path, partial, schema, meta, {c.name: c for c in cols}, size=buf.size)
+    f.observation_space, f.action_space = _spaces_of(meta, cols, where)
     expected = f.schema_columns()
     if schema.names != [c.field for c in expected] or any(
             f.type != c.arrow_type() for f, c in zip(schema, expected, strict=True)):
@@ -263,6 +267,24 @@ def check_declarations(meta: dict[str, Any], where: str) -> list[fmt.Column]:
         raise CorruptFileError(f"{where}: chunks of {chunk_steps} rows of {row_bytes} bytes exceed the limit of "
                                f"{limits.MAX_CHUNK_BYTES} bytes (trajarena.format.limits.MAX_CHUNK_BYTES).")
     return cols
+
+
+def _spaces_of(meta: dict[str, Any], cols: list[fmt.Column], where: str) -> tuple[Any, Any]:
+    """The file's spaces (their sizes were checked), which must declare exactly its leaf columns."""
+    from trajarena.format.spaces import leaf_fields, space_from_json
+
+    try:
+        obs, act = space_from_json(meta["observation_space"]), space_from_json(meta["action_space"])
+    except (SpaceError, MemoryError, RecursionError) as exc:
+        raise CorruptFileError(f"{where}: bad space declaration ({type(exc).__name__}: {exc}).") from exc
+    leaves = [(f.name, f.dtype.name, f.shape) for f in leaf_fields(obs, "obs") + leaf_fields(act, "action")]
+    columns = [(c.name, c.dtype, c.shape) for c in cols[: len(meta["columns"])]]
+    if leaves != columns:
+        raise CorruptFileError(f"{where}: the spaces declare other leaves than the file's columns.")
+    for kind, key in (("settings", "env_settings"), ("settings", "wrappers_settings"), ("roles", "players")):
+        if not isinstance(meta.get(key) or {}, dict):
+            raise CorruptFileError(f"{where}: its {key} must be a JSON object of {kind}, got {type(meta[key]).__name__}.")
+    return obs, act
 
 
 def build_episodes(f: FileIndex) -> None:

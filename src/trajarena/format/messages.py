@@ -154,8 +154,8 @@ def check_batch_message(msg: pa.ipc.Message, layout: tuple[list, list], max_rows
         if len(raw) > limits.MAX_METADATA_BYTES or kvs.get(fmt.CHUNK_KEY.encode() + b".crc32") != str(zlib.crc32(raw)).encode():
             raise CorruptFileError(f"{where}: a chunk's metadata is damaged (checksum or size).")
         chunk = fmt.loads(raw)
-        if not isinstance(chunk, dict):
-            raise CorruptFileError(f"{where}: chunk metadata is not a JSON object.")
+        if not isinstance(chunk, dict) or not isinstance(chunk.get("crc32", {}), dict):
+            raise CorruptFileError(f"{where}: chunk metadata is not a JSON object with a 'crc32' object.")
         return rows, chunk
     except (struct.error, TypeError, ValueError, RecursionError) as exc:
         raise CorruptFileError(f"{where}: damaged chunk header ({exc}).") from exc

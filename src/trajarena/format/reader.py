@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena.errors import CorruptFileError, MismatchError, SpaceError
+from trajarena.errors import CorruptFileError, MismatchError
 from trajarena.format import limits
 from trajarena.format import schema as fmt
 from trajarena.format.messages import buffer_layout, check_batch_message
@@ -37,7 +37,7 @@ from trajarena.format.index import (
     map_file,
     no_trajectories,
 )
-from trajarena.format.spaces import compile_getter, leaf_fields, space_from_json
+from trajarena.format.spaces import compile_getter, leaf_fields
 
 __all__ = ["Episode", "EpisodeInfo", "Step", "TrajectoryReader", "decode_batch", "open_trajectories"]
 
@@ -183,11 +183,7 @@ class TrajectoryReader:
                 if f.meta[key] != first.meta[key]:
                     raise MismatchError(f"{f.path} and {first.path} have different {key}s: "
                                         f"{f.meta[key]} vs {first.meta[key]}. Open them separately.")
-        try:
-            self.observation_space = space_from_json(first.meta["observation_space"])
-            self.action_space = space_from_json(first.meta["action_space"])
-        except SpaceError as exc:
-            raise CorruptFileError(f"{first.path}: {exc}") from exc
+        self.observation_space, self.action_space = first.observation_space, first.action_space
         self.metadata: dict[str, Any] = first.meta
         self._obs_names = [f.name for f in leaf_fields(self.observation_space, "obs")]
         self._act_names = [f.name for f in leaf_fields(self.action_space, "action")]
@@ -236,6 +232,11 @@ class TrajectoryReader:
     def file_metadata(self, episode: int) -> dict[str, Any]:
         """The metadata (settings, username, ignore_p2, players, ...) of an episode's file."""
         return self._files[self._ep_file[episode]].meta
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the files, as they were when opened (a recording in progress may have grown since)."""
+        return sum(f.size for f in self._files)
 
     @property
     def num_episodes(self) -> int:

@@ -189,9 +189,16 @@ def episode_ids(recording: str, numbers: np.ndarray) -> pa.Array:
     >>> episode_ids("rec", np.array([3, 3, 4])).to_pylist()
     ['rec/3', 'rec/3', 'rec/4']
     """
-    distinct, index = np.unique(numbers, return_inverse=True)
-    names = pa.array([f"{recording}/{int(n)}" for n in distinct], pa.large_string())
-    return names.take(pa.array(index.astype(np.int32)))
+    n = len(numbers)
+    if not n:
+        return pa.array([], pa.large_string())
+    first = np.concatenate([[0], np.flatnonzero(np.diff(numbers)) + 1])  # where each run of one episode starts
+    counts = np.diff(np.concatenate([first, [n]]))
+    names = [f"{recording}/{int(numbers[i])}".encode() for i in first]
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.repeat([len(b) for b in names], counts), out=offsets[1:])
+    data = b"".join(b * int(c) for b, c in zip(names, counts, strict=True))  # built by numpy and bytes: no GIL release
+    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def to_arrow(col: Column, values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
@@ -259,20 +266,33 @@ def running_sum(start: float, rewards: np.ndarray) -> float:
 
 
 def crc_of_strings(arr: pa.Array) -> int:
-    """CRC-32 of a ``utf8`` column's non-null values joined by ``\\x00`` (as :func:`crc_of` for objects), in C++.
+    """CRC-32 of a ``utf8`` column's non-null values joined by ``\\x00`` (as :func:`crc_of` for objects).
+
+    Computed from the Arrow buffers with numpy (no pyarrow compute call, which would hand the GIL to
+    the game loop in the middle of the writer thread's work).
 
     >>> crc_of_strings(pa.array(["a", None, "bc"])) == crc_of(np.array(["a", "bc"], dtype=object))
     True
     """
-    if arr.null_count:
-        arr = arr.drop_null()
-    if not len(arr):
+    n = len(arr)
+    if not n:
         return zlib.crc32(b"")
-    import pyarrow.compute as pc
-
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(arr)], pa.int32()), arr),
-                            pa.scalar("\x00", arr.type))
-    return zlib.crc32(joined[0].as_buffer())
+    validity, offsets_buf, data_buf = arr.buffers()
+    width = 8 if pa.types.is_large_string(arr.type) else 4
+    offsets = np.frombuffer(offsets_buf, f"<i{width}", count=n + 1, offset=arr.offset * width).astype(np.int64)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    if arr.null_count:
+        bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")[arr.offset : arr.offset + n]
+        keep = bits.astype(bool)
+        starts, lengths = offsets[:-1][keep], np.diff(offsets)[keep]
+        if not len(starts):
+            return zlib.crc32(b"")
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        values = data[np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))]
+        cuts = first[1:]
+    else:
+        values, cuts = data[offsets[0] : offsets[-1]], offsets[1:-1] - offsets[0]
+    return zlib.crc32(np.insert(values, cuts, 0).tobytes())
 
 
 def crc_of(values: np.ndarray, mask: np.ndarray | None = None) -> int:

@@ -337,12 +337,13 @@ class TrajectoryWriter(ChunkBuffers):
         if not inside or inside[0][0] != 0:  # the rows begin in the middle of an episode
             row0, ep, step0 = next(s for s in reversed(starts) if s[0] < lo)[:3]
             inside.insert(0, [0, ep, step0 + lo - row0])
-        episode, step = np.empty(n, np.int32), np.empty(n, np.int32)
-        bounds = [s[0] for s in inside] + [n]
-        for (row, ep, step0, *_), stop in zip(inside, bounds[1:], strict=True):
-            episode[row:stop] = ep
-            step[row:stop] = np.arange(step0, step0 + stop - row)
-            rewards = chunk.reward[lo + row + (step0 == 0) : lo + stop]  # the reset row's reward is not earned
+        rows = np.array([s[0] for s in inside] + [n], np.int64)
+        counts = np.diff(rows)
+        eps, step0 = [s[1] for s in inside], np.array([s[2] for s in inside], np.int64)
+        episode = np.repeat(np.array(eps, np.int64), counts)
+        step = (np.arange(n) - np.repeat(rows[:-1] - step0, counts)).astype(np.int32)
+        for (row, ep, first, *_), stop in zip(inside, rows[1:], strict=True):
+            rewards = chunk.reward[lo + row + (first == 0) : lo + stop]  # the reset row's reward is not earned
             self._returns[ep] = fmt.running_sum(self._returns.get(ep, 0.0), rewards)
         reset = step == 0
         no_action = reset if reset.any() else None  # reset rows: no action taken, no reward earned

@@ -11,7 +11,15 @@ windows) and :mod:`~trajarena.replay.records` its typed records; :mod:`trajarena
 from trajarena.replay.dataset import TrajectoryDataset, list_trajectory_files
 from trajarena.replay.imitation import ImitationLearning
 from trajarena.replay.records import Transition, Window
-from trajarena.replay.vector import StopTrainingOnExhausted, make_sb3_vec_env, make_vector_env
+from trajarena.replay.vector import make_sb3_vec_env, make_vector_env
 
 __all__ = ["ImitationLearning", "StopTrainingOnExhausted", "TrajectoryDataset", "Transition", "Window",
            "list_trajectory_files", "make_sb3_vec_env", "make_vector_env"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "StopTrainingOnExhausted":  # an SB3 callback: needs stable-baselines3, so made on first use
+        from trajarena.replay import vector
+
+        return vector.StopTrainingOnExhausted
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

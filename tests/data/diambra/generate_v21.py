@@ -6,7 +6,7 @@ with ``diambra-arena==2.1.3`` (gym 0.21) and writes real trajectory files made b
 DIAMBRA's ``TrajectoryRecorder`` wrappers (diambra/arena/wrappers/traj_rec_wrapper.py
 and traj_rec_wrapper_hardcore.py), driven through ``diambra.arena.make`` on top of the
 engine mock that 2.1.3 itself ships (diambra.arena.utils.engine_mock.DiambraEngineMock),
-patched in exactly as DIAMBRA's 2.1 test-suite does (6 patches of DiambraEngine).
+patched over the six DiambraEngine methods it replaces.
 
 Exact commands (from the repository root):
 
@@ -54,6 +54,8 @@ P = "diambra.arena.engine.interface.DiambraEngine."
 HERE = os.path.dirname(os.path.abspath(__file__))
 USERNAME = "trajarena-fixture"
 STEPS_PER_ROUND = 20  # the mock's default
+#: the DiambraEngine methods that 2.1.3's engine mock provides replacements for
+ENGINE_METHODS = ("__init__", "_env_init", "_reset", "_step_1p", "_step_2p", "close")
 
 FIXTURES = [
     # DIAMBRA docs' recording recipe: grey env frames, frame_stack 4, actions_stack, scale.
@@ -145,12 +147,9 @@ def record(spec, out_root):
         shutil.rmtree(folder)
 
     mock = DiambraEngineMock(steps_per_round=STEPS_PER_ROUND)
-    patches = [unittest.mock.patch(P + "__init__", mock._mock__init__),
-               unittest.mock.patch(P + "_env_init", mock._mock_env_init),
-               unittest.mock.patch(P + "_reset", mock._mock_reset),
-               unittest.mock.patch(P + "_step_1p", mock._mock_step_1p),
-               unittest.mock.patch(P + "_step_2p", mock._mock_step_2p),
-               unittest.mock.patch(P + "close", mock._mock_close)]
+    # each engine method is replaced by the mock's method named "_mock" + "_" + the name without its first "_"
+    patches = [unittest.mock.patch(P + method, getattr(mock, "_mock_" + method.removeprefix("_")))
+               for method in ENGINE_METHODS]
     for p in patches:
         p.start()
     try:

@@ -15,7 +15,8 @@ files as DIAMBRA's loader replays ``.diambra`` files. For 2.1: :class:`Imitation
 ``diambra.arena.ImitationLearning`` (gym 0.21 API: ``reset`` returns the observation alone, ``step``
 ``(obs, reward, done, info)`` with ``info["action"]`` as ``[move, attack]``, ``render(mode="human")``).
 These exist for old scripts; new code uses ``trajarena.make`` and ``trajarena.ImitationLearning``,
-which take DIAMBRA's settings names too.
+which take DIAMBRA's settings names too. What is taken from DIAMBRA here is its interface only (class,
+function and field names, defaults, enum values, return shapes); the code is trajarena's.
 
 >>> settings = EnvironmentSettings()
 >>> settings.action_space = SpaceTypes.DISCRETE
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -42,6 +43,7 @@ from trajarena.errors import DataNotFoundError, NotSupportedError
 from trajarena.format.index import find_files
 from trajarena.replay.imitation import ImitationLearning
 from trajarena.replay.show import FrameWindow, frame_image
+from trajarena.settings import WrappersSettings as _TrajarenaWrappersSettings
 
 __all__ = ["DiambraDataLoader", "EnvironmentSettings", "EnvironmentSettingsMultiAgent", "ImitationLearning21",
            "RecordingSettings", "Roles", "SpaceTypes", "WrappersSettings", "diambra", "diambra21",
@@ -132,32 +134,22 @@ class EnvironmentSettingsMultiAgent(EnvironmentSettings):
     speed_mode: Any = (None, None)
 
 
-@dataclass
-class WrappersSettings:
-    """DIAMBRA 2.2's wrappers settings (trajarena's have the same names).
+def _mutable_twin(cls: type, name: str, doc: str, defaults: dict[str, Any]) -> type:
+    """A mutable dataclass with ``cls``'s fields (DIAMBRA users set settings attribute by attribute)."""
+    specs = [(f.name, f.type, field(default_factory=defaults[f.name]) if f.name in defaults
+              else field(default=f.default)) for f in fields(cls)]
+    twin = make_dataclass(name, specs)
+    twin.__doc__, twin.__module__ = doc, __name__
+    return twin
+
+
+WrappersSettings = _mutable_twin(
+    _TrajarenaWrappersSettings, "WrappersSettings",
+    """DIAMBRA 2.2's wrappers settings: trajarena's fields, mutable, with DIAMBRA's list defaults.
 
     >>> WrappersSettings(stack_frames=4).filter_keys
     []
-    """
-
-    no_op_max: int = 0
-    repeat_action: int = 1
-    normalize_reward: bool = False
-    normalization_factor: float = 0.5
-    clip_reward: bool = False
-    no_attack_buttons_combinations: bool = False
-    frame_shape: tuple[int, int, int] = (0, 0, 0)
-    stack_frames: int = 1
-    dilation: int = 1
-    add_last_action: bool = False
-    stack_actions: int = 1
-    scale: bool = False
-    exclude_image_scaling: bool = False
-    process_discrete_binary: bool = False
-    role_relative: bool = False
-    flatten: bool = False
-    filter_keys: list[str] = field(default_factory=list)
-    wrappers: list[list[Any]] = field(default_factory=list)
+    """, {"filter_keys": list, "wrappers": list})
 
 
 @dataclass
@@ -197,6 +189,11 @@ def _frame(obs: Any) -> Any:
     return obs.get("frame") if isinstance(obs, dict) else obs
 
 
+def _blank_frame() -> np.ndarray:
+    """What ``render`` shows before the first step of an episode (a black square, as with DIAMBRA's loader)."""
+    return np.zeros((128, 128, 1), dtype=np.uint8)
+
+
 class DiambraDataLoader:
     """DIAMBRA 2.2's data loader over trajarena files: ``step`` returns the observation *before* the action.
 
@@ -230,7 +227,7 @@ class DiambraDataLoader:
         self.episode_files = [str(f) for f in files]
         self._env = ImitationLearning(self.episode_files, raw=True, perspective="joint", loop=True)
         self.n_loops = 0
-        self.frame = np.zeros((128, 128, 1), dtype=np.uint8)
+        self.frame = _blank_frame()
         self._obs: Any = None
         self._window: FrameWindow | None = None
 
@@ -238,8 +235,8 @@ class DiambraDataLoader:
         """Open the next episode; return how many times all episodes were replayed."""
         self._obs, info = self._env.reset()
         self.n_loops = self._env.passes
-        self.frame = np.zeros((128, 128, 1), dtype=np.uint8)
-        self.logger.info("Episode summary = %s", {"episode": info.get("episode"), "file": str(info.get("file"))})
+        self.frame = _blank_frame()
+        self.logger.info("replaying episode %s of %s (pass %d)", info.get("episode"), info.get("file"), self.n_loops)
         return self.n_loops
 
     def step(self) -> tuple[Any, Any, float, bool, bool, dict[str, Any]]:
@@ -254,7 +251,7 @@ class DiambraDataLoader:
     def render(self, waitKey: int = 1) -> bool:  # noqa: N803 - DIAMBRA's signature
         """Show the frame of the last step in a window (pygame); False when none can be shown."""
         try:
-            self._window = self._window or FrameWindow("Diambra Data Loader")
+            self._window = self._window or FrameWindow("trajarena DiambraDataLoader")
             return self._window.show(self.frame)
         except ImportError:
             return False
