@@ -46,6 +46,7 @@ class DemoConfig:
         workers: processes for recording, for the DAgger rounds' play and for evaluation.
         epochs: BC training epochs (before the DAgger rounds).
         batch_size: BC batch size.
+        threads: torch threads while training (2: both cores of an idle 2-core machine; 1 on a busy one).
         dagger_rounds: DAgger rounds after BC (0: plain BC).
         dagger_episodes: episodes the policy plays per DAgger round (seeds from 1,000,000).
         dagger_epochs: training epochs per DAgger round, over all the data gathered so far.
@@ -61,13 +62,14 @@ class DemoConfig:
     """
 
     out: str = "demo_out"
-    episodes: int = 100
+    episodes: int = 120
     workers: int = 2
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 128
-    dagger_rounds: int = 3
-    dagger_episodes: int = 30
-    dagger_epochs: int = 1
+    threads: int = 2
+    dagger_rounds: int = 2
+    dagger_episodes: int = 40
+    dagger_epochs: int = 2
     seeds: int = 1
     eval_episodes: int = 40
     difficulty: int = 5
@@ -79,7 +81,8 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         limits = {"episodes": (1, None), "workers": (1, None), "epochs": (1, None), "batch_size": (1, None),
-                  "dagger_rounds": (0, None), "dagger_episodes": (1, None), "dagger_epochs": (1, None),
+                  "threads": (1, None), "dagger_rounds": (0, None), "dagger_episodes": (1, None),
+                  "dagger_epochs": (1, None),
                   "seeds": (1, None), "eval_episodes": (1, None), "difficulty": (1, 8), "seed": (0, None), "eval_seed": (0, None),
                   "gif_steps": (1, None)}
         for name, (low, high) in limits.items():
@@ -140,7 +143,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     for i in range(cfg.seeds):
         path = out / ("policy.pt" if i == 0 else f"policy-seed{cfg.seed + i}.pt")
         trained.append(train_bc(data, path, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed + i,
-                                progress=progress, dagger_rounds=cfg.dagger_rounds,
+                                progress=progress, threads=cfg.threads, dagger_rounds=cfg.dagger_rounds,
                                 dagger={"episodes": cfg.dagger_episodes, "epochs": cfg.dagger_epochs,
                                         "workers": cfg.workers}))
         e = trained[-1].final
@@ -179,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``python -m trajarena.demo``)."""
     p = argparse.ArgumentParser(prog="python -m trajarena.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    p.add_argument("--episodes", type=int, help="expert episodes to record (default 100)")
+    p.add_argument("--episodes", type=int, help="expert episodes to record (default 120)")
     p.add_argument("--workers", type=int, help="processes for recording, DAgger play and evaluation (default 2)")
-    p.add_argument("--epochs", type=int, help="BC epochs before DAgger (default 6)")
-    p.add_argument("--dagger-rounds", type=int, help="DAgger rounds after BC, 0 for plain BC (default 3)")
-    p.add_argument("--dagger-episodes", type=int, help="episodes the policy plays per DAgger round (default 30)")
+    p.add_argument("--epochs", type=int, help="BC epochs before DAgger (default 8)")
+    p.add_argument("--threads", type=int, help="torch threads while training (default 2; 1 on a busy machine)")
+    p.add_argument("--dagger-rounds", type=int, help="DAgger rounds after BC, 0 for plain BC (default 2)")
+    p.add_argument("--dagger-episodes", type=int, help="episodes the policy plays per DAgger round (default 40)")
     p.add_argument("--seeds", type=int, help="training seeds, one policy each (default 1)")
     p.add_argument("--eval-episodes", type=int, help="evaluation episodes per agent (default 40)")
     p.add_argument("--difficulty", type=int, help="CPU difficulty 1-8 (default 5)")
@@ -193,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = demo_config(args.quick, out=args.out, episodes=args.episodes, workers=args.workers, epochs=args.epochs,
-                          dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes, seeds=args.seeds,
+                          threads=args.threads, dagger_rounds=args.dagger_rounds,
+                          dagger_episodes=args.dagger_episodes, seeds=args.seeds,
                           eval_episodes=args.eval_episodes, difficulty=args.difficulty, seed=args.seed)
     except SettingsError as exc:
         option = re.sub(r"DemoConfig\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), str(exc))
