@@ -3,7 +3,7 @@
 The targets table checks the figures of this run against DESIGN.md §5 (ratios against the raw
 env and Minari, measured in the same run). Other bench scripts in this folder that follow the
 same conventions (``bench_*.py`` with a ``--quick`` flag, e.g. ``duel_speed.py``,
-``bench_format.py``, ``bench_diambra.py``) are run as subprocesses after the two core ones.
+``bench_format.py``, ``bench_diambra.py``, ``bench_ray.py``) are run as subprocesses after the two core ones.
 
 Usage::
 
@@ -27,7 +27,7 @@ import bench_replay  # noqa: E402
 from _common import RESULTS_DIR, Table, parse_args  # noqa: E402
 from _envs import BOXING, CARTPOLE, DUEL  # noqa: E402
 
-OTHER_SCRIPTS = ("duel_speed.py", "bench_format.py", "bench_export.py", "bench_diambra.py")
+OTHER_SCRIPTS = ("duel_speed.py", "bench_format.py", "bench_export.py", "bench_diambra.py", "bench_ray.py")
 
 
 @dataclasses.dataclass

@@ -83,6 +83,23 @@ def test_bench_export_quick(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_ray_quick(tmp_path):
+    pytest.importorskip("ray")
+    proc = _run("bench_ray.py", tmp_path, "--workdir", str(tmp_path))
+    assert "Ray tasks vs local processes" in proc.stdout and "Ray Data vs one process" in proc.stdout
+    rows = {r["recording"]: r for r in _load(tmp_path, "ray_record")["rows"]}
+    assert set(rows) == {"local, 1 process", "local, 2 processes (--workers 2)", "Ray, 1 worker, 1 task",
+                         "Ray, 1 worker, 1 episode per task", "Ray, 2 workers, 2 tasks",
+                         "Ray, 2 workers, 1 episode per task"}
+    assert rows["Ray, 1 worker, 1 episode per task"]["tasks"] == 4 and rows["Ray, 2 workers, 2 tasks"]["tasks"] == 2
+    assert len({r["steps"] for r in rows.values()}) == 1  # the same episodes every time
+    assert all(isinstance(r["steps/s"], float) and r["steps/s"] > 0 for r in rows.values())
+    reads = _load(tmp_path, "ray_read")["rows"]
+    assert [r["read"] for r in reads][0] == "one process (no Ray)" and len({r["transitions"] for r in reads}) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("trajarena-ray-")]
+
+
+@pytest.mark.slow
 def test_run_all_quick_writes_targets(tmp_path):
     proc = _run("run_all.py", tmp_path, "--no-others")
     assert "Targets (DESIGN.md §5)" in proc.stdout

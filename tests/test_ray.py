@@ -36,7 +36,7 @@ def test_plan_rejects_a_bad_task_count():
 def test_missing_ray_names_the_extra(tmp_path, monkeypatch):
     import sys
 
-    from trajarena.interop import ray as ours
+    from trajarena.interop.ray import data as ours
 
     ours._datasource_class.cache_clear()
     monkeypatch.setitem(sys.modules, "ray", None)
@@ -95,3 +95,22 @@ def test_ray_reads_the_parquet_export(ray_local, two_workers, tmp_path):
     assert returns == {e.uid: pytest.approx(r) for e, r in zip(ds.episodes, returns_of(ds), strict=True)}
     frames = np.array([np.array([np.stack(row) for row in obs["frame"]], np.uint8) for obs in table["obs"]])
     assert np.array_equal(frames, frames_of(ds))
+
+
+@pytest.mark.slow
+def test_read_trajectories_gives_windows_like_the_dataset(ray_local, two_workers):
+    from trajarena.interop.ray import read_trajectories
+
+    ds = arena.TrajectoryDataset(two_workers)
+    rows = read_trajectories(two_workers, window=4, rows_per_block=7, override_num_blocks=2).to_pandas()
+    rows = rows.sort_values(["episode", "step"])
+    truth = ds.windows(np.arange(len(ds)), 4)
+    assert len(rows) == len(ds)
+    assert np.array_equal(np.stack(rows["mask"].to_numpy()), truth.mask) and not truth.mask.all()
+    assert np.array_equal(np.stack(rows["obs/frame"].to_numpy()), truth.obs["frame"])
+    assert np.array_equal(np.stack(rows["next_obs/frame"].to_numpy()), truth.next_obs["frame"])
+    assert np.array_equal(np.stack(rows["action"].to_numpy()), truth.action)
+    assert np.array_equal(np.stack(rows["reward"].to_numpy()), truth.reward)
+    assert np.array_equal(np.stack(rows["terminated"].to_numpy()), truth.terminated)
+    with pytest.raises(SettingsError, match="window"):
+        read_trajectories(two_workers, window=0)

@@ -89,6 +89,10 @@ class EngineError(TrajArenaError, RuntimeError):
     """An external game engine (DIAMBRA Arena's) cannot be reached or failed."""
 
 
+class ClusterError(TrajArenaError, ConnectionError):
+    """A Ray cluster cannot be reached, or it kept losing the workers given a piece of work."""
+
+
 class DataNotFoundError(TrajArenaError, FileNotFoundError):
     """No trajectory file at the given paths (a missing path, an empty folder or an empty list)."""
 

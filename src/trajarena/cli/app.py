@@ -26,8 +26,8 @@ typer = require("typer", "cli", "The trajarena command line")
 from rich.console import Console  # noqa: E402  (rich comes with typer)
 from rich.markup import escape  # noqa: E402
 
-__all__ = ["PathArg", "SettingOpt", "WrapperOpt", "app", "command_from_dataclass", "console", "fail", "main",
-           "parse_pairs"]
+__all__ = ["OPTIONAL_VALUES", "PathArg", "SettingOpt", "WrapperOpt", "app", "command_from_dataclass", "console",
+           "fail", "main", "optional_values", "parse_pairs"]
 
 app = typer.Typer(
     name="trajarena",
@@ -110,10 +110,24 @@ def command_from_dataclass(
     app.command(name=name)(command)
 
 
+#: options whose value may be left out: ``--ray`` alone means "Ray's default cluster" (``--ray=``).
+OPTIONAL_VALUES = ("--ray",)
+
+
+def optional_values(argv: list[str]) -> list[str]:
+    """Give the options of :data:`OPTIONAL_VALUES` an empty value where none follows (typer has no optional values).
+
+    >>> optional_values(["record", "duel", "--ray", "-n", "4"]), optional_values(["record", "--ray", "h:1"])
+    (['record', 'duel', '--ray=', '-n', '4'], ['record', '--ray', 'h:1'])
+    """
+    return [f"{a}=" if a in OPTIONAL_VALUES and (i + 1 == len(argv) or argv[i + 1].startswith("-")) else a
+            for i, a in enumerate(argv)]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``trajarena`` script: typed library errors become a red message and exit code 2."""
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
+        app(args=optional_values(argv if argv is not None else sys.argv[1:]), standalone_mode=True)
     except (TrajArenaError, OSError) as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)

@@ -1,7 +1,9 @@
 """``trajarena record | train-bc | evaluate``: record agents, train a policy on the files, measure it.
 
-The commands call :func:`trajarena.learn.rollout.record`, :func:`trajarena.learn.bc.train_bc` (``dagger``:
-with DAgger rounds) and :func:`trajarena.learn.evaluate.evaluate` and print their summaries.
+The commands call :func:`trajarena.learn.rollout.record` (or, with ``--ray``,
+:func:`trajarena.interop.ray.record_ray`), :func:`trajarena.learn.bc.train_bc` (``dagger``: with DAgger
+rounds) and :func:`trajarena.learn.evaluate.evaluate` and print their summaries. ``train-bc`` also runs
+under ``torchrun --nproc_per_node N`` (one process per rank; rank 0 prints and saves).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from trajarena.cli.app import PathArg, SettingOpt, WrapperOpt, app, console, parse_pairs, typer
+from trajarena.errors import SettingsError
 
 __all__ = ["dagger", "evaluate", "record", "train_bc"]
 
@@ -20,24 +23,33 @@ def record(
     env_id: Annotated[str, typer.Argument(help="'duel' or a Gymnasium id.")] = "duel",
     agent: Annotated[list[str] | None, typer.Option("--agent", "-a", help="Agent name (expert, random) or a .pt policy; twice for P1 and P2 in 2-player mode.")] = None,
     episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes in total.")] = 10,
-    workers: Annotated[int, typer.Option("--workers", "-j", min=1, max=256, help="Parallel processes, each a rank writing its own files.")] = 1,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the trajectory files.")] = Path("data"),
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, max=4096, help="Parallel processes, each a rank writing its own files (default 1); with --ray, Ray tasks running at once (default: the cluster's CPUs).")] = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder for the trajectory files; with --ray also a pyarrow.fs URI (s3://bucket/prefix, gs://..., file:///...).")] = "data",
     username: Annotated[str, typer.Option(help="Stored in every file.")] = "trajarena",
     seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i.")] = 0,
     ignore_p2: Annotated[int, typer.Option(min=0, max=1, help="1: P2's side is not a demonstration.")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help="Run the episodes as Ray tasks on the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto, local); --ray alone: Ray's default (RAY_ADDRESS, a cluster `ray start` started on this machine, else a new local one). Put it after the env id. Needs 'trajarena[ray]'.")] = None,
     setting: SettingOpt = None,
     wrapper: WrapperOpt = None,
 ) -> None:
-    """Record agents playing, headless, in parallel processes, with a progress bar and a summary."""
+    """Record agents playing, headless, in parallel processes or on a Ray cluster, with a progress bar and a summary."""
     from trajarena.learn.rollout import record as run_record
 
     agents = agent or ["expert"]
-    summary = run_record(
-        env_id, agents[0] if len(agents) == 1 else agents, episodes=episodes, workers=workers, out=out,
-        settings=parse_pairs(setting, "setting") or None, wrappers_settings=parse_pairs(wrapper, "wrapper") or None,
-        username=username, seed=seed, progress=progress, traj_rec_settings={"ignore_p2": ignore_p2},
-    )
+    common = dict(episodes=episodes, settings=parse_pairs(setting, "setting") or None,
+                  wrappers_settings=parse_pairs(wrapper, "wrapper") or None, username=username, seed=seed,
+                  progress=progress, traj_rec_settings={"ignore_p2": ignore_p2})
+    who = agents[0] if len(agents) == 1 else agents
+    if ray is not None:
+        from trajarena.interop.ray import record_ray
+
+        summary = record_ray(env_id, who, out=out, address=ray or None, workers=workers, **common)
+    elif "://" in out:
+        raise SettingsError(f"--out {out} is a URI: recording to a filesystem URI needs --ray (a local cluster "
+                            "will do: add --ray); without it, --out is a folder.")
+    else:
+        summary = run_record(env_id, who, workers=workers or 1, out=Path(out), **common)
     console.print(summary.format(), highlight=False, markup=False)
 
 
@@ -55,12 +67,19 @@ def train_bc(
     stream: Annotated[bool, typer.Option("--stream/--in-memory", help="Read frames per batch from a file of encoded rows (flat memory) or hold them in RAM.")] = True,
     wrapper: WrapperOpt = None,
 ) -> None:
-    """Behavioural cloning from trajectory files (PyTorch, CPU), with the files' own wrappers settings."""
+    """Behavioural cloning from trajectory files (PyTorch, CPU), with the files' own wrappers settings.
+
+    Data-parallel on N processes: torchrun --nproc_per_node N -m trajarena.cli train-bc DATA ...
+    """
     from trajarena.learn.bc import train_bc as run_train
 
     result = run_train(data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                        seed=seed, wrappers_settings=parse_pairs(wrapper, "wrapper") or None, max_steps=max_steps,
                        progress=progress, stream=stream)
+    from trajarena.learn.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 reports for all
+        return
     _print_trained(result)
 
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from trajarena.errors import SettingsError
+from trajarena.errors import NotSupportedError, SettingsError
 from trajarena.learn.data import Batch, DemoSource, Demonstrations, epoch_batches
 from trajarena.learn.fitting import EpochStats, fit, split_by_episode
 from trajarena.learn.loading import file_digest, load_demonstrations
+from trajarena.learn.distributed import DataParallel
 from trajarena.learn.policy import (
     ARCHS,
     POLICY_FORMAT,  # noqa: F401 - kept importable from trajarena.learn.bc
@@ -118,6 +119,11 @@ def train_bc(data: str | Path | Sequence[str | Path] | DemoSource, out: str | Pa
             plays, the expert labels the states it visits, and training goes on with them aggregated.
         dagger: a :class:`trajarena.learn.dagger.DaggerConfig` (or dict) for those rounds.
 
+    The learning rate decays from ``lr`` to zero on a cosine over all the gradient steps. Under
+    ``torchrun --nproc_per_node N`` each rank trains on its 1/N of the steps, DDP averages the
+    gradients, every transition is used once per epoch, and rank 0 saves
+    (:mod:`trajarena.learn.distributed`).
+
     Returns:
         A :class:`TrainResult` with the learning curve (:class:`EpochStats` per epoch) and, after DAgger,
         one :class:`~trajarena.learn.dagger.DaggerRound` per round.
@@ -142,7 +148,13 @@ def train_bc(data: str | Path | Sequence[str | Path] | DemoSource, out: str | Pa
             v = source.vector[train_idx]
             policy.net.v_mean.copy_(torch.from_numpy(v.mean(0)))
             policy.net.v_std.copy_(torch.from_numpy(np.maximum(v.std(0), 1e-3)))
-        history = fit(policy, source, train_idx, val_idx, epochs, batch_size, lr, seed, progress, threads)
+        # data parallel under torchrun (trajarena.learn.distributed; one process: no-ops): fit() trains this
+        # rank's share of the steps with DDP; dp.finish: rank 0 saves
+        dp = DataParallel.from_env()
+        if dagger_rounds and dp.enabled:
+            raise NotSupportedError("DAgger rounds under torchrun are not supported (every rank would play and "
+                                    "label episodes): run train_bc with dagger_rounds in one process.")
+        history = fit(policy, source, train_idx, val_idx, epochs, batch_size, lr, seed, progress, threads, dp=dp)
         rounds: tuple = ()
         if dagger_rounds:
             from trajarena.learn.dagger import DaggerConfig, dagger as run_dagger
@@ -153,7 +165,7 @@ def train_bc(data: str | Path | Sequence[str | Path] | DemoSource, out: str | Pa
                                                  threads=threads, cache_dir=cache_dir)
             policy.meta["trained"]["dagger"] = [r.to_dict() for r in rounds]
         policy.meta["history"] = [dict(vars(e)) for e in history]
-        path = policy.save(out)
+        path = dp.finish(lambda: policy.save(out), out)
         return TrainResult(path, tuple(history), len(train_idx), len(val_idx), source.n_episodes,
                            time.perf_counter() - t0, rounds)
     finally:

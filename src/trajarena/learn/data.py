@@ -13,8 +13,8 @@ never knows where they live:
 
 Both are filled by one pass of :func:`~trajarena.learn.loading.load_demonstrations` through
 :class:`~trajarena.replay.imitation.ImitationLearning` and give bit-identical batches for the same
-indices. :func:`epoch_batches` is the batch order of an epoch (shuffled with a torch generator, split
-across ``world`` ranks): the seam for weighting, filtering and data-parallel training.
+indices. :func:`epoch_batches` is the batch order of an epoch (shuffled with a torch generator); with
+the sources' per-step ``weight`` it is the seam for weighting and filtering.
 
 The target of a step is ``info["expert_action"]`` when the file records one (DAgger's labels: the
 expert's choice in the state the learner visited), else the recorded action.
@@ -200,13 +200,9 @@ class StreamingDemonstrations(DemoSource):
             self._owned = None
 
 
-def epoch_batches(n_or_idx: int | np.ndarray, batch_size: int, gen: Any = None, rank: int = 0,
-                  world: int = 1) -> Iterator[np.ndarray]:
+def epoch_batches(n_or_idx: int | np.ndarray, batch_size: int, gen: Any = None) -> Iterator[np.ndarray]:
     """The batches of one epoch: the indices shuffled by ``gen`` (a torch generator; None keeps their
     order), cut into ``batch_size`` slices, each sorted (rows read in file order).
-
-    With ``world > 1`` rank ``rank`` gets every ``world``-th batch (the last ones are dropped so every
-    rank takes as many gradient steps): the split a data-parallel trainer needs.
 
     >>> [b.tolist() for b in epoch_batches(np.array([5, 6, 7, 8, 9]), 2)]
     [[5, 6], [7, 8], [9]]
@@ -216,10 +212,7 @@ def epoch_batches(n_or_idx: int | np.ndarray, batch_size: int, gen: Any = None, 
         from trajarena.learn.network import _torch
 
         idx = idx[_torch().randperm(len(idx), generator=gen).numpy()]
-    starts = list(range(0, len(idx), batch_size))
-    if world > 1:
-        starts = starts[: len(starts) - len(starts) % world][rank::world]
-    for i in starts:
+    for i in range(0, len(idx), batch_size):
         yield np.sort(idx[i:i + batch_size])
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from trajarena.learn.data import DemoSource, epoch_batches
+from trajarena.learn.distributed import DataParallel
 from trajarena.learn.policy import BCPolicy, _torch, torch_threads
 
 __all__ = ["EpochStats", "fit", "split_by_episode"]
@@ -84,9 +85,16 @@ def _run_epoch(policy: BCPolicy, source: DemoSource, batches: Any, opt: Any = No
     return total_loss / max(n, 1), total_right / max(n, 1)
 
 
+def _pass(policy: BCPolicy, source: DemoSource, idx: np.ndarray, batch_size: int, opt: Any, gen: Any, sched: Any,
+          on_batch: Any) -> tuple[float, float]:
+    """One epoch over rows ``idx`` in the order of :func:`~trajarena.learn.data.epoch_batches` (shuffled when training)."""
+    return _run_epoch(policy, source, epoch_batches(idx, batch_size, gen if opt is not None else None), opt, sched,
+                      on_batch)
+
+
 def fit(policy: BCPolicy, source: DemoSource, train_idx: np.ndarray, val_idx: np.ndarray, epochs: int,
         batch_size: int = 128, lr: float = 1e-3, seed: int = 0, progress: bool = True, threads: int | None = 1,
-        first_epoch: int = 1, label: str = "train-bc", rank: int = 0, world: int = 1) -> list[EpochStats]:
+        first_epoch: int = 1, label: str = "train-bc", dp: DataParallel | None = None) -> list[EpochStats]:
     """Train ``policy`` on the rows ``train_idx`` of ``source`` for ``epochs`` epochs; validate on ``val_idx``.
 
     Adam with the learning rate decaying from ``lr`` to zero on a cosine over all the gradient steps;
@@ -94,29 +102,30 @@ def fit(policy: BCPolicy, source: DemoSource, train_idx: np.ndarray, val_idx: np
     seeded by ``seed`` (torch's global RNG is untouched), so a run is reproducible and the same
     indices give the same batches from any source.
 
-    Data-parallel training (one process per rank, ``policy.net`` wrapped by the caller, e.g. in
-    ``torch.nn.parallel.DistributedDataParallel``) passes ``rank``/``world``: every rank draws the same
-    permutation from the same ``seed`` and takes every ``world``-th batch of it. Per-step weights
-    (e.g. intervention data counted more) and filters go through the source's ``weight`` and the
+    Under ``torchrun`` pass ``dp`` (:class:`~trajarena.learn.distributed.DataParallel`): each rank trains
+    on its shard of ``train_idx`` with ``ceil(batch_size / N)`` steps a batch, the network wrapped in
+    DDP, and the losses are averaged over ranks (``None``: one process). Per-step weights (e.g.
+    intervention data counted more) and filters go through the source's ``weight`` and the
     ``train_idx`` given.
 
     Returns:
         One :class:`EpochStats` per epoch, numbered from ``first_epoch``.
     """
     torch = _torch()
+    dp = dp or DataParallel()
+    rank_train, rank_val, rank_batch = dp.shard(train_idx), dp.shard(val_idx), dp.local_batch(batch_size)
     opt = torch.optim.Adam(policy.net.parameters(), lr=lr)
-    total = epochs * max(1, math.ceil(len(train_idx) / batch_size) // world)
+    total = epochs * max(1, math.ceil(len(rank_train) / rank_batch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
     gen = torch.Generator().manual_seed(seed)
     history = []
-    with _Bar(progress, epochs * len(train_idx) // world, label) as bar, torch_threads(threads):
+    with _Bar(progress and dp.is_main, epochs * len(rank_train), label) as bar, torch_threads(threads):
         for epoch in range(first_epoch, first_epoch + epochs):
             te = time.perf_counter()
-            batches = epoch_batches(train_idx, batch_size, gen, rank, world)
-            tl, ta = _run_epoch(policy, source, batches, opt, sched, bar.update)
+            tl, ta = dp.epoch(_pass, policy, source, rank_train, rank_batch, opt, gen, sched, bar.update)
             vl = va = None
             if len(val_idx):
-                vl, va = _run_epoch(policy, source, epoch_batches(val_idx, 4 * batch_size))
+                vl, va = dp.epoch(_pass, policy, source, rank_val, 4 * rank_batch, None, None, None, None)
             history.append(EpochStats(epoch, tl, ta, vl, va, time.perf_counter() - te))
             bar.epoch_done(history[-1])
     return history

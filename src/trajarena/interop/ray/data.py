@@ -15,6 +15,11 @@ Ray tensor columns, so ``iter_batches(batch_format="numpy")`` and ``iter_torch_b
 arrays of shape ``(batch, H, W, C)``; :func:`nest` turns a flat batch back into nested dicts.
 Ray does not keep the order of rows; sort by ``episode`` and ``step`` when it matters.
 
+With ``window=k`` a row is the ``k``-step window that starts at its transition, as
+:meth:`TrajectoryDataset.windows <trajarena.replay.dataset.TrajectoryDataset.windows>` gives it:
+every column but ``episode`` and ``step`` gains a step axis of length ``k``, and a ``mask`` column
+``(k,)`` is False where the window runs past the end of its episode (those entries are zeros).
+
 Needs the ``ray`` extra (``pip install 'trajarena[ray]'``: Ray Data). Reading Parquet exported by
 :func:`~trajarena.interop.parquet.export_parquet` with ``ray.data.read_parquet`` works too.
 """
@@ -128,8 +133,42 @@ def _slice(value: Any, lo: int, hi: int) -> Any:
     return np.asarray(value)[lo:hi]
 
 
-def _read(plan: ReadPlan, next_obs: bool, rows_per_block: int, verify_checksums: bool) -> Iterator[Any]:
-    """The read task: yield Arrow blocks of at most ``rows_per_block`` transitions."""
+def _windowed(value: Any, rows: np.ndarray, mask: np.ndarray) -> Any:
+    """``value[rows]`` for a ``(n, k)`` array of rows, zeroed where ``mask`` is False (nested values too)."""
+    if isinstance(value, dict):
+        return {k: _windowed(v, rows, mask) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_windowed(v, rows, mask) for v in value)
+    out = np.asarray(value)[rows]
+    out[~mask] = 0
+    return out
+
+
+def _block(ep: Any, base: int, lo: int, hi: int, next_obs: bool, window: int | None) -> dict[str, np.ndarray]:
+    """Transitions (or windows) ``lo..hi`` of one decoded episode as flat columns."""
+    head = {"episode": np.full(hi - lo, base, np.int64), "step": np.arange(lo, hi, dtype=np.int64)}
+    if window is None:
+        take = functools.partial(_slice, lo=lo, hi=hi)
+        after = functools.partial(_slice, lo=lo + 1, hi=hi + 1)
+    else:
+        pos = np.arange(lo, hi)[:, None] + np.arange(window)
+        mask = pos < ep.length
+        rows = np.minimum(pos, ep.length - 1)
+        take = functools.partial(_windowed, rows=rows, mask=mask)
+        after = functools.partial(_windowed, rows=rows + 1, mask=mask)
+        head["mask"] = mask
+    batch = {**head, **flatten(take(ep.observations), "obs"), **flatten(take(ep.actions), "action"),
+             "reward": np.asarray(take(np.asarray(ep.rewards, np.float64))),
+             "terminated": np.asarray(take(np.asarray(ep.terminated, bool))),
+             "truncated": np.asarray(take(np.asarray(ep.truncated, bool)))}
+    if next_obs:
+        batch.update(flatten(after(ep.observations), "next_obs"))
+    return batch
+
+
+def _read(plan: ReadPlan, next_obs: bool, rows_per_block: int, verify_checksums: bool,
+          window: int | None = None) -> Iterator[Any]:
+    """The read task: yield Arrow blocks of at most ``rows_per_block`` transitions (or windows)."""
     from ray.data.block import BlockAccessor
 
     data = TrajectoryDataset(list(plan.files), verify_checksums=verify_checksums)
@@ -141,15 +180,7 @@ def _read(plan: ReadPlan, next_obs: bool, rows_per_block: int, verify_checksums:
             for e in episodes:
                 ep = data.episode(first[os.path.realpath(path)] + e)
                 for lo in range(0, ep.length, rows_per_block):
-                    hi = min(ep.length, lo + rows_per_block)
-                    batch = {"episode": np.full(hi - lo, base + e, np.int64), "step": np.arange(lo, hi, dtype=np.int64),
-                             **flatten(_slice(ep.observations, lo, hi), "obs"),
-                             **flatten(_slice(ep.actions, lo, hi), "action"),
-                             "reward": np.asarray(ep.rewards[lo:hi], np.float64),
-                             "terminated": np.asarray(ep.terminated[lo:hi], bool),
-                             "truncated": np.asarray(ep.truncated[lo:hi], bool)}
-                    if next_obs:
-                        batch.update(flatten(_slice(ep.observations, lo + 1, hi + 1), "next_obs"))
+                    batch = _block(ep, base + e, lo, min(ep.length, lo + rows_per_block), next_obs, window)
                     yield BlockAccessor.batch_to_block({k: np.array(v) for k, v in batch.items()})
     finally:
         data.close()
@@ -166,7 +197,7 @@ def _datasource_class() -> type:
         """Ray Data's view of trajectory files: decoded transitions, split by file or episode."""
 
         def __init__(self, paths: Any, next_obs: bool = True, rows_per_block: int = 1024,
-                     verify_checksums: bool = True) -> None:
+                     verify_checksums: bool = True, window: int | None = None) -> None:
             super().__init__()
             self.files = list_trajectory_files(paths)
             data = TrajectoryDataset(self.files, verify_checksums=verify_checksums)
@@ -175,8 +206,9 @@ def _datasource_class() -> type:
                 obs, act = _row_bytes(data.observation_space), _row_bytes(data.action_space)
             finally:
                 data.close()
-            self.row_bytes = obs * (2 if next_obs else 1) + act + 10
+            self.row_bytes = (obs * (2 if next_obs else 1) + act + 11) * (window or 1)
             self.next_obs, self.rows_per_block, self.verify_checksums = next_obs, rows_per_block, verify_checksums
+            self.window = window
 
         def estimate_inmemory_data_size(self) -> int:
             return int(sum(map(sum, self.lengths)) * self.row_bytes)
@@ -187,7 +219,8 @@ def _datasource_class() -> type:
             for plan in plan_read_tasks(self.files, self.lengths, max(1, int(parallelism))):
                 meta = BlockMetadata(num_rows=plan.rows, size_bytes=int(plan.rows * self.row_bytes), exec_stats=None,
                                      input_files=list(plan.files))
-                read = functools.partial(_read, plan, self.next_obs, self.rows_per_block, self.verify_checksums)
+                read = functools.partial(_read, plan, self.next_obs, self.rows_per_block, self.verify_checksums,
+                                         self.window)
                 tasks.append(ReadTask(read, meta, per_task_row_limit=per_task_row_limit))
             return tasks
 
@@ -197,7 +230,7 @@ def _datasource_class() -> type:
 
 def read_trajectories(paths: str | os.PathLike | Sequence[str | os.PathLike], *, next_obs: bool = True,
                       override_num_blocks: int | None = None, rows_per_block: int = 1024,
-                      verify_checksums: bool = True, **read_args: Any) -> Any:
+                      verify_checksums: bool = True, window: int | None = None, **read_args: Any) -> Any:
     """Decoded transitions of trajectory files as a ``ray.data.Dataset`` (columns in the module docstring).
 
     Args:
@@ -207,6 +240,7 @@ def read_trajectories(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
             file, or by episode when there are fewer files than tasks.
         rows_per_block: transitions per block a task yields (bounds a worker's memory).
         verify_checksums: check every decoded column against its CRC-32.
+        window: rows are ``window``-step windows (with a ``mask`` column) instead of transitions.
         **read_args: passed to ``ray.data.read_datasource`` (e.g. ``concurrency``, ``num_cpus``).
 
     Raises:
@@ -220,8 +254,10 @@ def read_trajectories(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
     """
     if isinstance(rows_per_block, bool) or not isinstance(rows_per_block, int) or rows_per_block < 1:
         raise SettingsError(f"rows_per_block must be an integer >= 1, got {rows_per_block!r}.")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+        raise SettingsError(f"window must be None or an integer >= 1 (steps per window), got {window!r}.")
     source = _datasource_class()(paths, next_obs=next_obs, rows_per_block=rows_per_block,
-                                 verify_checksums=verify_checksums)
+                                 verify_checksums=verify_checksums, window=window)
     import ray.data
 
     return ray.data.read_datasource(source, override_num_blocks=override_num_blocks, **read_args)
