@@ -18,9 +18,9 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 #: Run by torchrun in each rank: records the steps every training epoch got and the weights after it.
 SPY = '''
 import json, os, sys
-import trajarena.learn.bc as bc
+import trajarena.learn.fitting as fitting
 
-real, calls = bc._run_epoch, []
+real, calls = fitting._pass, []
 
 def spy(policy, demos, idx, batch_size, opt, *args):
     out = real(policy, demos, idx, batch_size, opt, *args)
@@ -30,7 +30,7 @@ def spy(policy, demos, idx, batch_size, opt, *args):
                       "weights": weights})
     return out
 
-bc._run_epoch = spy
+fitting._pass = spy  # one epoch's pass over a rank's rows (what DataParallel.epoch runs)
 from trajarena.cli.app import main
 try:
     main(sys.argv[1:])
@@ -59,7 +59,7 @@ def test_one_process_is_unchanged():
 @pytest.mark.slow
 def test_torchrun_two_ranks_train_on_every_transition_once_per_epoch(tmp_path):
     pytest.importorskip("torch")
-    from trajarena.learn.bc import _split_by_episode, load_demonstrations
+    from trajarena.learn.bc import load_demonstrations, split_by_episode
     from trajarena.learn.policy import load_policy
     from trajarena.learn.rollout import record
 
@@ -77,7 +77,7 @@ def test_torchrun_two_ranks_train_on_every_transition_once_per_epoch(tmp_path):
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["world"] for r in ranks] == [2, 2]
     demos = load_demonstrations(data)
-    train_idx, _ = _split_by_episode(demos.episode, 0.34, np.random.default_rng(0))
+    train_idx, _ = split_by_episode(demos, 0.34, seed=0)
     for epoch in range(2):
         a, b = (r["calls"][epoch] for r in ranks)
         assert a["net"] == b["net"] == "DistributedDataParallel" and a["batch"] == b["batch"] == 32

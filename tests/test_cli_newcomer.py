@@ -165,7 +165,7 @@ def test_the_train_bc_bar_counts_samples_with_separators():
     pytest.importorskip("torch")
     from rich.console import Console
 
-    from trajarena.learn.bc import _Bar
+    from trajarena.learn.fitting import _Bar
 
     bar = _Bar(True, 123_456)
     bar.update(1_234, 0.5, 0.5)

@@ -1,21 +1,21 @@
 """``trajarena record | train-bc | evaluate``: record agents, train a policy on the files, measure it.
 
 The commands call :func:`trajarena.learn.rollout.record` (or, with ``--ray``,
-:func:`trajarena.interop.ray.record_ray`), :func:`trajarena.learn.bc.train_bc` and
-:func:`trajarena.learn.evaluate.evaluate` and print their summaries. ``train-bc`` also runs under
-``torchrun --nproc_per_node N`` (one process per rank; rank 0 prints and saves).
+:func:`trajarena.interop.ray.record_ray`), :func:`trajarena.learn.bc.train_bc` (``dagger``: with DAgger
+rounds) and :func:`trajarena.learn.evaluate.evaluate` and print their summaries. ``train-bc`` also runs
+under ``torchrun --nproc_per_node N`` (one process per rank; rank 0 prints and saves).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from trajarena.cli.app import PathArg, SettingOpt, WrapperOpt, app, console, parse_pairs, typer
 from trajarena.errors import SettingsError
 
-__all__ = ["evaluate", "record", "train_bc"]
+__all__ = ["dagger", "evaluate", "record", "train_bc"]
 
 
 @app.command()
@@ -70,6 +70,7 @@ def train_bc(
     intervention_weight: Annotated[float, typer.Option(min=1e-6, help="Loss weight of the steps where a human took over (1: no weighting).")] = 1.0,
     perspective: Annotated[str, typer.Option(help="Two-player files: both, P1 or P2 (whose steps to learn from).")] = "both",
     mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="Learn P2's side mirrored, as P1 sees the game (fighting games).")] = False,
+    stream: Annotated[bool, typer.Option("--stream/--in-memory", help="Read frames per batch from a file of encoded rows (flat memory) or hold them in RAM.")] = True,
     wrapper: WrapperOpt = None,
 ) -> None:
     """Behavioural cloning from trajectory files (PyTorch, CPU), with the files' own wrappers settings.
@@ -80,12 +81,44 @@ def train_bc(
 
     result = run_train(data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                        seed=seed, wrappers_settings=parse_pairs(wrapper, "wrapper") or None, max_steps=max_steps,
-                       progress=progress, interventions=interventions, intervention_weight=intervention_weight,
-                       loader_options={"perspective": perspective, "mirror": mirror})
+                       progress=progress, stream=stream, interventions=interventions,
+                       intervention_weight=intervention_weight, loader_options={"perspective": perspective, "mirror": mirror})
     from trajarena.learn.distributed import is_main_process
 
     if not is_main_process():  # under torchrun, rank 0 reports for all
         return
+    _print_trained(result)
+
+
+@app.command()
+def dagger(
+    data: PathArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the policy goes (.pt).")] = Path("policy.pt"),
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of plain BC before the rounds.")] = 10,
+    rounds: Annotated[int, typer.Option(min=1, help="DAgger rounds: the policy plays, the expert labels, training goes on.")] = 2,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes the policy plays per round.")] = 20,
+    round_epochs: Annotated[int, typer.Option(min=1, help="Training epochs per round, over all the data so far.")] = 3,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, max=256, help="Processes playing the policy's episodes.")] = 1,
+    labelled: Annotated[Path | None, typer.Option(help="Keep the labelled trajectory files here (round-<r>/).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Steps per gradient step.")] = 128,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds initialisation, split and batch order.")] = 0,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+) -> None:
+    """BC, then DAgger rounds: the policy plays, the expert labels the states it visits (info 'expert_action')."""
+    from trajarena.learn.bc import train_bc as run_train
+
+    cfg = {"episodes": episodes, "epochs": round_epochs, "workers": workers,
+           "out": None if labelled is None else str(labelled)}
+    result = run_train(data, out=out, epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
+                       dagger_rounds=rounds, dagger=cfg)
+    for r in result.dagger:
+        wr = "" if r.win_rate is None else f", win rate {r.win_rate:.1%}"
+        console.print(f"round {r.round}: agreement with the expert {r.agreement:.1%} on {r.steps:,} steps{wr}",
+                      highlight=False)
+    _print_trained(result)
+
+
+def _print_trained(result: Any) -> None:
     last = result.final
     val = "" if last.val_accuracy is None else f", validation loss {last.val_loss:.3f} accuracy {last.val_accuracy:.1%}"
     console.print(
@@ -104,12 +137,15 @@ def evaluate(
     seed: Annotated[int, typer.Option(min=0, help="Episode i uses seed + i for every contender; the default keeps clear of record's seeds (0, 1, ...).")] = 10_000,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", "-b", help="Agents played on the same seeds (default: expert, random).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, max=256, help="Processes playing the episodes (same results as 1).")] = 1,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Win rate and mean return (with 95% confidence intervals) next to the expert's and random's, same seeds."""
     from trajarena.learn.evaluate import evaluate as run_evaluate
 
     result = run_evaluate(policy, env_id=env, episodes=episodes, difficulty=difficulty, seed=seed,
-                          baselines=tuple(baseline) if baseline else ("expert", "random"))
+                          baselines=tuple(baseline) if baseline else ("expert", "random"), workers=workers,
+                          progress=progress)
     print(result.table())
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))

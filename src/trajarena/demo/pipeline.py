@@ -2,9 +2,13 @@
 
 1. An expert agent plays ``duel`` against the CPU in parallel headless recording processes; the
    files store the wrappers settings (a small greyscale frame, two stacked frames).
-2. A CNN+MLP policy is cloned from the files (the loader re-applies the stored wrappers).
-3. The policy, the expert and a random agent play the same held-out seeds against the CPU.
-4. ``report.md`` with the learning curve, win rates, episode returns and a GIF of the policy.
+2. A CNN+MLP policy is cloned from the files (the loader re-applies the stored wrappers; frames are
+   streamed from disk, so memory stays flat), then improved by DAgger rounds: it plays, the expert
+   labels the states it visits, training goes on with them aggregated. ``--seeds N`` trains N policies.
+3. The policies, the expert and a random agent play the same held-out seeds against the CPU, in
+   parallel worker processes.
+4. ``report.md`` with the learning curve, the DAgger rounds, win rates (per training seed, with their
+   mean and spread), episode returns and a GIF of the policy.
 
 Outputs in ``--out``: ``data/`` (trajectory files), ``policy.pt``, ``report.md``, ``*.png``,
 ``bc_policy.gif`` and ``results.json`` (the numbers behind every figure).
@@ -34,17 +38,19 @@ DEMO_WRAPPERS: dict[str, Any] = {"stack_frames": 2}
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Budget and settings of the demo (the defaults take about 4 minutes on 2 cores).
-
-    Measured on the 2-core dev VM: 120 episodes (134k steps, 25 MB) record in 23 s, BC trains 15 epochs
-    in about 3 minutes, and the policy reaches about 84 % of the expert's win rate at difficulty 5.
+    """Budget and settings of the demo (the README gives the time and memory measured with the defaults).
 
     Args:
         out: output folder.
         episodes: expert episodes recorded (seeds ``seed .. seed + episodes - 1``).
-        workers: recording processes.
-        epochs: BC training epochs.
+        workers: processes for recording, for the DAgger rounds' play and for evaluation.
+        epochs: BC training epochs (before the DAgger rounds).
         batch_size: BC batch size.
+        threads: torch threads while training (2: both cores of an idle 2-core machine; 1 on a busy one).
+        dagger_rounds: DAgger rounds after BC (0: plain BC).
+        dagger_episodes: episodes the policy plays per DAgger round (seeds from 1,000,000).
+        dagger_epochs: training epochs per DAgger round, over all the data gathered so far.
+        seeds: training seeds (``seed``, ``seed + 1``, ...): one policy each, all evaluated.
         eval_episodes: episodes per contender at evaluation (held-out seeds from ``eval_seed``).
         difficulty: CPU difficulty (recording and evaluation).
         seed: first recording seed; also seeds training.
@@ -58,8 +64,13 @@ class DemoConfig:
     out: str = "demo_out"
     episodes: int = 120
     workers: int = 2
-    epochs: int = 15
+    epochs: int = 8
     batch_size: int = 128
+    threads: int = 2
+    dagger_rounds: int = 2
+    dagger_episodes: int = 40
+    dagger_epochs: int = 2
+    seeds: int = 1
     eval_episodes: int = 40
     difficulty: int = 5
     seed: int = 0
@@ -70,7 +81,9 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         limits = {"episodes": (1, None), "workers": (1, None), "epochs": (1, None), "batch_size": (1, None),
-                  "eval_episodes": (1, None), "difficulty": (1, 8), "seed": (0, None), "eval_seed": (0, None),
+                  "threads": (1, None), "dagger_rounds": (0, None), "dagger_episodes": (1, None),
+                  "dagger_epochs": (1, None),
+                  "seeds": (1, None), "eval_episodes": (1, None), "difficulty": (1, 8), "seed": (0, None), "eval_seed": (0, None),
                   "gif_steps": (1, None)}
         for name, (low, high) in limits.items():
             value = getattr(self, name)
@@ -85,7 +98,8 @@ def demo_config(quick: bool = False, **overrides: Any) -> DemoConfig:
     """The default demo configuration, or a tiny one (``quick``) for smoke tests."""
     cfg = DemoConfig()
     if quick:
-        cfg = replace(cfg, episodes=6, epochs=2, eval_episodes=2, gif_steps=30)
+        cfg = replace(cfg, episodes=6, epochs=2, dagger_rounds=1, dagger_episodes=2, dagger_epochs=1, eval_episodes=2,
+                      gif_steps=30)
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -105,7 +119,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     from trajarena.learn.bc import BCPolicy, train_bc
     from trajarena.learn.evaluate import evaluate
     from trajarena.learn.rollout import record
-    from trajarena.demo.report import record_gif, write_report
+    from trajarena.demo.report import record_gif, seed_rows, write_report
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,32 +136,46 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     timings["record"] = time.perf_counter() - t
     say(summary.format())
 
-    say(f"[2/4] behavioural cloning from {len(summary.files)} files -> {out / 'policy.pt'}")
+    dagger = f" + {cfg.dagger_rounds} DAgger round(s) of {cfg.dagger_episodes} episodes" if cfg.dagger_rounds else ""
+    say(f"[2/4] behavioural cloning{dagger} from {len(summary.files)} files, {cfg.seeds} training seed(s) -> {out}")
     t = time.perf_counter()
-    trained = train_bc(data, out / "policy.pt", epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                       progress=progress)
-    timings["train (load + fit)"] = time.perf_counter() - t
-    e = trained.final
-    say(f"trained {len(trained.history)} epochs on {trained.train_steps:,} steps in {trained.seconds:.0f} s: "
-        f"accuracy {e.train_accuracy:.1%}" + ("" if e.val_accuracy is None else f", validation {e.val_accuracy:.1%}"))
+    trained = []
+    for i in range(cfg.seeds):
+        path = out / ("policy.pt" if i == 0 else f"policy-seed{cfg.seed + i}.pt")
+        trained.append(train_bc(data, path, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed + i,
+                                progress=progress, threads=cfg.threads, dagger_rounds=cfg.dagger_rounds,
+                                dagger={"episodes": cfg.dagger_episodes, "epochs": cfg.dagger_epochs,
+                                        "workers": cfg.workers}))
+        e = trained[-1].final
+        say(f"seed {cfg.seed + i}: {len(trained[-1].history)} epochs on {trained[-1].train_steps:,} expert steps in "
+            f"{trained[-1].seconds:.0f} s: accuracy {e.train_accuracy:.1%}"
+            + ("" if e.val_accuracy is None else f", validation {e.val_accuracy:.1%}"))
+    timings["train (load + fit + DAgger)"] = time.perf_counter() - t
 
-    say(f"[3/4] evaluating the policy, the expert and a random agent on {cfg.eval_episodes} held-out seeds")
+    say(f"[3/4] evaluating the policies, the expert and a random agent on {cfg.eval_episodes} held-out seeds")
     t = time.perf_counter()
-    result = evaluate(trained.path, "duel", episodes=cfg.eval_episodes, difficulty=cfg.difficulty,
-                      seed=cfg.eval_seed, progress=progress)
+    result = evaluate(trained[0].path, "duel", episodes=cfg.eval_episodes, difficulty=cfg.difficulty,
+                      seed=cfg.eval_seed, progress=progress, workers=cfg.workers)
+    others = [evaluate(r.path, "duel", episodes=cfg.eval_episodes, difficulty=cfg.difficulty, seed=cfg.eval_seed,
+                       progress=progress, workers=cfg.workers, baselines=()).results[0] for r in trained[1:]]
     timings["evaluate"] = time.perf_counter() - t
     say(result.table())
+    seeds = seed_rows([result.results[0], *others], [cfg.seed + i for i in range(cfg.seeds)], result)
+    if len(seeds["rows"]) > 1:
+        say(f"over {len(seeds['rows'])} training seeds: {seeds['mean']:.1%} of the expert's win rate on average "
+            f"(min {seeds['min']:.1%}, max {seeds['max']:.1%})")
 
     say("[4/4] writing the report, plots and GIF")
     t = time.perf_counter()
-    policy = BCPolicy.load(trained.path)
+    policy = BCPolicy.load(trained[0].path)
     gif = record_gif(policy, out / "bc_policy.gif", seed=cfg.eval_seed, max_steps=cfg.gif_steps, difficulty=cfg.difficulty)
     timings["report"] = time.perf_counter() - t
     timings["total"] = sum(timings.values())
-    report = write_report(out, summary, trained, result, gif=gif, policy_meta=policy.meta, timings=timings)
+    report = write_report(out, summary, trained[0], result, gif=gif, policy_meta=policy.meta, timings=timings,
+                          seeds=seeds)
     say(f"done in {timings['total']:.0f} s: {report}")
-    return {"record": summary, "train": trained, "evaluate": result, "report": report, "timings": timings,
-            "config": asdict(cfg)}
+    return {"record": summary, "train": trained[0], "trained": trained, "evaluate": result, "seeds": seeds,
+            "report": report, "timings": timings, "config": asdict(cfg)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,8 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trajarena.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--episodes", type=int, help="expert episodes to record (default 120)")
-    p.add_argument("--workers", type=int, help="recording processes (default 2)")
-    p.add_argument("--epochs", type=int, help="BC epochs (default 15)")
+    p.add_argument("--workers", type=int, help="processes for recording, DAgger play and evaluation (default 2)")
+    p.add_argument("--epochs", type=int, help="BC epochs before DAgger (default 8)")
+    p.add_argument("--threads", type=int, help="torch threads while training (default 2; 1 on a busy machine)")
+    p.add_argument("--dagger-rounds", type=int, help="DAgger rounds after BC, 0 for plain BC (default 2)")
+    p.add_argument("--dagger-episodes", type=int, help="episodes the policy plays per DAgger round (default 40)")
+    p.add_argument("--seeds", type=int, help="training seeds, one policy each (default 1)")
     p.add_argument("--eval-episodes", type=int, help="evaluation episodes per agent (default 40)")
     p.add_argument("--difficulty", type=int, help="CPU difficulty 1-8 (default 5)")
     p.add_argument("--seed", type=int, help="first recording seed (default 0)")
@@ -165,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = demo_config(args.quick, out=args.out, episodes=args.episodes, workers=args.workers, epochs=args.epochs,
+                          threads=args.threads, dagger_rounds=args.dagger_rounds,
+                          dagger_episodes=args.dagger_episodes, seeds=args.seeds,
                           eval_episodes=args.eval_episodes, difficulty=args.difficulty, seed=args.seed)
     except SettingsError as exc:
         option = re.sub(r"DemoConfig\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), str(exc))

@@ -25,7 +25,8 @@ import numpy as np
 
 from trajarena.errors import require
 
-__all__ = ["plot_learning_curve", "plot_returns", "plot_win_rates", "record_gif", "win_rate_rows", "write_report"]
+__all__ = ["plot_learning_curve", "plot_returns", "plot_win_rates", "record_gif", "seed_rows", "win_rate_rows",
+           "write_report"]
 
 
 def _plt():
@@ -39,6 +40,32 @@ def _plt():
 def win_rate_rows(result: Any) -> list[tuple[str, float, float, float]]:
     """(name, win rate, CI low, CI high) of every contender that finished a match."""
     return [(r.name, r.win_rate, *r.win_rate_ci) for r in result.results if r.win_rate is not None]
+
+
+def seed_rows(policies: list[Any], seeds: list[int], result: Any) -> dict[str, Any]:
+    """Each training seed's policy against the expert of ``result``: win rate, its CI, the ratio to the expert's.
+
+    Returns ``{"rows": [...], "expert": rate, "mean", "min", "max", "std"}`` (ratios; None without matches).
+
+    >>> from trajarena.learn.evaluate import AgentEval, EvalResult
+    >>> expert = AgentEval("expert", (1.0,), (9,), 8, 2)
+    >>> out = seed_rows([AgentEval("p", (1.0,), (9,), 6, 4), AgentEval("p", (1.0,), (9,), 8, 2)], [0, 1],
+    ...                 EvalResult("duel", 5, 0, (expert,)))
+    >>> round(out["mean"], 3), round(out["min"], 3), out["max"]
+    (0.875, 0.75, 1.0)
+    """
+    expert = next((r.win_rate for r in result.results if r.name == "expert"), None)
+    rows = []
+    for seed, p in zip(seeds, policies, strict=True):
+        rel = None if p.win_rate is None or not expert else p.win_rate / expert
+        lo, hi = p.win_rate_ci if p.win_rate is not None else (None, None)
+        rows.append({"seed": seed, "win_rate": p.win_rate, "ci": [lo, hi], "relative": rel,
+                     "mean_return": p.mean_return, "matches": p.matches})
+    rels = [r["relative"] for r in rows if r["relative"] is not None]
+    stats = {"mean": float(np.mean(rels)), "min": min(rels), "max": max(rels),
+             "std": float(np.std(rels, ddof=1)) if len(rels) > 1 else 0.0} if rels else \
+        {"mean": None, "min": None, "max": None, "std": None}
+    return {"rows": rows, "expert": expert, **stats}
 
 
 def _save(plt: Any, fig: Any, path: str | Path) -> Path:
@@ -157,7 +184,7 @@ def _defaults(env_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_result: Any,
                  gif: str | Path | None = None, policy_meta: Mapping[str, Any] | None = None,
-                 timings: Mapping[str, float] | None = None) -> Path:
+                 timings: Mapping[str, float] | None = None, seeds: Mapping[str, Any] | None = None) -> Path:
     """Write ``report.md``, ``learning_curve.png``, ``win_rates.png``, ``returns.png`` and ``results.json``.
 
     Args:
@@ -168,6 +195,7 @@ def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_r
         gif: the GIF of the cloned policy, if one was written.
         policy_meta: the policy's metadata (settings shown in the report).
         timings: seconds per stage, shown in the report.
+        seeds: :func:`seed_rows` of every training seed's policy (a table with their mean and spread).
 
     Returns:
         The path of ``report.md``.
@@ -214,6 +242,7 @@ def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_r
         "",
         "![learning curve](learning_curve.png)",
         "",
+        *_dagger_lines(train_result),
         "## Evaluation",
         "",
         "```",
@@ -223,6 +252,7 @@ def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_r
     ]
     if rel is not None:
         lines += [f"The cloned policy reaches **{rel:.1%} of the expert's win rate** on the same seeds.", ""]
+    lines += _seed_lines(seeds)
     if has_matches:
         lines += ["![win rates](win_rates.png)", ""]
     lines += ["![episode returns](returns.png)", ""]
@@ -234,6 +264,45 @@ def write_report(out: str | Path, record_summary: Any, train_result: Any, eval_r
         lines.append("")
     (out / "report.md").write_text("\n".join(lines))
     results = {"record": record_summary.to_dict(), "train": train_result.to_dict(), "evaluate": eval_result.to_dict(),
-               "timings": dict(timings or {})}
+               "seeds": dict(seeds or {}), "timings": dict(timings or {})}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     return out / "report.md"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _dagger_lines(train_result: Any) -> list[str]:
+    """The DAgger rounds as a learning curve: the learner's agreement with the expert and its play, per round."""
+    rounds = getattr(train_result, "dagger", ())
+    if not rounds:
+        return []
+    lines = ["### DAgger rounds", "",
+             "Each round the policy played against the CPU, the expert labelled every state it visited "
+             "(info column `expert_action` of ordinary trajectory files), and training went on with those steps "
+             "added. *Agreement*: the policy's actions that equal the expert's label, on the states it visited.", "",
+             "| round | episodes played | steps | agreement with the expert | learner win rate | mean return | "
+             "validation accuracy after | steps aggregated | seconds |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rounds:
+        lines.append(f"| {r.round} | {r.episodes} | {r.steps:,} | {r.agreement:.1%} | {_pct(r.win_rate)} | "
+                     f"{r.mean_return:.1f} | {_pct(r.val_accuracy)} | {r.data_steps:,} | {r.seconds:.0f} |")
+    return [*lines, ""]
+
+
+def _seed_lines(seeds: Mapping[str, Any] | None) -> list[str]:
+    """The policies of every training seed against the expert, with their mean and spread."""
+    if not seeds or not seeds.get("rows"):
+        return []
+    lines = ["### Training seeds", "",
+             f"Win rate against the CPU on the same held-out seeds (expert: {_pct(seeds.get('expert'))}); "
+             "95 % Wilson intervals over the matches played.", "",
+             "| training seed | win rate | 95 % CI | of the expert's win rate | mean return |", "|---:|---:|---:|---:|---:|"]
+    for r in seeds["rows"]:
+        ci = "-" if r["ci"][0] is None else f"{r['ci'][0]:.2f}–{r['ci'][1]:.2f}"
+        lines.append(f"| {r['seed']} | {_pct(r['win_rate'])} | {ci} | {_pct(r['relative'])} | {r['mean_return']:.1f} |")
+    if len(seeds["rows"]) > 1 and seeds.get("mean") is not None:
+        lines += ["", f"Mean over {len(seeds['rows'])} seeds: **{seeds['mean']:.1%} of the expert's win rate** "
+                  f"(standard deviation {seeds['std']:.1%}, min {seeds['min']:.1%}, max {seeds['max']:.1%})."]
+    return [*lines, ""]

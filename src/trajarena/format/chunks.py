@@ -59,7 +59,7 @@ class Chunk:
     starts: list[list[int]] = field(default_factory=list)
     ends: list[dict[str, Any]] = field(default_factory=list)
     rotate: bool = False
-    fill_s: float = 0.0  # the game loop's seconds to fill the chunk (waits for the thread excluded)
+    fill_s: float = 0.0  # the game loop thread's CPU seconds while it filled the chunk (env steps included)
     setters: tuple = ()  # compiled once per chunk: (set_obs, set_action) writing into ``cols``
 
 
@@ -140,7 +140,7 @@ class ChunkBuffers(ABC):
             self._handoff()
         row = self._row
         if not row:
-            self._bound_at = time.perf_counter()  # the game loop's time to fill a chunk starts now
+            self._bound_at = time.thread_time()  # the game loop's CPU time to fill a chunk starts now
         try:
             self._set_obs(row, obs)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -251,7 +251,7 @@ class ChunkBuffers(ABC):
 
     def _bind(self, chunk: Chunk) -> None:
         self._chunk, self._row, self._cap = chunk, 0, self.chunk_steps
-        self._bound_at = time.perf_counter()
+        self._bound_at = time.thread_time()
         self._set_obs, self._set_action = chunk.setters
         self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
         # info key -> (type, shape, values, present) of this chunk, or _SKIP for a dropped key
@@ -401,7 +401,7 @@ class ChunkBuffers(ABC):
         self._check_actions()
         chunk = self._chunk
         chunk.rows = self._row
-        chunk.fill_s = time.perf_counter() - self._bound_at
+        chunk.fill_s = max(0.0, time.thread_time() - self._bound_at)
         self._flush_due = False
         self._end_due = 0.0
         self._last_handoff = time.monotonic()

@@ -297,12 +297,15 @@ class TrajectoryWriter(ChunkBuffers):
 
         Files are lossless at any level and readers never need the level (each zstd frame says
         how to decode it), so it may change from file to file. The *load* is the thread's CPU
-        time (compression included: Arrow compresses in this thread) over the game loop's wall
-        time to fill the same chunks, measured over the previous file. Level 5 costs the thread
-        about 1.7x level 3 (``bench/bench_format.py``, whole writer per step: duel 104 vs 62 us,
-        861 vs 987 bytes; Boxing 92 vs 52 us, 420 vs 543 bytes). Above a load of 1/2 the next
-        file uses level 3; back to 5 when level 3's load is below 1/4. The first file's load is
-        predicted from its first chunk: ~1 ns per raw byte at level 5 over the time to fill it.
+        time (compression included: Arrow compresses in this thread) over the game loop thread's
+        CPU time to fill the same chunks (the env's steps included), measured over the previous
+        file: CPU over CPU, so a machine busy with other work does not make a slow-looking game
+        loop pick the costlier level. On XOR-coded frames in 200-row chunks level 5 costs about
+        2.5x level 3 (2-core VM, zstd alone: duel's 128x192x3 frames 52 vs 20 us and 786 vs 907
+        bytes each; Boxing 48 vs 18 us and 353 vs 465 bytes); levels 1-4 cost about the same. Above a load of
+        1/2 the next file uses level 3; back to 5 when level 3's load is below 1/4. The first
+        file's load is predicted from its first chunk: ~1 ns per raw byte at level 5 over the
+        CPU time to fill it.
         """
         busy, fill = self._load
         self._load = [0.0, 0.0]

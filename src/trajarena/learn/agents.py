@@ -24,7 +24,8 @@ from gymnasium import spaces
 
 from trajarena.errors import NotSupportedError, SettingsError, close_matches
 
-__all__ = ["AGENTS", "Agent", "CartPoleExpert", "ExpertAgent", "RandomAgent", "encode_action", "make_agent"]
+__all__ = ["AGENTS", "Agent", "CartPoleExpert", "ExpertAgent", "ExpertLabels", "RandomAgent", "encode_action",
+           "make_agent"]
 
 
 @runtime_checkable
@@ -187,7 +188,7 @@ def make_agent(name: str, env: gym.Env, player: int = 0, seed: int | None = None
         SettingsError: an unknown agent name (the message lists the valid ones).
     """
     if str(name).endswith(".pt"):
-        from trajarena.learn.bc import load_policy_agent
+        from trajarena.learn.policy import load_policy_agent
 
         return load_policy_agent(name, env, player)
     if name not in AGENTS:
@@ -196,3 +197,34 @@ def make_agent(name: str, env: gym.Env, player: int = 0, seed: int | None = None
             "or the path of a saved policy ending in .pt"
         )
     return AGENTS[name](env, player, seed)
+
+
+class ExpertLabels(gym.Wrapper):
+    """Adds the expert's choice for the state each action was taken in as ``info["expert_action"]``.
+
+    Put it on the raw env, below the recorder: the recorded files then hold, next to each action played,
+    what the expert would have played there (DAgger's labels; the format stores it as an info column).
+
+    >>> from trajarena.envs.duel import DuelEnv
+    >>> env = ExpertLabels(DuelEnv({"seed": 0, "difficulty": 1}))
+    >>> _ = env.reset(seed=0)
+    >>> env.step(env.action_space.sample())[-1]["expert_action"].shape
+    (2,)
+    """
+
+    def __init__(self, env: gym.Env, expert: str = "expert", seed: int | None = None) -> None:
+        super().__init__(env)
+        self.expert = make_agent(expert, env, seed=seed)
+        self._last: tuple[Any, dict[str, Any]] = (None, {})
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.expert.reset(seed)
+        self._last = (obs, info)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict]:
+        label = self.expert.act(*self._last)  # before the step: the state the action was taken in
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._last = (obs, info)
+        return obs, reward, terminated, truncated, {**info, "expert_action": label}

@@ -14,6 +14,9 @@ and the mean episode return comes with a Student-t 95 % interval.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
+import queue as queue_mod
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -151,7 +154,7 @@ class EvalResult:
 
 def _contender(spec: Any) -> tuple[str, Any]:
     """(display name, spec) for an agent name, a .pt path or a BCPolicy."""
-    from trajarena.learn.bc import BCPolicy
+    from trajarena.learn.policy import BCPolicy
 
     if isinstance(spec, BCPolicy):
         return "policy", spec
@@ -193,7 +196,7 @@ def versus_cpu_settings(env_settings: Mapping[str, Any]) -> dict[str, Any]:
 def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10, difficulty: int | None = None,
              seed: int = 10_000, settings: Mapping[str, Any] | None = None, wrappers_settings: Any = None,
              baselines: Sequence[str] = ("expert", "random"), progress: bool = True,
-             max_steps: int | None = None) -> EvalResult:
+             max_steps: int | None = None, workers: int = 1) -> EvalResult:
     """Play ``episodes`` episodes with the policy and each baseline on the same seeds.
 
     In ``duel`` every contender plays against the CPU, in one-player mode: two-player settings (from a
@@ -213,17 +216,19 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
         baselines: agent names played next to it, e.g. ``("expert", "random")``.
         progress: print one line per contender.
         max_steps: cap on steps per episode (None: none).
+        workers: processes playing the episodes (``spawn``; call under ``if __name__ == "__main__":`` in a
+            script). Every episode depends only on its seed, so the results equal ``workers=1``'s. An agent
+            object that is not a policy is played in this process.
 
     Returns:
         An :class:`EvalResult` (``.table()`` prints the comparison).
     """
-    from trajarena.learn.bc import BCPolicy, PolicyAgent
-    from trajarena.envs.make import make
-    from trajarena.learn.agents import make_agent
-    from trajarena.learn.rollout import play_episode
+    from trajarena.learn.policy import BCPolicy
 
     if isinstance(episodes, bool) or int(episodes) != episodes or episodes < 1:
         raise SettingsError(f"episodes must be an integer >= 1, got {episodes!r}.")
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise SettingsError(f"workers must be an integer >= 1, got {workers!r}.")
     name, main = _contender(policy_or_agent)
     meta = main.meta if isinstance(main, BCPolicy) else {}
     env_id = env_id or meta.get("env_id") or "duel"
@@ -242,26 +247,155 @@ def evaluate(policy_or_agent: Any, env_id: str | None = None, episodes: int = 10
 
         wrappers = WrappersSettings.from_json(meta.get("wrappers_settings") or {})
     contenders = [(name, main)] + [(b, b) for b in baselines if b != name]
+    plan = _Plan(env_id, env_settings or None, wrappers, seed, max_steps)
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="trajarena-eval-") as tmp, \
+            _EvalBar(progress, episodes * len(contenders)) as bar:
+        specs = [_portable(spec, Path(tmp) / f"contender-{i}.pt") for i, (_, spec) in enumerate(contenders)] \
+            if workers > 1 else []
+        if specs and all(s is not None for s in specs):
+            played = _play_parallel(plan, specs, episodes, min(int(workers), episodes * len(specs)), bar)
+        else:
+            played = [_play_many(plan, spec, range(episodes), bar.put) for _, spec in contenders]
     results = []
-    for cname, spec in contenders:
-        env = make(env_id, env_settings or None, wrappers)
-        try:
-            if isinstance(spec, BCPolicy):
-                agent = PolicyAgent(spec, env)
-            elif isinstance(spec, str):
-                agent = make_agent(spec, env, seed=seed)
-            else:
-                agent = spec
-            t0 = time.perf_counter()
-            eps = [play_episode(env, [agent], seed=seed + i, max_steps=max_steps) for i in range(episodes)]
-        finally:
-            env.close()
+    for (cname, _), eps in zip(contenders, played, strict=True):
         outcomes = [o for e in eps for o in e["outcomes"]]
+        seconds = sum(e["seconds"] for e in eps)
         res = AgentEval(cname, tuple(e["return"] for e in eps), tuple(e["steps"] for e in eps),
-                        outcomes.count(1), outcomes.count(-1), time.perf_counter() - t0)
+                        outcomes.count(1), outcomes.count(-1), seconds)
         results.append(res)
         if progress:
             wr = "" if res.win_rate is None else f", win rate {res.win_rate:.1%} ({res.matches} matches)"
-            print(f"evaluated {cname}: mean return {res.mean_return:.1f}{wr} in {res.seconds:.1f} s")
+            print(f"evaluated {cname}: mean return {res.mean_return:.1f}{wr} ({res.seconds:.1f} s of play)")
+    if progress:
+        n = episodes * len(contenders)
+        print(f"{n} episodes in {time.perf_counter() - t_all:.1f} s "
+              f"({n / max(time.perf_counter() - t_all, 1e-9):.2f} episodes/s, {workers} worker(s))")
     level = env_settings.get("difficulty") if env_id == "duel" else None
     return EvalResult(env_id, level, seed, tuple(results))
+
+
+# ----------------------------------------------------------------------------- playing, in workers or here
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every contender plays: the env, its settings and wrappers, the seeds."""
+
+    env_id: str
+    settings: Any
+    wrappers: Any
+    seed: int
+    max_steps: int | None
+
+
+def _portable(spec: Any, path: Path) -> Any:
+    """A form of the contender a worker process can rebuild: an agent name or a ``.pt`` path (None: cannot)."""
+    from trajarena.learn.policy import BCPolicy
+
+    if isinstance(spec, BCPolicy):
+        return str(spec.save(path))
+    return spec if isinstance(spec, str) else None
+
+
+def _play_many(plan: _Plan, spec: Any, indices: Sequence[int], report: Any = None) -> list[dict[str, Any]]:
+    """Play episodes ``indices`` (seed ``plan.seed + i``) with one contender in one env."""
+    from trajarena.envs.make import make
+    from trajarena.learn.agents import make_agent
+    from trajarena.learn.policy import BCPolicy, PolicyAgent
+    from trajarena.learn.rollout import play_episode
+
+    env = make(plan.env_id, plan.settings, plan.wrappers)
+    try:
+        if isinstance(spec, BCPolicy):
+            agent = PolicyAgent(spec, env)
+        elif isinstance(spec, str):
+            agent = make_agent(spec, env, seed=plan.seed)
+        else:
+            agent = spec
+        out = []
+        for i in indices:
+            t0 = time.perf_counter()
+            e = play_episode(env, [agent], seed=plan.seed + i, max_steps=plan.max_steps)
+            out.append({**e, "index": i, "seconds": time.perf_counter() - t0})
+            if report is not None:
+                report(1)
+        return out
+    finally:
+        env.close()
+
+
+_QUEUE: Any = None
+
+
+def _init_worker(q: Any) -> None:
+    global _QUEUE
+    _QUEUE = q
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _worker(plan: _Plan, spec: Any, indices: tuple[int, ...]) -> list[dict[str, Any]]:
+    return _play_many(plan, spec, indices, None if _QUEUE is None else _QUEUE.put)
+
+
+def _play_parallel(plan: _Plan, specs: list[Any], episodes: int, workers: int, bar: _EvalBar) -> list[list[dict]]:
+    """Every contender's episodes split over ``workers`` spawned processes; results in episode order."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    per = min(workers, episodes)  # each contender's episodes in `per` interleaved parts: balanced workers
+    tasks = [(c, tuple(range(w, episodes, per))) for c in range(len(specs)) for w in range(per)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+        futures = [(c, pool.submit(_worker, plan, specs[c], idx)) for c, idx in tasks]
+        while not all(f.done() for _, f in futures):
+            try:
+                bar.put(q.get(timeout=0.1))
+            except queue_mod.Empty:
+                pass
+        while True:
+            try:
+                bar.put(q.get(timeout=0.05))
+            except queue_mod.Empty:
+                break
+        played: list[list[dict]] = [[] for _ in specs]
+        for c, f in futures:
+            exc = f.exception()
+            if exc is not None:
+                raise SettingsError(f"an evaluation worker failed: {type(exc).__name__}: {exc}") from exc
+            played[c].extend(f.result())
+    q.close()
+    return [sorted(p, key=lambda e: e["index"]) for p in played]
+
+
+class _EvalBar:
+    """Progress of the evaluation: episodes done of all contenders', episodes/s and ETA."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.progress = None
+        self.done, self.t0 = 0, time.perf_counter()
+        if enabled:
+            try:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            except ImportError:
+                return
+            self.progress = Progress(TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
+                                     TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+            self.task = self.progress.add_task("evaluate", total=total, rate="")
+
+    def __enter__(self) -> _EvalBar:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def put(self, n: int) -> None:
+        self.done += int(n)
+        if self.progress is not None:
+            rate = self.done / max(time.perf_counter() - self.t0, 1e-9)
+            self.progress.update(self.task, advance=int(n), rate=f"{rate:.2f} episodes/s")

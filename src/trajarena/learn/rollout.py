@@ -40,7 +40,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from trajarena.learn.agents import make_agent
+from trajarena.learn.agents import ExpertLabels, make_agent
 from trajarena.errors import RecordingError, SettingsError
 
 __all__ = ["Job", "RecordBar", "RecordSummary", "agents_for", "play_episode", "record", "recording_env"]
@@ -92,6 +92,7 @@ class Job:
     rec_settings: dict[str, Any]
     agent: Any
     seed: int
+    label_with: str | None = None
 
 
 def recording_env(job: Job) -> tuple[gym.Env, Any]:
@@ -105,6 +106,8 @@ def recording_env(job: Job) -> tuple[gym.Env, Any]:
     wrappers = WrappersSettings.from_dict(job.wrappers_settings)
     rec = RecordingSettings.from_dict(job.rec_settings)
     env, settings_dict = raw_env(job.env_id, job.settings)
+    if job.label_with is not None:
+        env = ExpertLabels(env, job.label_with)
     agents = [job.agent] if isinstance(job.agent, str) else list(job.agent)
     recorder = TrajectoryRecorder.from_settings(
         env, rec, env_id=job.env_id, env_settings=settings_dict, wrappers_settings=wrappers.to_dict(),
@@ -252,7 +255,7 @@ def _files_in(out: Path) -> dict[Path, int]:
 def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 10, workers: int = 1,
            out: str | Path = "data", settings: Any = None, wrappers_settings: Any = None,
            username: str = "trajarena", seed: int = 0, progress: bool = True,
-           traj_rec_settings: Mapping[str, Any] | None = None) -> RecordSummary:
+           traj_rec_settings: Mapping[str, Any] | None = None, label_with: str | None = None) -> RecordSummary:
     """Record ``episodes`` episodes of ``agent`` playing ``env_id`` in ``workers`` parallel processes.
 
     Args:
@@ -267,6 +270,8 @@ def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 1
         seed: episode ``i`` uses seed ``seed + i``.
         progress: show a rich progress bar.
         traj_rec_settings: extra recording settings (``ignore_p2``, ``compression``...).
+        label_with: an agent name (``"expert"``) whose choice in each visited state is recorded as
+            ``info["expert_action"]`` next to the action played (DAgger's labels).
 
     Worker processes are started with ``spawn`` (safe with threads, same on every OS), so a script that
     calls ``record(workers=2)`` must do so under ``if __name__ == "__main__":``.
@@ -289,8 +294,8 @@ def record(env_id: str, agent: str | Sequence[str] = "expert", episodes: int = 1
     rec = {"username": username, **dict(traj_rec_settings or {}), "file_path": str(out)}
     settings = settings.to_dict(json=False) if hasattr(settings, "to_dict") else settings
     wrappers_settings = wrappers_settings.to_dict(json=False) if hasattr(wrappers_settings, "to_dict") else wrappers_settings
-    jobs = [Job(r, tuple(range(r, episodes, workers)), env_id, settings, wrappers_settings, rec, agent, seed)
-            for r in range(workers)]
+    jobs = [Job(r, tuple(range(r, episodes, workers)), env_id, settings, wrappers_settings, rec, agent, seed,
+                label_with) for r in range(workers)]
     _check(jobs[0])
     before = _files_in(out)
     t0 = time.perf_counter()

@@ -37,7 +37,9 @@ class WriterSettings(Settings):
 
     Args:
         chunk_steps: rows per chunk (an Arrow record batch); ``None``: about ``chunk_bytes`` of raw values.
-        chunk_bytes: target raw size of a chunk when ``chunk_steps`` is not given (1 KiB to 512 MiB).
+        chunk_bytes: target raw size of a chunk when ``chunk_steps`` is not given (1 KiB to 512 MiB; 8 MiB:
+            about 110 native ``duel`` frames, so the writer's per-chunk work and each chunk's key frame are
+            spread over many steps, while a chunk and its encoded copy still fit the CPU's cache).
         flush_seconds: steps of an episode in progress reach the file at least this often.
         segment_seconds: a file is finished at the first episode end after it is this old.
         segment_steps: a file is finished at the first episode end after it holds this many rows.
@@ -59,7 +61,7 @@ class WriterSettings(Settings):
     """
 
     chunk_steps: int | None = None
-    chunk_bytes: int = 4 << 20
+    chunk_bytes: int = 8 << 20
     flush_seconds: float = 2.0
     segment_seconds: float = 2.0
     segment_steps: int = 1 << 20

@@ -52,7 +52,7 @@ from trajarena.envs.duel.characters import CHARACTERS, index_of
 from trajarena.envs.duel.game import HEIGHT, MAX_HEALTH, N_STAGES, ROUND_TIME, WIDTH, Game
 from trajarena.envs.duel.render import Renderer
 from trajarena.errors import ResetNeeded, SettingsError, SpaceError, require
-from trajarena.fighting import MOVE_NAMES
+from trajarena.fighting import MOVE_NAMES  # noqa: F401 - re-exported by trajarena.envs.duel
 from trajarena.imaging import FrameResizer
 from trajarena.settings import DUEL_CHARACTERS, DUEL_OUTFITS, EnvironmentSettings
 
