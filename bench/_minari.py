@@ -34,6 +34,7 @@ def available() -> tuple[bool, str]:
         import minari  # noqa: F401
         from minari import DataCollector  # noqa: F401
         import PIL  # noqa: F401  - Minari's JPEG encoding needs it and does not declare it
+        import jax.tree_util  # noqa: F401  - DataCollector.step needs minari[create] (jax)
     except ImportError as exc:
         return False, f"n/a (minari not installed: {exc.name})"
     return True, ""
