@@ -190,6 +190,7 @@ def test_the_hud_font_draws_m_n_o_apart_from_n_and_0():
 
     assert text_mask("N").shape[1] == 4 and text_mask("O").shape[1] == 4 and text_mask("M").shape[1] == 5
     assert not np.array_equal(text_mask("O")[:, :3], text_mask("0"))
+    assert text_mask("K").shape[1] == 4 and not text_mask("K")[2, 2]  # KENJI, not HENJI: no bar across
 
 
 @pytest.mark.slow
