@@ -25,9 +25,9 @@ __all__ = ["FSYNC_MODES", "RecordingSettings", "WriterSettings"]
 FSYNC_MODES = (False, "file", "episode")
 
 
-def _seconds(owner: str, key: str, value: Any, hi: float) -> float:
-    if not is_number(value) or not math.isfinite(value) or not 0 < value <= hi:
-        raise fail(owner, key, value, f"a number of seconds in (0, {hi:g}]")
+def _seconds(owner: str, key: str, value: Any, hi: float, zero: bool = False) -> float:
+    if not is_number(value) or not math.isfinite(value) or not (0 <= value if zero else 0 < value) or value > hi:
+        raise fail(owner, key, value, f"a number of seconds in {'[' if zero else '('}0, {hi:g}]")
     return float(value)
 
 
@@ -41,7 +41,7 @@ class WriterSettings(Settings):
             about 110 native ``duel`` frames, so the writer's per-chunk work and each chunk's key frame are
             spread over many steps, while a chunk and its encoded copy still fit the CPU's cache).
         flush_seconds: steps of an episode in progress reach the file at least this often.
-        segment_seconds: a file is finished at the first episode end after it is this old.
+        segment_seconds: a file is finished at the first episode end after it is this old (0: a file per episode).
         segment_steps: a file is finished at the first episode end after it holds this many rows.
         compression: ``"zstd"``, ``"lz4"`` or ``None`` (``"none"``).
         level: the codec level; ``None``: adaptive (zstd 5, or 3 when the writer cannot keep up).
@@ -80,7 +80,7 @@ class WriterSettings(Settings):
             self._set("chunk_steps", as_int(o, "chunk_steps", self.chunk_steps, 1, 1 << 20))
         self._set("chunk_bytes", as_int(o, "chunk_bytes", self.chunk_bytes, 1 << 10, 1 << 29))
         self._set("flush_seconds", _seconds(o, "flush_seconds", self.flush_seconds, 3600))
-        self._set("segment_seconds", _seconds(o, "segment_seconds", self.segment_seconds, 1e12))
+        self._set("segment_seconds", _seconds(o, "segment_seconds", self.segment_seconds, 1e12, zero=True))
         self._set("segment_steps", as_int(o, "segment_steps", self.segment_steps, 1))
         codec = None if self.compression == "none" else self.compression
         self._set("compression", as_choice(o, "compression", codec, ("zstd", "lz4", None)))
