@@ -39,7 +39,7 @@ def discarded_episodes(chunks: Iterable[dict[str, Any]]) -> set[int]:
 
 
 def _crc(col: fmt.Column, arr: pa.Array) -> int:
-    if col.dtype == "object":
+    if col.dtype == "object" and col.name == fmt.EPISODE:
         return fmt.crc_of_strings(arr)
     mask = np.asarray(arr.is_null()) if arr.null_count else None
     return fmt.crc_of(fmt.from_arrow(col, arr), mask)
