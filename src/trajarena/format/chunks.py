@@ -107,7 +107,9 @@ class ChunkBuffers(ABC):
         self._error: BaseException | None = None  # set by whatever consumes the chunks when it fails
         self._closed = False
         self._flush_due = False  # set when the current chunk should be handed over at the next step
-        self._end_due = 0.0  # when finished episodes not yet handed over must be (time.monotonic()), or 0
+        # when finished episodes not yet handed over are due (time.monotonic()), or 0: the consumer
+        # (the writer thread) watches it and sets _flush_due, so the game loop reads no clock per step
+        self._end_due = 0.0
         self._last_handoff = time.monotonic()
         self._invalid: SpaceError | None = None  # an invalid action found at a handoff, raised at the next call
         self._episode = -1  # id of the current episode; -1 before the first reset
@@ -154,7 +156,7 @@ class ChunkBuffers(ABC):
         if info:
             self._put_info(row, info)
         self._row = row + 1
-        if self._row == self._cap or self._flush_due or (self._end_due and time.monotonic() >= self._end_due):
+        if self._row == self._cap or self._flush_due:
             self._handoff()
 
     def step(self, action: Any, obs: Any, reward: float, terminated: bool, truncated: bool,
@@ -187,7 +189,7 @@ class ChunkBuffers(ABC):
         self._row = row = row + 1
         if terminated or truncated:
             self._end("env", bool(terminated), bool(truncated), info)
-        elif row == self._cap or self._flush_due or (self._end_due and time.monotonic() >= self._end_due):
+        elif row == self._cap or self._flush_due:
             self._handoff()
 
     def discard(self) -> bool:

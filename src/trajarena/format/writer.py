@@ -45,7 +45,8 @@ _SMALL_LEVEL, _FAST_LEVEL = 5, 3
 #: XOR + CRC + zstd level 5 per raw byte of frames, measured (2-core VM): the first file's prior.
 _SMALL_SECONDS_PER_BYTE = 1.0e-9
 #: How often the writer thread looks at the game loop when nothing is queued (finished episodes, flushes).
-_POLL_SECONDS = 0.025
+_POLL_SECONDS = 0.01
+_NOTHING = object()  # what the thread got from its queue when nothing came
 
 
 class TrajectoryWriter(ChunkBuffers):
@@ -215,19 +216,21 @@ class TrajectoryWriter(ChunkBuffers):
             try:
                 item = self._queue.get(timeout=_POLL_SECONDS)
             except queue.Empty:
-                now = time.monotonic()
-                idle = now - self._last_handoff
-                if idle >= self.flush_seconds:
-                    self._flush_due = True  # the game loop hands the chunk over at its next step
-                end_due = self._end_due
-                if (idle >= 2 * self.flush_seconds or (end_due and now >= end_due + _POLL_SECONDS)) \
-                        and self._error is None:
-                    self._idle_flush()  # the game loop does not step any more (paused): write what is done
-                continue
+                item = _NOTHING
             if item is None:
                 return
-            if self._error is None:
+            if item is not _NOTHING and self._error is None:
                 self.write_chunk(item)
+            self._watch()
+
+    def _watch(self) -> None:
+        """Ask the game loop for what is due (finished episodes, old steps); write it myself if the loop stalls."""
+        now = time.monotonic()
+        idle, end_due = now - self._last_handoff, self._end_due
+        if idle >= self.flush_seconds or (end_due and now >= end_due):
+            self._flush_due = True  # the game loop hands the chunk over at its next step
+        if self._error is None and (idle >= 2 * self.flush_seconds or (end_due and now >= end_due + _POLL_SECONDS)):
+            self._idle_flush()  # the game loop does not step any more (a paused game): write what is done
 
     def write_chunk(self, chunk: Chunk) -> None:
         """Encode, checksum and append one chunk; finish the file if the chunk asks to rotate."""
