@@ -47,7 +47,7 @@ def text_mask(text: str, scale: int = 1) -> np.ndarray:
     """A boolean mask of ``text`` in the 3x5 font (1 px between letters), scaled by ``scale``.
 
     >>> text_mask("NO").shape, text_mask("KI").shape
-    ((5, 9), (5, 7))
+    ((5, 9), (5, 8))
     """
     cols = []
     for ch in text.upper():
