@@ -17,7 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from gymnasium import spaces
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from trajarena.format import schema as fmt
 from trajarena.format.integrity import verify
 from trajarena.format.reader import TrajectoryReader
 from trajarena.format.writer import TrajectoryWriter
@@ -164,3 +167,31 @@ def test_version_1_files_replay_through_imitation_learning():
     assert np.array_equal(obs, expected["0/obs"][0])
     obs, reward, *_ , info = il.step(il.action_space.sample())
     assert reward == expected["0/rewards"][0] and info["action"] == expected["0/action"][0]
+
+
+# ---- the writer's vectorised helpers equal their one-by-one definitions ------------------------------------
+
+_FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_FLOATS, st.lists(_FLOATS, max_size=40)), max_size=30), st.booleans())
+def test_running_sums_equal_running_sum_bit_for_bit(segments, long_one):
+    if long_one:  # a segment much longer than the others: the one-by-one path
+        segments = [*segments, (0.5, [0.1] * 5000)]
+    rewards = np.array([r for _, seg in segments for r in seg] + [7.0], np.float64)
+    lengths = [len(seg) for _, seg in segments]
+    first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist() if segments else []
+    got = fmt.running_sums([s for s, _ in segments], rewards, first, lengths)
+    want = [fmt.running_sum(s, np.array(seg, np.float64)) for s, seg in segments]
+    assert [np.float64(g).tobytes() for g in got] == [np.float64(w).tobytes() for w in want]
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**12), st.integers(0, 50)), max_size=20), st.text(max_size=12))
+def test_episode_ids_spell_recording_slash_counter_per_row(runs, recording):
+    ids = fmt.episode_ids(recording, [e for e, _ in runs], [c for _, c in runs])
+    assert ids.type == pa.large_string()
+    assert ids.to_pylist() == [f"{recording}/{e}" for e, c in runs for _ in range(c)]
+    numbers = np.array([e for e, c in runs for _ in range(c)], np.int64)
+    eps, counts = fmt.episode_runs(numbers)
+    assert fmt.episode_ids(recording, eps, counts).to_pylist() == ids.to_pylist()

@@ -39,6 +39,8 @@ __all__ = ["EPISODE_FLUSH_SECONDS", "Chunk", "ChunkBuffers"]
 #: A finished episode is handed to the writer thread at most this long after its last step (unless the
 #: chunk was handed over meanwhile): a kill loses no finished episode older than about twice this.
 EPISODE_FLUSH_SECONDS = 0.02
+#: While finished episodes wait for their handoff, the game loop reads the clock once per this many rows.
+_CLOCK_ROWS = 16
 
 _SKIP = object()  # the info slot of a key that is not stored
 
@@ -107,8 +109,9 @@ class ChunkBuffers(ABC):
         self._error: BaseException | None = None  # set by whatever consumes the chunks when it fails
         self._closed = False
         self._flush_due = False  # set when the current chunk should be handed over at the next step
-        # when finished episodes not yet handed over are due (time.monotonic()), or 0: the consumer
-        # (the writer thread) watches it and sets _flush_due, so the game loop reads no clock per step
+        # when finished episodes not yet handed over are due (time.monotonic()), or 0: the game loop
+        # looks at the clock every _CLOCK_ROWS rows while it is set, the consumer (the writer thread)
+        # when the game loop stalls
         self._end_due = 0.0
         self._last_handoff = time.monotonic()
         self._invalid: SpaceError | None = None  # an invalid action found at a handoff, raised at the next call
@@ -189,7 +192,8 @@ class ChunkBuffers(ABC):
         self._row = row = row + 1
         if terminated or truncated:
             self._end("env", bool(terminated), bool(truncated), info)
-        elif row == self._cap or self._flush_due:
+        elif row == self._cap or self._flush_due or (self._end_due and not row % _CLOCK_ROWS
+                                                     and time.monotonic() >= self._end_due and not self._behind()):
             self._handoff()
 
     def discard(self) -> bool:
@@ -236,11 +240,12 @@ class ChunkBuffers(ABC):
     def _new_chunk(self) -> Chunk:
         try:
             chunk = self._free.get_nowait()
+        except queue.Empty:
+            chunk = self._wait_free()
+        if chunk is not None:
             chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = {}, 0, [], [], False, 0.0
             chunk.flushed = chunk.ends_flushed = chunk.checked = 0
             return chunk
-        except queue.Empty:
-            pass
         n = self.chunk_steps
         dtypes = [f.dtype for f in self._fields[: self._n_obs]] + self._actions.buffer_dtypes
         cols = [np.zeros((n, *f.shape), dtype=d) for f, d in zip(self._fields, dtypes, strict=True)]
@@ -328,7 +333,8 @@ class ChunkBuffers(ABC):
         if self._segment_due():
             self._chunk.rotate = True
             self._handoff()
-        elif self._row == self._cap or self._flush_due or now - self._last_handoff >= EPISODE_FLUSH_SECONDS:
+        elif self._row == self._cap or self._flush_due or (
+                now - self._last_handoff >= EPISODE_FLUSH_SECONDS and not self._behind()):
             self._handoff()  # a finished episode reaches the file within EPISODE_FLUSH_SECONDS
         elif not self._end_due:
             self._end_due = self._last_handoff + EPISODE_FLUSH_SECONDS  # with the episodes ending meanwhile
@@ -417,6 +423,15 @@ class ChunkBuffers(ABC):
     @abstractmethod
     def _submit(self, chunk: Chunk) -> None:
         """Take a closed chunk (``chunk.rotate``: finish the file after it); put it in ``_free`` once done."""
+
+    def _behind(self) -> bool:
+        """Whether the consumer has chunks queued: finished episodes then wait for it in the current chunk
+        (a smaller chunk would not reach the file sooner, and fewer, larger chunks let it catch up)."""
+        return False
+
+    def _wait_free(self) -> Chunk | None:
+        """No chunk came back for reuse: wait for one, or return None to allocate a new one."""
+        return None
 
     @abstractmethod
     def _segment_due(self) -> bool:

@@ -209,7 +209,7 @@ def _renumber(pieces: list[_Piece], f: FileIndex) -> int:
         crc = dict(p.meta.get("crc32", {}))
         if n:
             if f.version >= 2:
-                ids = fmt.episode_ids(f.meta["recording"], episode)
+                ids = fmt.episode_ids(f.meta["recording"], *fmt.episode_runs(episode))
                 crc[fmt.EPISODE] = fmt.crc_of_strings(ids)
             else:
                 ids = pa.array(episode)

@@ -37,6 +37,7 @@ import socket
 import time
 import uuid
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,21 +184,31 @@ def base_columns(version: int) -> dict[str, Column]:
                                 Column(TERMINATED, "bool", ()), Column(TRUNCATED, "bool", ()))}
 
 
-def episode_ids(recording: str, numbers: np.ndarray) -> pa.Array:
-    """The ``episode`` column of format 2 for rows whose episode counters are ``numbers``.
+def episode_runs(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split per-row episode counters into runs: ``(counter of each run, rows in it)``.
 
-    >>> episode_ids("rec", np.array([3, 3, 4])).to_pylist()
-    ['rec/3', 'rec/3', 'rec/4']
+    >>> [a.tolist() for a in episode_runs(np.array([3, 3, 4]))]
+    [[3, 4], [2, 1]]
     """
     n = len(numbers)
+    first = np.concatenate([[0], np.flatnonzero(np.diff(numbers)) + 1]) if n else np.zeros(0, np.int64)
+    return np.asarray(numbers)[first], np.diff(np.concatenate([first, [n]]))
+
+
+def episode_ids(recording: str, episodes: Sequence[int], counts: Sequence[int]) -> pa.Array:
+    """The ``episode`` column of format 2: ``counts[i]`` rows of episode counter ``episodes[i]``.
+
+    >>> episode_ids("rec", [3, 4], [2, 1]).to_pylist()
+    ['rec/3', 'rec/3', 'rec/4']
+    """
+    names = [f"{recording}/{int(e)}".encode() for e in episodes]
+    counts = np.asarray(counts, np.int64)
+    n = int(counts.sum())
     if not n:
         return pa.array([], pa.large_string())
-    first = np.concatenate([[0], np.flatnonzero(np.diff(numbers)) + 1])  # where each run of one episode starts
-    counts = np.diff(np.concatenate([first, [n]]))
-    names = [f"{recording}/{int(numbers[i])}".encode() for i in first]
     offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(np.repeat([len(b) for b in names], counts), out=offsets[1:])
-    data = b"".join(b * int(c) for b, c in zip(names, counts, strict=True))  # built by numpy and bytes: no GIL release
+    np.cumsum(np.repeat(np.fromiter(map(len, names), np.int64, len(names)), counts), out=offsets[1:])
+    data = b"".join(map(bytes.__mul__, names, counts.tolist()))
     return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
@@ -263,6 +274,30 @@ def running_sum(start: float, rewards: np.ndarray) -> float:
     if not len(rewards):
         return float(start)
     return float(np.cumsum(np.concatenate([[start], np.asarray(rewards, np.float64)]))[-1])
+
+
+def running_sums(starts: Sequence[float], rewards: np.ndarray, first: Sequence[int],
+                 lengths: Sequence[int]) -> list[float]:
+    """:func:`running_sum` of ``rewards[first[i] : first[i] + lengths[i]]`` from ``starts[i]``, for every i.
+
+    One numpy pass over a zero-padded matrix (sequential sums along its rows, so every value equals
+    :func:`running_sum`'s bit for bit) when the padding stays small; else one call per segment.
+
+    >>> running_sums([0.0, 1.0], np.array([0.5, 0.25, 2.0]), [0, 2], [2, 1])
+    [0.75, 3.0]
+    """
+    first, lengths = np.asarray(first, np.int64), np.asarray(lengths, np.int64)
+    k = len(first)
+    width = int(lengths.max()) if k else 0
+    if k * (width + 1) > 4 * len(rewards) + 4096:  # one long segment among short ones
+        return [running_sum(s, rewards[a : a + n]) for s, a, n in zip(starts, first.tolist(), lengths.tolist(),
+                                                                       strict=True)]
+    table = np.zeros((k, width + 1), np.float64)
+    table[:, 0] = starts
+    cols = np.arange(width)
+    inside = cols < lengths[:, None]
+    table[:, 1:][inside] = np.asarray(rewards, np.float64)[(first[:, None] + cols)[inside]]
+    return np.cumsum(table, axis=1)[:, -1].tolist()
 
 
 def crc_of_strings(arr: pa.Array) -> int:

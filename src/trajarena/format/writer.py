@@ -45,7 +45,7 @@ _SMALL_LEVEL, _FAST_LEVEL = 5, 3
 #: XOR + CRC + zstd level 5 per raw byte of frames, measured (2-core VM): the first file's prior.
 _SMALL_SECONDS_PER_BYTE = 1.0e-9
 #: How often the writer thread looks at the game loop when nothing is queued (finished episodes, flushes).
-_POLL_SECONDS = 0.01
+_POLL_SECONDS = 0.025
 _NOTHING = object()  # what the thread got from its queue when nothing came
 
 
@@ -94,6 +94,8 @@ class TrajectoryWriter(ChunkBuffers):
                                  "Choose a folder you can write to.") from exc
         if not os.access(self.folder, os.W_OK | os.X_OK):
             raise RecordingError(f"The recording folder {self.folder} is not writable; choose a folder you can write to.")
+        # chunks the game loop may still allocate: max_pending queued + the one written + the one filled
+        self._chunks_left = opts.max_pending + 2
         super().__init__(observation_space, action_space, opts.chunk_steps, opts.chunk_bytes)
         frame_transform, level, compression = opts.frame_transform, opts.level, opts.compression
 
@@ -126,7 +128,9 @@ class TrajectoryWriter(ChunkBuffers):
         self._returns: dict[int, float] = {}  # background: running return of open episodes
         self._segment_rows = 0
         self._segment_start = time.monotonic()
-        self._queue: queue.Queue = queue.Queue(maxsize=opts.max_pending)
+        # chunks for the thread: a SimpleQueue (C, no Python lock the game loop could wait on while the
+        # thread holds it); the game loop waits in _wait_free when every chunk it may allocate is out
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._file: SegmentFile | None = None  # the file the thread writes (touched by the thread only)
         _warm_pyarrow()
         self._thread = threading.Thread(target=self._run, name="trajarena-writer", daemon=True)
@@ -152,11 +156,8 @@ class TrajectoryWriter(ChunkBuffers):
                 self._handoff()
         except RecordingError:
             pass  # the thread failed: reported below
-        try:
-            self._queue.put(None, timeout=5)
-            self._thread.join()
-        except queue.Full:  # a stuck thread (e.g. a hung disk): it is a daemon; report, never hang
-            self._error = self._error or RuntimeError("the writer thread did not finish within 5 s")
+        self._queue.put(None)
+        self._thread.join()
         if self._error is not None:
             raise RecordingError(f"The background writer failed: {self._error!r}; what it had written is in "
                                  f"{self.folder} (run trajarena repair on it)") from self._error
@@ -177,18 +178,28 @@ class TrajectoryWriter(ChunkBuffers):
         self._segment_rows = 0 if rotate else self._segment_rows + chunk.rows
         if rotate:
             self._segment_start = self._last_handoff
-        self._put(chunk)
+        if self._error is not None or not self._thread.is_alive():
+            self._thread_failed()
+        self._queue.put(chunk)
 
-    def _put(self, item: Chunk | None) -> None:
-        """Queue an item for the thread; never wait forever on a thread that died."""
-        while True:
+    def _behind(self) -> bool:
+        return self._queue.qsize() > 0
+
+    def _wait_free(self) -> Chunk | None:
+        """Allocate up to ``max_pending + 2`` chunks, then wait for the thread to give one back."""
+        if self._chunks_left:
+            self._chunks_left -= 1
+            return None
+        while True:  # max_pending chunks are queued: the game loop waits for the disk (never for a dead thread)
             try:
-                self._queue.put(item, timeout=0.25)
-                return
-            except queue.Full:
+                return self._free.get(timeout=0.25)
+            except queue.Empty:
                 if self._error is not None or not self._thread.is_alive():
-                    self._error = self._error or RuntimeError("the writer thread stopped")
-                    raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
+                    self._thread_failed()
+
+    def _thread_failed(self) -> None:
+        self._error = self._error or RuntimeError("the writer thread stopped")
+        raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
 
     def _segment_due(self) -> bool:
         return (time.monotonic() - self._segment_start >= self.segment_seconds
@@ -227,7 +238,7 @@ class TrajectoryWriter(ChunkBuffers):
         """Ask the game loop for what is due (finished episodes, old steps); write it myself if the loop stalls."""
         now = time.monotonic()
         idle, end_due = now - self._last_handoff, self._end_due
-        if idle >= self.flush_seconds or (end_due and now >= end_due):
+        if idle >= self.flush_seconds or (end_due and now >= end_due and not self._queue.qsize()):
             self._flush_due = True  # the game loop hands the chunk over at its next step
         if self._error is None and (idle >= 2 * self.flush_seconds or (end_due and now >= end_due + _POLL_SECONDS)):
             self._idle_flush()  # the game loop does not step any more (a paused game): write what is done
@@ -343,14 +354,14 @@ class TrajectoryWriter(ChunkBuffers):
         rows = np.array([s[0] for s in inside] + [n], np.int64)
         counts = np.diff(rows)
         eps, step0 = [s[1] for s in inside], np.array([s[2] for s in inside], np.int64)
-        episode = np.repeat(np.array(eps, np.int64), counts)
         step = (np.arange(n) - np.repeat(rows[:-1] - step0, counts)).astype(np.int32)
-        for (row, ep, first, *_), stop in zip(inside, rows[1:], strict=True):
-            rewards = chunk.reward[lo + row + (first == 0) : lo + stop]  # the reset row's reward is not earned
-            self._returns[ep] = fmt.running_sum(self._returns.get(ep, 0.0), rewards)
+        earned = [lo + s[0] + (s[2] == 0) for s in inside]  # the reset row's reward is not earned
+        sums = fmt.running_sums([self._returns.get(ep, 0.0) for ep in eps], chunk.reward, earned,
+                                [lo + stop - a for a, stop in zip(earned, rows[1:].tolist(), strict=True)])
+        self._returns.update(zip(eps, sums, strict=True))
         reset = step == 0
         no_action = reset if reset.any() else None  # reset rows: no action taken, no reward earned
-        ids = fmt.episode_ids(self.recording, episode)
+        ids = fmt.episode_ids(self.recording, eps, counts)
         arrays, crc = [ids, pa.array(step)], {fmt.EPISODE: fmt.crc_of_strings(ids), fmt.STEP: fmt.crc_of(step)}
         for i, (col, values) in enumerate(zip(self._columns, chunk.cols, strict=True)):
             v = values[lo:hi]
