@@ -27,6 +27,7 @@ import numpy as np
 
 from trajarena.errors import SettingsError
 from trajarena.learn.rollout import MatchTally
+from trajarena.learn.progress import CountBar
 
 __all__ = ["AgentEval", "EvalResult", "evaluate", "t_critical", "versus_cpu_settings", "wilson_interval"]
 
@@ -370,32 +371,11 @@ def _play_parallel(plan: _Plan, specs: list[Any], episodes: int, workers: int, b
     return [sorted(p, key=lambda e: e["index"]) for p in played]
 
 
-class _EvalBar:
+class _EvalBar(CountBar):
     """Progress of the evaluation: episodes done of all contenders', episodes/s and ETA."""
 
     def __init__(self, enabled: bool, total: int) -> None:
-        self.progress = None
-        self.done, self.t0 = 0, time.perf_counter()
-        if enabled:
-            try:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-            except ImportError:
-                return
-            self.progress = Progress(TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
-                                     TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-            self.task = self.progress.add_task("evaluate", total=total, rate="")
-
-    def __enter__(self) -> _EvalBar:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        super().__init__("evaluate", "episodes", total, enabled)
 
     def put(self, n: int) -> None:
-        self.done += int(n)
-        if self.progress is not None:
-            rate = self.done / max(time.perf_counter() - self.t0, 1e-9)
-            self.progress.update(self.task, advance=int(n), rate=f"{rate:.2f} episodes/s")
+        self.advance(int(n))

@@ -15,7 +15,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 from trajarena.errors import DataNotFoundError
 from trajarena.learn.data import LABEL_KEY, DemoSource, Demonstrations, StreamingDemonstrations
 from trajarena.learn.network import ObsEncoder, action_heads, stack_obs
+from trajarena.learn.progress import CountBar
 from trajarena.learn.selection import loader_view
 
 __all__ = ["file_digest", "load_demonstrations", "trajectory_files"]
@@ -114,7 +114,8 @@ def load_demonstrations(data: str | Path | Sequence[str | Path], wrappers_settin
     env = ImitationLearning(**kwargs)
     sink = _Sink(stream, cache_dir)
     total = getattr(getattr(env.replay, "dataset", None), "total_steps", None)
-    bar = _StepsBar(progress, max_steps if max_steps is not None and total is not None and max_steps < total else total)
+    bar = CountBar("load", "steps", max_steps if max_steps is not None and total is not None and max_steps < total
+                   else total, progress).start()
     try:
         encoder = ObsEncoder.from_space(env.observation_space)
         _, start = action_heads(env.action_space)
@@ -196,33 +197,6 @@ def _trim_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-class _StepsBar:
-    """Progress of the encoding pass (silent when off or when rich is missing)."""
-
-    def __init__(self, enabled: bool, total: int | None) -> None:
-        self.progress = None
-        if enabled:
-            try:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-            except ImportError:
-                return
-            self.t0 = time.perf_counter()
-            self.progress = Progress(TextColumn("load"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                                     TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-            self.task = self.progress.add_task("load", total=total, rate="")
-            self.progress.start()
-
-    def advance(self, n: int) -> None:
-        if self.progress is not None:
-            done = self.progress.tasks[0].completed + n
-            rate = done / max(time.perf_counter() - self.t0, 1e-9)
-            self.progress.update(self.task, advance=n, rate=f"{rate:,.0f} steps/s")
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 def _episode_ids(keys: list[str], episode: list[int]) -> np.ndarray:

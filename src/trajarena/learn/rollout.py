@@ -41,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 
 from trajarena.learn.agents import ExpertLabels, make_agent
+from trajarena.learn.progress import CountBar
 from trajarena.errors import RecordingError, SettingsError
 
 __all__ = ["Job", "RecordBar", "RecordSummary", "agents_for", "play_episode", "record", "recording_env"]
@@ -378,35 +379,14 @@ def _run_parallel(jobs: list[Job], bar: RecordBar) -> tuple[list[dict[str, Any]]
     return results, interrupted
 
 
-class RecordBar:
+class RecordBar(CountBar):
     """Progress (episodes, steps/s, ETA); also the queue-like sink of the in-process worker."""
 
     def __init__(self, enabled: bool, episodes: int) -> None:
-        self.progress = None
+        super().__init__("record", "episodes", episodes, enabled)
         self.steps = 0
-        self.t0 = time.perf_counter()
-        if enabled:
-            try:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-            except ImportError:
-                return
-            self.progress = Progress(TextColumn("record"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
-                                     TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-            self.task = self.progress.add_task("record", total=episodes, rate="")
-
-    def __enter__(self) -> RecordBar:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
     def put(self, item: tuple[str, int, int]) -> None:
         kind, _rank, steps = item
         self.steps += steps
-        if self.progress is not None:
-            rate = self.steps / max(time.perf_counter() - self.t0, 1e-9)
-            self.progress.update(self.task, advance=1 if kind == "episode" else 0,
-                                 rate=f"{self.steps:,} steps, {rate:,.0f} steps/s")
+        self.advance(1 if kind == "episode" else 0, f"{self.steps:,} steps, {self.per_second(self.steps):,.0f} steps/s")
