@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from gymnasium import spaces
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from trajarena.format import schema as fmt
@@ -174,8 +174,9 @@ def test_version_1_files_replay_through_imitation_learning():
 _FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(_FLOATS, st.lists(_FLOATS, max_size=40)), max_size=30), st.booleans())
+@example([(-0.0, []), (-0.0, [-0.0]), (0.0, [-0.0]), (float("nan"), [1.0])], True)  # signed zeros, NaN
 def test_running_sums_equal_running_sum_bit_for_bit(segments, long_one):
     if long_one:  # a segment much longer than the others: the one-by-one path
         segments = [*segments, (0.5, [0.1] * 5000)]

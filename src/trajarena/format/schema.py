@@ -273,15 +273,16 @@ def running_sum(start: float, rewards: np.ndarray) -> float:
     """``start`` plus ``rewards`` added one by one in float64 (the episode return, reproducibly)."""
     if not len(rewards):
         return float(start)
-    return float(np.cumsum(np.concatenate([[start], np.asarray(rewards, np.float64)]))[-1])
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in the env's own sum
+        return float(np.cumsum(np.concatenate([[start], np.asarray(rewards, np.float64)]))[-1])
 
 
 def running_sums(starts: Sequence[float], rewards: np.ndarray, first: Sequence[int],
                  lengths: Sequence[int]) -> list[float]:
     """:func:`running_sum` of ``rewards[first[i] : first[i] + lengths[i]]`` from ``starts[i]``, for every i.
 
-    One numpy pass over a zero-padded matrix (sequential sums along its rows, so every value equals
-    :func:`running_sum`'s bit for bit) when the padding stays small; else one call per segment.
+    One numpy pass over a matrix padded with -0.0 (sequential sums along its rows, so every value
+    equals :func:`running_sum`'s bit for bit) when the padding stays small; else one call per segment.
 
     >>> running_sums([0.0, 1.0], np.array([0.5, 0.25, 2.0]), [0, 2], [2, 1])
     [0.75, 3.0]
@@ -292,12 +293,13 @@ def running_sums(starts: Sequence[float], rewards: np.ndarray, first: Sequence[i
     if k * (width + 1) > 4 * len(rewards) + 4096:  # one long segment among short ones
         return [running_sum(s, rewards[a : a + n]) for s, a, n in zip(starts, first.tolist(), lengths.tolist(),
                                                                        strict=True)]
-    table = np.zeros((k, width + 1), np.float64)
+    table = np.full((k, width + 1), -0.0)  # x + -0.0 is x for every float, -0.0 and NaN included
     table[:, 0] = starts
     cols = np.arange(width)
     inside = cols < lengths[:, None]
     table[:, 1:][inside] = np.asarray(rewards, np.float64)[(first[:, None] + cols)[inside]]
-    return np.cumsum(table, axis=1)[:, -1].tolist()
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.cumsum(table, axis=1)[:, -1].tolist()
 
 
 def crc_of_strings(arr: pa.Array) -> int:
