@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_demo_writes_report_plots_gif_and_policy(tmp_path):
-    cfg = demo_config(quick=True, out=str(tmp_path / "demo"), episodes=2, workers=2, epochs=1, eval_episodes=1,
-                      gif_steps=8, difficulty=1)
+    cfg = demo_config(quick=True, strong=True, out=str(tmp_path / "demo"), episodes=2, workers=2, epochs=1,
+                      eval_episodes=1, gif_steps=8, difficulty=1)  # the strong recipe's frames, a tiny budget
     out = run_demo(cfg, progress=False)
     folder = Path(cfg.out)
     for name in ("report.md", "learning_curve.png", "win_rates.png", "returns.png", "bc_policy.gif", "policy.pt",
@@ -28,6 +28,7 @@ def test_demo_writes_report_plots_gif_and_policy(tmp_path):
     assert list((folder / "data").glob("*.arrow"))
     report = (folder / "report.md").read_text()
     assert out["evaluate"].table() in report  # the report shows exactly what evaluate prints
+    assert "`frame_shape=[64, 128, 1]`" in report
     results = json.loads((folder / "results.json").read_text())
     assert results["evaluate"] == json.loads(json.dumps(out["evaluate"].to_dict()))
     assert results["record"]["episodes"] == 2 and results["train"]["history"][0]["epoch"] == 1
@@ -70,7 +71,15 @@ def test_demo_config_refuses_bad_values(override, match):
         demo_config(**override)
 
 
+def test_demo_strong_recipe():
+    strong, default = demo_config(strong=True), demo_config()
+    assert strong.settings["frame_shape"] == (64, 128, 1) and default.settings["frame_shape"] == (48, 96, 1)
+    assert (strong.epochs, strong.dagger_rounds, strong.dagger_epochs) == (10, 3, 3)
+    assert demo_config(strong=True, epochs=4).epochs == 4  # options still override the recipe
+
+
 @pytest.mark.parametrize(("argv", "message"), [
+    (["--strong", "--dagger-epochs", "0"], "--dagger-epochs must be an integer >= 1, got 0."),
     (["--episodes", "0"], "--episodes must be an integer >= 1, got 0."),
     (["--difficulty", "12"], "--difficulty must be an integer in [1, 8], got 12."),
     (["--eval-episodes", "0"], "--eval-episodes must be an integer >= 1, got 0."),
