@@ -47,6 +47,9 @@ _SMALL_SECONDS_PER_BYTE = 1.0e-9
 #: How often the writer thread looks at the game loop when nothing is queued (finished episodes, flushes).
 _POLL_SECONDS = 0.025
 _NOTHING = object()  # what the thread got from its queue when nothing came
+#: How long the game loop waits, at most, for the thread to take the chunks queued before one that
+#: holds finished episodes (see TrajectoryWriter._drain).
+DRAIN_SECONDS = 0.025
 
 
 class TrajectoryWriter(ChunkBuffers):
@@ -96,6 +99,7 @@ class TrajectoryWriter(ChunkBuffers):
             raise RecordingError(f"The recording folder {self.folder} is not writable; choose a folder you can write to.")
         # chunks the game loop may still allocate: max_pending queued + the one written + the one filled
         self._chunks_left = opts.max_pending + 2
+        self._ends_queued = self._ends_taken = 0  # chunks with episode ends: handed over / taken by the thread
         super().__init__(observation_space, action_space, opts.chunk_steps, opts.chunk_bytes)
         frame_transform, level, compression = opts.frame_transform, opts.level, opts.compression
 
@@ -180,10 +184,29 @@ class TrajectoryWriter(ChunkBuffers):
             self._segment_start = self._last_handoff
         if self._error is not None or not self._thread.is_alive():
             self._thread_failed()
+        behind = self._queue.qsize() > 0
+        if chunk.ends:
+            self._ends_queued += 1
         self._queue.put(chunk)
+        if chunk.ends and behind:
+            self._drain()
 
-    def _behind(self) -> bool:
-        return self._queue.qsize() > 0
+    def _drain(self) -> None:
+        """Wait (up to DRAIN_SECONDS) until the thread has taken the chunks queued before this one.
+
+        Called when finished episodes are handed over while chunks are still queued (the thread is
+        behind even after EPISODE_WAIT_SECONDS). Without this wait a saturated thread (a busy
+        machine) lets max_pending chunks of finished episodes queue up, and a kill could lose
+        episodes that ended several hundred milliseconds before it (CartPole under load: p99 230 ms
+        from an episode's end to the file; with the wait, under 50 ms). The bound keeps a big-frame
+        env's episode end (Boxing: a full 8 MiB chunk ahead) from pausing the game longer. Sleeping
+        hands the GIL to the thread.
+        """
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while self._ends_queued > self._ends_taken and time.monotonic() < deadline:
+            if self._error is not None or not self._thread.is_alive():
+                self._thread_failed()
+            time.sleep(0.0005)
 
     def _wait_free(self) -> Chunk | None:
         """Allocate up to ``max_pending + 2`` chunks, then wait for the thread to give one back."""
@@ -230,15 +253,18 @@ class TrajectoryWriter(ChunkBuffers):
                 item = _NOTHING
             if item is None:
                 return
-            if item is not _NOTHING and self._error is None:
-                self.write_chunk(item)
+            if item is not _NOTHING:
+                if item.ends:
+                    self._ends_taken += 1  # the only writer of _ends_taken (the game loop: _ends_queued)
+                if self._error is None:
+                    self.write_chunk(item)
             self._watch()
 
     def _watch(self) -> None:
         """Ask the game loop for what is due (finished episodes, old steps); write it myself if the loop stalls."""
         now = time.monotonic()
         idle, end_due = now - self._last_handoff, self._end_due
-        if idle >= self.flush_seconds or (end_due and now >= end_due and not self._queue.qsize()):
+        if idle >= self.flush_seconds or (end_due and self._episodes_due(now)):
             self._flush_due = True  # the game loop hands the chunk over at its next step
         if self._error is None and (idle >= 2 * self.flush_seconds or (end_due and now >= end_due + _POLL_SECONDS)):
             self._idle_flush()  # the game loop does not step any more (a paused game): write what is done
