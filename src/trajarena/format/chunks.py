@@ -34,15 +34,11 @@ from trajarena.format import limits
 from trajarena.format.actions import ActionCheck
 from trajarena.format.spaces import compile_setter, leaf_fields
 
-__all__ = ["EPISODE_FLUSH_SECONDS", "EPISODE_WAIT_SECONDS", "Chunk", "ChunkBuffers"]
+__all__ = ["EPISODE_FLUSH_SECONDS", "Chunk", "ChunkBuffers"]
 
 #: A finished episode is handed to the writer thread this long after the last handoff (so at most this
-#: long after its last step) while the writer keeps up; a kill loses no finished episode older than about
-#: twice this.
+#: long after its last step): a kill loses no finished episode older than about twice this.
 EPISODE_FLUSH_SECONDS = 0.02
-#: While the writer is behind, finished episodes wait in the current chunk (a smaller chunk would not
-#: reach the file sooner) for at most this much longer; then they are queued all the same.
-EPISODE_WAIT_SECONDS = 0.03
 #: While finished episodes wait for their handoff, the game loop reads the clock once per this many rows.
 _CLOCK_ROWS = 16
 
@@ -197,7 +193,7 @@ class ChunkBuffers(ABC):
         if terminated or truncated:
             self._end("env", bool(terminated), bool(truncated), info)
         elif row == self._cap or self._flush_due or (self._end_due and not row % _CLOCK_ROWS
-                                                     and self._episodes_due(time.monotonic())):
+                                                     and time.monotonic() >= self._end_due):
             self._handoff()
 
     def discard(self) -> bool:
@@ -337,7 +333,7 @@ class ChunkBuffers(ABC):
         if self._segment_due():
             self._chunk.rotate = True
             self._handoff()
-        elif self._row == self._cap or self._flush_due or self._episodes_due(now):
+        elif self._row == self._cap or self._flush_due or now - self._last_handoff >= EPISODE_FLUSH_SECONDS:
             self._handoff()  # a finished episode reaches the file within EPISODE_FLUSH_SECONDS
         elif not self._end_due:
             self._end_due = self._last_handoff + EPISODE_FLUSH_SECONDS  # with the episodes ending meanwhile
@@ -426,16 +422,6 @@ class ChunkBuffers(ABC):
     @abstractmethod
     def _submit(self, chunk: Chunk) -> None:
         """Take a closed chunk (``chunk.rotate``: finish the file after it); put it in ``_free`` once done."""
-
-    def _episodes_due(self, now: float) -> bool:
-        """Whether the finished episodes of the current chunk are to be handed over now."""
-        due = self._last_handoff + EPISODE_FLUSH_SECONDS
-        return now >= due and (now >= due + EPISODE_WAIT_SECONDS or not self._behind())
-
-    def _behind(self) -> bool:
-        """Whether the consumer has chunks queued: finished episodes then wait for it in the current chunk
-        (a smaller chunk would not reach the file sooner, and fewer, larger chunks let it catch up)."""
-        return False
 
     def _wait_free(self) -> Chunk | None:
         """No chunk came back for reuse: wait for one, or return None to allocate a new one."""

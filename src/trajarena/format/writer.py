@@ -99,7 +99,10 @@ class TrajectoryWriter(ChunkBuffers):
             raise RecordingError(f"The recording folder {self.folder} is not writable; choose a folder you can write to.")
         # chunks the game loop may still allocate: max_pending queued + the one written + the one filled
         self._chunks_left = opts.max_pending + 2
-        self._ends_queued = self._ends_taken = 0  # chunks with episode ends: handed over / taken by the thread
+        # chunks with episode ends: handed over (game loop) / started on (the thread). Not the queue's size:
+        # an item leaves the queue before the thread runs again, and _drain must wait until the thread is
+        # at work (it then holds the GIL for a switch interval); with qsize, p99 under load was 230 ms.
+        self._ends_queued = self._ends_taken = 0
         super().__init__(observation_space, action_space, opts.chunk_steps, opts.chunk_bytes)
         frame_transform, level, compression = opts.frame_transform, opts.level, opts.compression
 
@@ -192,13 +195,13 @@ class TrajectoryWriter(ChunkBuffers):
             self._drain()
 
     def _drain(self) -> None:
-        """Wait (up to DRAIN_SECONDS) until the thread has taken the chunks queued before this one.
+        """Wait (up to DRAIN_SECONDS) until the thread has started on this chunk (those before it are done).
 
         Called when finished episodes are handed over while chunks are still queued (the thread is
-        behind even after EPISODE_WAIT_SECONDS). Without this wait a saturated thread (a busy
+        behind). Without this wait a saturated thread (a busy
         machine) lets max_pending chunks of finished episodes queue up, and a kill could lose
         episodes that ended several hundred milliseconds before it (CartPole under load: p99 230 ms
-        from an episode's end to the file; with the wait, under 50 ms). The bound keeps a big-frame
+        from an episode's end to the file; with the wait, 65-75 ms). The bound keeps a big-frame
         env's episode end (Boxing: a full 8 MiB chunk ahead) from pausing the game longer. Sleeping
         hands the GIL to the thread.
         """
@@ -264,7 +267,7 @@ class TrajectoryWriter(ChunkBuffers):
         """Ask the game loop for what is due (finished episodes, old steps); write it myself if the loop stalls."""
         now = time.monotonic()
         idle, end_due = now - self._last_handoff, self._end_due
-        if idle >= self.flush_seconds or (end_due and self._episodes_due(now)):
+        if idle >= self.flush_seconds or (end_due and now >= end_due):
             self._flush_due = True  # the game loop hands the chunk over at its next step
         if self._error is None and (idle >= 2 * self.flush_seconds or (end_due and now >= end_due + _POLL_SECONDS)):
             self._idle_flush()  # the game loop does not step any more (a paused game): write what is done
