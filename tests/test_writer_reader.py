@@ -24,6 +24,7 @@ from trajarena.format import schema as fmt
 from trajarena.errors import DataNotFoundError, FormatError, MismatchError, RecordingError, SettingsError, SpaceError
 from trajarena.format.integrity import verify
 from trajarena.format.reader import TrajectoryReader, open_trajectories
+from trajarena.format.encoder import ChunkEncoder
 from trajarena.format.writer import TrajectoryWriter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -496,19 +497,18 @@ def test_crc_of_is_zlib_crc32_of_the_stored_bytes() -> None:
 
 def test_adaptive_level_follows_the_writer_threads_load(tmp_path: Path) -> None:
     frame = spaces.Box(0, 255, (64, 64, 3), np.uint8)
-    w = TrajectoryWriter(tmp_path, frame, spaces.Discrete(2))
+    w = TrajectoryWriter(tmp_path, frame, spaces.Discrete(2), writer="thread")
     try:
-        chunk = w._chunk
-        chunk.rows, chunk.fill_s = 100, 100 * 1e-3  # first file: 12 kB rows, 1 ms a step: level 5 is affordable
-        assert w._choose_level(chunk) == 5
-        chunk.fill_s = 100 * 5e-6  # 5 us a step: the thread would fall behind
-        assert w._choose_level(chunk) == 3
-        w._level, w._load = 5, [0.6, 1.0]  # measured: busy 60% of the game loop's time at level 5
-        assert w._choose_level(chunk) == 3
-        w._level, w._load = 3, [0.3, 1.0]  # 30% at level 3: level 5 would be ~60%
-        assert w._choose_level(chunk) == 3
-        w._load = [0.2, 1.0]
-        assert w._choose_level(chunk) == 5
+        enc = w._encoder
+        # first file: 12 kB rows, 1 ms a step: level 5 is affordable
+        assert enc._choose_level(100, 100 * 1e-3) == 5
+        assert enc._choose_level(100, 100 * 5e-6) == 3  # 5 us a step: the writer would fall behind
+        enc._level, enc._load = 5, [0.6, 1.0]  # measured: busy 60% of the game loop's time at level 5
+        assert enc._choose_level(100, 0.1) == 3
+        enc._level, enc._load = 3, [0.3, 1.0]  # 30% at level 3: level 5 would be ~60%
+        assert enc._choose_level(100, 0.1) == 3
+        enc._load = [0.2, 1.0]
+        assert enc._choose_level(100, 0.1) == 5
     finally:
         w.close()
 
@@ -517,7 +517,7 @@ def test_files_of_adaptive_levels_read_together(tmp_path: Path, monkeypatch: pyt
     import itertools
 
     levels = itertools.cycle([3, 5])
-    monkeypatch.setattr(TrajectoryWriter, "_choose_level", lambda self, chunk: next(levels))
+    monkeypatch.setattr(ChunkEncoder, "_choose_level", lambda self, rows, fill_s: next(levels))
     space = CATALOGUE["nested"]
     written = record(tmp_path / "auto", space, spaces.Discrete(3), [5, 4, 6], segment_steps=1)
     files = sorted((tmp_path / "auto").glob("*.arrow"))

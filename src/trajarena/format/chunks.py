@@ -61,6 +61,8 @@ class Chunk:
     starts: list[list[int]] = field(default_factory=list)
     ends: list[dict[str, Any]] = field(default_factory=list)
     rotate: bool = False
+    handed: bool = False  # handed over (to the thread or process): an idle flush no longer writes from it
+    slot: int = -1  # its place in the writer process's shared memory (-1: a thread-mode chunk)
     fill_s: float = 0.0  # the game loop thread's CPU seconds while it filled the chunk (env steps included)
     setters: tuple = ()  # compiled once per chunk: (set_obs, set_action) writing into ``cols``
 
@@ -119,7 +121,10 @@ class ChunkBuffers(ABC):
         self._t = -1  # steps taken in the current episode; -1 when no episode is open
         self._seed: int | None = None
         self._free: queue.SimpleQueue = queue.SimpleQueue()  # handed-over chunks, back for reuse
-        self._idle_lock = threading.Lock()  # an idle flush vs. discard() rewinding the current chunk
+        self._idle_lock = threading.Lock()  # an idle flush vs. discard() rewinding or a handoff of the current chunk
+
+    def _begin(self) -> None:
+        """Bind the first chunk (a subclass calls it once it can allocate chunks)."""
         self._bind(self._new_chunk())
 
     # ------------------------------------------------------------------ public API
@@ -245,16 +250,27 @@ class ChunkBuffers(ABC):
         if chunk is not None:
             chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = {}, 0, [], [], False, 0.0
             chunk.flushed = chunk.ends_flushed = chunk.checked = 0
+            chunk.handed = False
             return chunk
-        n = self.chunk_steps
-        dtypes = [f.dtype for f in self._fields[: self._n_obs]] + self._actions.buffer_dtypes
-        cols = [np.zeros((n, *f.shape), dtype=d) for f, d in zip(self._fields, dtypes, strict=True)]
+        cols, reward, terminated, truncated, slot = self._alloc(self._layout())
         for c in cols:
             if c.dtype == object:
                 c.fill("")
         setters = (compile_setter(self.observation_space, cols[: self._n_obs]),
                    compile_setter(self.action_space, cols[self._n_obs :]))
-        return Chunk(cols, np.zeros(n, np.float64), np.zeros(n, bool), np.zeros(n, bool), setters=setters)
+        return Chunk(cols, reward, terminated, truncated, setters=setters, slot=slot)
+
+    def _layout(self) -> list[tuple[np.dtype, tuple[int, ...]]]:
+        """dtype and shape of each array of a chunk: the flat columns, then reward, terminated, truncated."""
+        n = self.chunk_steps
+        dtypes = [f.dtype for f in self._fields[: self._n_obs]] + self._actions.buffer_dtypes
+        out = [(np.dtype(d), (n, *f.shape)) for f, d in zip(self._fields, dtypes, strict=True)]
+        return [*out, (np.dtype(np.float64), (n,)), (np.dtype(bool), (n,)), (np.dtype(bool), (n,))]
+
+    def _alloc(self, layout: list[tuple[np.dtype, tuple[int, ...]]]) -> tuple:
+        """New arrays for a chunk: ``(cols, reward, terminated, truncated, slot)``; numpy memory here."""
+        arrays = [np.zeros(shape, dtype) for dtype, shape in layout]
+        return arrays[:-3], arrays[-3], arrays[-2], arrays[-1], -1
 
     def _bind(self, chunk: Chunk) -> None:
         self._chunk, self._row, self._cap = chunk, 0, self.chunk_steps

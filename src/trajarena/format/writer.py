@@ -1,26 +1,33 @@
-"""Streaming trajectory writer: the background thread that turns chunks into Arrow files.
+"""Streaming trajectory writer: chunks handed from the game loop to a writer thread or process.
 
 :class:`TrajectoryWriter` fills chunks through its base :class:`~trajarena.format.chunks.ChunkBuffers`:
 the game loop only copies each step's values into preallocated numpy buffers (one per flat
-column). A full chunk, or one older than ``flush_seconds``, is queued for a background thread that
-encodes it as an Arrow record batch (XOR against the previous frame for image columns), checksums
-it, compresses it and appends it to ``<stem>.arrow.partial``, which it holds under an exclusive
-``flock``. At an episode end, once the current file is older than ``segment_seconds`` (or holds
-``segment_steps`` rows), the thread writes the Arrow footer and atomically renames the file to
+column). A full chunk, or one older than ``flush_seconds``, is handed to a
+:class:`~trajarena.format.encoder.ChunkEncoder` that encodes it as an Arrow record batch (XOR
+against the previous frame for image columns), checksums it, compresses it and appends it to
+``<stem>.arrow.partial``, which it holds under an exclusive ``flock``. The encoder runs on a
+background thread (``writer="thread"``) or in a child process fed through shared memory
+(``writer="process"``, :mod:`trajarena.format.writer_process`), which never holds the game loop's
+GIL; ``"auto"`` picks the process for rows of at least 32 KiB (frames) while a core is free for it.
+At an episode end, once the current file is older than ``segment_seconds`` (or holds
+``segment_steps`` rows), the encoder writes the Arrow footer and atomically renames the file to
 ``<stem>.arrow``: long episodes get a file each, short ones (e.g. CartPole) share a file, so a fast
 env does not create thousands of files a second. An info key first seen after a file was opened
 widens its schema (the file is copied into a wider one that atomically replaces it). Nothing in the
 game loop waits for compression or disk unless ``max_pending`` chunks are already queued. When the
-game loop stops calling the writer (a paused game), the thread itself writes the finished rows of
-the current chunk after ``2 * flush_seconds``, so a crash loses at most a few seconds of play.
+game loop stops calling the writer (a paused game), the background thread itself hands over the
+finished rows of the current chunk after ``2 * flush_seconds``, so a crash loses at most a few
+seconds of play.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import functools
 import os
 import queue
+import sys
 import threading
 import time
 import weakref
@@ -31,25 +38,25 @@ import numpy as np
 import pyarrow as pa
 from gymnasium import spaces
 
-from trajarena.errors import RecordingError, TrajArenaError
+from trajarena.errors import RecordingError, SettingsError, TrajArenaError
 from trajarena.format import schema as fmt
 from trajarena.format.chunks import Chunk, ChunkBuffers
-from trajarena.format.segment import SegmentFile
+from trajarena.format.encoder import ChunkEncoder
 from trajarena.format.spaces import space_to_json
+from trajarena.format.writer_process import WriterLink
 from trajarena.settings.recording import WriterSettings
 
 __all__ = ["TrajectoryWriter"]
 
-#: zstd levels of ``level=None``: 5 while the writer thread can afford it, else 3 (see ``_choose_level``).
-_SMALL_LEVEL, _FAST_LEVEL = 5, 3
-#: XOR + CRC + zstd level 5 per raw byte of frames, measured (2-core VM): the first file's prior.
-_SMALL_SECONDS_PER_BYTE = 1.0e-9
-#: How often the writer thread looks at the game loop when nothing is queued (finished episodes, flushes).
+#: How often the background thread looks at the game loop when nothing arrives (finished episodes, flushes).
 _POLL_SECONDS = 0.025
 _NOTHING = object()  # what the thread got from its queue when nothing came
-#: How long the game loop waits, at most, for the thread to take the chunks queued before one that
-#: holds finished episodes (see TrajectoryWriter._drain).
+#: How long the game loop waits, at most, for the writer thread to take the chunks queued before one
+#: that holds finished episodes (see TrajectoryWriter._drain; a writer process needs no wait).
 DRAIN_SECONDS = 0.025
+#: ``writer="auto"`` uses a writer process for rows of at least this many bytes (frames) ...
+AUTO_PROCESS_ROW_BYTES = 32 << 10
+_processes = [0]  # ... while fewer writer processes than cores - 1 are running in this process
 
 
 class TrajectoryWriter(ChunkBuffers):
@@ -62,7 +69,7 @@ class TrajectoryWriter(ChunkBuffers):
         metadata: JSON-ready settings stored in every file (env id, settings, username, ...).
         settings: a :class:`~trajarena.settings.WriterSettings` (or a dict of its fields).
         **options: its fields as keywords (``chunk_steps``, ``flush_seconds``, ``segment_seconds``,
-            ``compression``, ``level``, ``fsync``, ...); an unknown or bad one is a ``SettingsError``.
+            ``compression``, ``level``, ``fsync``, ``writer``, ...); an unknown or bad one is a ``SettingsError``.
 
     The game-loop methods (``reset``, ``step``, ``discard``, ``flush``, ``episodes``) come from
     :class:`~trajarena.format.chunks.ChunkBuffers`.
@@ -73,8 +80,8 @@ class TrajectoryWriter(ChunkBuffers):
     >>> with TrajectoryWriter(folder, Box(-1, 1, (2,)), Discrete(2), {"env_id": "demo"}) as w:
     ...     w.reset(np.zeros(2, np.float32), {}, seed=0)
     ...     w.step(1, np.ones(2, np.float32), 1.0, True, False, {})
-    >>> len(w.files)
-    1
+    >>> len(w.files), w.mode
+    (1, 'thread')
     """
 
     def __init__(
@@ -111,39 +118,73 @@ class TrajectoryWriter(ChunkBuffers):
                 return None
             return fmt.XOR_PREV if frame_transform == fmt.XOR_PREV or len(f.shape) >= 2 else None
 
-        self._columns = [fmt.Column(f.name, f.dtype.name, f.shape, transform(f), packed=transform(f) is not None)
-                         for f in self._fields]
+        columns = [fmt.Column(f.name, f.dtype.name, f.shape, transform(f), packed=transform(f) is not None)
+                   for f in self._fields]
         #: this writer's id: every episode it records is ``"<recording>/<n>"`` in the ``episode`` column
         self.recording = fmt.new_file_stem(opts.prefix)
-        self._adaptive = level is None and compression == "zstd"
-        if self._adaptive:
-            level = _SMALL_LEVEL
-        self._compression, self._level = compression, level
-        self._load = [0.0, 0.0]  # background: writer CPU seconds, game-loop fill seconds, of the open file
-        self._meta = {
+        adaptive = level is None and compression == "zstd"
+        meta = {
             "format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION,
             "library_version": fmt.library_version(), "host": os.uname().nodename, "pid": os.getpid(),
             "observation_space": space_to_json(observation_space), "action_space": space_to_json(action_space),
-            "compression": self._compression_meta(), "chunk_steps": self.chunk_steps,
+            "compression": None, "chunk_steps": self.chunk_steps,
             "flush_seconds": opts.flush_seconds, "lossy": None, "recording": self.recording, **metadata,
         }
         self.settings = opts
         self.flush_seconds, self.segment_seconds, self.segment_steps = opts.flush_seconds, opts.segment_seconds, \
             opts.segment_steps
-        self._fsync, self._prefix = opts.fsync, opts.prefix
         self.files: list[Path] = []
-        self._returns: dict[int, float] = {}  # background: running return of open episodes
         self._segment_rows = 0
         self._segment_start = time.monotonic()
+        self._slots = 0  # chunks made in shared memory
+        self._inflight: collections.deque[Chunk] = collections.deque()  # handed to the process, in order
+        self._reclaimed = 0  # chunks of _inflight the process had written, and were freed
+        self._link: WriterLink | None = None
+        self._encoder: ChunkEncoder | None = None
+        #: ``"thread"`` or ``"process"``: where the chunks are encoded (see the ``writer`` setting)
+        self.mode = self._choose_mode(opts.writer)
+        if self.mode == "process":
+            config = {"folder": str(self.folder), "columns": [c.to_json() for c in columns], "n_obs": self._n_obs,
+                      "meta": meta, "compression": compression, "level": level, "adaptive": adaptive,
+                      "fsync": opts.fsync, "prefix": opts.prefix, "row_bytes": self._row_bytes}
+            try:
+                self._link = WriterLink(config, self._layout(), self._chunks_left)
+            except RecordingError:
+                if opts.writer == "process":
+                    raise
+                self.mode = "thread"  # auto: no process here, the thread does
+            else:
+                _processes[0] += 1
+        if self._link is None:
+            self._encoder = ChunkEncoder(self.folder, columns, self._n_obs, meta, compression, level, adaptive,
+                                         opts.fsync, opts.prefix, self._row_bytes, self._notes, self._known_info)
         # chunks for the thread: a SimpleQueue (C, no Python lock the game loop could wait on while the
         # thread holds it); the game loop waits in _wait_free when every chunk it may allocate is out
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._file: SegmentFile | None = None  # the file the thread writes (touched by the thread only)
         _warm_pyarrow()
+        self._begin()
         self._thread = threading.Thread(target=self._run, name="trajarena-writer", daemon=True)
         self._thread.start()
         self._atexit = _closer(weakref.ref(self))
         atexit.register(self._atexit)
+
+    def _choose_mode(self, setting: str) -> str:
+        if setting == "thread":
+            return "thread"
+        why = ("it needs Linux (memfd_create)" if not hasattr(os, "memfd_create") else
+               "it cannot start Python (sys.executable is empty)" if not sys.executable else
+               "Text leaves are recorded by the thread" if any(f.dtype == object for f in self._fields) else "")
+        if setting == "process":
+            if why:
+                raise SettingsError(f"writer='process' is not possible here: {why}. Use writer='thread' or 'auto'.")
+            return "process"
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        big = self._row_bytes >= AUTO_PROCESS_ROW_BYTES
+        return "process" if big and not why and _processes[0] < cores - 1 else "thread"
+
+    def _known_info(self) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        """The info keys stored so far: ``{key: (dtype, shape)}``."""
+        return {k: (s[1], s[2]) for k, s in list(self._info_spec.items()) if s}
 
     # ------------------------------------------------------------------ public API
 
@@ -163,8 +204,16 @@ class TrajectoryWriter(ChunkBuffers):
                 self._handoff()
         except RecordingError:
             pass  # the thread failed: reported below
-        self._queue.put(None)
-        self._thread.join()
+        if self._link is None:
+            self._queue.put(None)
+            self._thread.join()
+        else:
+            self._link.close_input()  # the process writes what it has, then exits: the listener sees it
+            self._thread.join()
+            code = self._link.wait()
+            _processes[0] -= 1
+            if code and self._error is None:
+                self._error = RuntimeError(f"the writer process exited with code {code}")
         if self._error is not None:
             raise RecordingError(f"The background writer failed: {self._error!r}; what it had written is in "
                                  f"{self.folder} (run trajarena repair on it)") from self._error
@@ -178,7 +227,14 @@ class TrajectoryWriter(ChunkBuffers):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ handing chunks to the thread
+    # ------------------------------------------------------------------ handing chunks over
+
+    def _alloc(self, layout: list[tuple[np.dtype, tuple[int, ...]]]) -> tuple:
+        if self._link is None:
+            return super()._alloc(layout)
+        slot, self._slots = self._slots, self._slots + 1
+        arrays = self._link.shared.arrays(slot)
+        return arrays[:-3], arrays[-3], arrays[-2], arrays[-1], slot
 
     def _submit(self, chunk: Chunk) -> None:
         rotate = chunk.rotate
@@ -187,12 +243,37 @@ class TrajectoryWriter(ChunkBuffers):
             self._segment_start = self._last_handoff
         if self._error is not None or not self._thread.is_alive():
             self._thread_failed()
+        if self._link is not None:
+            self._inflight.append(chunk)
+            with self._idle_lock:  # an idle flush of this chunk is sent before it, or not at all
+                chunk.handed = True
+                self._send(chunk, "chunk", chunk.flushed, chunk.rows, list(chunk.starts),
+                           chunk.ends[chunk.ends_flushed :], chunk.info, rotate, chunk.fill_s)
+            self._reclaim()
+            return  # no drain: a kill of this process does not stop the writer process from writing it
         behind = self._queue.qsize() > 0
         if chunk.ends:
             self._ends_queued += 1
+        with self._idle_lock:
+            chunk.handed = True
         self._queue.put(chunk)
         if chunk.ends and behind:
             self._drain()
+
+    def _send(self, chunk: Chunk, kind: str, lo: int, hi: int, starts: list, ends: list, info: dict,
+              rotate: bool, fill_s: float) -> None:
+        """Hand rows ``[lo, hi)`` of a chunk in shared memory to the writer process."""
+        keys = list(info)
+        arrays = [a[lo:hi] for k in keys for a in info[k]]
+        ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in ends]
+        known = {k: [d.str, list(shape)] for k, (d, shape) in self._known_info().items()}
+        try:
+            self._link.send({"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
+                             "info": keys, "rotate": rotate, "fill_s": fill_s, "notes": self._notes,
+                             "known": known}, arrays)
+        except RecordingError as exc:
+            self._error = self._error or exc
+            raise
 
     def _drain(self) -> None:
         """Wait (up to DRAIN_SECONDS) until the thread has started on this chunk (those before it are done).
@@ -211,14 +292,23 @@ class TrajectoryWriter(ChunkBuffers):
                 self._thread_failed()
             time.sleep(0.0005)
 
+    def _reclaim(self) -> None:
+        """Process mode: the chunks the writer process has written are free again."""
+        for _ in range(int(self._link.shared.done[0]) - self._reclaimed):
+            self._free.put(self._inflight.popleft())
+            self._reclaimed += 1
+
     def _wait_free(self) -> Chunk | None:
-        """Allocate up to ``max_pending + 2`` chunks, then wait for the thread to give one back."""
+        """Allocate up to ``max_pending + 2`` chunks, then wait for the thread (or process) to give one back."""
         if self._chunks_left:
             self._chunks_left -= 1
             return None
         while True:  # max_pending chunks are queued: the game loop waits for the disk (never for a dead thread)
             try:
-                return self._free.get(timeout=0.25)
+                if self._link is None:
+                    return self._free.get(timeout=0.25)
+                self._reclaim()
+                return self._free.get(timeout=0.0005)
             except queue.Empty:
                 if self._error is not None or not self._thread.is_alive():
                     self._thread_failed()
@@ -235,12 +325,12 @@ class TrajectoryWriter(ChunkBuffers):
 
     def _run(self) -> None:
         try:
-            self._loop()
+            self._loop() if self._link is None else self._listen()
         except BaseException as exc:  # noqa: BLE001 - any failure is raised as RecordingError by the game loop
             self._error = self._error or exc
-            if self._file is not None:
-                self._file.abort()
-            while True:  # drain, so a game loop that did not notice yet never blocks on a dead thread
+            if self._encoder is not None:
+                self._encoder.abort()
+            while self._link is None:  # drain, so a game loop that did not notice yet never blocks on a dead thread
                 try:
                     if self._queue.get(timeout=1.0) is None:
                         return
@@ -249,6 +339,7 @@ class TrajectoryWriter(ChunkBuffers):
                         return
 
     def _loop(self) -> None:
+        """Thread mode: encode the queued chunks here."""
         while True:
             try:
                 item = self._queue.get(timeout=_POLL_SECONDS)
@@ -260,7 +351,29 @@ class TrajectoryWriter(ChunkBuffers):
                 if item.ends:
                     self._ends_taken += 1  # the only writer of _ends_taken (the game loop: _ends_queued)
                 if self._error is None:
-                    self.write_chunk(item)
+                    final = self._encoder.write(item, item.flushed, item.rows, list(item.starts),
+                                                item.ends[item.ends_flushed :], _cut(item.info, item.flushed, item.rows),
+                                                item.rotate, item.fill_s)
+                    if final is not None:
+                        self.files.append(final)
+                self._free.put(item)
+            self._watch()
+
+    def _listen(self) -> None:
+        """Process mode: take the writer process's answers (chunks done, files finished, its failure)."""
+        while True:
+            messages = self._link.receive(_POLL_SECONDS)
+            for m in messages or ():
+                if "file" in m:
+                    self.files.append(Path(m["file"]))
+                elif "error" in m:
+                    self._error = self._error or RuntimeError(f"the writer process failed: {m['error']}")
+            if messages is None:
+                if not self._closed and self._error is None:
+                    code = self._link.proc.wait()
+                    self._error = RuntimeError(f"the writer process (pid {self._link.proc.pid}) stopped "
+                                               f"(exit code {code})")
+                return
             self._watch()
 
     def _watch(self) -> None:
@@ -272,151 +385,34 @@ class TrajectoryWriter(ChunkBuffers):
         if self._error is None and (idle >= 2 * self.flush_seconds or (end_due and now >= end_due + _POLL_SECONDS)):
             self._idle_flush()  # the game loop does not step any more (a paused game): write what is done
 
-    def write_chunk(self, chunk: Chunk) -> None:
-        """Encode, checksum and append one chunk; finish the file if the chunk asks to rotate."""
-        started = time.thread_time()  # CPU, not wall: a busy machine must not make the level flip
-        self._write_rows(chunk, chunk.flushed, chunk.rows, list(chunk.starts), chunk.ends[chunk.ends_flushed :],
-                         chunk.info)
-        self._load[0] += time.thread_time() - started
-        self._load[1] += chunk.fill_s
-        if chunk.rotate and self._file is not None:
-            final = self._file.finish(self._fsync is not False)
-            self._file = None
-            if final is not None:
-                self.files.append(final)
-        self._free.put(chunk)
-
     def _idle_flush(self) -> None:
         """Write the finished rows of the chunk the game loop is filling, without stopping it.
 
         Rows below ``self._row`` never change again, and an end record is appended only after
         its episode's rows, so reading the end count, then the row count, gives a consistent
-        prefix. If the game loop handed the chunk over meanwhile, the queue is not empty: skip.
+        prefix. A chunk the game loop handed over meanwhile is written from the queue instead.
         """
         with self._idle_lock:
             chunk = self._chunk
             n_ends = len(chunk.ends)
             hi = self._row
-            if self._chunk is not chunk or self._queue.qsize() or hi <= chunk.flushed:
+            if chunk.handed or hi <= chunk.flushed:
                 return
             resets = {s[0] for s in chunk.starts if s[2] == 0 and s[0] < hi}
             if self._actions.first_invalid(chunk.cols[self._n_obs :], chunk.flushed, hi, resets) is not None:
                 return  # an invalid action: the game loop's next handoff cuts its episode
             starts = [s for s in list(chunk.starts) if s[0] < hi]
-            self._write_rows(chunk, chunk.flushed, hi, starts, chunk.ends[chunk.ends_flushed : n_ends],
-                             dict(chunk.info))
+            ends = chunk.ends[chunk.ends_flushed : n_ends]
+            if self._link is not None:
+                self._send(chunk, "rows", chunk.flushed, hi, starts, ends, dict(chunk.info), False, 0.0)
+            else:
+                self._encoder.write(chunk, chunk.flushed, hi, starts, ends, _cut(dict(chunk.info), chunk.flushed, hi))
             chunk.flushed, chunk.ends_flushed = hi, n_ends
 
-    def _write_rows(self, chunk: Chunk, lo: int, hi: int, starts: list, ends: list, info: dict) -> None:
-        if hi > lo:
-            if self._file is None:
-                self._open_segment(info, chunk)
-            elif not self._file.info_names.issuperset(info):
-                self._file.widen({k: (v.dtype, v.shape[1:]) for k, (v, _) in info.items()})
-            batch, meta = self._encode(chunk, lo, hi, starts, ends, info)
-            self._file.write(batch, meta)
-        elif ends and self._file is not None:  # an episode ended with no new row (reset/close)
-            self._file.write(self._file.empty_batch(), self._chunk_meta([], ends, {}))
-        if ends and self._fsync == "episode" and self._file is not None:
-            self._file.fsync()  # the episodes that ended survive a power loss too
 
-    def _chunk_meta(self, starts: list, ends: list, crc: dict[str, int]) -> dict[str, str]:
-        self._file.kept += sum(e["end_reason"] != "discarded" for e in ends)
-        self._file.dropped.update(e["episode"] for e in ends if e["end_reason"] == "discarded")
-        notes = dict(self._notes)
-        ends = [{**e, "return": fmt.json_safe(self._returns.pop(e["episode"], 0.0)),
-                 "final_info": fmt.json_safe(e["final_info"]),
-                 **({"notes": notes} if notes else {})} for e in ends]
-        return fmt.encode_chunk_meta({"crc32": crc, "starts": starts, "ends": ends})
-
-    def _compression_meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {"codec": self._compression, "level": self._level}
-        if self._adaptive:
-            meta["adaptive"] = True
-        return meta
-
-    def _choose_level(self, chunk: Chunk) -> int:
-        """The zstd level of the next file when ``level=None``: 5 if the writer thread can afford it, else 3.
-
-        Files are lossless at any level and readers never need the level (each zstd frame says
-        how to decode it), so it may change from file to file. The *load* is the thread's CPU
-        time (compression included: Arrow compresses in this thread) over the game loop thread's
-        CPU time to fill the same chunks (the env's steps included), measured over the previous
-        file: CPU over CPU, so a machine busy with other work does not make a slow-looking game
-        loop pick the costlier level. On XOR-coded frames in 200-row chunks level 5 costs about
-        2.5x level 3 (2-core VM, zstd alone: duel's 128x192x3 frames 52 vs 20 us and 786 vs 907
-        bytes each; Boxing 48 vs 18 us and 353 vs 465 bytes); levels 1-4 cost about the same. Above a load of
-        1/2 the next file uses level 3; back to 5 when level 3's load is below 1/4. The first
-        file's load is predicted from its first chunk: ~1 ns per raw byte at level 5 over the
-        CPU time to fill it.
-        """
-        busy, fill = self._load
-        self._load = [0.0, 0.0]
-        if fill <= 0.0:  # the first file: a prior from the first chunk
-            if chunk.rows <= 0 or chunk.fill_s <= 0.0:
-                return self._level
-            load = _SMALL_SECONDS_PER_BYTE * self._row_bytes * chunk.rows / chunk.fill_s
-            return _SMALL_LEVEL if load <= 0.5 else _FAST_LEVEL
-        load = busy / fill
-        if self._level == _SMALL_LEVEL:
-            return _FAST_LEVEL if load > 0.5 else _SMALL_LEVEL
-        return _SMALL_LEVEL if load < 0.25 else _FAST_LEVEL
-
-    def _open_segment(self, info: dict, chunk: Chunk) -> None:
-        known = {k: (s[1], s[2]) for k, s in list(self._info_spec.items()) if s}
-        known.update({k: (v.dtype, v.shape[1:]) for k, (v, _) in info.items()})
-        self._meta["created_ns"] = time.time_ns()
-        if self._adaptive:
-            self._level = self._choose_level(chunk)
-            self._meta["compression"] = self._compression_meta()
-        path = self.folder / (fmt.new_file_stem(self._prefix) + fmt.PARTIAL_SUFFIX)
-        self._file = SegmentFile(path, self._meta, self._columns, self._n_obs, known, self._compression, self._level)
-
-    def _encode(self, chunk: Chunk, lo: int, hi: int, starts: list, ends: list,
-                info: dict) -> tuple[pa.RecordBatch, dict[str, str]]:
-        """Rows ``[lo, hi)`` of a chunk as a record batch and its metadata (starts made relative)."""
-        n = hi - lo
-        inside = [[s[0] - lo, *s[1:]] for s in starts if lo <= s[0] < hi]
-        if not inside or inside[0][0] != 0:  # the rows begin in the middle of an episode
-            row0, ep, step0 = next(s for s in reversed(starts) if s[0] < lo)[:3]
-            inside.insert(0, [0, ep, step0 + lo - row0])
-        rows = np.array([s[0] for s in inside] + [n], np.int64)
-        counts = np.diff(rows)
-        eps, step0 = [s[1] for s in inside], np.array([s[2] for s in inside], np.int64)
-        step = (np.arange(n) - np.repeat(rows[:-1] - step0, counts)).astype(np.int32)
-        earned = [lo + s[0] + (s[2] == 0) for s in inside]  # the reset row's reward is not earned
-        sums = fmt.running_sums([self._returns.get(ep, 0.0) for ep in eps], chunk.reward, earned,
-                                [lo + stop - a for a, stop in zip(earned, rows[1:].tolist(), strict=True)])
-        self._returns.update(zip(eps, sums, strict=True))
-        reset = step == 0
-        no_action = reset if reset.any() else None  # reset rows: no action taken, no reward earned
-        ids = fmt.episode_ids(self.recording, eps, counts)
-        arrays, crc = [ids, pa.array(step)], {fmt.EPISODE: fmt.crc_of_strings(ids), fmt.STEP: fmt.crc_of(step)}
-        for i, (col, values) in enumerate(zip(self._columns, chunk.cols, strict=True)):
-            v = values[lo:hi]
-            if v.dtype != col.dtype and col.dtype != "object":  # integer actions are buffered as float64
-                v = v.astype(col.dtype)
-            if col.transform == fmt.XOR_PREV:
-                v = fmt.xor_encode(v)
-            mask = no_action if i >= self._n_obs else None
-            crc[col.name] = fmt.crc_of(v, mask)
-            arrays.append(fmt.to_arrow(col, v, mask))
-        reward = chunk.reward[lo:hi]
-        crc[fmt.REWARD] = fmt.crc_of(reward, no_action)
-        arrays.append(pa.array(reward, mask=no_action))
-        for name, values in ((fmt.TERMINATED, chunk.terminated), (fmt.TRUNCATED, chunk.truncated)):
-            crc[name] = fmt.crc_of(values[lo:hi])
-            arrays.append(pa.array(values[lo:hi]))
-        for col in self._file.info_columns:
-            values, present = info.get(col.name[5:], (None, None))
-            if values is None:
-                values, present = np.zeros((hi, *col.shape), col.dtype), np.zeros(hi, bool)
-            mask = ~present[lo:hi]
-            crc[col.name] = fmt.crc_of(values[lo:hi], mask)
-            arrays.append(fmt.to_arrow(col, values[lo:hi], mask))
-        for key in info.keys() - self._file.info_names:
-            self._notes.setdefault(f"info/{key}", "dropped: first seen after the file was opened")
-        return pa.record_batch(arrays, schema=self._file.schema), self._chunk_meta(inside, ends, crc)
+def _cut(info: dict[str, tuple[np.ndarray, np.ndarray]], lo: int, hi: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Rows ``[lo, hi)`` of a chunk's info values."""
+    return {k: (v[lo:hi], p[lo:hi]) for k, (v, p) in info.items()}
 
 
 @functools.cache

@@ -49,7 +49,10 @@ class WriterSettings(Settings):
             uint8 leaf) or ``None``.
         fsync: ``False``; ``"file"`` (or ``True``): ``fsync`` each finished file; ``"episode"``:
             also ``fsync`` the file in progress after each episode end (survives power loss, slower).
-        max_pending: chunks queued for the writer thread before the game loop waits for it (1-1024).
+        max_pending: chunks queued for the writer before the game loop waits for it (1-1024).
+        writer: where chunks are encoded: ``"thread"`` (a background thread), ``"process"`` (a child
+            process fed through shared memory: the encoding never holds the game loop's GIL; Linux) or
+            ``"auto"``: the process for rows of at least 32 KiB (frames) while a core is free for it.
         prefix: prefix of the file names (letters, digits, ``._-``; at most 64 characters).
 
     >>> WriterSettings(compression="none", fsync=True).fsync
@@ -71,6 +74,7 @@ class WriterSettings(Settings):
     fsync: bool | str = False
     max_pending: int = 8
     prefix: str = ""
+    writer: str = "auto"
 
     _aliases: ClassVar[dict[str, str]] = {"compression_level": "level"}
 
@@ -92,6 +96,7 @@ class WriterSettings(Settings):
         fsync = {True: "file"}.get(self.fsync, self.fsync) if isinstance(self.fsync, bool | str) else self.fsync
         self._set("fsync", as_choice(o, "fsync", fsync, FSYNC_MODES))
         self._set("max_pending", as_int(o, "max_pending", self.max_pending, 1, 1024))
+        self._set("writer", as_choice(o, "writer", self.writer, ("auto", "thread", "process")))
         if not isinstance(self.prefix, str) or not re.fullmatch(r"[A-Za-z0-9._-]{0,64}", self.prefix) \
                 or self.prefix.startswith("."):
             raise fail(o, "prefix", self.prefix, "at most 64 letters, digits, '.', '_' or '-' (not starting with '.')")

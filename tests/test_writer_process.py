@@ -1,0 +1,269 @@
+"""The writer process (``writer="process"``): same files as the thread, crash behaviour, hostile messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trajarena.errors import RecordingError, SettingsError
+from trajarena.format import writer as writer_module
+from trajarena.format.integrity import repair, verify
+from trajarena.format.reader import TrajectoryReader
+from trajarena.format.writer import TrajectoryWriter
+from trajarena.format.writer_process import pack, unpack
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAME = spaces.Dict(frame=spaces.Box(0, 255, (6, 5, 3), np.uint8), hp=spaces.Box(0, 9, (), np.float32))
+ACT = spaces.MultiDiscrete([3, 2])
+
+
+def play(folder: Path, script: list[tuple], seed: int, **options) -> TrajectoryWriter:
+    """Run one script of writer calls; the values come from ``seed``, so two runs write the same."""
+    rng = np.random.default_rng(seed)
+
+    def obs() -> dict:
+        return {"frame": rng.integers(0, 256, (6, 5, 3), np.uint8), "hp": np.float32(rng.integers(0, 9))}
+
+    w = TrajectoryWriter(folder, FRAME, ACT, {"env_id": "test"}, segment_seconds=1e9, **options)
+    for op, arg in script:
+        if op == "reset":
+            w.reset(obs(), {"round": arg}, seed=arg)
+        elif op == "step" and w._t >= 0:
+            info = {"t": w._t} if arg % 3 else {"t": w._t, "late": np.float32(arg)}  # "late" appears mid-file
+            w.step(rng.integers(0, [3, 2]), obs(), float(rng.normal()), arg % 7 == 0, False, info)
+        elif op == "discard":
+            w.discard()
+        elif op == "flush":
+            w.flush()
+    w.close()
+    return w
+
+
+def contents(folder: Path) -> list:
+    if not list(folder.glob("*.arrow")):
+        return []
+    r = TrajectoryReader(folder)
+    out = []
+    for i, e in enumerate(r.episodes):
+        ep = r.read_episode(i)
+        out.append((e.length, e.seed, e.total_return, e.end_reason, e.terminated, ep.observations["frame"].tobytes(),
+                    ep.observations["hp"].tolist(), ep.actions.tolist(), ep.rewards.tolist(),
+                    {k: np.asarray(v).tolist() for k, v in ep.infos.items()}))
+    return out
+
+
+ops = st.lists(st.tuples(st.sampled_from(["reset", "step", "step", "step", "step", "discard", "flush"]),
+                         st.integers(0, 50)), min_size=1, max_size=40)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(script=ops, chunk=st.integers(1, 6))
+def test_the_process_writes_what_the_thread_writes(tmp_path_factory, script, chunk) -> None:
+    thread, process = tmp_path_factory.mktemp("thread"), tmp_path_factory.mktemp("process")
+    wt = play(thread, [("reset", 0), *script], 7, chunk_steps=chunk, writer="thread", max_pending=1)
+    wp = play(process, [("reset", 0), *script], 7, chunk_steps=chunk, writer="process", max_pending=1)
+    assert (wt.mode, wp.mode) == ("thread", "process")
+    assert contents(process) == contents(thread)
+    assert len(wp.files) == len(wt.files) and all(p.exists() for p in wp.files)
+    assert sorted(p.name for p in process.iterdir()) == sorted(p.name for p in wp.files)  # no .partial left
+    if wp.files:
+        assert verify(process).clean
+
+
+def test_more_chunks_than_shared_slots_are_reused_in_order(tmp_path: Path) -> None:
+    script = [("reset", 0)] + [("step", i + 1) for i in range(300)]
+    w = play(tmp_path, script, 3, chunk_steps=2, writer="process", max_pending=1)  # 3 slots, 150 chunks
+    assert w._slots == 3
+    (ep, *rest) = contents(tmp_path)
+    thread = play(tmp_path / "t", script, 3, chunk_steps=2, writer="thread")
+    assert [ep, *rest] == contents(tmp_path / "t") and thread.files
+
+
+def test_auto_uses_a_process_for_frames_while_a_core_is_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = spaces.Box(0, 255, (128, 96, 3), np.uint8)  # 36 kB a row
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    first = TrajectoryWriter(tmp_path, big, ACT)
+    second = TrajectoryWriter(tmp_path, big, ACT)
+    third = TrajectoryWriter(tmp_path, big, ACT)  # 3 cores: at most 2 writer processes
+    small = TrajectoryWriter(tmp_path, spaces.Box(0, 1, (4,)), ACT)
+    text = TrajectoryWriter(tmp_path, spaces.Dict(f=big, t=spaces.Text(8)), ACT)
+    try:
+        assert [w.mode for w in (first, second, third, small, text)] == ["process", "process", "thread", "thread",
+                                                                          "thread"]
+    finally:
+        for w in (first, second, third, small, text):
+            w.close()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    with TrajectoryWriter(tmp_path, big, ACT) as w:
+        assert w.mode == "thread"  # one core: a process would only take turns with the game
+
+
+def test_writer_setting_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="writer"):
+        TrajectoryWriter(tmp_path, FRAME, ACT, writer="fork")
+    with pytest.raises(SettingsError, match="Text leaves"):
+        TrajectoryWriter(tmp_path, spaces.Text(5), ACT, writer="process")
+
+
+def test_a_killed_writer_process_is_a_recording_error_and_its_file_is_repaired(tmp_path: Path) -> None:
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, chunk_steps=4, writer="process", segment_seconds=1e9)
+    o = {"frame": np.zeros((6, 5, 3), np.uint8), "hp": np.float32(1)}
+    w.reset(o, seed=1)
+    for t in range(6):
+        w.step([0, 1], o, 1.0, t == 5, False)
+    w.flush()
+    deadline = time.monotonic() + 20
+    while int(w._link.shared.done[0]) < 2:  # both chunks written
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(w._link.proc.pid, signal.SIGKILL)
+    with pytest.raises(RecordingError, match="writer process"):
+        w.reset(o)
+        for _ in range(200):
+            w.step([0, 0], o, 0.0, False, False)
+            time.sleep(0.01)
+    with pytest.raises(RecordingError, match="writer process"):
+        w.close()
+    report = repair(tmp_path, force=True)
+    assert report.repaired and verify(tmp_path).clean
+    assert [(e.length, e.seed) for e in TrajectoryReader(tmp_path).episodes] == [(6, 1)]
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    sys.path[:0] = [{src!r}]
+    import numpy as np
+    from gymnasium import spaces
+    from trajarena.format.writer import TrajectoryWriter
+    folder, log_path = sys.argv[1:3]
+    space = spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    w = TrajectoryWriter(folder, space, spaces.Discrete(4), {{}}, writer="process", segment_seconds=0.3)
+    log = open(log_path, "w")
+    log.write(f"ready {{w._link.proc.pid}}\\n"); log.flush()
+    e = 0
+    while True:
+        w.reset(np.full((64, 64, 3), e % 256, np.uint8), seed=e)
+        n = 20 + e % 30
+        for t in range(n):
+            w.step(t % 4, np.full((64, 64, 3), (e + t) % 256, np.uint8), 1.0, t == n - 1, False)
+            time.sleep(0.0005)
+        log.write(f"{{e}} {{n}} {{time.monotonic()}}\\n"); log.flush()
+        e += 1
+""").format(src=str(ROOT / "src"))
+
+
+@pytest.mark.slow
+def test_killing_the_game_process_loses_no_episode_it_handed_over(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    for run in range(3):
+        folder, log = tmp_path / f"run{run}", tmp_path / f"run{run}.log"
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(log)])
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text().startswith("ready")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the recording child never started"
+            time.sleep(0.01)
+        writer_pid = int(log.read_text().split()[1])
+        time.sleep(float(rng.uniform(0.3, 1.5)))
+        os.kill(proc.pid, signal.SIGKILL)
+        kill_time = time.monotonic()
+        proc.wait(timeout=30)
+        while _alive(writer_pid):  # the writer process writes what it was handed, then exits by itself
+            assert time.monotonic() < kill_time + 20, "the writer process outlived the game process"
+            time.sleep(0.02)
+        repair(folder, force=True)
+        ended = {int(e): int(n) for e, n, when in (line.split() for line in log.read_text().splitlines()[1:])
+                 if float(when) <= kill_time - 0.1}
+        reader = TrajectoryReader(folder)
+        got = {e.episode: e for e in reader.episodes}
+        assert set(ended) <= set(got), f"run {run}: episodes {sorted(set(ended) - set(got))} lost"
+        for e, n in ended.items():
+            assert got[e].length == n and got[e].end_reason == "env"
+            frames = reader.read_episode(list(got).index(e)).observations
+            assert frames[:, 0, 0, 0].tolist() == [e % 256] + [(e + t) % 256 for t in range(n)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie (exited, not yet reaped by init) counts as gone
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_paused_game_loop_is_flushed_by_the_process_too(tmp_path: Path) -> None:
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, chunk_steps=100, flush_seconds=0.05, segment_seconds=1e9,
+                         writer="process")
+    o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
+    w.reset(o, seed=3)
+    for t in range(5):
+        w.step([1, 0], o, 1.0, t == 4, False)
+    w.reset(o)
+    w.step([2, 1], o, 2.0, False, False)
+    deadline = time.monotonic() + 20
+    while True:  # no call into the writer: its listening thread hands the finished rows over
+        time.sleep(0.05)
+        try:
+            live = TrajectoryReader(tmp_path, include_partial=True)
+        except Exception:  # noqa: BLE001 - not written yet
+            live = None
+        if live is not None and live.num_steps == 6 or time.monotonic() > deadline:
+            break
+    assert [(e.length, e.end_reason) for e in live.episodes] == [(5, "env"), (1, "unfinished")]
+    for t in range(3):
+        w.step([0, 0], o, 1.0, t == 2, False)
+    w.close()
+    reader = TrajectoryReader(tmp_path)
+    assert [(e.length, e.total_return) for e in reader.episodes] == [(5, 5.0), (4, 5.0)]
+    assert reader.read_column(1, "step").tolist() == [0, 1, 2, 3, 4]
+
+
+def test_messages_round_trip_and_bad_ones_are_value_errors() -> None:
+    a, b = np.arange(6, dtype=np.float32).reshape(2, 3), np.array([True, False])
+    header, (a2, b2) = unpack(pack({"kind": "rows", "x": [1, None]}, [a, b]))
+    assert header == {"kind": "rows", "x": [1, None]} and np.array_equal(a, a2) and np.array_equal(b, b2)
+    good = pack({"k": 1}, [a])
+    head = json.dumps({"k": 1, "arrays": [["|O", [1]]]}).encode()
+    bad = [b"", good[:3], good[:-1], good + b"x", (10**6).to_bytes(4, "little") + good[4:],
+           len(head).to_bytes(4, "little") + head + b"\0" * 8,
+           _message({"arrays": [["<f4", [-1]]]}), _message({"arrays": [["<f4", [2**40]]]}),
+           _message({"arrays": [["not a dtype", [1]]]}), _message({"arrays": 5}), _message([1, 2]),
+           _message({"no": "arrays"}), b"\4\0\0\0\xff\xfe\xfd\xfc"]
+    for data in bad:
+        with pytest.raises(ValueError):
+            unpack(data)
+
+
+def _message(header) -> bytes:
+    head = json.dumps(header).encode()
+    return len(head).to_bytes(4, "little") + head
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.binary(max_size=200))
+def test_random_bytes_are_never_more_than_a_value_error(data) -> None:
+    try:
+        unpack(data)
+    except ValueError:
+        pass
+
+
+def test_no_writer_process_is_left_running(tmp_path: Path) -> None:
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process")
+    pid = w._link.proc.pid
+    before = writer_module._processes[0]
+    w.close()
+    assert w._link.proc.returncode == 0 and not _alive(pid) and writer_module._processes[0] == before - 1
