@@ -31,6 +31,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -63,6 +64,12 @@ def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 0) 
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have exited (a writer process, once closed)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def rate(count: float, seconds: float) -> float | None:

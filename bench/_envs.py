@@ -23,6 +23,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from _common import cpu_seconds
 
 Policy = Callable[[Any], Any]
 EnvFactory = Callable[[], gym.Env]
@@ -112,7 +113,7 @@ class LoopStats:
     episodes: int
     pauses_s: list[float]
     thread_cpu_s: float = 0.0  # CPU time of the calling thread (the game loop)
-    process_cpu_s: float = 0.0  # CPU time of the whole process (background writer threads too)
+    process_cpu_s: float = 0.0  # CPU time of the whole process (writer thread too) and its exited children
 
     @property
     def steps_per_s(self) -> float:
@@ -142,7 +143,7 @@ def run_loop(
     perf = time.perf_counter
     pauses: list[float] = []
     episodes = 0
-    cpu_thread, cpu_process = time.thread_time(), time.process_time()
+    cpu_thread, cpu_process = time.thread_time(), cpu_seconds()
     start = perf()
     obs, _ = env.reset(seed=seed)
     for i in range(n_steps):
@@ -158,7 +159,7 @@ def run_loop(
             on_step(i)
     seconds = perf() - start
     return LoopStats(n_steps, seconds, episodes, pauses, time.thread_time() - cpu_thread,
-                     time.process_time() - cpu_process)
+                     cpu_seconds() - cpu_process)
 
 
 def raw_run(env: gym.Env, n_steps: int, seed: int = 0) -> LoopStats:

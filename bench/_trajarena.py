@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import RecordResult, RssSampler, dir_size, pause_stats
+from _common import RecordResult, RssSampler, cpu_seconds, dir_size, pause_stats
 from _envs import EnvFactory, random_policy, run_loop
 
 
@@ -127,10 +127,10 @@ def record(
     except Exception as exc:  # noqa: BLE001
         env.close()
         raise NotAvailable(f"n/a (recording failed: {type(exc).__name__}: {exc})") from exc
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), cpu_seconds()
     env.close()
     finalize_s = time.perf_counter() - start
-    close_cpu_s = time.process_time() - cpu
+    close_cpu_s = cpu_seconds() - cpu  # a writer process's CPU counts once it has exited
     if sample_memory_every > 0:
         sampler.sample()
     has_samples = len(sampler.samples) > 1

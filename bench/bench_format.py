@@ -19,6 +19,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from _common import cpu_seconds
 
 from trajarena.recording.recorder import TrajectoryRecorder
 from trajarena.format.writer import TrajectoryWriter
@@ -38,14 +39,14 @@ def steps_per_second(env: gym.Env, steps: int, seed: int) -> tuple[float, float,
     """Steps/s (wall clock), and CPU µs/step of the game-loop thread and of the whole process."""
     actions = np.random.default_rng(seed).integers(0, env.action_space.n, steps).tolist()
     env.reset(seed=seed)
-    start, cpu, thread = time.perf_counter(), time.process_time(), time.thread_time()
+    start, cpu, thread = time.perf_counter(), cpu_seconds(), time.thread_time()
     for a in actions:
         _, _, te, tr, _ = env.step(a)
         if te or tr:
             env.reset()
     elapsed, thread = time.perf_counter() - start, time.thread_time() - thread
     env.close()  # includes the writer's last chunk: its CPU counts
-    cpu = time.process_time() - cpu
+    cpu = cpu_seconds() - cpu
     return steps / elapsed, thread / steps * 1e6, cpu / steps * 1e6
 
 
@@ -61,7 +62,7 @@ def compare(make_env, steps: int, seed: int, name: str, repeats: int = 3) -> lis
     background = max(0.0, rec_cpu - rec_main)
     return [
         (f"{name} raw / recorded steps/s (wall, best of {repeats})", f"{raw_sps:,.0f} / {rec_sps:,.0f} = {rec_sps / raw_sps:.0%}"),
-        (f"{name} CPU µs/step: env / recorder in game loop / writer thread",
+        (f"{name} CPU µs/step: env / recorder in game loop / writer",
          f"{raw_cpu:.2f} / {rec_main - raw_cpu:.2f} / {background:.2f}"),
         (f"{name} recorded/raw from CPU: with a free core / with none",
          f"{raw_cpu / rec_main:.0%} / {raw_cpu / (rec_main + background):.0%}"),
@@ -118,15 +119,15 @@ def codec_rows(name: str, stream: list, obs_space: gym.Space, act_space: gym.Spa
 
 
 def write_stream(folder: Path, stream: list, obs_space: gym.Space, act_space: gym.Space, **options) -> float:
-    """Write a stored stream; return the process CPU seconds it took (writer thread included)."""
-    start = time.process_time()
+    """Write a stored stream; return the CPU seconds it took (writer thread or process included)."""
+    start = cpu_seconds()
     with TrajectoryWriter(folder, obs_space, act_space, **options) as w:
         for kind, item in stream:
             if kind == "reset":
                 w.reset(*item)
             else:
                 w.step(*item)
-    return time.process_time() - start
+    return cpu_seconds() - start
 
 
 def main(args: Args) -> None:

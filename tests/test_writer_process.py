@@ -118,6 +118,21 @@ def test_writer_setting_is_checked(tmp_path: Path) -> None:
         TrajectoryWriter(tmp_path, spaces.Text(5), ACT, writer="process")
 
 
+@pytest.mark.parametrize("python", ["/nonexistent/python", "/bin/false"])
+def test_a_writer_process_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: str) -> None:
+    from trajarena.format import writer_process
+
+    monkeypatch.setattr(writer_process.sys, "executable", python)
+    with pytest.raises(RecordingError, match="writer process did not start|Cannot start the writer process"):
+        TrajectoryWriter(tmp_path, FRAME, ACT, writer="process")
+    big = spaces.Box(0, 255, (128, 96, 3), np.uint8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    with TrajectoryWriter(tmp_path, big, ACT) as w:  # auto: the thread takes over
+        w.reset(np.zeros((128, 96, 3), np.uint8))
+        w.step([0, 0], np.ones((128, 96, 3), np.uint8), 1.0, True, False)
+    assert w.mode == "thread" and TrajectoryReader(w.files).num_steps == 1
+
+
 def test_a_killed_writer_process_is_a_recording_error_and_its_file_is_repaired(tmp_path: Path) -> None:
     w = TrajectoryWriter(tmp_path, FRAME, ACT, chunk_steps=4, writer="process", segment_seconds=1e9)
     o = {"frame": np.zeros((6, 5, 3), np.uint8), "hp": np.float32(1)}

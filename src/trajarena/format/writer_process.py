@@ -19,6 +19,7 @@ checks every declared size against the message before it makes an array. If the 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import mmap
@@ -40,6 +41,8 @@ __all__ = ["MAX_MESSAGE_BYTES", "SharedSlots", "WriterLink", "main", "pack", "un
 #: The largest message either side accepts (a chunk's info values: at most 1 GiB).
 MAX_MESSAGE_BYTES = 1 << 30
 _ALIGN = 64
+_PIPE_BYTES = 1 << 20  # Linux's default fs.pipe-max-size
+_START_SECONDS = 60.0  # a loaded machine may take long to start Python
 _ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds the trajarena package
 #: The child's program: it imports only the format modules it needs, not the packages' ``__init__`` (which
 #: import gymnasium and the env registry), nor pandas, so it is ready in ~0.1 s instead of ~0.35 s; meanwhile the game
@@ -189,9 +192,31 @@ class WriterLink:
             os.close(self.shared.fd)  # the mapping keeps the memory
         os.close(to_child_r)
         os.close(from_child_w)
+        try:  # room for max_pending messages, so the game loop waits for free chunks, not for the pipe
+            fcntl.fcntl(to_child_w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        except OSError:
+            pass  # a lower system limit (fs.pipe-max-size): the default 64 KiB pipe works, it may wait sooner
         self._out = Connection(to_child_w, readable=False)
         self._in = Connection(from_child_r, writable=False)
-        self.send({"kind": "config", **config, **self.shared.describe()})
+        try:
+            self.send({"kind": "config", **config, **self.shared.describe()})
+        except RecordingError:
+            pass  # it exited already: _wait_ready says so
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """Wait until the child can write (~0.1 s), so the game loop never waits for it to start."""
+        try:
+            answer = json.loads(self._in.recv_bytes(1 << 20)) if self._in.poll(_START_SECONDS) else {}
+        except (EOFError, OSError, ValueError):
+            answer = {}
+        if answer.get("ready"):
+            return
+        self.proc.kill()
+        self._out.close()
+        self.wait()
+        raise RecordingError(f"The writer process did not start ({answer.get('error') or 'no answer'}); "
+                             "use writer='thread'.")
 
     def send(self, header: dict[str, Any], arrays: list[np.ndarray] = ()) -> None:
         """Send one message (the caller serialises senders)."""
@@ -268,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
                                config["adaptive"], config["fsync"], config["prefix"], config["row_bytes"], {},
                                lambda: known)
         views = [_Arrays(shared.arrays(k)) for k in range(shared.slots)]
+        say(ready=True)
         while True:
             try:
                 header, arrays = unpack(_next_message(inbox, wake_fd))
