@@ -282,3 +282,31 @@ def test_no_writer_process_is_left_running(tmp_path: Path) -> None:
     before = writer_module._processes[0]
     w.close()
     assert w._link.proc.returncode == 0 and not _alive(pid) and writer_module._processes[0] == before - 1
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_a_forked_copy_never_writes_into_the_recording(tmp_path: Path, mode: str) -> None:
+    import atexit
+
+    o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, writer=mode, chunk_steps=3)
+    w.reset(o, seed=1)
+    w.step([1, 1], o, 1.0, False, False)
+    pid = os.fork()
+    if pid == 0:  # the copy: refused, and its exit hooks (which would close the writer) leave it alone
+        code = 0
+        try:
+            w.reset(o)
+        except RecordingError as exc:
+            code = 0 if "forked copy" in str(exc) else 3
+        else:
+            code = 4
+        w.close()
+        atexit._run_exitfuncs()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    for t in range(4):
+        w.step([0, 1], o, 2.0, t == 3, False)
+    w.close()
+    assert [(e.length, e.total_return) for e in TrajectoryReader(w.files).episodes] == [(5, 9.0)]

@@ -19,6 +19,7 @@ the rest of the recording; the reason is noted in the episodes' end records (``n
 from __future__ import annotations
 
 import math
+import os
 import queue
 import threading
 import time
@@ -110,6 +111,7 @@ class ChunkBuffers(ABC):
         self._notes: dict[str, str] = {}
         self._error: BaseException | None = None  # set by whatever consumes the chunks when it fails
         self._closed = False
+        self._pid = os.getpid()  # a forked copy must not write into the chunks (shared memory with a writer process)
         self._flush_due = False  # set when the current chunk should be handed over at the next step
         # when finished episodes not yet handed over are due (time.monotonic()), or 0: the game loop
         # looks at the clock every _CLOCK_ROWS rows while it is set, the consumer (the writer thread)
@@ -241,6 +243,9 @@ class ChunkBuffers(ABC):
             raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
         if self._closed:
             raise RecordingError("This TrajectoryWriter is closed; create a new one.")
+        if os.getpid() != self._pid:
+            raise RecordingError(f"This TrajectoryWriter belongs to process {self._pid}, not to this forked copy "
+                                 f"(pid {os.getpid()}); create a new one in this process.")
 
     def _new_chunk(self) -> Chunk:
         try:

@@ -171,7 +171,7 @@ class TrajectoryWriter(ChunkBuffers):
     def _choose_mode(self, setting: str) -> str:
         if setting == "thread":
             return "thread"
-        why = ("it needs Linux (memfd_create)" if not hasattr(os, "memfd_create") else
+        why = ("it needs Linux (memfd_create, eventfd)" if not hasattr(os, "memfd_create") or not hasattr(os, "eventfd") else
                "it cannot start Python (sys.executable is empty)" if not sys.executable else
                "Text leaves are recorded by the thread" if any(f.dtype == object for f in self._fields) else "")
         if setting == "process":
@@ -190,8 +190,8 @@ class TrajectoryWriter(ChunkBuffers):
 
     def close(self) -> None:
         """Save everything: an open episode is ended as truncated (dropped if it has no step); finish files."""
-        if self._closed:
-            return
+        if self._closed or os.getpid() != self._pid:
+            return  # a forked copy (its exit runs the parent's atexit hooks) leaves the writer to its owner
         self._closed = True
         atexit.unregister(self._atexit)
         try:

@@ -44,7 +44,7 @@ _ALIGN = 64
 _PIPE_BYTES = 1 << 20  # Linux's default fs.pipe-max-size
 _START_SECONDS = 60.0  # a loaded machine may take long to start Python
 _ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds the trajarena package
-#: The child's program: it imports only the format modules it needs, not the packages' ``__init__`` (which
+#: The child's program (``-P``: the working folder is not on its import path): it imports only the format modules it needs, not the packages' ``__init__`` (which
 #: import gymnasium and the env registry), nor pandas, so it is ready in ~0.1 s instead of ~0.35 s; meanwhile the game
 #: loop fills chunks that touch fresh shared memory.
 _CHILD = """
@@ -181,7 +181,7 @@ class WriterLink:
         self._wake = os.eventfd(0, os.EFD_CLOEXEC)  # see _next_message
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, _ROOT, str(to_child_r), str(from_child_w), str(self.shared.fd),
+                [sys.executable, "-P", "-c", _CHILD, _ROOT, str(to_child_r), str(from_child_w), str(self.shared.fd),
                  str(self._wake)],
                 pass_fds=(to_child_r, from_child_w, self.shared.fd, self._wake), stdin=subprocess.DEVNULL)
         except OSError as exc:
