@@ -136,7 +136,7 @@ def main(args: Args) -> list[Table]:
     speed.notes.append("Loop-only: without close() / create_dataset.")
     speed.notes.append("CPU ratios (robust to load from other processes): raw env CPU per step divided by "
                        "the recording run's game-loop thread CPU per step ('free core': the writer "
-                       "thread runs on another core) or by its whole-process CPU per step, close() "
+                       "runs on another core) or by its whole-process CPU per step (writer process included), close() "
                        "included ('one core').")
     speed.notes.append(f"Minari: DataCollector(data_format='hdf5', record_infos=False); "
                        f"trajarena {_trajarena.version()}: TrajectoryRecorder on the raw env.")
