@@ -310,3 +310,24 @@ def test_a_forked_copy_never_writes_into_the_recording(tmp_path: Path, mode: str
         w.step([0, 1], o, 2.0, t == 3, False)
     w.close()
     assert [(e.length, e.total_return) for e in TrajectoryReader(w.files).episodes] == [(5, 9.0)]
+
+
+def test_repair_and_a_second_writer_leave_a_live_process_recording_alone(tmp_path: Path) -> None:
+    o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process", chunk_steps=2, segment_seconds=1e9)
+    other = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process", chunk_steps=2, segment_seconds=1e9)
+    for writer in (w, other):
+        writer.reset(o, seed=0)
+        for t in range(3):
+            writer.step([1, 1], o, 1.0, False, False)
+        writer.flush()
+    deadline = time.monotonic() + 20
+    while len(list(tmp_path.glob("*.partial"))) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    report = repair(tmp_path, force=True)  # the writer processes hold the locks
+    assert len(report.skipped) == 2 and all("lock" in why for why in report.skipped.values()) and not report.repaired
+    for writer in (w, other):
+        writer.step([0, 0], o, 1.0, True, False)
+        writer.close()
+    assert [e.length for e in TrajectoryReader(tmp_path).episodes] == [4, 4] and verify(tmp_path).clean
