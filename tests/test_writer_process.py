@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trajarena.errors import RecordingError, SettingsError
-from trajarena.format import writer as writer_module
+from trajarena.format import writer_process
 from trajarena.format.integrity import repair, verify
 from trajarena.format.reader import TrajectoryReader
 from trajarena.format.writer import TrajectoryWriter
@@ -120,8 +120,6 @@ def test_writer_setting_is_checked(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("python", ["/nonexistent/python", "/bin/false"])
 def test_a_writer_process_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: str) -> None:
-    from trajarena.format import writer_process
-
     monkeypatch.setattr(writer_process.sys, "executable", python)
     with pytest.raises(RecordingError, match="writer process did not start|Cannot start the writer process"):
         TrajectoryWriter(tmp_path, FRAME, ACT, writer="process")
@@ -279,9 +277,9 @@ def test_random_bytes_are_never_more_than_a_value_error(data) -> None:
 def test_no_writer_process_is_left_running(tmp_path: Path) -> None:
     w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process")
     pid = w._link.proc.pid
-    before = writer_module._processes[0]
+    before = writer_process._running[0]
     w.close()
-    assert w._link.proc.returncode == 0 and not _alive(pid) and writer_module._processes[0] == before - 1
+    assert w._link.proc.returncode == 0 and not _alive(pid) and writer_process._running[0] == before - 1
 
 
 @pytest.mark.parametrize("mode", ["process", "thread"])
@@ -293,23 +291,29 @@ def test_a_forked_copy_never_writes_into_the_recording(tmp_path: Path, mode: str
     w.reset(o, seed=1)
     w.step([1, 1], o, 1.0, False, False)
     pid = os.fork()
-    if pid == 0:  # the copy: refused, and its exit hooks (which would close the writer) leave it alone
+    if pid == 0:  # the copy: refused (step() writes nothing into the shared chunk), its exit hooks leave it alone
         code = 0
-        try:
-            w.reset(o)
-        except RecordingError as exc:
-            code = 0 if "forked copy" in str(exc) else 3
-        else:
-            code = 4
+        for call in (lambda: w.step([2, 0], o, 100.0, False, False), lambda: w.reset(o)):
+            try:
+                call()
+            except RecordingError as exc:
+                code = code or (0 if "forked copy" in str(exc) else 3)
+            else:
+                code = 4
         w.close()
         atexit._run_exitfuncs()
+        time.sleep(1.5)  # still alive while the owner closes: it must not hold the writer process open
         os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
     for t in range(4):
         w.step([0, 1], o, 2.0, t == 3, False)
+    started = time.monotonic()
     w.close()
-    assert [(e.length, e.total_return) for e in TrajectoryReader(w.files).episodes] == [(5, 9.0)]
+    assert time.monotonic() - started < 1.0
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    reader = TrajectoryReader(w.files)
+    assert [(e.length, e.total_return) for e in reader.episodes] == [(5, 9.0)]
+    assert reader.read_episode(0).rewards.tolist() == [1.0, 2.0, 2.0, 2.0, 2.0]
 
 
 def test_repair_and_a_second_writer_leave_a_live_process_recording_alone(tmp_path: Path) -> None:
@@ -331,3 +335,187 @@ def test_repair_and_a_second_writer_leave_a_live_process_recording_alone(tmp_pat
         writer.step([0, 0], o, 1.0, True, False)
         writer.close()
     assert [e.length for e in TrajectoryReader(tmp_path).episodes] == [4, 4] and verify(tmp_path).clean
+
+
+KILL_SELF = textwrap.dedent("""
+    import os, signal, sys
+    sys.path[:0] = [{src!r}]
+    import numpy as np
+    from gymnasium import spaces
+    from trajarena.format.writer import TrajectoryWriter
+    w = TrajectoryWriter(sys.argv[1], spaces.Box(0, 255, (128, 96, 3), np.uint8), spaces.Discrete(2),
+                         writer="process", chunk_steps=16, segment_steps=1, level=19)  # slow: chunks queue up
+    rng = np.random.default_rng(0)
+    for ep in range(8):
+        w.reset(rng.integers(0, 256, (128, 96, 3), np.uint8), seed=ep)
+        for t in range(15):
+            w.step(0, rng.integers(0, 256, (128, 96, 3), np.uint8), 1.0, t == 14, False)
+    print(w._link.proc.pid, int(w._link.shared.done[0]), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+""").format(src=str(ROOT / "src"))
+
+
+def test_the_writer_process_writes_every_queued_chunk_after_the_game_dies(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-c", KILL_SELF, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    writer_pid, done = (int(x) for x in run.stdout.split())
+    assert done < 8  # chunks were still queued at the kill (the test means something)
+    deadline = time.monotonic() + 60
+    while _alive(writer_pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    repair(tmp_path, force=True)
+    reader = TrajectoryReader(tmp_path)
+    assert sorted(e.seed for e in reader.episodes) == list(range(8)) and {e.length for e in reader.episodes} == {15}
+
+
+def test_a_dropped_info_key_is_left_out_of_later_files_as_the_thread_does(tmp_path: Path) -> None:
+    o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
+    columns = {}
+    for mode in ("thread", "process"):
+        with TrajectoryWriter(tmp_path / mode, FRAME, ACT, writer=mode, chunk_steps=2, segment_steps=1) as w:
+            for e, value in enumerate([1, np.zeros(3), 2]):  # the key is dropped when its shape changes
+                w.reset(o, seed=e)
+                w.step([0, 0], o, 1.0, True, False, {"k": value, 7: 1.5, ("a", 1): 2})  # non-string keys: dropped
+        columns[mode] = [[n for n in TrajectoryReader(f).metadata["info_columns"]] for f in w.files]
+        notes = TrajectoryReader(w.files).episodes[-1].notes
+        assert "string" in notes["info/7"] and "changed" in notes["info/k"]
+    assert columns["process"] == columns["thread"] and not columns["thread"][-1]
+
+
+def test_no_shared_memory_falls_back_to_the_thread_and_leaks_nothing(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def denied(*args):
+        raise PermissionError(errno.EPERM, "Operation not permitted")  # a seccomp filter
+
+    big = spaces.Box(0, 255, (128, 96, 3), np.uint8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    fds = len(os.listdir("/proc/self/fd"))
+    for name in ("memfd_create", "eventfd"):
+        with monkeypatch.context() as m:
+            m.setattr(os, name, denied)
+            with pytest.raises(RecordingError, match="Cannot start the writer process"):
+                TrajectoryWriter(tmp_path, big, ACT, writer="process")
+            with TrajectoryWriter(tmp_path, big, ACT) as w:
+                assert w.mode == "thread"
+    assert len(os.listdir("/proc/self/fd")) <= fds  # nothing left open
+
+
+SIGTERM_GROUP = textwrap.dedent("""
+    import os, signal, sys, time
+    sys.path[:0] = [{src!r}]
+    import numpy as np
+    from gymnasium import spaces
+    from trajarena.format.writer import TrajectoryWriter
+    signal.signal(signal.SIGTERM, lambda *a: None)  # a training loop that saves and exits on SIGTERM
+    resource = __import__("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(min(1100, hard - 64))]  # descriptors above 1024
+    w = TrajectoryWriter(sys.argv[1], spaces.Box(0, 255, (128, 96, 3), np.uint8), spaces.Discrete(2),
+                         writer="process", chunk_steps=16)
+    o = np.ones((128, 96, 3), np.uint8)
+    w.reset(o, seed=0)
+    for t in range(40):
+        w.step(0, o, 1.0, False, False)
+    os.killpg(0, signal.SIGTERM)  # what `timeout`, Slurm's scancel or `kill -- -PGID` do
+    time.sleep(0.2)
+    w.close()
+    print(len(w.files))
+""").format(src=str(ROOT / "src"))
+
+
+def test_a_signal_to_the_game_process_group_lets_it_save(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-c", SIGTERM_GROUP, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120, start_new_session=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1"] and [e.length for e in TrajectoryReader(tmp_path).episodes] == [40]
+
+
+def test_an_interrupted_send_stops_the_stream_and_keeps_what_was_written(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from multiprocessing.connection import Connection
+
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process", chunk_steps=4, segment_seconds=1e9)
+    o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
+    w.reset(o, seed=0)
+    for _ in range(7):  # two chunks of 4 rows handed over
+        w.step([0, 0], o, 1.0, False, False)
+    deadline = time.monotonic() + 20
+    while int(w._link.shared.done[0]) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    real = Connection.send_bytes
+
+    def torn(self, data):  # Ctrl-C after half a message reached the pipe
+        os.write(self.fileno(), len(data).to_bytes(4, "big") + bytes(data)[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Connection, "send_bytes", torn)
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(4):  # the third chunk's handoff
+            w.step([0, 0], o, 1.0, False, False)
+    monkeypatch.setattr(Connection, "send_bytes", real)
+    with pytest.raises(RecordingError, match="interrupted"):
+        w.step([0, 0], o, 1.0, False, False)
+    with pytest.raises(RecordingError, match="repair"):
+        w.close()
+    assert not _alive(w._link.proc.pid)
+    repair(tmp_path, force=True)
+    assert [(e.length, e.end_reason) for e in TrajectoryReader(tmp_path).episodes] == [(7, "crash")]
+
+
+def test_the_writer_process_keeps_the_interpreters_isolation(tmp_path: Path) -> None:
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "ran.txt"
+    (evil / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'a').write('ran')\n")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(ROOT / 'src')!r}]
+        import numpy as np
+        from gymnasium import spaces
+        from trajarena.format.writer import TrajectoryWriter
+        TrajectoryWriter({str(tmp_path / 'data')!r}, spaces.Box(0, 255, (128, 96, 3), np.uint8), spaces.Discrete(2),
+                         writer="process").close()
+    """)
+    env = {**os.environ, "PYTHONPATH": str(evil)}
+    subprocess.run([sys.executable, "-I", "-c", script], check=True, env=env, timeout=120)
+    assert not marker.exists()  # -I in the game process: PYTHONPATH is ignored in the writer process too
+
+
+def test_an_idle_flush_between_reclaiming_and_binding_a_chunk_writes_nothing_twice(tmp_path: Path) -> None:
+    # one interleaving, replayed: the child wrote the chunk just handed over before the game loop reclaimed it,
+    # so _new_chunk returns the chunk still bound, and the listener flushes before _bind starts it afresh
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process", chunk_steps=8, flush_seconds=3600,
+                         segment_seconds=1e9)
+    o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(1)}
+    reclaim, new_chunk, reused = w._reclaim, w._new_chunk, []
+
+    def late_reclaim() -> None:
+        deadline = time.monotonic() + 20
+        while int(w._link.shared.done[0]) < w._reclaimed + len(w._inflight):
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        reclaim()
+
+    def racing_new_chunk():
+        chunk = new_chunk()
+        if chunk is w._chunk:
+            reused.append(chunk)
+            w._idle_flush()
+        return chunk
+
+    w._reclaim, w._new_chunk = late_reclaim, racing_new_chunk
+    w.reset(o, seed=0)
+    for _ in range(3):
+        w.step([0, 0], o, 1.0, False, False)
+    w.flush()
+    w.step([1, 1], o, 2.0, True, False)
+    w.close()
+    assert reused
+    reader = TrajectoryReader(w.files)
+    assert [(e.length, e.total_return) for e in reader.episodes] == [(4, 5.0)]
+    assert reader.read_column(0, "step").tolist() == [0, 1, 2, 3, 4]

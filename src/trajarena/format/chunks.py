@@ -236,6 +236,9 @@ class ChunkBuffers(ABC):
     # ------------------------------------------------------------------ game-loop internals
 
     def _check(self) -> None:
+        if os.getpid() != self._pid:
+            raise RecordingError(f"This TrajectoryWriter belongs to process {self._pid}, not to this forked copy "
+                                 f"(pid {os.getpid()}); create a new one in this process.")
         if self._invalid is not None:
             invalid, self._invalid = self._invalid, None
             raise invalid
@@ -243,9 +246,6 @@ class ChunkBuffers(ABC):
             raise RecordingError(f"The background writer failed: {self._error!r}") from self._error
         if self._closed:
             raise RecordingError("This TrajectoryWriter is closed; create a new one.")
-        if os.getpid() != self._pid:
-            raise RecordingError(f"This TrajectoryWriter belongs to process {self._pid}, not to this forked copy "
-                                 f"(pid {os.getpid()}); create a new one in this process.")
 
     def _new_chunk(self) -> Chunk:
         try:
@@ -254,8 +254,7 @@ class ChunkBuffers(ABC):
             chunk = self._wait_free()
         if chunk is not None:
             chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = {}, 0, [], [], False, 0.0
-            chunk.flushed = chunk.ends_flushed = chunk.checked = 0
-            chunk.handed = False
+            chunk.flushed = chunk.ends_flushed = chunk.checked = 0  # `handed` stays True until _bind (idle flush)
             return chunk
         cols, reward, terminated, truncated, slot = self._alloc(self._layout())
         for c in cols:
@@ -278,7 +277,9 @@ class ChunkBuffers(ABC):
         return arrays[:-3], arrays[-3], arrays[-2], arrays[-1], -1
 
     def _bind(self, chunk: Chunk) -> None:
-        self._chunk, self._row, self._cap = chunk, 0, self.chunk_steps
+        with self._idle_lock:  # an idle flush sees the old chunk (handed over) or this one (no row yet)
+            self._chunk, self._row, self._cap = chunk, 0, self.chunk_steps
+            chunk.handed = False
         self._bound_at = time.thread_time()
         self._set_obs, self._set_action = chunk.setters
         self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
@@ -328,7 +329,9 @@ class ChunkBuffers(ABC):
         if old is None:
             return None
         arr = np.asarray(value) if isinstance(value, bool | int | float | np.ndarray | np.generic) else None
-        if arr is None or arr.dtype.kind not in "biuf" or arr.size > 4096:
+        if not isinstance(key, str):
+            reason = f"its key is not a string ({type(key).__name__})"
+        elif arr is None or arr.dtype.kind not in "biuf" or arr.size > 4096:
             reason = f"not a numeric scalar/array ({type(value).__name__})"
         elif old is False:
             spec = (type(value), arr.dtype, arr.shape)

@@ -27,7 +27,6 @@ import collections
 import functools
 import os
 import queue
-import sys
 import threading
 import time
 import weakref
@@ -38,12 +37,12 @@ import numpy as np
 import pyarrow as pa
 from gymnasium import spaces
 
-from trajarena.errors import RecordingError, SettingsError, TrajArenaError
+from trajarena.errors import RecordingError, TrajArenaError
 from trajarena.format import schema as fmt
 from trajarena.format.chunks import Chunk, ChunkBuffers
 from trajarena.format.encoder import ChunkEncoder
 from trajarena.format.spaces import space_to_json
-from trajarena.format.writer_process import WriterLink
+from trajarena.format.writer_process import WriterLink, choose_writer
 from trajarena.settings.recording import WriterSettings
 
 __all__ = ["TrajectoryWriter"]
@@ -54,9 +53,15 @@ _NOTHING = object()  # what the thread got from its queue when nothing came
 #: How long the game loop waits, at most, for the writer thread to take the chunks queued before one
 #: that holds finished episodes (see TrajectoryWriter._drain; a writer process needs no wait).
 DRAIN_SECONDS = 0.025
-#: ``writer="auto"`` uses a writer process for rows of at least this many bytes (frames) ...
-AUTO_PROCESS_ROW_BYTES = 32 << 10
-_processes = [0]  # ... while fewer writer processes than cores - 1 are running in this process
+_writers: weakref.WeakSet = weakref.WeakSet()  # the open writers, told when this process forks
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_writers):
+        writer._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class TrajectoryWriter(ChunkBuffers):
@@ -142,7 +147,7 @@ class TrajectoryWriter(ChunkBuffers):
         self._link: WriterLink | None = None
         self._encoder: ChunkEncoder | None = None
         #: ``"thread"`` or ``"process"``: where the chunks are encoded (see the ``writer`` setting)
-        self.mode = self._choose_mode(opts.writer)
+        self.mode = choose_writer(opts.writer, self._row_bytes, any(f.dtype == object for f in self._fields))
         if self.mode == "process":
             config = {"folder": str(self.folder), "columns": [c.to_json() for c in columns], "n_obs": self._n_obs,
                       "meta": meta, "compression": compression, "level": level, "adaptive": adaptive,
@@ -153,34 +158,24 @@ class TrajectoryWriter(ChunkBuffers):
                 if opts.writer == "process":
                     raise
                 self.mode = "thread"  # auto: no process here, the thread does
-            else:
-                _processes[0] += 1
         if self._link is None:
             self._encoder = ChunkEncoder(self.folder, columns, self._n_obs, meta, compression, level, adaptive,
                                          opts.fsync, opts.prefix, self._row_bytes, self._notes, self._known_info)
         # chunks for the thread: a SimpleQueue (C, no Python lock the game loop could wait on while the
         # thread holds it); the game loop waits in _wait_free when every chunk it may allocate is out
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        _warm_pyarrow()
-        self._begin()
-        self._thread = threading.Thread(target=self._run, name="trajarena-writer", daemon=True)
-        self._thread.start()
+        try:
+            _warm_pyarrow()
+            self._begin()
+            self._thread = threading.Thread(target=self._run, name="trajarena-writer", daemon=True)
+            self._thread.start()
+        except BaseException:
+            if self._link is not None:  # no writer process left behind
+                self._link.kill()
+            raise
         self._atexit = _closer(weakref.ref(self))
         atexit.register(self._atexit)
-
-    def _choose_mode(self, setting: str) -> str:
-        if setting == "thread":
-            return "thread"
-        why = ("it needs Linux (memfd_create, eventfd)" if not hasattr(os, "memfd_create") or not hasattr(os, "eventfd") else
-               "it cannot start Python (sys.executable is empty)" if not sys.executable else
-               "Text leaves are recorded by the thread" if any(f.dtype == object for f in self._fields) else "")
-        if setting == "process":
-            if why:
-                raise SettingsError(f"writer='process' is not possible here: {why}. Use writer='thread' or 'auto'.")
-            return "process"
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        big = self._row_bytes >= AUTO_PROCESS_ROW_BYTES
-        return "process" if big and not why and _processes[0] < cores - 1 else "thread"
+        _writers.add(self)
 
     def _known_info(self) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         """The info keys stored so far: ``{key: (dtype, shape)}``."""
@@ -202,24 +197,34 @@ class TrajectoryWriter(ChunkBuffers):
                     self._end("close", terminated=False, truncated=True, info=None)
                 self._chunk.rotate = True
                 self._handoff()
-        except RecordingError:
-            pass  # the thread failed: reported below
-        if self._link is None:
-            self._queue.put(None)
-            self._thread.join()
-        else:
-            self._link.close_input()  # the process writes what it has, then exits: the listener sees it
-            self._thread.join()
-            code = self._link.wait()
-            _processes[0] -= 1
-            if code and self._error is None:
-                self._error = RuntimeError(f"the writer process exited with code {code}")
+        except (RecordingError, OSError):
+            pass  # the writer failed: reported below
+        finally:
+            self._stop()
         if self._error is not None:
             raise RecordingError(f"The background writer failed: {self._error!r}; what it had written is in "
                                  f"{self.folder} (run trajarena repair on it)") from self._error
         if self._invalid is not None:
             invalid, self._invalid = self._invalid, None
             raise invalid
+
+    def _stop(self) -> None:
+        """Let the thread (and the writer process) finish what was handed over, and wait for them."""
+        if self._link is None:
+            self._queue.put(None)
+            self._thread.join()
+            return
+        self._link.close_input()  # the process writes what it has, then exits: the listener sees it
+        self._thread.join()
+        code = self._link.wait()
+        if code and self._error is None:
+            self._error = RuntimeError(f"the writer process exited with code {code}")
+
+    def _forked(self) -> None:
+        """In a forked copy of this process: refuse every call, and drop this copy's ends of the pipes."""
+        self._error = self._error or RuntimeError("forked")  # step() then goes through _check(), which says why
+        if self._link is not None and not self._closed:
+            self._link.forget()
 
     def __enter__(self) -> TrajectoryWriter:
         return self
@@ -271,8 +276,10 @@ class TrajectoryWriter(ChunkBuffers):
             self._link.send({"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
                              "info": keys, "rotate": rotate, "fill_s": fill_s, "notes": self._notes,
                              "known": known}, arrays)
-        except RecordingError as exc:
-            self._error = self._error or exc
+        except BaseException as exc:  # a KeyboardInterrupt mid-send too: nothing more can be handed over
+            self._error = self._error or (exc if isinstance(exc, RecordingError) else RecordingError(
+                f"Recording was interrupted ({type(exc).__name__}) while a chunk was handed to the writer process; "
+                f"what it had written is in {self.folder} (run trajarena repair on it)."))
             raise
 
     def _drain(self) -> None:

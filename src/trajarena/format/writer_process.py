@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from trajarena.errors import RecordingError
+from trajarena.errors import RecordingError, SettingsError
 
-__all__ = ["MAX_MESSAGE_BYTES", "SharedSlots", "WriterLink", "main", "pack", "unpack"]
+__all__ = ["AUTO_PROCESS_ROW_BYTES", "MAX_MESSAGE_BYTES", "SharedSlots", "WriterLink", "choose_writer", "main", "pack",
+           "unpack"]
 
 #: The largest message either side accepts (a chunk's info values: at most 1 GiB).
 MAX_MESSAGE_BYTES = 1 << 30
@@ -62,6 +63,31 @@ for name in ("trajarena", "trajarena.format"):
 from trajarena.format.writer_process import main
 main(sys.argv[2:])
 """
+
+
+#: ``writer="auto"`` uses a writer process for rows of at least this many bytes (frames) ...
+AUTO_PROCESS_ROW_BYTES = 32 << 10
+_running = [0]  # ... while fewer writer processes than cores - 1 run for this process
+
+
+def choose_writer(setting: str, row_bytes: int, text_leaves: bool) -> str:
+    """``"thread"`` or ``"process"``: where a writer of ``row_bytes`` rows encodes, for the ``writer`` setting.
+
+    Raises:
+        SettingsError: ``"process"`` where it cannot run (not Linux, no ``sys.executable``, Text leaves).
+    """
+    if setting == "thread":
+        return "thread"
+    why = ("it needs Linux (memfd_create, eventfd)" if not hasattr(os, "memfd_create") or not hasattr(os, "eventfd")
+           else "it cannot start Python (sys.executable is empty)" if not sys.executable
+           else "Text leaves are recorded by the thread" if text_leaves else "")
+    if setting == "process":
+        if why:
+            raise SettingsError(f"writer='process' is not possible here: {why}. Use writer='thread' or 'auto'.")
+        return "process"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    big = row_bytes >= AUTO_PROCESS_ROW_BYTES
+    return "process" if big and not why and _running[0] < cores - 1 else "thread"
 
 
 # ----------------------------------------------------------------------------- messages
@@ -171,33 +197,45 @@ class WriterLink:
         slots: chunks in shared memory.
 
     Raises:
-        RecordingError: the child could not be started.
+        RecordingError: the child could not be started (no shared memory, no process, no answer).
     """
 
     def __init__(self, config: dict[str, Any], layout: list[tuple[np.dtype, tuple[int, ...]]], slots: int) -> None:
-        self.shared = SharedSlots(layout, slots)
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        self._wake = os.eventfd(0, os.EFD_CLOEXEC)  # see _next_message
+        self.broken = False  # a send was interrupted: the stream may hold a torn message, send nothing more
+        self.proc: subprocess.Popen | None = None
+        self._counted = False  # in _running
+        fds: list[int] = []
         try:
+            self.shared = SharedSlots(layout, slots)
+            fds.append(self.shared.fd)
+            to_child_r, to_child_w = os.pipe()
+            fds += [to_child_r, to_child_w]
+            from_child_r, from_child_w = os.pipe()
+            fds += [from_child_r, from_child_w]
+            self._wake = os.eventfd(0, os.EFD_CLOEXEC)  # see _next_message
+            fds.append(self._wake)
+            # the parent's interpreter flags (-I, -E, -s, ...) and -P (the working folder is not on the path);
+            # a process group of its own: a signal to the game's group (Ctrl-C, SIGTERM from a job manager)
+            # reaches the game, which closes the writer cleanly, and the child exits after writing
             self.proc = subprocess.Popen(
-                [sys.executable, "-P", "-c", _CHILD, _ROOT, str(to_child_r), str(from_child_w), str(self.shared.fd),
-                 str(self._wake)],
-                pass_fds=(to_child_r, from_child_w, self.shared.fd, self._wake), stdin=subprocess.DEVNULL)
+                [sys.executable, *subprocess._args_from_interpreter_flags(), "-P", "-c", _CHILD, _ROOT,
+                 str(to_child_r), str(from_child_w), str(self.shared.fd), str(self._wake)],
+                pass_fds=(to_child_r, from_child_w, self.shared.fd, self._wake), stdin=subprocess.DEVNULL,
+                process_group=0)
+            for fd in (to_child_r, from_child_w, self.shared.fd):  # the child's ends; the mapping keeps the memory
+                os.close(fd)
+                fds.remove(fd)
+            try:  # room for max_pending messages, so the game loop waits for free chunks, not for the pipe
+                fcntl.fcntl(to_child_w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+            except OSError:
+                pass  # a lower system limit (fs.pipe-max-size): the default 64 KiB pipe works, it may wait sooner
+            self._out = Connection(to_child_w, readable=False)
+            self._in = Connection(from_child_r, writable=False)
+            fds.clear()
         except OSError as exc:
-            for fd in (to_child_r, to_child_w, from_child_r, from_child_w, self._wake):
+            for fd in fds:
                 os.close(fd)
             raise RecordingError(f"Cannot start the writer process ({exc}); use writer='thread'.") from exc
-        finally:
-            os.close(self.shared.fd)  # the mapping keeps the memory
-        os.close(to_child_r)
-        os.close(from_child_w)
-        try:  # room for max_pending messages, so the game loop waits for free chunks, not for the pipe
-            fcntl.fcntl(to_child_w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        except OSError:
-            pass  # a lower system limit (fs.pipe-max-size): the default 64 KiB pipe works, it may wait sooner
-        self._out = Connection(to_child_w, readable=False)
-        self._in = Connection(from_child_r, writable=False)
         try:
             self.send({"kind": "config", **config, **self.shared.describe()})
         except RecordingError:
@@ -211,20 +249,32 @@ class WriterLink:
         except (EOFError, OSError, ValueError):
             answer = {}
         if answer.get("ready"):
+            _running[0] += 1
+            self._counted = True
             return
-        self.proc.kill()
-        self._out.close()
-        self.wait()
+        self.kill()
         raise RecordingError(f"The writer process did not start ({answer.get('error') or 'no answer'}); "
                              "use writer='thread'.")
 
     def send(self, header: dict[str, Any], arrays: list[np.ndarray] = ()) -> None:
-        """Send one message (the caller serialises senders)."""
+        """Send one message (the caller serialises senders).
+
+        An exception in the middle (a KeyboardInterrupt in the game loop) may leave a torn message
+        in the pipe, and the game loop's count of the chunks handed over would be off by one: the
+        link is then broken, nothing more is sent, and the child leaves the file for repair.
+        """
+        if self.broken:
+            raise RecordingError("The writer process's pipe was cut by an interrupted send; what it had is in "
+                                 "the folder (run trajarena repair on it).")
+        data = pack(header, arrays)
         try:
-            self._out.send_bytes(pack(header, arrays))
+            self._out.send_bytes(data)
             os.eventfd_write(self._wake, 1)
-        except OSError as exc:  # the child is gone (EPIPE)
-            raise RecordingError(f"The writer process (pid {self.proc.pid}) is gone: {exc}") from exc
+        except BaseException as exc:
+            self.broken = True
+            if isinstance(exc, OSError):  # the child is gone (EPIPE)
+                raise RecordingError(f"The writer process (pid {self.proc.pid}) is gone: {exc}") from exc
+            raise
 
     def receive(self, timeout: float) -> list[dict[str, Any]] | None:
         """The child's messages that arrived within ``timeout`` seconds; ``None`` once it has exited."""
@@ -232,36 +282,66 @@ class WriterLink:
         try:
             while self._in.poll(timeout if not out else 0):
                 out.append(json.loads(self._in.recv_bytes(1 << 20)))
-        except (EOFError, OSError):
+        except (EOFError, OSError, ValueError):
             return out or None
         return out
 
     def close_input(self) -> None:
-        """No more messages: the child finishes what it has and exits."""
+        """No more messages: the child finishes what it has and exits (a forked copy of this process
+        may still hold the pipe, so the child is told, not left to wait for the end of the pipe)."""
+        if not self.broken:
+            try:
+                self.send({"kind": "close"})
+            except (RecordingError, OSError):
+                pass  # gone already
         self._out.close()
-        os.eventfd_write(self._wake, 1)
+        try:
+            os.eventfd_write(self._wake, 1)
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        """Stop the child now (it failed to start, or the game process gives up on it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        self._out.close()
+        self.wait()
 
     def wait(self) -> int:
         code = self.proc.wait()
         self._in.close()
         os.close(self._wake)
+        if self._counted:
+            _running[0] -= 1
+            self._counted = False
         return code
+
+    def forget(self) -> None:
+        """In a forked copy of the game process: close this copy's ends, so the child sees the real owner only."""
+        for conn in (self._out, self._in):
+            conn.close()
+        os.close(self._wake)
 
 
 # ----------------------------------------------------------------------------- the child process
 
 
-def _next_message(inbox: Connection, wake_fd: int) -> bytes:
-    """The next message from the game process, waiting on its eventfd (EOFError once it closed the pipe).
+def _next_message(inbox: Connection, wake_fd: int, parent: int) -> bytes:
+    """The next message from the game process, waiting on its eventfd (EOFError once it is gone).
 
     The child sleeps on the eventfd, not on the pipe: a pipe write wakes its reader as a *sync*
     wakeup, which makes Linux run the reader on the writer's core (it expects the writer to sleep
     next); the writer process then took the game loop's core for its whole chunk (Boxing: 0.79 of
     raw speed instead of 0.88). An eventfd wakes it on a free core. A game process killed between
-    its message and the eventfd write is noticed within a second.
+    its message and the eventfd write is noticed within a second: its pipe ends, or (a forked copy
+    of it still holds the pipe) this process's parent changes.
     """
+    poller = select.poll()  # not select(): descriptors above 1024
+    poller.register(wake_fd, select.POLLIN)
     while not inbox.poll(0):
-        if select.select([wake_fd], [], [], 1.0)[0]:
+        if os.getppid() != parent:
+            raise EOFError("the game process is gone")
+        if poller.poll(1000):
             os.eventfd_read(wake_fd)
     return inbox.recv_bytes(MAX_MESSAGE_BYTES)
 
@@ -273,16 +353,20 @@ class _Arrays:
 
 def main(argv: list[str] | None = None) -> None:
     """The child: encode the chunks the game process hands over until it closes the pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the game process, which closes us cleanly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the game process, which closes us cleanly
     from trajarena.format import schema as fmt
     from trajarena.format.encoder import ChunkEncoder
 
     in_fd, out_fd, mem_fd, wake_fd = (int(a) for a in (argv or sys.argv[1:]))
     inbox, outbox = Connection(in_fd, writable=False), Connection(out_fd, readable=False)
+    parent = os.getppid()
     encoder = None
 
     def say(**message: Any) -> None:
-        outbox.send_bytes(json.dumps(message).encode())
+        try:
+            outbox.send_bytes(json.dumps(message).encode())
+        except OSError:
+            pass  # the game process is gone: write what it handed over all the same
 
     try:
         config, _ = unpack(inbox.recv_bytes(MAX_MESSAGE_BYTES))
@@ -296,10 +380,13 @@ def main(argv: list[str] | None = None) -> None:
         say(ready=True)
         while True:
             try:
-                header, arrays = unpack(_next_message(inbox, wake_fd))
-            except EOFError:  # the game process closed the pipe: closed, or died
+                header, arrays = unpack(_next_message(inbox, wake_fd, parent))
+            except EOFError:  # the game process died (or cut a message short): leave the file for repair
+                break
+            if header["kind"] == "close":
                 break
             encoder.notes.update(header["notes"])
+            known.clear()  # a key dropped since (its type changed) is not in new files
             known.update({k: (np.dtype(d), tuple(s)) for k, (d, s) in header["known"].items()})
             info = {k: (arrays[2 * i], arrays[2 * i + 1]) for i, k in enumerate(header["info"])}
             slot = header["slot"]
@@ -309,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
                 say(file=str(final))
             if header["kind"] == "chunk":
                 shared.done[0] += 1  # the game loop may reuse the slot
-        encoder.abort()  # the game process died before closing: the file stays .partial, for repair
+        encoder.abort()  # the game process died before closing: the file stays .partial, for repair (closed: no file)
         outbox.close()
         os._exit(0)  # everything is on disk and closed: skip the interpreter's teardown (~80 ms with pyarrow)
     except BaseException as exc:  # noqa: BLE001 - reported to the game process, which raises it
