@@ -70,8 +70,19 @@ class ChunkEncoder:
         self._load = [0.0, 0.0]  # writer CPU seconds, game-loop fill seconds, of the open file
         self._returns: dict[int, float] = {}  # running return of open episodes
         self._file: SegmentFile | None = None
+        self._scratches: dict[int, np.ndarray] = {}  # XOR code buffers, by column
         #: the finished files
         self.files: list[Path] = []
+
+    def _scratch(self, i: int, like: np.ndarray) -> np.ndarray:
+        """A reused buffer for column ``i``'s XOR code (a fresh 8 MiB array a chunk cost ~2,000 page faults).
+
+        The record batch that views it is written before :meth:`write` returns, so the next chunk may reuse it.
+        """
+        buf = self._scratches.get(i)
+        if buf is None or len(buf) < len(like):
+            buf = self._scratches[i] = np.empty_like(like)
+        return buf[: len(like)]
 
     def compression_meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"codec": self._compression, "level": self._level}
@@ -197,7 +208,7 @@ class ChunkEncoder:
             if v.dtype != col.dtype and col.dtype != "object":  # integer actions are buffered as float64
                 v = v.astype(col.dtype)
             if col.transform == fmt.XOR_PREV:
-                v = fmt.xor_encode(v)
+                v = fmt.xor_encode(v, self._scratch(i, v))
             mask = no_action if i >= self._n_obs else None
             crc[col.name] = fmt.crc_of(v, mask)
             out.append(fmt.to_arrow(col, v, mask))

@@ -246,9 +246,9 @@ def from_arrow(col: Column, arr: pa.Array) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).reshape((len(arr), *col.shape))
 
 
-def xor_encode(rows: np.ndarray) -> np.ndarray:
-    """Keep row 0, XOR each further row with the one before it (a keyframe per chunk)."""
-    out = np.empty_like(rows)
+def xor_encode(rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Keep row 0, XOR each further row with the one before it (a keyframe per chunk); into ``out`` if given."""
+    out = np.empty_like(rows) if out is None else out
     if len(rows):
         out[0] = rows[0]
         np.bitwise_xor(rows[1:], rows[:-1], out=out[1:])

@@ -315,8 +315,10 @@ class TrajectoryWriter(ChunkBuffers):
                 if self._link is None:
                     return self._free.get(timeout=0.25)
                 self._reclaim()
-                return self._free.get(timeout=0.0005)
+                return self._free.get_nowait()
             except queue.Empty:
+                if self._link is not None:
+                    self._link.wait_done(0.25)  # the process signals each chunk it has written
                 if self._error is not None or not self._thread.is_alive():
                     self._thread_failed()
 

@@ -225,13 +225,15 @@ class WriterLink:
             fds += [from_child_r, from_child_w]
             self._wake = os.eventfd(0, os.EFD_CLOEXEC)  # see _next_message
             fds.append(self._wake)
+            self._done = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)  # see wait_done
+            fds.append(self._done)
             # the parent's interpreter flags (-I, -E, -s, ...) and -P (the working folder is not on the path);
             # a process group of its own: a signal to the game's group (Ctrl-C, SIGTERM from a job manager)
             # reaches the game, which closes the writer cleanly, and the child exits after writing
             self.proc = subprocess.Popen(
                 [sys.executable, *subprocess._args_from_interpreter_flags(), "-P", "-c", _CHILD, _ROOT,
-                 str(to_child_r), str(from_child_w), str(self.shared.fd), str(self._wake)],
-                pass_fds=(to_child_r, from_child_w, self.shared.fd, self._wake), stdin=subprocess.DEVNULL,
+                 str(to_child_r), str(from_child_w), str(self.shared.fd), str(self._wake), str(self._done)],
+                pass_fds=(to_child_r, from_child_w, self.shared.fd, self._wake, self._done), stdin=subprocess.DEVNULL,
                 process_group=0)
             for fd in (to_child_r, from_child_w, self.shared.fd):  # the child's ends; the mapping keeps the memory
                 os.close(fd)
@@ -298,6 +300,16 @@ class WriterLink:
             return out or None
         return out
 
+    def wait_done(self, timeout: float) -> None:
+        """Sleep until the child has written a chunk (it signals an eventfd) or ``timeout`` seconds pass."""
+        poller = select.poll()
+        poller.register(self._done, select.POLLIN)
+        if poller.poll(timeout * 1000):
+            try:
+                os.eventfd_read(self._done)
+            except BlockingIOError:
+                pass
+
     def close_input(self) -> None:
         """No more messages: the child finishes what it has and exits (a forked copy of this process
         may still hold the pipe, so the child is told, not left to wait for the end of the pipe)."""
@@ -323,6 +335,7 @@ class WriterLink:
         code = self.proc.wait()
         self._in.close()
         os.close(self._wake)
+        os.close(self._done)
         if self._counted:
             _running[0] -= 1
             self._counted = False
@@ -333,6 +346,7 @@ class WriterLink:
         for conn in (self._out, self._in):
             conn.close()
         os.close(self._wake)
+        os.close(self._done)
 
 
 # ----------------------------------------------------------------------------- the child process
@@ -369,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     from trajarena.format import schema as fmt
     from trajarena.format.encoder import ChunkEncoder
 
-    in_fd, out_fd, mem_fd, wake_fd = (int(a) for a in (argv or sys.argv[1:]))
+    in_fd, out_fd, mem_fd, wake_fd, done_fd = (int(a) for a in (argv or sys.argv[1:]))
     inbox, outbox = Connection(in_fd, writable=False), Connection(out_fd, readable=False)
     parent = os.getppid()
     encoder = None
@@ -408,6 +422,7 @@ def main(argv: list[str] | None = None) -> None:
                 say(file=str(final))
             if header["kind"] == "chunk":
                 shared.done[0] += 1  # the game loop may reuse the slot
+                os.eventfd_write(done_fd, 1)  # and wakes up if it waits for one
         encoder.abort()  # the game process died before closing: the file stays .partial, for repair (closed: no file)
         outbox.close()
         os._exit(0)  # everything is on disk and closed: skip the interpreter's teardown (~80 ms with pyarrow)
