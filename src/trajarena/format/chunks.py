@@ -256,7 +256,8 @@ class ChunkBuffers(ABC):
             chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = {}, 0, [], [], False, 0.0
             chunk.flushed = chunk.ends_flushed = chunk.checked = 0  # `handed` stays True until _bind (idle flush)
             return chunk
-        cols, reward, terminated, truncated, slot = self._alloc(self._layout())
+        arrays, slot = self._alloc(self._layout())
+        cols, reward, terminated, truncated = arrays[:-3], arrays[-3], arrays[-2], arrays[-1]
         for c in cols:
             if c.dtype == object:
                 c.fill("")
@@ -271,10 +272,9 @@ class ChunkBuffers(ABC):
         out = [(np.dtype(d), (n, *f.shape)) for f, d in zip(self._fields, dtypes, strict=True)]
         return [*out, (np.dtype(np.float64), (n,)), (np.dtype(bool), (n,)), (np.dtype(bool), (n,))]
 
-    def _alloc(self, layout: list[tuple[np.dtype, tuple[int, ...]]]) -> tuple:
-        """New arrays for a chunk: ``(cols, reward, terminated, truncated, slot)``; numpy memory here."""
-        arrays = [np.zeros(shape, dtype) for dtype, shape in layout]
-        return arrays[:-3], arrays[-3], arrays[-2], arrays[-1], -1
+    def _alloc(self, layout: list[tuple[np.dtype, tuple[int, ...]]]) -> tuple[list[np.ndarray], int]:
+        """New arrays for a chunk, in :meth:`_layout` order, and its slot (-1: numpy memory, here)."""
+        return [np.zeros(shape, dtype) for dtype, shape in layout], -1
 
     def _bind(self, chunk: Chunk) -> None:
         with self._idle_lock:  # an idle flush sees the old chunk (handed over) or this one (no row yet)

@@ -234,12 +234,11 @@ class TrajectoryWriter(ChunkBuffers):
 
     # ------------------------------------------------------------------ handing chunks over
 
-    def _alloc(self, layout: list[tuple[np.dtype, tuple[int, ...]]]) -> tuple:
+    def _alloc(self, layout: list[tuple[np.dtype, tuple[int, ...]]]) -> tuple[list[np.ndarray], int]:
         if self._link is None:
             return super()._alloc(layout)
         slot, self._slots = self._slots, self._slots + 1
-        arrays = self._link.shared.arrays(slot)
-        return arrays[:-3], arrays[-3], arrays[-2], arrays[-1], slot
+        return self._link.shared.arrays(slot), slot
 
     def _submit(self, chunk: Chunk) -> None:
         rotate = chunk.rotate
@@ -268,8 +267,9 @@ class TrajectoryWriter(ChunkBuffers):
     def _send(self, chunk: Chunk, kind: str, lo: int, hi: int, starts: list, ends: list, info: dict,
               rotate: bool, fill_s: float) -> None:
         """Hand rows ``[lo, hi)`` of a chunk in shared memory to the writer process."""
-        keys = list(info)
-        arrays = [a[lo:hi] for k in keys for a in info[k]]
+        rows = _cut(info, lo, hi)
+        keys = list(rows)
+        arrays = [a for pair in rows.values() for a in pair]
         ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in ends]
         known = {k: [d.str, list(shape)] for k, (d, shape) in self._known_info().items()}
         try:
