@@ -8,7 +8,8 @@ export SDL_AUDIODRIVER ?= dummy
 
 .PHONY: install demo demo-strong test bench fuzz clean
 
-$(STAMP): pyproject.toml
+# setup.py and the C file: the recorder's C setter is built by the install (pip needs a C compiler for it)
+$(STAMP): pyproject.toml setup.py src/trajarena/format/_capture.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build of torch: a bare `torch` would pull a multi-GB CUDA build
@@ -51,4 +52,4 @@ bench: $(STAMP)
 	.venv-bench/bin/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .venv-bench demo_out demo_strong_out build src/*.egg-info
+	rm -rf $(VENV) .venv-bench demo_out demo_strong_out build src/*.egg-info src/trajarena/format/*.so

@@ -130,7 +130,12 @@ def record(
     start, cpu = time.perf_counter(), cpu_seconds()
     env.close()
     finalize_s = time.perf_counter() - start
-    close_cpu_s = cpu_seconds() - cpu  # a writer process's CPU counts once it has exited
+    # close() returns once the files are finished; the writer process then exits on its own: its CPU
+    # counts once it is reaped, so wait for that here (not in a later raw run's CPU)
+    link = getattr(env.writer, "_link", None)
+    if link is not None:
+        link.proc.wait()
+    close_cpu_s = cpu_seconds() - cpu
     if sample_memory_every > 0:
         sampler.sample()
     has_samples = len(sampler.samples) > 1

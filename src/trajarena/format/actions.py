@@ -60,8 +60,7 @@ class ActionCheck:
         """
         if hi <= lo:
             return None
-        bad = np.zeros(hi - lo, bool)
-        first_leaf = np.full(hi - lo, -1)
+        found: tuple[int, int] | None = None
         for i, (buf, bounds) in enumerate(zip(buffers, self._bounds, strict=True)):
             v = buf[lo:hi]
             if bounds is not None:
@@ -70,14 +69,16 @@ class ActionCheck:
                 ok = np.isfinite(v)
             else:
                 continue
+            if ok.all():
+                continue  # the usual case: one test per leaf and chunk
             wrong = ~ok.reshape(len(v), -1).all(axis=1)
-            first_leaf[wrong & ~bad] = i
-            bad |= wrong
-        for r in reset_rows:
-            if lo <= r < hi:
-                bad[r - lo] = False
-        rows = np.flatnonzero(bad)
-        return None if not len(rows) else (lo + int(rows[0]), int(first_leaf[rows[0]]))
+            for r in reset_rows:
+                if lo <= r < hi:
+                    wrong[r - lo] = False
+            rows = np.flatnonzero(wrong)
+            if len(rows) and (found is None or lo + rows[0] < found[0]):
+                found = (lo + int(rows[0]), i)  # the earliest row; at a tie, the first leaf
+        return found
 
     def describe(self, leaf: int, value: Any) -> str:
         """``"action 3.7 for <space>"`` for an error message."""

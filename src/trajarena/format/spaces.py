@@ -43,8 +43,8 @@ from gymnasium import spaces
 from trajarena.errors import NotSupportedError, SpaceError
 from trajarena.format import limits
 
-__all__ = ["Field", "compile_getter", "compile_setter", "declared_bytes", "leaf_fields", "nest", "space_from_json",
-           "space_to_json"]
+__all__ = ["Field", "compile_getter", "compile_setter", "declared_bytes", "leaf_fields", "leaf_plan", "nest",
+           "space_from_json", "space_to_json"]
 
 
 _ALLOWED_DTYPES = frozenset(
@@ -401,6 +401,38 @@ def compile_setter(space: spaces.Space, buffers: list[np.ndarray]) -> Callable[[
     source = (f"def make({', '.join(names)}):\n    def set_nested(row, value):\n"
               + "\n".join(lines or ["        pass"]) + "\n    return set_nested\n")
     return _setter_factory(source)(*args)
+
+
+def leaf_plan(space: spaces.Space, buffers: list[np.ndarray]) -> tuple | None:
+    """The plan of :func:`compile_setter`'s work for the C setter (``trajarena.format._capture.fill``).
+
+    One ``(shared, keys, buffer)`` per leaf, in :func:`leaf_fields` order: the leaf's value is
+    ``node[k0][k1]...`` for ``keys``, from the inner node that the previous leaf's path reached after
+    ``shared`` keys (so ``obs["P1"]`` is looked up once for all its leaves). None when the nesting is
+    deeper than the C setter goes (the Python setter then does it).
+
+    >>> from gymnasium.spaces import Dict, Discrete
+    >>> bufs = [np.zeros(2, np.int64) for _ in range(3)]
+    >>> [p[:2] for p in leaf_plan(Dict(a=Discrete(2), b=Dict(c=Discrete(2), d=Discrete(2))), bufs)]
+    [(0, ('a',)), (0, ('b', 'c')), (1, ('d',))]
+    """
+    fields = leaf_fields(space, "")
+    if len(buffers) != len(fields):
+        raise SpaceError(f"leaf_plan needs {len(fields)} buffers for {space}, got {len(buffers)}.")
+    if any(len(f.path) > _PLAN_DEPTH for f in fields):
+        return None
+    plan, inner = [], ()
+    for f, buf in zip(fields, buffers, strict=True):
+        shared = 0
+        while shared < min(len(inner), len(f.path) - 1) and inner[shared] == f.path[shared]:
+            shared += 1
+        plan.append((shared, tuple(f.path[shared:]), buf))
+        inner = tuple(f.path[:-1])
+    return tuple(plan)
+
+
+#: The deepest nesting the C setter follows (trajarena/format/_capture.c: MAX_DEPTH).
+_PLAN_DEPTH = 64
 
 
 @functools.lru_cache(maxsize=256)

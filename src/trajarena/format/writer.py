@@ -145,6 +145,8 @@ class TrajectoryWriter(ChunkBuffers):
         self._inflight: collections.deque[Chunk] = collections.deque()  # handed to the process, in order
         self._reclaimed = 0  # chunks of _inflight the process had written, and were freed
         self._link: WriterLink | None = None
+        self._spec_sent = -1  # the _spec_changes the writer process was last told of
+        self._closed_ok = False  # the writer process said it finished every file after close()
         self._encoder: ChunkEncoder | None = None
         #: ``"thread"`` or ``"process"``: where the chunks are encoded (see the ``writer`` setting)
         self.mode = choose_writer(opts.writer, self._row_bytes, any(f.dtype == object for f in self._fields))
@@ -216,6 +218,9 @@ class TrajectoryWriter(ChunkBuffers):
             return
         self._link.close_input()  # the process writes what it has, then exits: the listener sees it
         self._thread.join()
+        if self._closed_ok:  # it has finished every file: its exit (unmapping the chunks) is not waited for
+            self._link.detach()
+            return
         code = self._link.wait()
         if code and self._error is None:
             self._error = RuntimeError(f"the writer process exited with code {code}")
@@ -271,11 +276,14 @@ class TrajectoryWriter(ChunkBuffers):
         keys = list(rows)
         arrays = [a for pair in rows.values() for a in pair]
         ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in ends]
-        known = {k: [d.str, list(shape)] for k, (d, shape) in self._known_info().items()}
+        header = {"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends, "info": keys,
+                  "rotate": rotate, "fill_s": fill_s}
+        if self._spec_sent != self._spec_changes:  # the info keys and notes, when they changed (JSON costs)
+            self._spec_sent = self._spec_changes
+            header["notes"] = self._notes
+            header["known"] = {k: [d.str, list(shape)] for k, (d, shape) in self._known_info().items()}
         try:
-            self._link.send({"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
-                             "info": keys, "rotate": rotate, "fill_s": fill_s, "notes": self._notes,
-                             "known": known}, arrays)
+            self._link.send(header, arrays)
         except BaseException as exc:  # a KeyboardInterrupt mid-send too: nothing more can be handed over
             self._error = self._error or (exc if isinstance(exc, RecordingError) else RecordingError(
                 f"Recording was interrupted ({type(exc).__name__}) while a chunk was handed to the writer process; "
@@ -377,6 +385,9 @@ class TrajectoryWriter(ChunkBuffers):
                     self.files.append(Path(m["file"]))
                 elif "error" in m:
                     self._error = self._error or RuntimeError(f"the writer process failed: {m['error']}")
+                elif m.get("closed") and self._closed:
+                    self._closed_ok = True  # its last message
+                    return
             if messages is None:
                 if not self._closed and self._error is None:
                     code = self._link.proc.wait()

@@ -1,0 +1,13 @@
+"""Build step for the optional C accelerator of the recorder (``trajarena.format._capture``).
+
+Everything else is in pyproject.toml. The extension is optional: without a C compiler the install
+still succeeds and the recorder uses its pure-Python setters (slower per step, same files).
+"""
+
+import numpy
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("trajarena.format._capture", ["src/trajarena/format/_capture.c"],
+                             include_dirs=[numpy.get_include()], optional=True,
+                             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                                                 "-Wno-missing-field-initializers"])])

@@ -1,0 +1,399 @@
+/* trajarena.format._capture: the game loop's copy of one step into the rows of a chunk, in C.
+ *
+ * It does what the Python setters of trajarena.format.chunks do (``buffer[row] = value`` for each leaf
+ * of a nested observation/action, then the info values into their columns), without the interpreter's
+ * cost per leaf: a Python setter spends ~0.1-0.2 us on each ``b[row] = v`` (index parsing, a view, the
+ * cast machinery), which on a 50 us game step is most of the recorder's budget.
+ *
+ * Semantics are numpy's: a value is copied directly only when the result is exactly what
+ * ``buffer[row] = value`` gives (an ndarray of the same dtype and shape as the row, a numpy scalar of
+ * the same dtype, a Python bool/int/float into a bool/integer/float64 buffer when it fits); every other
+ * value goes through ``PyObject_SetItem(buffer, row, value)``, i.e. numpy itself, with its casts,
+ * broadcasting and errors. Nothing here trusts its inputs: rows, plans and buffers are checked on each
+ * call (a wrong one raises, it is never written out of bounds).
+ *
+ * A plan is a tuple of leaves, each ``(shared, keys, buffer)``: the leaf's value is reached from the
+ * root by ``keys`` after the first ``shared`` inner nodes of the previous leaf's path (they are reused:
+ * ``obs["P1"]`` is looked up once for its four leaves).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <numpy/arrayscalars.h>
+#include <stdint.h>
+#include <string.h>
+#include <stdlib.h>
+
+#if defined(__SSE2__) || defined(__x86_64__) || defined(_M_X64)
+#include <emmintrin.h>
+#define TRAJARENA_SSE2 1
+#endif
+
+#define MAX_DEPTH 64
+/* rows at least this big are written with non-temporal stores: a chunk is read by the writer long
+ * after the game loop wrote it, so pulling its cache lines in first (a read per line) is wasted */
+static size_t STREAM_BYTES = 16 * 1024;
+static size_t PREFETCH = 0;
+#define PREFETCH_LOC 2
+
+static void copy_bytes(char *dst, const char *src, size_t n)
+{
+#ifdef TRAJARENA_SSE2
+    if (n >= STREAM_BYTES) {
+        size_t head = (16 - ((uintptr_t)dst & 15)) & 15;
+        memcpy(dst, src, head);
+        dst += head, src += head, n -= head;
+        for (size_t blocks = n / 64; blocks; blocks--, src += 64, dst += 64) {
+            __m128i a = _mm_loadu_si128((const __m128i *)src);
+            __m128i b = _mm_loadu_si128((const __m128i *)(src + 16));
+            __m128i c = _mm_loadu_si128((const __m128i *)(src + 32));
+            __m128i d = _mm_loadu_si128((const __m128i *)(src + 48));
+            _mm_stream_si128((__m128i *)dst, a);
+            _mm_stream_si128((__m128i *)(dst + 16), b);
+            _mm_stream_si128((__m128i *)(dst + 32), c);
+            _mm_stream_si128((__m128i *)(dst + 48), d);
+        }
+        memcpy(dst, src, n % 64);
+        _mm_sfence(); /* the stores are visible before the chunk is handed over */
+        return;
+    }
+#endif
+    memcpy(dst, src, n);
+}
+
+/* A Python int into an integer buffer of ``size`` bytes when it fits; 1 if stored, 0 if not. */
+static int store_int(char *dst, int type_num, int size, PyObject *value)
+{
+    int overflow = 0;
+    if (PyTypeNum_ISUNSIGNED(type_num)) {
+        unsigned long long v = PyLong_AsUnsignedLongLong(value);
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        switch (size) {
+        case 1: if (v > UINT8_MAX) return 0; *(uint8_t *)dst = (uint8_t)v; return 1;
+        case 2: if (v > UINT16_MAX) return 0; memcpy(dst, &(uint16_t){(uint16_t)v}, 2); return 1;
+        case 4: if (v > UINT32_MAX) return 0; memcpy(dst, &(uint32_t){(uint32_t)v}, 4); return 1;
+        case 8: memcpy(dst, &(uint64_t){(uint64_t)v}, 8); return 1;
+        default: return 0;
+        }
+    }
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    switch (size) {
+    case 1: if (v < INT8_MIN || v > INT8_MAX) return 0; *(int8_t *)dst = (int8_t)v; return 1;
+    case 2: if (v < INT16_MIN || v > INT16_MAX) return 0; memcpy(dst, &(int16_t){(int16_t)v}, 2); return 1;
+    case 4: if (v < INT32_MIN || v > INT32_MAX) return 0; memcpy(dst, &(int32_t){(int32_t)v}, 4); return 1;
+    case 8: memcpy(dst, &(int64_t){(int64_t)v}, 8); return 1;
+    default: return 0;
+    }
+}
+
+/* The direct copy of ``value`` into row ``row`` of ``buf``: 1 if done, 0 if numpy must do it. */
+static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
+{
+    PyArray_Descr *descr = PyArray_DESCR(buf);
+    int type_num = descr->type_num, nd = PyArray_NDIM(buf);
+    if (!PyArray_ISCARRAY(buf) || !PyTypeNum_ISNUMBER(type_num))
+        return 0; /* ISCARRAY: contiguous, aligned, writeable, native byte order; object, text, structured: numpy */
+    char *dst = PyArray_BYTES(buf) + row * PyArray_STRIDE(buf, 0);
+    if (PyArray_CheckExact(value)) {
+        PyArrayObject *a = (PyArrayObject *)value;
+        if (PyArray_NDIM(a) != nd - 1 || !PyArray_ISCARRAY_RO(a))
+            return 0;
+        for (int i = 1; i < nd; i++)
+            if (PyArray_DIM(a, i - 1) != PyArray_DIM(buf, i))
+                return 0;
+        if (PyArray_DESCR(a) == descr || PyArray_EquivTypes(PyArray_DESCR(a), descr)) {
+            size_t nbytes = (size_t)PyArray_NBYTES(a);
+            copy_bytes(dst, PyArray_BYTES(a), nbytes);
+            if (PREFETCH && nbytes >= PREFETCH && row + 1 < PyArray_DIM(buf, 0)) {
+                const char *next = dst + PyArray_STRIDE(buf, 0);
+                for (size_t off = 0; off < nbytes; off += 64)
+                    __builtin_prefetch(next + off, 1, PREFETCH_LOC);
+            }
+            return 1;
+        }
+        /* integer actions into their float64 buffer (see trajarena.format.actions): numpy's cast is C's */
+        if (type_num == NPY_DOUBLE && PyArray_TYPE(a) == NPY_INT64) {
+            const int64_t *src = (const int64_t *)PyArray_DATA(a);
+            for (npy_intp i = 0, n = PyArray_SIZE(a); i < n; i++) {
+                double v = (double)src[i];
+                memcpy(dst + i * sizeof v, &v, sizeof v);
+            }
+            return 1;
+        }
+        return 0;
+    }
+    if (nd != 1)
+        return 0; /* a scalar into a row of several values: numpy broadcasts it */
+    if (PyArray_IsScalar(value, Generic)) {
+        PyArray_Descr *sd = PyArray_DescrFromScalar(value);
+        if (sd == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        int same = (sd == descr || PyArray_EquivTypes(sd, descr)) && PyTypeNum_ISNUMBER(sd->type_num);
+        Py_DECREF(sd);
+        if (!same)
+            return 0;
+        PyArray_ScalarAsCtype(value, dst);
+        return 1;
+    }
+    if (PyBool_Check(value)) {
+        if (type_num != NPY_BOOL)
+            return 0;
+        *(npy_bool *)dst = value == Py_True;
+        return 1;
+    }
+    if (PyLong_CheckExact(value))
+        return PyTypeNum_ISINTEGER(type_num) && store_int(dst, type_num, (int)PyArray_ITEMSIZE(buf), value);
+    if (PyFloat_CheckExact(value) && type_num == NPY_DOUBLE) {
+        double v = PyFloat_AS_DOUBLE(value);
+        memcpy(dst, &v, sizeof v);
+        return 1;
+    }
+    return 0;
+}
+
+/* ``buf[row] = value``; 0, or -1 with an exception set. */
+static int store(PyObject *buf, Py_ssize_t row, PyObject *value)
+{
+    if (!PyArray_Check(buf) || PyArray_NDIM((PyArrayObject *)buf) < 1) {
+        PyErr_SetString(PyExc_TypeError, "_capture: a plan's buffer is not an array with rows");
+        return -1;
+    }
+    if (row < 0 || row >= PyArray_DIM((PyArrayObject *)buf, 0)) {
+        PyErr_Format(PyExc_IndexError, "_capture: row %zd is outside the chunk's %zd rows", row,
+                     (Py_ssize_t)PyArray_DIM((PyArrayObject *)buf, 0));
+        return -1;
+    }
+    if (store_fast((PyArrayObject *)buf, row, value))
+        return 0;
+    PyObject *index = PyLong_FromSsize_t(row);
+    if (index == NULL)
+        return -1;
+    int rc = PyObject_SetItem(buf, index, value);
+    Py_DECREF(index);
+    return rc;
+}
+
+/* ``node[key]`` (a new reference), as Python's subscript does it. */
+static PyObject *item(PyObject *node, PyObject *key)
+{
+    if (PyDict_CheckExact(node)) {
+        PyObject *v = PyDict_GetItemWithError(node, key);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+        if (!PyErr_Occurred()) {
+            PyObject *args = PyTuple_Pack(1, key); /* KeyError(key), a tuple key included */
+            if (args != NULL) {
+                PyErr_SetObject(PyExc_KeyError, args);
+                Py_DECREF(args);
+            }
+        }
+        return NULL;
+    }
+    return PyObject_GetItem(node, key);
+}
+
+/* Write each leaf of ``root`` that ``plan`` names into its buffer's row. 0, or -1 with an exception. */
+static int fill(Py_ssize_t row, PyObject *root, PyObject *plan)
+{
+    PyObject *nodes[MAX_DEPTH + 1];
+    Py_ssize_t depth = 0;
+    int rc = -1;
+    if (!PyTuple_CheckExact(plan)) {
+        PyErr_SetString(PyExc_TypeError, "_capture: a plan is a tuple of leaves");
+        return -1;
+    }
+    nodes[0] = root;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(plan); i++) {
+        PyObject *leaf = PyTuple_GET_ITEM(plan, i);
+        if (!PyTuple_CheckExact(leaf) || PyTuple_GET_SIZE(leaf) != 3 || !PyTuple_CheckExact(PyTuple_GET_ITEM(leaf, 1))) {
+            PyErr_SetString(PyExc_TypeError, "_capture: a plan's leaf is (shared, keys, buffer)");
+            goto done;
+        }
+        Py_ssize_t shared = PyLong_AsSsize_t(PyTuple_GET_ITEM(leaf, 0));
+        PyObject *keys = PyTuple_GET_ITEM(leaf, 1);
+        Py_ssize_t n = PyTuple_GET_SIZE(keys);
+        if (shared < 0 || shared > depth || shared + n > MAX_DEPTH + 1 || (n == 0 && shared != 0)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "_capture: a plan's leaf path is inconsistent");
+            goto done;
+        }
+        while (depth > shared) {
+            Py_DECREF(nodes[depth]);
+            depth--;
+        }
+        for (Py_ssize_t k = 0; k + 1 < n; k++) {
+            PyObject *child = item(nodes[depth], PyTuple_GET_ITEM(keys, k));
+            if (child == NULL)
+                goto done;
+            nodes[++depth] = child;
+        }
+        PyObject *value = n ? item(nodes[depth], PyTuple_GET_ITEM(keys, n - 1)) : Py_NewRef(root);
+        if (value == NULL)
+            goto done;
+        int stored = store(PyTuple_GET_ITEM(leaf, 2), row, value);
+        Py_DECREF(value);
+        if (stored < 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    while (depth > 0) {
+        Py_DECREF(nodes[depth]);
+        depth--;
+    }
+    return rc;
+}
+
+static int row_arg(PyObject *arg, Py_ssize_t *row)
+{
+    *row = PyLong_AsSsize_t(arg);
+    return *row == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+PyDoc_STRVAR(fill_doc,
+"fill(row, value, plan, value2=None, plan2=())\n--\n\n"
+"Write the leaves of ``value`` (then of ``value2``) into row ``row`` of the plans' buffers.");
+
+static PyObject *py_fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t row;
+    if (nargs != 3 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fill(row, value, plan[, value2, plan2])");
+        return NULL;
+    }
+    if (row_arg(args[0], &row) < 0 || fill(row, args[1], args[2]) < 0)
+        return NULL;
+    if (nargs == 5 && fill(row, args[3], args[4]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* The info values whose key has a slot ``(type, shape, values, present)`` and that match it. */
+static int put_info(Py_ssize_t row, PyObject *info, PyObject *slots, PyObject *skip, PyObject *slow)
+{
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(info, &pos, &key, &value)) {
+        int rc = 0;
+        Py_INCREF(key);
+        Py_INCREF(value);
+        PyObject *slot = PyDict_GetItemWithError(slots, key);
+        Py_XINCREF(slot);
+        if (slot == NULL) {
+            rc = PyErr_Occurred() ? -1 : PyList_Append(slow, key);
+        }
+        else if (slot != skip) {
+            int fits = PyTuple_CheckExact(slot) && PyTuple_GET_SIZE(slot) == 4
+                       && (PyObject *)Py_TYPE(value) == PyTuple_GET_ITEM(slot, 0)
+                       && PyTuple_CheckExact(PyTuple_GET_ITEM(slot, 1));
+            if (fits) {
+                PyObject *shape = PyTuple_GET_ITEM(slot, 1);
+                Py_ssize_t nd = PyTuple_GET_SIZE(shape);
+                if (nd) { /* the type is ndarray (or a subclass): its shape must be the slot's */
+                    fits = PyArray_Check(value) && PyArray_NDIM((PyArrayObject *)value) == nd;
+                    for (Py_ssize_t i = 0; fits && i < nd; i++) {
+                        Py_ssize_t d = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, i));
+                        if (d == -1 && PyErr_Occurred()) {
+                            PyErr_Clear();
+                            fits = 0;
+                        }
+                        fits = fits && d == PyArray_DIM((PyArrayObject *)value, i);
+                    }
+                }
+            }
+            if (!fits)
+                rc = PyList_Append(slow, key);
+            else if ((rc = store(PyTuple_GET_ITEM(slot, 2), row, value)) == 0)
+                rc = store(PyTuple_GET_ITEM(slot, 3), row, Py_True);
+        }
+        Py_XDECREF(slot);
+        Py_DECREF(value);
+        Py_DECREF(key);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(finish_doc,
+"finish(row, reward, terminated, truncated, info, plan)\n--\n\n"
+"Store reward, terminated, truncated and the info values that fit their slots; "
+"``plan`` is ``(reward, terminated, truncated, slots, skip)``. Returns the info keys left to Python "
+"(no slot yet, or a value that does not match it), or None; True when ``info`` is not a dict (Python "
+"stores it all).");
+
+static PyObject *py_finish(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t row;
+    if (nargs != 6 || !PyTuple_CheckExact(args[5]) || PyTuple_GET_SIZE(args[5]) != 5
+        || !PyDict_CheckExact(PyTuple_GET_ITEM(args[5], 3))) {
+        PyErr_SetString(PyExc_TypeError, "finish(row, reward, terminated, truncated, info, "
+                                         "(reward, terminated, truncated, slots, skip))");
+        return NULL;
+    }
+    PyObject *plan = args[5], *info = args[4];
+    if (row_arg(args[0], &row) < 0)
+        return NULL;
+    for (int i = 0; i < 3; i++)
+        if (store(PyTuple_GET_ITEM(plan, i), row, args[1 + i]) < 0)
+            return NULL;
+    if (info == Py_None)
+        Py_RETURN_NONE;
+    if (!PyDict_CheckExact(info))
+        Py_RETURN_TRUE; /* another mapping: Python reads it as it would */
+    if (PyDict_GET_SIZE(info) == 0)
+        Py_RETURN_NONE;
+    PyObject *slow = PyList_New(0);
+    if (slow == NULL)
+        return NULL;
+    if (put_info(row, info, PyTuple_GET_ITEM(plan, 3), PyTuple_GET_ITEM(plan, 4), slow) < 0) {
+        Py_DECREF(slow);
+        return NULL;
+    }
+    if (PyList_GET_SIZE(slow) == 0) {
+        Py_DECREF(slow);
+        Py_RETURN_NONE;
+    }
+    return slow;
+}
+
+static PyObject *py_tune(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    STREAM_BYTES = (size_t)PyLong_AsSsize_t(args[0]);
+    PREFETCH = (size_t)PyLong_AsSsize_t(args[1]);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"_tune", (PyCFunction)(void (*)(void))py_tune, METH_FASTCALL, NULL},
+    {"fill", (PyCFunction)(void (*)(void))py_fill, METH_FASTCALL, fill_doc},
+    {"finish", (PyCFunction)(void (*)(void))py_finish, METH_FASTCALL, finish_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_capture",
+    "The game loop's copy of a step into chunk rows, in C (see trajarena.format.chunks).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__capture(void)
+{
+    import_array();
+    const char *e = getenv("TA_STREAM");
+    if (e) STREAM_BYTES = (size_t)atoll(e);
+    e = getenv("TA_PREFETCH");
+    if (e) PREFETCH = (size_t)atoll(e);
+    return PyModule_Create(&module);
+}

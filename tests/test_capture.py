@@ -1,0 +1,387 @@
+"""The C setter (trajarena.format._capture) against the Python setters it replaces in the game loop.
+
+Every value, well-formed or not, must leave the buffers exactly as ``compile_setter`` (numpy's
+``buffer[row] = value`` per leaf) leaves them, and raise the same exception type when numpy does;
+plans and rows it is given are checked, never trusted.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _helpers_format import any_space
+from trajarena.format import chunks
+from trajarena.format.spaces import compile_setter, leaf_fields, leaf_plan
+
+_capture = chunks._capture
+needs_c = pytest.mark.skipif(_capture is None, reason="the C setter is not built here")
+
+
+def test_the_c_setter_is_built_where_a_compiler_is() -> None:
+    # CI and `make test` install with gcc: a silent fallback to the Python setters would hide a broken build
+    assert _capture is not None, "trajarena.format._capture did not build: see the pip install output"
+
+
+def _set_path(value: Any, path: tuple, leaf: Any) -> Any:
+    if not path:
+        return leaf
+    key, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, key: _set_path(value[key], rest, leaf)}
+    items = list(value)
+    items[key] = _set_path(items[key], rest, leaf)
+    return tuple(items)
+
+
+def _variant(draw: st.DrawFn, leaf: Any) -> Any:
+    """The leaf as an env might give it: right, or in another dtype, layout, Python type, or plain wrong."""
+    arr = np.asarray(leaf)
+    kind = draw(st.sampled_from(["same", "same", "astype", "list", "strided", "swapped", "scalar", "python",
+                                 "huge", "nan", "wrong_shape", "string", "none", "bool"]))
+    if kind == "same" or arr.dtype.kind in "OUS":  # Text leaves stay as they are
+        return leaf
+    if kind == "astype":
+        return arr.astype(draw(st.sampled_from(["int8", "uint8", "int16", "int64", "float32", "float64", "bool"])))
+    if kind == "list":
+        return arr.tolist()
+    if kind == "strided":
+        wide = np.repeat(arr[..., None], 2, axis=-1)
+        return wide[..., 0]  # same values, not contiguous
+    if kind == "swapped":
+        return arr.astype(arr.dtype.newbyteorder())
+    if kind == "scalar":
+        return arr.reshape(-1)[0] if arr.size else arr  # a numpy scalar
+    if kind == "python":
+        return arr.reshape(-1)[0].item() if arr.size else 0
+    if kind == "huge":
+        return draw(st.sampled_from([2**70, -(2**70), 2**63, -1, 255, 256, 32768, -129]))
+    if kind == "nan":
+        return draw(st.sampled_from([math.nan, math.inf, -math.inf, 3.7, -0.0]))
+    if kind == "wrong_shape":
+        return np.zeros((*arr.shape, 2), arr.dtype)
+    if kind == "string":
+        return "7"
+    if kind == "bool":
+        return draw(st.booleans())
+    return None
+
+
+@st.composite
+def space_value_buffers(draw: st.DrawFn):
+    space = draw(any_space)
+    space.seed(draw(st.integers(0, 2**16)))
+    value = space.sample()
+    for f in leaf_fields(space, ""):
+        if draw(st.booleans()):
+            value = _set_path(value, f.path, _variant(draw, _get(value, f.path)))
+    float_buffers = draw(st.booleans())  # integer actions are buffered as float64
+    dtypes = [np.dtype(np.float64) if float_buffers and f.dtype.kind in "iub" else f.dtype
+              for f in leaf_fields(space, "")]
+    rows = draw(st.integers(1, 4))
+    return space, value, [(d, (rows, *f.shape)) for d, f in zip(dtypes, leaf_fields(space, ""), strict=True)], \
+        draw(st.integers(0, rows - 1))
+
+
+def _get(value: Any, path: tuple) -> Any:
+    for key in path:
+        value = value[key]
+    return value
+
+
+def _buffers(layout) -> list[np.ndarray]:
+    out = []
+    for dtype, shape in layout:
+        b = np.zeros(shape, dtype)
+        if dtype == object:
+            b.fill("")
+        out.append(b)
+    return out
+
+
+def _outcome(fn) -> type | None:
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - the type is what is compared
+        return type(exc)
+    return None
+
+
+def _same_buffers(a: list[np.ndarray], b: list[np.ndarray]) -> None:
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype
+        if x.dtype == object:
+            assert x.tolist() == y.tolist()
+        else:
+            assert x.tobytes() == y.tobytes()  # bit for bit: NaN, -0.0 and all
+
+
+@needs_c
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(space_value_buffers())
+def test_c_setter_writes_what_numpy_writes_or_raises_what_it_raises(case) -> None:
+    space, value, layout, row = case
+    py, c = _buffers(layout), _buffers(layout)
+    plan = leaf_plan(space, c)
+    with np.errstate(all="ignore"):
+        expected = _outcome(lambda: compile_setter(space, py)(row, value))
+        got = _outcome(lambda: _capture.fill(row, value, plan))
+    assert got is expected
+    _same_buffers(py, c)
+
+
+@needs_c
+def test_fast_paths_copy_exact_values() -> None:
+    space = spaces.Dict(frame=spaces.Box(0, 255, (4, 5, 3), np.uint8), d=spaces.Discrete(3),
+                        h=spaces.Box(0, 9, (1,), np.int16), f=spaces.Box(-1, 1, (), np.float64),
+                        b=spaces.MultiBinary(2), t=spaces.Tuple((spaces.Discrete(2), spaces.Box(0, 1, (2,)))))
+    fields = leaf_fields(space, "")
+    bufs = [np.zeros((3, *f.shape), f.dtype) for f in fields]
+    frame = np.arange(60, dtype=np.uint8).reshape(4, 5, 3)
+    value = {"frame": frame, "d": np.int64(2), "h": np.array([7], np.int16), "f": 0.25,
+             "b": np.array([1, 0], np.int8), "t": (True, np.array([0.5, 1.0], np.float32))}
+    _capture.fill(2, value, leaf_plan(space, bufs))
+    got = {f.name: b[2].tolist() for f, b in zip(fields, bufs, strict=True)}
+    assert got == {"/frame": frame.tolist(), "/d": 2, "/h": [7], "/f": 0.25, "/b": [1, 0], "/t/0": 1, "/t/1": [0.5, 1.0]}
+    assert all(not b[:2].any() for b in bufs)  # only row 2 was written
+
+
+@needs_c
+def test_large_rows_are_copied_whole_at_any_alignment() -> None:
+    # rows of 64 KiB+ take the streaming copy: odd offsets and a tail that is not a multiple of 64 bytes
+    n = 70_001
+    buf = np.zeros((3, n), np.uint8)
+    src = np.random.default_rng(0).integers(0, 256, n + 7, dtype=np.uint8)
+    for shift in range(3):
+        value = src[shift : shift + n]
+        _capture.fill(1, value, leaf_plan(spaces.Box(0, 255, (n,), np.uint8), [buf]))
+        assert buf[1].tobytes() == value.tobytes()
+        assert not buf[0].any() and not buf[2].any()
+
+
+@needs_c
+@pytest.mark.parametrize("row", [-1, 3, 2**40, -(2**40)])
+def test_rows_outside_the_chunk_raise_and_write_nothing(row: int) -> None:
+    buf = np.zeros((3, 2), np.int64)
+    with pytest.raises(IndexError, match="outside the chunk"):
+        _capture.fill(row, np.array([1, 2]), leaf_plan(spaces.Box(0, 9, (2,), np.int64), [buf]))
+    assert not buf.any()
+
+
+@needs_c
+def test_row_that_is_not_an_int_raises() -> None:
+    buf = np.zeros((3, 2), np.int64)
+    with pytest.raises(TypeError):
+        _capture.fill("1", np.array([1, 2]), leaf_plan(spaces.Box(0, 9, (2,), np.int64), [buf]))
+    with pytest.raises(OverflowError):
+        _capture.fill(2**80, np.array([1, 2]), leaf_plan(spaces.Box(0, 9, (2,), np.int64), [buf]))
+
+
+@needs_c
+@pytest.mark.parametrize("plan, error", [
+    ([], TypeError),  # not a tuple
+    ((1,), TypeError),  # a leaf that is not a tuple
+    (((0, ("a",)),), TypeError),  # two items
+    (((0, "a", None),), TypeError),  # keys not a tuple
+    (((0, ("a",), np.zeros(3)),), None),  # fine (3 rows)
+    (((1, ("a",), np.zeros(3)),), ValueError),  # shares a node the previous leaf never reached
+    (((-1, ("a",), np.zeros(3)),), ValueError),
+    (((0, ("a",) * 70, np.zeros(3)),), ValueError),  # deeper than the C setter goes
+    (((0, ("a",), np.zeros(())),), TypeError),  # a buffer without rows
+    (((0, ("a",), [0, 0, 0]),), TypeError),  # not an array
+    (((0, (), np.zeros(3)), (0, (), np.zeros(3))), None),  # the root twice
+    (((2**70, ("a",), np.zeros(3)),), OverflowError),
+])
+def test_malformed_plans_raise_instead_of_crashing(plan, error) -> None:
+    value = {"a": 1.0}
+    if error is None:
+        _capture.fill(0, value if plan[0][1] else 1.0, plan)
+    else:
+        with pytest.raises(error):
+            _capture.fill(0, value, plan)
+
+
+@needs_c
+def test_getitem_of_any_mapping_and_its_errors_are_pythons() -> None:
+    from collections import OrderedDict, defaultdict
+
+    space = spaces.Dict(a=spaces.Discrete(5), b=spaces.Discrete(5))
+    buf = [np.zeros(2, np.int64), np.zeros(2, np.int64)]
+    plan = leaf_plan(space, buf)
+    _capture.fill(0, OrderedDict(b=3, a=4), plan)
+    _capture.fill(1, defaultdict(lambda: 2, a=1), plan)  # __missing__ answers "b"
+    assert buf[0].tolist() == [4, 1] and buf[1].tolist() == [3, 2]
+    with pytest.raises(KeyError) as missing:
+        _capture.fill(0, {"a": 1}, plan)
+    assert missing.value.args == ("b",)
+    with pytest.raises(KeyError) as tuple_key:  # a tuple key is reported whole, as Python does
+        _capture.fill(0, {}, ((0, ((1, 2),), np.zeros(2, np.int64)),))
+    assert tuple_key.value.args == ((1, 2),)
+
+    class Exploding(dict):
+        def __getitem__(self, key):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        _capture.fill(0, Exploding(a=1, b=2), plan)
+
+
+@needs_c
+def test_values_that_run_code_while_stored_cannot_break_it() -> None:
+    # numpy calls __array__ of an unknown object: it may drop the caller's last reference to the value
+    space = spaces.Dict(a=spaces.Box(0, 9, (2,), np.int64), b=spaces.Discrete(3))
+    buf = [np.zeros((2, 2), np.int64), np.zeros(2, np.int64)]
+    obs: dict[str, Any] = {}
+
+    class Sneaky:
+        def __array__(self, dtype=None, copy=None):
+            obs.clear()  # the dict the setter is reading from
+            return np.array([5, 6])
+
+    obs.update(a=Sneaky(), b=1)
+    with pytest.raises(KeyError):  # "b" is gone by the time it is read
+        _capture.fill(0, obs, leaf_plan(space, buf))
+    assert buf[0][0].tolist() == [5, 6]
+
+
+def _python_info(slots: dict, skip: object, row: int, info: dict) -> list:
+    """What chunks.ChunkBuffers._put_info does with slots, keys it leaves to its slow path returned."""
+    slow = []
+    for key, value in info.items():
+        slot = slots.get(key)
+        if slot is None:
+            slow.append(key)
+        elif slot is skip:
+            continue
+        elif type(value) is slot[0] and (not slot[1] or value.shape == slot[1]):
+            slot[2][row] = value
+            slot[3][row] = True
+        else:
+            slow.append(key)
+    return slow
+
+
+INFO_VALUES = st.one_of(
+    st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.none(), st.text(max_size=3),
+    st.sampled_from([np.int64(3), np.float32(2.5), np.bool_(True), np.array([1, 2], np.int8), np.array(1.5),
+                     np.array([[1, 2]], np.int8), np.array([1.0, 2.0])]),
+)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.dictionaries(st.sampled_from(list("abcdef")), INFO_VALUES, max_size=6), st.integers(0, 2))
+def test_info_values_are_stored_as_the_python_loop_stores_them(info: dict, row: int) -> None:
+    skip = object()
+
+    def slots():
+        return {
+            "a": (bool, (), np.zeros(3, bool), np.zeros(3, bool)),
+            "b": (int, (), np.zeros(3, np.int64), np.zeros(3, bool)),
+            "c": (float, (), np.zeros(3, np.float64), np.zeros(3, bool)),
+            "d": (np.ndarray, (2,), np.zeros((3, 2), np.int8), np.zeros(3, bool)),
+            "e": skip,
+        }
+
+    py, c = slots(), slots()
+    expected_error = got_error = None
+    try:
+        expected = _python_info(py, skip, row, info)
+    except Exception as exc:  # noqa: BLE001
+        expected_error = type(exc)
+    try:
+        got = _capture.finish(row, 1.5, True, False, info, (np.zeros(3), np.zeros(3, bool), np.zeros(3, bool), c, skip))
+    except Exception as exc:  # noqa: BLE001
+        got_error = type(exc)
+    assert got_error is expected_error
+    if expected_error is None:
+        assert sorted(got or []) == sorted(expected)
+    for key in "abcd":
+        assert py[key][2].tobytes() == c[key][2].tobytes() and py[key][3].tolist() == c[key][3].tolist()
+
+
+@needs_c
+def test_finish_stores_reward_and_flags_and_leaves_other_mappings_to_python() -> None:
+    from types import MappingProxyType
+
+    reward, term, trunc = np.zeros(2), np.zeros(2, bool), np.zeros(2, bool)
+    plan = (reward, term, trunc, {}, object())
+    assert _capture.finish(1, 2.5, True, np.bool_(True), None, plan) is None
+    assert reward.tolist() == [0, 2.5] and term.tolist() == [False, True] and trunc.tolist() == [False, True]
+    assert _capture.finish(0, 1, False, False, MappingProxyType({"a": 1}), plan) is True
+    assert _capture.finish(0, 1, False, False, {"a": 1, "b": 2}, plan) == ["a", "b"]
+    with pytest.raises(ValueError):
+        _capture.finish(0, "not a number", False, False, None, plan)
+    with pytest.raises(TypeError):
+        _capture.finish(0, 1.0, False, False, None, (reward, term, trunc, [], None))  # slots not a dict
+    with pytest.raises(IndexError):
+        _capture.finish(5, 1.0, False, False, None, plan)
+
+
+DTYPES = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16", "float32",
+          "float64", "complex64", ">i4", ">f8"]
+EDGES = [True, False, 0, 1, -1, 127, 128, 255, 256, -128, -129, 32767, 32768, 65535, 65536, 2**31 - 1, 2**31,
+         2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 0.5, -0.0, 1e300, math.nan,
+         math.inf, 1j, "3", None, [1], np.array(7), np.array([7])]
+
+
+@needs_c
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_scalar_into_every_dtype_as_numpy_does(dtype: str) -> None:
+    values = [*EDGES, *(np.dtype(d).type(1) for d in DTYPES), np.dtype(dtype).type(0), np.float64(2**70)]
+    for value in values:
+        py, c = np.zeros(3, dtype), np.zeros(3, dtype)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # complex into real: numpy warns, and so does the C setter (via numpy)
+            expected = _outcome(lambda: py.__setitem__(1, value))  # noqa: B023
+            got = _outcome(lambda: _capture.fill(1, value, ((0, (), c),)))  # noqa: B023
+        assert got is expected, (dtype, value)
+        assert py.tobytes() == c.tobytes(), (dtype, value)
+
+
+@needs_c
+@pytest.mark.parametrize("shape", [(2, 3), (3, 2), (2, 2), (1, 3), (2, 1), (3,), (2, 3, 1), (6,), (1, 2, 3), (), (0, 3)])
+@pytest.mark.parametrize("layout", ["c", "fortran", "strided", "readonly", "swapped", "float", "int64", "big"])
+@pytest.mark.parametrize("buffer", ["int16", "float64"])
+def test_arrays_of_every_shape_and_layout_as_numpy_does(shape: tuple, layout: str, buffer: str) -> None:
+    value = np.arange(math.prod(shape), dtype=np.int16).reshape(shape)
+    if layout == "fortran":
+        value = np.asfortranarray(value)
+    elif layout == "strided":
+        value = np.repeat(value[..., None], 2, axis=-1)[..., 1]
+    elif layout == "readonly":
+        value.flags.writeable = False
+    elif layout == "swapped":
+        value = value.astype(">i2")
+    elif layout == "float":
+        value = value.astype(np.float64) + 0.5
+    elif layout == "int64":  # how integer actions come (their buffer is float64)
+        value = value.astype(np.int64) - 3
+    elif layout == "big":  # int64 values a float64 rounds
+        value = value.astype(np.int64) + (2**62 + 1)
+    py, c = np.zeros((3, 2, 3), buffer), np.zeros((3, 2, 3), buffer)
+    with np.errstate(all="ignore"):
+        expected = _outcome(lambda: py.__setitem__(2, value))
+        got = _outcome(lambda: _capture.fill(2, value, ((0, (), c),)))
+    assert got is expected
+    assert py.tobytes() == c.tobytes()
+
+
+@needs_c
+def test_array_subclasses_go_through_numpy() -> None:
+    masked = np.ma.masked_array([1, 2], mask=[False, True])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        matrix = np.asmatrix([[1, 2]])
+    for value in (masked, matrix, np.array([1, 2]).view(np.recarray)):
+        py, c = np.zeros((2, 2), np.int64), np.zeros((2, 2), np.int64)
+        expected = _outcome(lambda: py.__setitem__(0, value))  # noqa: B023
+        got = _outcome(lambda: _capture.fill(0, value, ((0, (), c),)))  # noqa: B023
+        assert got is expected and py.tobytes() == c.tobytes()
