@@ -18,7 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _helpers_format import any_space
+from test_writer_process import ACT, FRAME, contents
+from trajarena.errors import SpaceError
 from trajarena.format import chunks
+from trajarena.format.writer import TrajectoryWriter
 from trajarena.format.spaces import compile_setter, leaf_fields, leaf_plan
 
 _capture = chunks._capture
@@ -297,7 +300,8 @@ def test_info_values_are_stored_as_the_python_loop_stores_them(info: dict, row: 
     except Exception as exc:  # noqa: BLE001
         expected_error = type(exc)
     try:
-        got = _capture.finish(row, 1.5, True, False, info, (np.zeros(3), np.zeros(3, bool), np.zeros(3, bool), c, skip))
+        got = _capture.step(row, None, None, 1.5, True, False, info,
+                            ((), (), np.zeros(3), np.zeros(3, bool), np.zeros(3, bool), c, skip))
     except Exception as exc:  # noqa: BLE001
         got_error = type(exc)
     assert got_error is expected_error
@@ -308,21 +312,28 @@ def test_info_values_are_stored_as_the_python_loop_stores_them(info: dict, row: 
 
 
 @needs_c
-def test_finish_stores_reward_and_flags_and_leaves_other_mappings_to_python() -> None:
+def test_step_stores_every_part_and_leaves_other_mappings_to_python() -> None:
     from types import MappingProxyType
 
+    space = spaces.Dict(a=spaces.Discrete(3))
+    act, obs = np.zeros(2), np.zeros(2, np.int64)
     reward, term, trunc = np.zeros(2), np.zeros(2, bool), np.zeros(2, bool)
-    plan = (reward, term, trunc, {}, object())
-    assert _capture.finish(1, 2.5, True, np.bool_(True), None, plan) is None
+    plan = (leaf_plan(spaces.Discrete(3), [act]), leaf_plan(space, [obs]), reward, term, trunc, {}, object())
+    assert _capture.step(1, np.int64(2), {"a": 1}, 2.5, True, np.bool_(True), None, plan) is None
+    assert act.tolist() == [0, 2] and obs.tolist() == [0, 1]
     assert reward.tolist() == [0, 2.5] and term.tolist() == [False, True] and trunc.tolist() == [False, True]
-    assert _capture.finish(0, 1, False, False, MappingProxyType({"a": 1}), plan) is True
-    assert _capture.finish(0, 1, False, False, {"a": 1, "b": 2}, plan) == ["a", "b"]
+    assert _capture.step(0, 1, {"a": 1}, 1, False, False, MappingProxyType({"a": 1}), plan) is True
+    assert _capture.step(0, 1, {"a": 1}, 1, False, False, {"a": 1, "b": 2}, plan) == ["a", "b"]
     with pytest.raises(ValueError):
-        _capture.finish(0, "not a number", False, False, None, plan)
-    with pytest.raises(TypeError):
-        _capture.finish(0, 1.0, False, False, None, (reward, term, trunc, [], None))  # slots not a dict
+        _capture.step(0, 1, {"a": 1}, "not a number", False, False, None, plan)
+    with pytest.raises(KeyError):
+        _capture.step(0, 1, {}, 1.0, False, False, None, plan)
+    with pytest.raises(TypeError):  # slots not a dict
+        _capture.step(0, 1, {"a": 1}, 1.0, False, False, None, (*plan[:5], [], None))
+    with pytest.raises(TypeError):  # a plan of the wrong size
+        _capture.step(0, 1, {"a": 1}, 1.0, False, False, None, plan[:6])
     with pytest.raises(IndexError):
-        _capture.finish(5, 1.0, False, False, None, plan)
+        _capture.step(5, 1, {"a": 1}, 1.0, False, False, None, plan)
 
 
 DTYPES = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16", "float32",
@@ -385,3 +396,42 @@ def test_array_subclasses_go_through_numpy() -> None:
         expected = _outcome(lambda: py.__setitem__(0, value))  # noqa: B023
         got = _outcome(lambda: _capture.fill(0, value, ((0, (), c),)))  # noqa: B023
         assert got is expected and py.tobytes() == c.tobytes()
+
+
+@pytest.mark.parametrize("bad", ["none", "obs", "action", "reward", "info"])
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 1000))
+def test_the_writer_writes_the_same_files_with_and_without_the_c_setter(tmp_path_factory, monkeypatch, bad, seed):
+    def run(folder, use_c: bool) -> list:
+        with monkeypatch.context() as m:
+            if not use_c:
+                m.setattr(chunks, "_capture", None)
+            rng = np.random.default_rng(seed)
+            w = TrajectoryWriter(folder, FRAME, ACT, writer="thread", chunk_steps=int(rng.integers(1, 5)))
+            errors = []
+            for t in range(30):
+                o = {"frame": rng.integers(0, 256, (6, 5, 3), np.uint8), "hp": np.float32(rng.integers(0, 9))}
+                action, reward, info = rng.integers(0, [3, 2]), float(rng.normal()), {"t": t, "x": np.int8(t)}
+                if t % 5 == 0 and bad == "obs":
+                    o = {"frame": np.zeros((5, 5, 3), np.uint8), "hp": 1.0}
+                elif t % 5 == 0 and bad == "action":
+                    action = np.array([7, 1])  # out of the space: found at the handoff, its episode discarded
+                elif t % 5 == 0 and bad == "reward":
+                    reward = "lots"
+                elif t % 5 == 0 and bad == "info":
+                    info = {"t": 2**70, "x": "text"}
+                try:
+                    if t % 9 == 0 or w._t < 0:  # a new episode now and then, and after each end
+                        w.reset(o, {"round": t}, seed=t)
+                    else:
+                        w.step(action, o, reward, t % 7 == 0, False, info)
+                except (SpaceError, ValueError, OverflowError) as exc:
+                    errors.append((t, type(exc).__name__))
+            w.close()
+            return errors
+
+    c_dir, py_dir = tmp_path_factory.mktemp("c"), tmp_path_factory.mktemp("py")
+    errors = run(c_dir, True)
+    assert errors == run(py_dir, False) and bool(errors) == (bad != "none")
+    assert contents(c_dir) == contents(py_dir)

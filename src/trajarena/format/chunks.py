@@ -191,25 +191,16 @@ class ChunkBuffers(ABC):
         if self._error is not None or self._t < 0:
             self._check()
             raise RecordingError("step() called with no open episode: call reset() first.")
-        row, plans = self._row, self._plans
+        row, plan = self._row, self._plan
         try:
-            if plans is not None:  # the C setter: the same values as below, a few us faster per step
-                _capture.fill(row, action, plans[0], obs, plans[1])
-            else:
-                self._set_action(row, action)
-                self._set_obs(row, obs)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise SpaceError(f"Step values do not fit the spaces ({self.action_space}, {self.observation_space}): {exc}") from exc
-        if plans is not None:
-            slow = _capture.finish(row, reward, terminated, truncated, info, self._finish)
-            if slow:  # keys without a slot in this chunk or values that do not match it (True: not a dict)
-                self._put_info(row, info if slow is True else {k: info[k] for k in slow})
-        else:
-            self._reward[row] = reward
-            self._term[row] = terminated
-            self._trunc[row] = truncated
-            if info:
-                self._put_info(row, info)
+            # the C setter: what _set_row does, a few us faster per step; on an error, _set_row says what
+            slow = _capture.step(row, action, obs, reward, terminated, truncated, info, plan) if plan else True
+        except Exception:  # noqa: BLE001 - the Python setters raise the error, as they would have
+            slow = True
+        if slow is True:
+            self._set_row(row, action, obs, reward, terminated, truncated, info)
+        elif slow:  # info keys without a slot in this chunk, or values that do not match it
+            self._put_info(row, {k: info[k] for k in slow})
         self._t += 1
         self._row = row = row + 1
         if terminated or truncated:
@@ -217,6 +208,20 @@ class ChunkBuffers(ABC):
         elif row == self._cap or self._flush_due or (self._end_due and not row % _CLOCK_ROWS
                                                      and time.monotonic() >= self._end_due):
             self._handoff()
+
+    def _set_row(self, row: int, action: Any, obs: Any, reward: float, terminated: bool, truncated: bool,
+                 info: dict[str, Any] | None) -> None:
+        """Write one step into ``row`` with the Python setters (no C setter, or a value it refused)."""
+        try:
+            self._set_action(row, action)
+            self._set_obs(row, obs)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise SpaceError(f"Step values do not fit the spaces ({self.action_space}, {self.observation_space}): {exc}") from exc
+        self._reward[row] = reward
+        self._term[row] = terminated
+        self._trunc[row] = truncated
+        if info:
+            self._put_info(row, info)
 
     def discard(self) -> bool:
         """Drop the episode in progress: readers never replay or sample any of it.
@@ -304,8 +309,8 @@ class ChunkBuffers(ABC):
         self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
         # info key -> (type, shape, values, present) of this chunk, or _SKIP for a dropped key
         self._info_slots: dict[str, Any] = {k: _SKIP for k, spec in self._info_spec.items() if spec is None}
-        self._plans = chunk.plans
-        self._finish = (chunk.reward, chunk.terminated, chunk.truncated, self._info_slots, _SKIP)
+        self._plan = None if chunk.plans is None else (*chunk.plans, chunk.reward, chunk.terminated, chunk.truncated,
+                                                       self._info_slots, _SKIP)
 
     def _zero_action(self, row: int) -> None:
         for col in self._chunk.cols[self._n_obs :]:
