@@ -520,3 +520,41 @@ def test_an_idle_flush_between_reclaiming_and_binding_a_chunk_writes_nothing_twi
     reader = TrajectoryReader(w.files)
     assert [(e.length, e.total_return) for e in reader.episodes] == [(4, 5.0)]
     assert reader.read_column(0, "step").tolist() == [0, 1, 2, 3, 4]
+
+
+def test_info_columns_beyond_the_shared_arena_go_through_the_pipe(tmp_path_factory) -> None:
+    from trajarena.format.writer import INFO_ARENA_ROW_BYTES
+
+    keys = [f"k{i:02d}" for i in range(INFO_ARENA_ROW_BYTES // 24)]  # (2,) float64 + a flag: 17 bytes a row each
+    folders = {}
+    for mode in ("thread", "process"):
+        rng = np.random.default_rng(3)
+        folder = folders[mode] = tmp_path_factory.mktemp(mode)
+        w = TrajectoryWriter(folder, FRAME, ACT, writer=mode, chunk_steps=4)
+        o = {"frame": np.zeros((6, 5, 3), np.uint8), "hp": np.float32(1)}
+        w.reset(o, seed=0)
+        for t in range(11):
+            info = {k: rng.normal(size=2) for k in keys if (t + int(k[1:])) % 3}  # some keys missing at each step
+            w.step([t % 3, t % 2], o, 0.5, False, False, {**info, "t": t})
+            if mode == "process" and t == 9:
+                at = w._chunk.info_at  # some columns in the arena, the others sent in the messages
+                assert at and len(at) < len(w._chunk.info) == len(keys) + 1
+        w.close()
+    assert contents(folders["process"]) == contents(folders["thread"])
+    assert len(contents(folders["process"])[0][-1]) == len(keys) + 1
+
+
+@pytest.mark.parametrize("at", [
+    "k", [None], [["k", 0]], [["k", 0, 0, 0]], [[1, 0, 64]], [["unknown", 0, 64]], [["k", -8, 64]],
+    [["k", 0, -1]], [["k", True, 64]], [["k", 1.0, 64]], [["k", 4, 64]],  # 4: not aligned for int64
+    [["k", 1016, 64]], [["k", 0, 1021]], [["k", 2**62, 0]],  # outside the 1 KiB arena
+])
+def test_shared_info_columns_outside_the_arena_are_refused(at) -> None:
+    from trajarena.format.writer_process import _shared_info
+
+    arena = np.zeros(1024, np.uint8)
+    known = {"k": (np.dtype(np.int64), ()), "m": (np.dtype(np.int64), (3,))}
+    with pytest.raises(ValueError):
+        _shared_info(arena, at, known, 4, 0, 4)
+    values, present = _shared_info(arena, [["k", 1024 - 32, 0]], known, 4, 1, 3)["k"]  # the last 32 bytes: fine
+    assert values.shape == (2,) and present.shape == (2,)

@@ -72,6 +72,9 @@ class Chunk:
     fill_s: float = 0.0  # the game loop thread's CPU seconds while it filled the chunk (env steps included)
     setters: tuple = ()  # compiled once per chunk: (set_obs, set_action) writing into ``cols``
     plans: tuple | None = None  # the same for the C setter: (action plan, observation plan), or None
+    arena: np.ndarray | None = None  # bytes of shared memory for its info columns (writer process), or None
+    arena_used: int = 0
+    info_at: dict[str, tuple[int, int]] = field(default_factory=dict)  # info key -> offsets of its columns in arena
 
 
 class ChunkBuffers(ABC):
@@ -130,6 +133,7 @@ class ChunkBuffers(ABC):
         self._t = -1  # steps taken in the current episode; -1 when no episode is open
         self._seed: int | None = None
         self._free: queue.SimpleQueue = queue.SimpleQueue()  # handed-over chunks, back for reuse
+        self._arenas: dict[int, np.ndarray] = {}  # slot -> shared bytes for info columns (see _info_arrays)
         self._idle_lock = threading.Lock()  # an idle flush vs. discard() rewinding or a handoff of the current chunk
 
     def _begin(self) -> None:
@@ -274,6 +278,7 @@ class ChunkBuffers(ABC):
             chunk = self._wait_free()
         if chunk is not None:
             chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = {}, 0, [], [], False, 0.0
+            chunk.arena_used, chunk.info_at = 0, {}
             chunk.flushed = chunk.ends_flushed = chunk.checked = 0  # `handed` stays True until _bind (idle flush)
             return chunk
         arrays, slot = self._alloc(self._layout())
@@ -287,7 +292,8 @@ class ChunkBuffers(ABC):
         if _capture is not None:
             plans = (leaf_plan(self.action_space, cols[self._n_obs :]), leaf_plan(self.observation_space, cols[: self._n_obs]))
             plans = None if None in plans else plans
-        return Chunk(cols, reward, terminated, truncated, setters=setters, plans=plans, slot=slot)
+        return Chunk(cols, reward, terminated, truncated, setters=setters, plans=plans, slot=slot,
+                     arena=self._arenas.get(slot))
 
     def _layout(self) -> list[tuple[np.dtype, tuple[int, ...]]]:
         """dtype and shape of each array of a chunk: the flat columns, then reward, terminated, truncated."""
@@ -341,13 +347,28 @@ class ChunkBuffers(ABC):
         try:
             values, present = store[key]
         except KeyError:
-            values = np.zeros((self.chunk_steps, *spec[2]), spec[1])
-            present = np.zeros(self.chunk_steps, bool)
-            store[key] = values, present
+            values, present = store[key] = self._info_arrays(key, spec[1], spec[2])
         values[row] = value
         present[row] = True
         if type(value) is spec[0]:
             self._info_slots[key] = (spec[0], spec[2], values, present)
+
+    def _info_arrays(self, key: str, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Zeroed ``(values, present)`` columns of an info key in the current chunk.
+
+        A chunk in shared memory has an arena for them: the writer process reads them there (and the
+        message that hands the chunk over holds no info values); they go in numpy memory when it is full.
+        """
+        n, chunk = self.chunk_steps, self._chunk
+        if chunk.arena is not None:
+            start = -(-chunk.arena_used // 64) * 64
+            flags = start + -(-n * dtype.itemsize * math.prod(shape) // 64) * 64
+            if flags + n <= len(chunk.arena):
+                chunk.arena[start : flags + n] = 0
+                chunk.arena_used, chunk.info_at[key] = flags + n, (start, flags)
+                return (chunk.arena[start : start + n * dtype.itemsize * math.prod(shape)].view(dtype).reshape(n, *shape),
+                        chunk.arena[flags : flags + n].view(bool))
+        return np.zeros((n, *shape), dtype), np.zeros(n, bool)
 
     def _info_check(self, key: str, value: Any) -> tuple[type, np.dtype, tuple[int, ...]] | None:
         """Decide (once per key) whether an info value is stored; later values must match."""

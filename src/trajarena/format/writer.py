@@ -49,6 +49,9 @@ __all__ = ["TrajectoryWriter"]
 
 #: How often the background thread looks at the game loop when nothing arrives (finished episodes, flushes).
 _POLL_SECONDS = 0.025
+#: Shared bytes per row for the info columns of a chunk in the writer process's memory (duel's 12 keys
+#: take 73); keys beyond go in numpy memory and through the pipe.
+INFO_ARENA_ROW_BYTES = 256
 _NOTHING = object()  # what the thread got from its queue when nothing came
 #: How long the game loop waits, at most, for the writer thread to take the chunks queued before one
 #: that holds finished episodes (see TrajectoryWriter._drain; a writer process needs no wait).
@@ -147,15 +150,18 @@ class TrajectoryWriter(ChunkBuffers):
         self._link: WriterLink | None = None
         self._spec_sent = -1  # the _spec_changes the writer process was last told of
         self._closed_ok = False  # the writer process said it finished every file after close()
+        self._shared_sent: list | None = None  # the last shared_info the writer process was told of
         self._encoder: ChunkEncoder | None = None
         #: ``"thread"`` or ``"process"``: where the chunks are encoded (see the ``writer`` setting)
         self.mode = choose_writer(opts.writer, self._row_bytes, any(f.dtype == object for f in self._fields))
         if self.mode == "process":
             config = {"folder": str(self.folder), "columns": [c.to_json() for c in columns], "n_obs": self._n_obs,
                       "meta": meta, "compression": compression, "level": level, "adaptive": adaptive,
-                      "fsync": opts.fsync, "prefix": opts.prefix, "row_bytes": self._row_bytes}
+                      "fsync": opts.fsync, "prefix": opts.prefix, "row_bytes": self._row_bytes,
+                      "chunk_steps": self.chunk_steps}
+            arena = (np.dtype(np.uint8), (self.chunk_steps * INFO_ARENA_ROW_BYTES,))  # see _info_arrays
             try:
-                self._link = WriterLink(config, self._layout(), self._chunks_left)
+                self._link = WriterLink(config, [*self._layout(), arena], self._chunks_left)
             except RecordingError:
                 if opts.writer == "process":
                     raise
@@ -243,7 +249,8 @@ class TrajectoryWriter(ChunkBuffers):
         if self._link is None:
             return super()._alloc(layout)
         slot, self._slots = self._slots, self._slots + 1
-        return self._link.shared.arrays(slot), slot
+        *arrays, self._arenas[slot] = self._link.shared.arrays(slot)
+        return arrays, slot
 
     def _submit(self, chunk: Chunk) -> None:
         rotate = chunk.rotate
@@ -272,12 +279,15 @@ class TrajectoryWriter(ChunkBuffers):
     def _send(self, chunk: Chunk, kind: str, lo: int, hi: int, starts: list, ends: list, info: dict,
               rotate: bool, fill_s: float) -> None:
         """Hand rows ``[lo, hi)`` of a chunk in shared memory to the writer process."""
-        rows = _cut(info, lo, hi)
-        keys = list(rows)
+        at = chunk.info_at  # the columns in shared memory: the child reads them there
+        rows = _cut({k: v for k, v in info.items() if k not in at}, lo, hi)
         arrays = [a for pair in rows.values() for a in pair]
         ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in ends]
-        header = {"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends, "info": keys,
-                  "rotate": rotate, "fill_s": fill_s}
+        header = {"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
+                  "info": list(rows), "rotate": rotate, "fill_s": fill_s}
+        shared = [[k, *at[k]] for k in info if k in at]
+        if shared != self._shared_sent:  # usually every chunk has the same keys at the same places
+            header["shared_info"] = self._shared_sent = shared
         if self._spec_sent != self._spec_changes:  # the info keys and notes, when they changed (JSON costs)
             self._spec_sent = self._spec_changes
             header["notes"] = self._notes

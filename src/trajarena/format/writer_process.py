@@ -401,8 +401,31 @@ def _next_message(inbox: Connection, wake_fd: int, parent: int) -> bytes:
 
 
 class _Arrays:
-    def __init__(self, arrays: list[np.ndarray]) -> None:
-        self.cols, self.reward, self.terminated, self.truncated = arrays[:-3], arrays[-3], arrays[-2], arrays[-1]
+    def __init__(self, arrays: list[np.ndarray]) -> None:  # a chunk's arrays, then its info arena
+        self.cols, self.reward, self.terminated, self.truncated = arrays[:-4], arrays[-4], arrays[-3], arrays[-2]
+        self.arena = arrays[-1]
+
+
+def _shared_info(arena: np.ndarray, at: Any, known: dict[str, tuple], rows: int, lo: int, hi: int) -> dict:
+    """``{key: (values, present)}`` of rows ``[lo, hi)`` for the info columns in a chunk's arena.
+
+    Raises:
+        ValueError: ``at`` is not ``[[key, values offset, present offset], ...]`` of known keys whose
+            columns lie inside the arena, aligned.
+    """
+    out = {}
+    for item in at if isinstance(at, list) else [None]:
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+                and all(type(o) is int and o >= 0 for o in item[1:]) and item[0] in known):
+            raise ValueError(f"bad shared info column {item!r}")
+        key, off_v, off_p = item
+        dtype, shape = known[key]
+        size = rows * dtype.itemsize * math.prod(shape)
+        if off_v % dtype.alignment or off_v + size > len(arena) or off_p + rows > len(arena):
+            raise ValueError(f"shared info column {key!r} at {off_v}/{off_p} is outside the arena of {len(arena)} bytes")
+        values = arena[off_v : off_v + size].view(dtype).reshape(rows, *shape)
+        out[key] = values[lo:hi], arena[off_p : off_p + rows].view(bool)[lo:hi]
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -433,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
         views = [_Arrays(shared.arrays(k)) for k in range(shared.slots)]
         import numpy.ma  # noqa: F401 - pyarrow's first pa.array(ndarray) imports it (~13 ms): now, not in the first chunk
         say(ready=True)
-        closing = False
+        closing, shared_at = False, []
         while True:
             try:
                 header, arrays = unpack(_next_message(inbox, wake_fd, parent))
@@ -448,6 +471,10 @@ def main(argv: list[str] | None = None) -> None:
                 known.update({k: (np.dtype(d), tuple(s)) for k, (d, s) in header["known"].items()})
             info = {k: (arrays[2 * i], arrays[2 * i + 1]) for i, k in enumerate(header["info"])}
             slot = header["slot"]
+            shared_at = header.get("shared_info", shared_at)  # sent when it changed
+            if shared_at:
+                info.update(_shared_info(views[slot].arena, shared_at, known, config["chunk_steps"], header["lo"],
+                                         header["hi"]))
             final = encoder.write(views[slot], header["lo"], header["hi"], header["starts"], header["ends"], info,
                                   header["rotate"], header["fill_s"])
             if final is not None:
