@@ -550,7 +550,7 @@ def test_info_columns_beyond_the_shared_arena_go_through_the_pipe(tmp_path_facto
     [["k", 1016, 64]], [["k", 0, 1021]], [["k", 2**62, 0]],  # outside the 1 KiB arena
 ])
 def test_shared_info_columns_outside_the_arena_are_refused(at) -> None:
-    from trajarena.format.writer_process import _shared_info
+    from trajarena.format.writer_child import _shared_info
 
     arena = np.zeros(1024, np.uint8)
     known = {"k": (np.dtype(np.int64), ()), "m": (np.dtype(np.int64), (3,))}
@@ -558,3 +558,17 @@ def test_shared_info_columns_outside_the_arena_are_refused(at) -> None:
         _shared_info(arena, at, known, 4, 0, 4)
     values, present = _shared_info(arena, [["k", 1024 - 32, 0]], known, 4, 1, 3)["k"]  # the last 32 bytes: fine
     assert values.shape == (2,) and present.shape == (2,)
+
+
+def test_the_writer_process_frees_the_shared_chunks_once_its_files_are_done(tmp_path: Path) -> None:
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process", chunk_steps=2)
+    o = {"frame": np.full((6, 5, 3), 7, np.uint8), "hp": np.float32(2)}
+    w.reset(o, seed=1)
+    for _ in range(5):
+        w.step([1, 1], o, 1.0, False, False, {"t": 1})
+    chunks = np.frombuffer(w._link.shared._map, np.uint8, w._link.shared.slots * w._link.shared.slot_bytes)
+    assert chunks.any()
+    w.close()
+    assert w._link.proc.wait(timeout=10) == 0
+    assert not chunks.any()  # its pages are gone (reads give zeros): the game process has nothing left to unmap
+    assert contents(tmp_path)[0][5] == o["frame"].tobytes() * 6  # and everything was written before

@@ -10,10 +10,8 @@ the open episode. A full chunk, an episode end that finishes a file, or a due fl
 the chunk to :meth:`ChunkBuffers._submit`, which the writer implements (Arrow and files on a
 thread); a chunk it is done with comes back through ``_free`` and is reused.
 
-Info values: a key is stored when its first value is a numeric (bool, int, float) scalar or array
-of at most 4096 values; that value fixes its type and shape. A later value that is not numeric, has
-another shape, or whose dtype does not cast to the first one's (``same_kind``) drops the key for
-the rest of the recording; the reason is noted in the episodes' end records (``notes``).
+Info values go in columns of their own (:class:`~trajarena.format.info.InfoColumns`, which says which
+are stored).
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ from gymnasium import spaces
 from trajarena.errors import RecordingError, SettingsError, SpaceError
 from trajarena.format import limits
 from trajarena.format.actions import ActionCheck
+from trajarena.format.info import SKIP, InfoColumns
 from trajarena.format.spaces import compile_setter, leaf_fields, leaf_plan
 
 try:  # the C setter (built with the package when a compiler was there); else the Python setters do it
@@ -47,8 +46,6 @@ __all__ = ["EPISODE_FLUSH_SECONDS", "Chunk", "ChunkBuffers"]
 EPISODE_FLUSH_SECONDS = 0.02
 #: While finished episodes wait for their handoff, the game loop reads the clock once per this many rows.
 _CLOCK_ROWS = 16
-
-_SKIP = object()  # the info slot of a key that is not stored
 
 
 @dataclass
@@ -77,7 +74,7 @@ class Chunk:
     info_at: dict[str, tuple[int, int]] = field(default_factory=dict)  # info key -> offsets of its columns in arena
 
 
-class ChunkBuffers(ABC):
+class ChunkBuffers(InfoColumns, ABC):
     """Record episodes into chunks of preallocated rows; subclasses decide what becomes of a chunk.
 
     Args:
@@ -116,9 +113,7 @@ class ChunkBuffers(ABC):
             raise SpaceError(f"One step of these spaces holds {row_bytes} bytes; readers refuse rows above "
                              f"{limits.MAX_ROW_BYTES} bytes (trajarena.format.limits.MAX_ROW_BYTES). Record smaller "
                              "observations (e.g. frame_shape) or raise the limit for writers and readers alike.")
-        self._info_spec: dict[str, tuple[type, np.dtype, tuple[int, ...]] | None] = {}
-        self._notes: dict[str, str] = {}
-        self._spec_changes = 0  # changes of _info_spec / _notes so far (the writer process is told of them)
+        self._info_init()
         self._error: BaseException | None = None  # set by whatever consumes the chunks when it fails
         self._closed = False
         self._pid = os.getpid()  # a forked copy must not write into the chunks (shared memory with a writer process)
@@ -313,86 +308,13 @@ class ChunkBuffers(ABC):
         self._bound_at = time.thread_time()
         self._set_obs, self._set_action = chunk.setters
         self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
-        # info key -> (type, shape, values, present) of this chunk, or _SKIP for a dropped key
-        self._info_slots: dict[str, Any] = {k: _SKIP for k, spec in self._info_spec.items() if spec is None}
+        self._info_slots = self._new_info_slots()
         self._plan = None if chunk.plans is None else (*chunk.plans, chunk.reward, chunk.terminated, chunk.truncated,
-                                                       self._info_slots, _SKIP)
+                                                       self._info_slots, SKIP)
 
     def _zero_action(self, row: int) -> None:
         for col in self._chunk.cols[self._n_obs :]:
             col[row] = "" if col.dtype == object else 0
-
-    def _put_info(self, row: int, info: dict[str, Any]) -> None:
-        slots = self._info_slots
-        for key, value in info.items():
-            slot = slots.get(key)
-            if slot is not None:
-                if slot is _SKIP:
-                    continue
-                if type(value) is slot[0] and (not slot[1] or value.shape == slot[1]):
-                    slot[2][row] = value
-                    slot[3][row] = True
-                    continue
-            self._put_info_slow(row, key, value)
-
-    def _put_info_slow(self, row: int, key: str, value: Any) -> None:
-        """First value of a key in this chunk, or one of another type: check it, then cache its slot."""
-        spec = self._info_spec.get(key, False)
-        if spec is False or type(value) is not spec[0] or (spec[2] and value.shape != spec[2]):
-            spec = self._info_check(key, value)
-        if spec is None:
-            self._info_slots[key] = _SKIP
-            return
-        store = self._chunk.info
-        try:
-            values, present = store[key]
-        except KeyError:
-            values, present = store[key] = self._info_arrays(key, spec[1], spec[2])
-        values[row] = value
-        present[row] = True
-        if type(value) is spec[0]:
-            self._info_slots[key] = (spec[0], spec[2], values, present)
-
-    def _info_arrays(self, key: str, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Zeroed ``(values, present)`` columns of an info key in the current chunk.
-
-        A chunk in shared memory has an arena for them: the writer process reads them there (and the
-        message that hands the chunk over holds no info values); they go in numpy memory when it is full.
-        """
-        n, chunk = self.chunk_steps, self._chunk
-        if chunk.arena is not None:
-            start = -(-chunk.arena_used // 64) * 64
-            flags = start + -(-n * dtype.itemsize * math.prod(shape) // 64) * 64
-            if flags + n <= len(chunk.arena):
-                chunk.arena[start : flags + n] = 0
-                chunk.arena_used, chunk.info_at[key] = flags + n, (start, flags)
-                return (chunk.arena[start : start + n * dtype.itemsize * math.prod(shape)].view(dtype).reshape(n, *shape),
-                        chunk.arena[flags : flags + n].view(bool))
-        return np.zeros((n, *shape), dtype), np.zeros(n, bool)
-
-    def _info_check(self, key: str, value: Any) -> tuple[type, np.dtype, tuple[int, ...]] | None:
-        """Decide (once per key) whether an info value is stored; later values must match."""
-        old = self._info_spec.get(key, False)
-        if old is None:
-            return None
-        arr = np.asarray(value) if isinstance(value, bool | int | float | np.ndarray | np.generic) else None
-        if not isinstance(key, str):
-            reason = f"its key is not a string ({type(key).__name__})"
-        elif arr is None or arr.dtype.kind not in "biuf" or arr.size > 4096:
-            reason = f"not a numeric scalar/array ({type(value).__name__})"
-        elif old is False:
-            spec = (type(value), arr.dtype, arr.shape)
-            self._info_spec[key] = spec
-            self._spec_changes += 1
-            return spec
-        elif old and arr.shape == old[2] and np.can_cast(arr.dtype, old[1], "same_kind"):
-            return old
-        else:
-            reason = f"its type/shape changed ({type(value).__name__} {arr.shape})"
-        self._info_spec[key] = None
-        self._notes[f"info/{key}"] = f"dropped: {reason}"
-        self._spec_changes += 1
-        return None
 
     def _end(self, reason: str, terminated: bool, truncated: bool, info: dict[str, Any] | None) -> None:
         self._chunk.ends.append({

@@ -7,6 +7,7 @@ the episode starts and end records, the info values. The child (``python -c ...`
 :mod:`subprocess`, importing only the format layer) runs a :class:`~trajarena.format.encoder.ChunkEncoder`,
 counts the chunks it has written in the shared memory (the game loop then reuses them) and answers
 with the files it finished and, if it fails, the error.
+The child's loop is :mod:`trajarena.format.writer_child`.
 The encoding (XOR, CRC-32, zstd, Arrow) then never holds the game loop's GIL: an env that keeps the
 GIL while it steps (ALE, pure-Python games) is not slowed down by its own recording.
 
@@ -25,7 +26,6 @@ import math
 import mmap
 import os
 import select
-import signal
 import subprocess
 import sys
 import threading
@@ -37,7 +37,7 @@ import numpy as np
 
 from trajarena.errors import RecordingError, SettingsError
 
-__all__ = ["AUTO_PROCESS_ROW_BYTES", "MAX_MESSAGE_BYTES", "SharedSlots", "WriterLink", "choose_writer", "main", "pack",
+__all__ = ["AUTO_PROCESS_ROW_BYTES", "MAX_MESSAGE_BYTES", "SharedSlots", "WriterLink", "choose_writer", "pack",
            "unpack"]
 
 #: The largest message either side accepts (a chunk's info values: at most 1 GiB).
@@ -61,7 +61,7 @@ for name in ("trajarena", "trajarena.format"):
     package = types.ModuleType(name)
     package.__path__ = [sys.argv[1] + "/" + name.replace(".", "/")]
     sys.modules[name] = package
-from trajarena.format.writer_process import main
+from trajarena.format.writer_child import main
 main(sys.argv[2:])
 """
 
@@ -375,124 +375,3 @@ class WriterLink:
             conn.close()
         os.close(self._wake)
         os.close(self._done)
-
-
-# ----------------------------------------------------------------------------- the child process
-
-
-def _next_message(inbox: Connection, wake_fd: int, parent: int) -> bytes:
-    """The next message from the game process, waiting on its eventfd (EOFError once it is gone).
-
-    The child sleeps on the eventfd, not on the pipe: a pipe write wakes its reader as a *sync*
-    wakeup, which makes Linux run the reader on the writer's core (it expects the writer to sleep
-    next); the writer process then took the game loop's core for its whole chunk (Boxing: 0.79 of
-    raw speed instead of 0.88). An eventfd wakes it on a free core. A game process killed between
-    its message and the eventfd write is noticed within a second: its pipe ends, or (a forked copy
-    of it still holds the pipe) this process's parent changes.
-    """
-    poller = select.poll()  # not select(): descriptors above 1024
-    poller.register(wake_fd, select.POLLIN)
-    while not inbox.poll(0):
-        if os.getppid() != parent:
-            raise EOFError("the game process is gone")
-        if poller.poll(1000):
-            os.eventfd_read(wake_fd)
-    return inbox.recv_bytes(MAX_MESSAGE_BYTES)
-
-
-class _Arrays:
-    def __init__(self, arrays: list[np.ndarray]) -> None:  # a chunk's arrays, then its info arena
-        self.cols, self.reward, self.terminated, self.truncated = arrays[:-4], arrays[-4], arrays[-3], arrays[-2]
-        self.arena = arrays[-1]
-
-
-def _shared_info(arena: np.ndarray, at: Any, known: dict[str, tuple], rows: int, lo: int, hi: int) -> dict:
-    """``{key: (values, present)}`` of rows ``[lo, hi)`` for the info columns in a chunk's arena.
-
-    Raises:
-        ValueError: ``at`` is not ``[[key, values offset, present offset], ...]`` of known keys whose
-            columns lie inside the arena, aligned.
-    """
-    out = {}
-    for item in at if isinstance(at, list) else [None]:
-        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
-                and all(type(o) is int and o >= 0 for o in item[1:]) and item[0] in known):
-            raise ValueError(f"bad shared info column {item!r}")
-        key, off_v, off_p = item
-        dtype, shape = known[key]
-        size = rows * dtype.itemsize * math.prod(shape)
-        if off_v % dtype.alignment or off_v + size > len(arena) or off_p + rows > len(arena):
-            raise ValueError(f"shared info column {key!r} at {off_v}/{off_p} is outside the arena of {len(arena)} bytes")
-        values = arena[off_v : off_v + size].view(dtype).reshape(rows, *shape)
-        out[key] = values[lo:hi], arena[off_p : off_p + rows].view(bool)[lo:hi]
-    return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    """The child: encode the chunks the game process hands over until it closes the pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the game process, which closes us cleanly
-    from trajarena.format import schema as fmt
-    from trajarena.format.encoder import ChunkEncoder
-
-    in_fd, out_fd, mem_fd, wake_fd, done_fd = (int(a) for a in (argv or sys.argv[1:]))
-    inbox, outbox = Connection(in_fd, writable=False), Connection(out_fd, readable=False)
-    parent = os.getppid()
-    encoder = None
-
-    def say(**message: Any) -> None:
-        try:
-            outbox.send_bytes(json.dumps(message).encode())
-        except OSError:
-            pass  # the game process is gone: write what it handed over all the same
-
-    try:
-        config, _ = unpack(inbox.recv_bytes(MAX_MESSAGE_BYTES))
-        shared = SharedSlots([(np.dtype(d), tuple(s)) for d, s in config["layout"]], config["slots"], mem_fd)
-        known: dict[str, tuple] = {}
-        encoder = ChunkEncoder(Path(config["folder"]), [fmt.Column.from_json(c) for c in config["columns"]],
-                               config["n_obs"], config["meta"], config["compression"], config["level"],
-                               config["adaptive"], config["fsync"], config["prefix"], config["row_bytes"], {},
-                               lambda: known)
-        views = [_Arrays(shared.arrays(k)) for k in range(shared.slots)]
-        import numpy.ma  # noqa: F401 - pyarrow's first pa.array(ndarray) imports it (~13 ms): now, not in the first chunk
-        say(ready=True)
-        closing, shared_at = False, []
-        while True:
-            try:
-                header, arrays = unpack(_next_message(inbox, wake_fd, parent))
-            except EOFError:  # the game process died (or cut a message short): leave the file for repair
-                break
-            if header["kind"] == "close":
-                closing = True
-                break
-            if "known" in header:  # sent when it changed
-                encoder.notes.update(header["notes"])
-                known.clear()  # a key dropped since (its type changed) is not in new files
-                known.update({k: (np.dtype(d), tuple(s)) for k, (d, s) in header["known"].items()})
-            info = {k: (arrays[2 * i], arrays[2 * i + 1]) for i, k in enumerate(header["info"])}
-            slot = header["slot"]
-            shared_at = header.get("shared_info", shared_at)  # sent when it changed
-            if shared_at:
-                info.update(_shared_info(views[slot].arena, shared_at, known, config["chunk_steps"], header["lo"],
-                                         header["hi"]))
-            final = encoder.write(views[slot], header["lo"], header["hi"], header["starts"], header["ends"], info,
-                                  header["rotate"], header["fill_s"])
-            if final is not None:
-                say(file=str(final))
-            if header["kind"] == "chunk":
-                shared.done[0] += 1  # the game loop may reuse the slot
-                os.eventfd_write(done_fd, 1)  # and wakes up if it waits for one
-        encoder.abort()  # the game process died before closing: the file stays .partial, for repair (closed: no file)
-        if closing:
-            say(closed=True)  # every file is finished: the game process need not wait for this process to exit
-        outbox.close()
-        shared.release()
-        os._exit(0)  # everything is on disk and closed: skip the interpreter's teardown (~80 ms with pyarrow)
-    except BaseException as exc:  # noqa: BLE001 - reported to the game process, which raises it
-        if encoder is not None:
-            encoder.abort()
-        try:
-            say(error=f"{type(exc).__name__}: {exc}")
-        except OSError:
-            pass
-        sys.exit(1)
