@@ -301,7 +301,7 @@ def test_info_values_are_stored_as_the_python_loop_stores_them(info: dict, row: 
         expected_error = type(exc)
     try:
         got = _capture.step(row, None, None, 1.5, True, False, info,
-                            ((), (), np.zeros(3), np.zeros(3, bool), np.zeros(3, bool), c, skip))
+                            ((), (), np.zeros(3), np.zeros(3, bool), np.zeros(3, bool), c, skip, np.zeros(1, np.uint8)))
     except Exception as exc:  # noqa: BLE001
         got_error = type(exc)
     assert got_error is expected_error
@@ -318,7 +318,8 @@ def test_step_stores_every_part_and_leaves_other_mappings_to_python() -> None:
     space = spaces.Dict(a=spaces.Discrete(3))
     act, obs = np.zeros(2), np.zeros(2, np.int64)
     reward, term, trunc = np.zeros(2), np.zeros(2, bool), np.zeros(2, bool)
-    plan = (leaf_plan(spaces.Discrete(3), [act]), leaf_plan(space, [obs]), reward, term, trunc, {}, object())
+    unchecked = np.zeros(1, np.uint8)
+    plan = (leaf_plan(spaces.Discrete(3), [act]), leaf_plan(space, [obs]), reward, term, trunc, {}, object(), unchecked)
     assert _capture.step(1, np.int64(2), {"a": 1}, 2.5, True, np.bool_(True), None, plan) is None
     assert act.tolist() == [0, 2] and obs.tolist() == [0, 1]
     assert reward.tolist() == [0, 2.5] and term.tolist() == [False, True] and trunc.tolist() == [False, True]
@@ -329,9 +330,12 @@ def test_step_stores_every_part_and_leaves_other_mappings_to_python() -> None:
     with pytest.raises(KeyError):
         _capture.step(0, 1, {}, 1.0, False, False, None, plan)
     with pytest.raises(TypeError):  # slots not a dict
-        _capture.step(0, 1, {"a": 1}, 1.0, False, False, None, (*plan[:5], [], None))
+        _capture.step(0, 1, {"a": 1}, 1.0, False, False, None, (*plan[:5], [], None, unchecked))
     with pytest.raises(TypeError):  # a plan of the wrong size
-        _capture.step(0, 1, {"a": 1}, 1.0, False, False, None, plan[:6])
+        _capture.step(0, 1, {"a": 1}, 1.0, False, False, None, plan[:7])
+    for flag in (np.zeros(1, np.int64), np.zeros(0, np.uint8), [0], np.zeros(4, np.uint8)[::2]):  # not a uint8 flag
+        with pytest.raises(TypeError):
+            _capture.step(0, 1, {"a": 1}, 1.0, False, False, None, (*plan[:7], flag))
     with pytest.raises(IndexError):
         _capture.step(5, 1, {"a": 1}, 1.0, False, False, None, plan)
 
@@ -435,3 +439,52 @@ def test_the_writer_writes_the_same_files_with_and_without_the_c_setter(tmp_path
     errors = run(c_dir, True)
     assert errors == run(py_dir, False) and bool(errors) == (bad != "none")
     assert contents(c_dir) == contents(py_dir)
+
+
+ACTION_SPACES = {
+    "discrete": (spaces.Discrete(5, start=-2), [0, -2, 2, 3, -3, 7, np.int64(1), 1.5, np.float64(2.0), True]),
+    "multidiscrete": (spaces.MultiDiscrete([3, 4]), [[0, 3], [2, 4], [-1, 0], np.array([1, 1]), np.array([1.0, 2.5])]),
+    "multibinary": (spaces.MultiBinary(3), [[0, 1, 1], [0, 2, 0], np.array([1, 0, 1], np.int8)]),
+    "int box": (spaces.Box(-3, 3, (2,), np.int16), [np.array([-3, 3], np.int16), np.array([4, 0], np.int16),
+                                                    np.array([-4, 0])]),
+    "float box": (spaces.Box(-1.0, 1.0, (2,), np.float32), [np.array([0.5, 9.0], np.float32),  # outside: accepted
+                                                           np.array([np.nan, 0], np.float32), [np.inf, 0.0]]),
+    "float64 box": (spaces.Box(-1.0, 1.0, (), np.float64), [0.25, np.float64(np.nan), -np.inf, 3.0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTION_SPACES))
+def test_the_c_setter_finds_the_actions_outside_the_space_as_the_chunk_check_does(tmp_path_factory, monkeypatch, name):
+    act_space, actions = ACTION_SPACES[name]
+    obs_space = spaces.Box(0, 9, (2,), np.int64)
+
+    def run(folder, use_c: bool) -> list:
+        with monkeypatch.context() as m:
+            if not use_c:
+                m.setattr(chunks, "_capture", None)
+            w = TrajectoryWriter(folder, obs_space, act_space, writer="thread", chunk_steps=3)
+            errors = []
+            for i, action in enumerate(actions * 2):
+                try:
+                    if w._t < 0 or i % 4 == 0:
+                        w.reset(np.array([i, 0]), seed=i)
+                    w.step(action, np.array([i, 1]), 1.0, False, False)
+                except SpaceError as exc:
+                    errors.append((i, str(exc).split(":")[1]))
+            try:
+                w.close()
+            except SpaceError as exc:
+                errors.append(("close", str(exc).split(":")[1]))
+            return errors
+
+    c_dir, py_dir = tmp_path_factory.mktemp("c"), tmp_path_factory.mktemp("py")
+    errors = run(c_dir, True)
+    assert errors == run(py_dir, False)
+    assert errors  # every list holds an action outside its space
+    from trajarena.format.reader import TrajectoryReader
+
+    def episodes(folder):
+        r = TrajectoryReader(folder)
+        return [(e.length, r.read_episode(i).actions.tolist()) for i, e in enumerate(r.episodes)]
+
+    assert episodes(c_dir) == episodes(py_dir)

@@ -285,8 +285,6 @@ def test_no_writer_process_is_left_running(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["process", "thread"])
 def test_a_forked_copy_never_writes_into_the_recording(tmp_path: Path, mode: str) -> None:
-    import atexit
-
     o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
     w = TrajectoryWriter(tmp_path, FRAME, ACT, writer=mode, chunk_steps=3)
     w.reset(o, seed=1)
@@ -302,7 +300,7 @@ def test_a_forked_copy_never_writes_into_the_recording(tmp_path: Path, mode: str
             else:
                 code = 4
         w.close()
-        atexit._run_exitfuncs()
+        w._atexit()  # its exit hook (not every hook of this worker: ray's or grpc's crash in a fork)
         time.sleep(1.5)  # still alive while the owner closes: it must not hold the writer process open
         os._exit(code)
     for t in range(4):

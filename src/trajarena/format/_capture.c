@@ -23,6 +23,7 @@
 #include <numpy/arrayscalars.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 #if defined(__SSE2__) || defined(__x86_64__) || defined(_M_X64)
 #include <emmintrin.h>
@@ -177,6 +178,46 @@ static int store(PyObject *buf, Py_ssize_t row, PyObject *value)
     return rc;
 }
 
+/* Whether row ``row`` of an action buffer is inside its space, as trajarena.format.actions.ActionCheck
+ * tests it: ``check`` is ``(low, high)`` (float64 arrays of the row's size: integral values in
+ * [low, high)) for an integer leaf buffered as float64, True for a float leaf (finite values). 1: it is;
+ * 0: it is not, or this cannot tell (ActionCheck then looks at the chunk with numpy). */
+static int action_ok(PyArrayObject *buf, Py_ssize_t row, PyObject *check)
+{
+    if (!PyArray_ISCARRAY(buf))
+        return 0;
+    npy_intp n = PyArray_SIZE(buf) / PyArray_DIM(buf, 0);
+    const char *src = PyArray_BYTES(buf) + row * PyArray_STRIDE(buf, 0);
+    if (check == Py_True) {
+        if (PyArray_TYPE(buf) == NPY_DOUBLE) {
+            for (npy_intp i = 0; i < n; i++)
+                if (!isfinite(((const double *)src)[i]))
+                    return 0;
+            return 1;
+        }
+        if (PyArray_TYPE(buf) == NPY_FLOAT) {
+            for (npy_intp i = 0; i < n; i++)
+                if (!isfinite(((const float *)src)[i]))
+                    return 0;
+            return 1;
+        }
+        return 0;
+    }
+    if (!PyTuple_CheckExact(check) || PyTuple_GET_SIZE(check) != 2 || PyArray_TYPE(buf) != NPY_DOUBLE)
+        return 0;
+    PyObject *lo = PyTuple_GET_ITEM(check, 0), *hi = PyTuple_GET_ITEM(check, 1);
+    if (!PyArray_CheckExact(lo) || !PyArray_CheckExact(hi) || PyArray_TYPE((PyArrayObject *)lo) != NPY_DOUBLE
+        || PyArray_TYPE((PyArrayObject *)hi) != NPY_DOUBLE || !PyArray_ISCARRAY_RO((PyArrayObject *)lo)
+        || !PyArray_ISCARRAY_RO((PyArrayObject *)hi) || PyArray_SIZE((PyArrayObject *)lo) != n
+        || PyArray_SIZE((PyArrayObject *)hi) != n)
+        return 0;
+    const double *v = (const double *)src, *l = PyArray_DATA((PyArrayObject *)lo), *h = PyArray_DATA((PyArrayObject *)hi);
+    for (npy_intp i = 0; i < n; i++)
+        if (!(v[i] == floor(v[i]) && v[i] >= l[i] && v[i] < h[i]))  /* NaN fails every comparison */
+            return 0;
+    return 1;
+}
+
 /* ``node[key]`` (a new reference), as Python's subscript does it. */
 static PyObject *item(PyObject *node, PyObject *key)
 {
@@ -199,7 +240,7 @@ static PyObject *item(PyObject *node, PyObject *key)
 }
 
 /* Write each leaf of ``root`` that ``plan`` names into its buffer's row. 0, or -1 with an exception. */
-static int fill(Py_ssize_t row, PyObject *root, PyObject *plan)
+static int fill(Py_ssize_t row, PyObject *root, PyObject *plan, npy_uint8 *unchecked)
 {
     PyObject *nodes[MAX_DEPTH + 1];
     Py_ssize_t depth = 0;
@@ -211,8 +252,9 @@ static int fill(Py_ssize_t row, PyObject *root, PyObject *plan)
     nodes[0] = root;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(plan); i++) {
         PyObject *leaf = PyTuple_GET_ITEM(plan, i);
-        if (!PyTuple_CheckExact(leaf) || PyTuple_GET_SIZE(leaf) != 3 || !PyTuple_CheckExact(PyTuple_GET_ITEM(leaf, 1))) {
-            PyErr_SetString(PyExc_TypeError, "_capture: a plan's leaf is (shared, keys, buffer)");
+        if (!PyTuple_CheckExact(leaf) || PyTuple_GET_SIZE(leaf) < 3 || PyTuple_GET_SIZE(leaf) > 4
+            || !PyTuple_CheckExact(PyTuple_GET_ITEM(leaf, 1))) {
+            PyErr_SetString(PyExc_TypeError, "_capture: a plan's leaf is (shared, keys, buffer[, action check])");
             goto done;
         }
         Py_ssize_t shared = PyLong_AsSsize_t(PyTuple_GET_ITEM(leaf, 0));
@@ -240,6 +282,9 @@ static int fill(Py_ssize_t row, PyObject *root, PyObject *plan)
         Py_DECREF(value);
         if (stored < 0)
             goto done;
+        if (unchecked != NULL && PyTuple_GET_SIZE(leaf) == 4 && PyTuple_GET_ITEM(leaf, 3) != Py_None
+            && !action_ok((PyArrayObject *)PyTuple_GET_ITEM(leaf, 2), row, PyTuple_GET_ITEM(leaf, 3)))
+            *unchecked = 1;
     }
     rc = 0;
 done:
@@ -267,7 +312,7 @@ static PyObject *py_fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         PyErr_SetString(PyExc_TypeError, "fill(row, value, plan)");
         return NULL;
     }
-    if (row_arg(args[0], &row) < 0 || fill(row, args[1], args[2]) < 0)
+    if (row_arg(args[0], &row) < 0 || fill(row, args[1], args[2], NULL) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -323,21 +368,27 @@ PyDoc_STRVAR(step_doc,
 "step(row, action, obs, reward, terminated, truncated, info, plan)\n--\n\n"
 "One recorded step into row ``row``: the leaves of ``action`` and ``obs``, reward, terminated, truncated, "
 "and the info values that fit their slots. ``plan`` is ``(action plan, obs plan, reward, terminated, "
-"truncated, slots, skip)``. Returns the info keys left to Python (no slot yet, or a value that does not "
+"truncated, slots, skip, unchecked)``; an action leaf ``(shared, keys, buffer, check)`` is tested as "
+"ActionCheck does, and ``unchecked[0]`` set to 1 when it is outside its space or cannot be told. Returns the info keys left to Python (no slot yet, or a value that does not "
 "match it), or None; True when ``info`` is not a dict (Python stores it all).");
 
 static PyObject *py_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t row;
-    if (nargs != 8 || !PyTuple_CheckExact(args[7]) || PyTuple_GET_SIZE(args[7]) != 7
-        || !PyDict_CheckExact(PyTuple_GET_ITEM(args[7], 5))) {
+    if (nargs != 8 || !PyTuple_CheckExact(args[7]) || PyTuple_GET_SIZE(args[7]) != 8
+        || !PyDict_CheckExact(PyTuple_GET_ITEM(args[7], 5)) || !PyArray_CheckExact(PyTuple_GET_ITEM(args[7], 7))
+        || PyArray_TYPE((PyArrayObject *)PyTuple_GET_ITEM(args[7], 7)) != NPY_UINT8
+        || PyArray_SIZE((PyArrayObject *)PyTuple_GET_ITEM(args[7], 7)) < 1
+        || !PyArray_ISCARRAY((PyArrayObject *)PyTuple_GET_ITEM(args[7], 7))) {
         PyErr_SetString(PyExc_TypeError, "step(row, action, obs, reward, terminated, truncated, info, "
-                                         "(action plan, obs plan, reward, terminated, truncated, slots, skip))");
+                                         "(action plan, obs plan, reward, terminated, truncated, slots, skip, "
+                                         "unchecked))");
         return NULL;
     }
     PyObject *plan = args[7], *info = args[6];
-    if (row_arg(args[0], &row) < 0 || fill(row, args[1], PyTuple_GET_ITEM(plan, 0)) < 0
-        || fill(row, args[2], PyTuple_GET_ITEM(plan, 1)) < 0)
+    npy_uint8 *unchecked = PyArray_DATA((PyArrayObject *)PyTuple_GET_ITEM(plan, 7));
+    if (row_arg(args[0], &row) < 0 || fill(row, args[1], PyTuple_GET_ITEM(plan, 0), unchecked) < 0
+        || fill(row, args[2], PyTuple_GET_ITEM(plan, 1), NULL) < 0)
         return NULL;
     for (int i = 0; i < 3; i++)
         if (store(PyTuple_GET_ITEM(plan, 2 + i), row, args[3 + i]) < 0)

@@ -52,6 +52,17 @@ class ActionCheck:
                 self.buffer_dtypes.append(f.dtype)
                 self._bounds.append(None)
 
+    def c_checks(self) -> list[Any]:
+        """Each leaf's test for the C setter (``trajarena.format._capture``): ``(low, high)`` as flat float64
+        arrays for an integer leaf, True for a float leaf (finite), None for none (text)."""
+        out: list[Any] = []
+        for f, bounds, dtype in zip(self.fields, self._bounds, self.buffer_dtypes, strict=True):
+            if bounds is not None:
+                out.append(tuple(np.ascontiguousarray(np.broadcast_to(b, f.shape), np.float64).ravel() for b in bounds))
+            else:
+                out.append(True if dtype.kind == "f" else None)
+        return out
+
     def first_invalid(self, buffers: Sequence[np.ndarray], lo: int, hi: int, reset_rows: set[int]) -> tuple[int, int] | None:
         """The first row in ``[lo, hi)`` (not a reset row) whose action is not in the space, and its leaf.
 

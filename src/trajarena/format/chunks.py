@@ -128,6 +128,9 @@ class ChunkBuffers(InfoColumns, ABC):
         self._t = -1  # steps taken in the current episode; -1 when no episode is open
         self._seed: int | None = None
         self._free: queue.SimpleQueue = queue.SimpleQueue()  # handed-over chunks, back for reuse
+        # 1 when a row since the last handoff holds an action the C setter did not find inside the space
+        # (or no C setter wrote it): _check_actions then tests the rows with numpy
+        self._unchecked = np.ones(1, np.uint8)
         self._arenas: dict[int, np.ndarray] = {}  # slot -> shared bytes for info columns (see _info_arrays)
         self._idle_lock = threading.Lock()  # an idle flush vs. discard() rewinding or a handoff of the current chunk
 
@@ -211,6 +214,7 @@ class ChunkBuffers(InfoColumns, ABC):
     def _set_row(self, row: int, action: Any, obs: Any, reward: float, terminated: bool, truncated: bool,
                  info: dict[str, Any] | None) -> None:
         """Write one step into ``row`` with the Python setters (no C setter, or a value it refused)."""
+        self._unchecked[0] = 1  # its action is tested at the handoff
         try:
             self._set_action(row, action)
             self._set_obs(row, obs)
@@ -285,8 +289,9 @@ class ChunkBuffers(InfoColumns, ABC):
                    compile_setter(self.action_space, cols[self._n_obs :]))
         plans = None
         if _capture is not None:
-            plans = (leaf_plan(self.action_space, cols[self._n_obs :]), leaf_plan(self.observation_space, cols[: self._n_obs]))
-            plans = None if None in plans else plans
+            act, obs = leaf_plan(self.action_space, cols[self._n_obs :]), leaf_plan(self.observation_space, cols[: self._n_obs])
+            if act is not None and obs is not None:  # the C setter tests the actions as ActionCheck does
+                plans = tuple((*leaf, check) for leaf, check in zip(act, self._actions.c_checks(), strict=True)), obs
         return Chunk(cols, reward, terminated, truncated, setters=setters, plans=plans, slot=slot,
                      arena=self._arenas.get(slot))
 
@@ -310,7 +315,7 @@ class ChunkBuffers(InfoColumns, ABC):
         self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
         self._info_slots = self._new_info_slots()
         self._plan = None if chunk.plans is None else (*chunk.plans, chunk.reward, chunk.terminated, chunk.truncated,
-                                                       self._info_slots, SKIP)
+                                                       self._info_slots, SKIP, self._unchecked)
 
     def _zero_action(self, row: int) -> None:
         for col in self._chunk.cols[self._n_obs :]:
@@ -382,6 +387,10 @@ class ChunkBuffers(InfoColumns, ABC):
         hold invalid actions are discarded, every other episode is kept.
         """
         chunk = self._chunk
+        if not self._unchecked[0]:  # the C setter found every action of these rows inside the space
+            chunk.checked = self._row
+            return
+        self._unchecked[0] = 0 if self._plan is not None else 1
         while True:
             buffers = chunk.cols[self._n_obs :]
             resets = {s[0] for s in chunk.starts if s[2] == 0}
