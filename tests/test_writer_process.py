@@ -543,18 +543,21 @@ def test_info_columns_beyond_the_shared_arena_go_through_the_pipe(tmp_path_facto
 
 
 @pytest.mark.parametrize("at", [
-    "k", [None], [["k", 0]], [["k", 0, 0, 0]], [[1, 0, 64]], [["unknown", 0, 64]], [["k", -8, 64]],
-    [["k", 0, -1]], [["k", True, 64]], [["k", 1.0, 64]], [["k", 4, 64]],  # 4: not aligned for int64
-    [["k", 1016, 64]], [["k", 0, 1021]], [["k", 2**62, 0]],  # outside the 1 KiB arena
+    "k", [None], [["k", 0, 64, "<i8"]], [["k", 0, 0, "<i8", [], 0]], [[1, 0, 64, "<i8", []]], [["k", -8, 64, "<i8", []]],
+    [["k", 0, -1, "<i8", []]], [["k", True, 64, "<i8", []]], [["k", 1.0, 64, "<i8", []]],
+    [["k", 4, 64, "<i8", []]],  # 4: not aligned for int64
+    [["k", 0, 64, "|O", []]], [["k", 0, 64, "<U3", []]], [["k", 0, 64, "no such dtype", []]],  # not numeric
+    [["k", 0, 64, "<i8", [-1]]], [["k", 0, 64, "<i8", [2**40]]], [["k", 0, 64, "<i8", "3"]],  # bad shapes
+    [["k", 1016, 64, "<i8", []]], [["k", 0, 1021, "<i8", []]], [["k", 2**62, 0, "<i8", []]],  # outside the 1 KiB arena
+    [["k", 0, 64, "<i8", [200]]],  # 4 rows of 200 int64: larger than the arena
 ])
 def test_shared_info_columns_outside_the_arena_are_refused(at) -> None:
     from trajarena.format.writer_child import _shared_info
 
     arena = np.zeros(1024, np.uint8)
-    known = {"k": (np.dtype(np.int64), ()), "m": (np.dtype(np.int64), (3,))}
     with pytest.raises(ValueError):
-        _shared_info(arena, at, known, 4, 0, 4)
-    values, present = _shared_info(arena, [["k", 1024 - 32, 0]], known, 4, 1, 3)["k"]  # the last 32 bytes: fine
+        _shared_info(arena, at, 4, 0, 4)
+    values, present = _shared_info(arena, [["k", 1024 - 32, 0, "<i8", []]], 4, 1, 3)["k"]  # the last 32 bytes: fine
     assert values.shape == (2,) and present.shape == (2,)
 
 

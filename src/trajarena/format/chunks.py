@@ -72,6 +72,7 @@ class Chunk:
     arena: np.ndarray | None = None  # bytes of shared memory for its info columns (writer process), or None
     arena_used: int = 0
     info_at: dict[str, tuple[int, int]] = field(default_factory=dict)  # info key -> offsets of its columns in arena
+    info_cache: tuple | None = None  # its info columns of the last use, for the next (see InfoColumns._bind_info)
 
 
 class ChunkBuffers(InfoColumns, ABC):
@@ -313,7 +314,7 @@ class ChunkBuffers(InfoColumns, ABC):
         self._bound_at = time.thread_time()
         self._set_obs, self._set_action = chunk.setters
         self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
-        self._info_slots = self._new_info_slots()
+        self._info_slots = self._bind_info()
         self._plan = None if chunk.plans is None else (*chunk.plans, chunk.reward, chunk.terminated, chunk.truncated,
                                                        self._info_slots, SKIP, self._unchecked)
 

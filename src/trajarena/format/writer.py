@@ -285,7 +285,7 @@ class TrajectoryWriter(ChunkBuffers):
         ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in ends]
         header = {"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
                   "info": list(rows), "rotate": rotate, "fill_s": fill_s}
-        shared = [[k, *at[k]] for k in info if k in at]
+        shared = [[k, *at[k], info[k][0].dtype.str, list(info[k][0].shape[1:])] for k in info if k in at]
         if shared != self._shared_sent:  # usually every chunk has the same keys at the same places
             header["shared_info"] = self._shared_sent = shared
         if self._spec_sent != self._spec_changes:  # the info keys and notes, when they changed (JSON costs)

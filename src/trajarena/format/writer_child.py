@@ -51,20 +51,26 @@ class _Arrays:
         self.arena = arrays[-1]
 
 
-def _shared_info(arena: np.ndarray, at: Any, known: dict[str, tuple], rows: int, lo: int, hi: int) -> dict:
+def _shared_info(arena: np.ndarray, at: Any, rows: int, lo: int, hi: int) -> dict:
     """``{key: (values, present)}`` of rows ``[lo, hi)`` for the info columns in a chunk's arena.
 
     Raises:
-        ValueError: ``at`` is not ``[[key, values offset, present offset], ...]`` of known keys whose
-            columns lie inside the arena, aligned.
+        ValueError: ``at`` is not ``[[key, values offset, present offset, dtype, shape], ...]`` of
+            numeric columns that lie inside the arena, aligned.
     """
     out = {}
     for item in at if isinstance(at, list) else [None]:
-        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
-                and all(type(o) is int and o >= 0 for o in item[1:]) and item[0] in known):
+        if not (isinstance(item, list) and len(item) == 5 and isinstance(item[0], str)
+                and all(type(o) is int and o >= 0 for o in item[1:3]) and isinstance(item[3], str)
+                and isinstance(item[4], list) and all(type(d) is int and 0 <= d <= 4096 for d in item[4])):
             raise ValueError(f"bad shared info column {item!r}")
-        key, off_v, off_p = item
-        dtype, shape = known[key]
+        key, off_v, off_p, dtype, shape = item
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as exc:
+            raise ValueError(f"shared info column {key!r} of dtype {item[3]!r}: {exc}") from exc
+        if dtype.kind not in "biuf":
+            raise ValueError(f"shared info column {key!r} of dtype {dtype} (not numeric)")
         size = rows * dtype.itemsize * math.prod(shape)
         if off_v % dtype.alignment or off_v + size > len(arena) or off_p + rows > len(arena):
             raise ValueError(f"shared info column {key!r} at {off_v}/{off_p} is outside the arena of {len(arena)} bytes")
@@ -118,8 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             slot = header["slot"]
             shared_at = header.get("shared_info", shared_at)  # sent when it changed
             if shared_at:
-                info.update(_shared_info(views[slot].arena, shared_at, known, config["chunk_steps"], header["lo"],
-                                         header["hi"]))
+                info.update(_shared_info(views[slot].arena, shared_at, config["chunk_steps"], header["lo"], header["hi"]))
             final = encoder.write(views[slot], header["lo"], header["hi"], header["starts"], header["ends"], info,
                                   header["rotate"], header["fill_s"])
             if final is not None:
