@@ -488,3 +488,39 @@ def test_the_c_setter_finds_the_actions_outside_the_space_as_the_chunk_check_doe
         return [(e.length, r.read_episode(i).actions.tolist()) for i, e in enumerate(r.episodes)]
 
     assert episodes(c_dir) == episodes(py_dir)
+
+
+@needs_c
+def test_no_reference_is_leaked_on_any_path() -> None:
+    import gc
+    import sys
+
+    space = spaces.Dict(a=spaces.Box(0, 9, (2,), np.int64), b=spaces.Dict(c=spaces.Discrete(3), d=spaces.Box(0, 1, ())))
+    bufs = [np.zeros((3, 2), np.int64), np.zeros(3, np.int64), np.zeros(3, np.float32)]
+    plan, skip = leaf_plan(space, bufs), object()
+    slots = {"i": (int, (), np.zeros(3, np.int64), np.zeros(3, bool)), "s": skip}
+    step_plan = (leaf_plan(spaces.Discrete(3), [np.zeros(3)]), plan, np.zeros(3), np.zeros(3, bool), np.zeros(3, bool),
+                 slots, skip, np.zeros(1, np.uint8))
+    cases = [{"a": np.array([1, 2]), "b": {"c": np.int64(1), "d": 0.5}}, {"a": np.array([1, 2]), "b": {"c": 1}},
+             {"a": np.array([1, 2, 3]), "b": {"c": 1, "d": 0.5}}, {"a": [1, 2], "b": {"c": "x", "d": 0.5}},
+             {"a": np.array([1, 2]), "b": {"c": 2**80, "d": 0.5}}, {"a": np.array([1, 2]), "b": 5}]
+    infos = [{"i": 3, "s": 1, "new": 2}, {"i": 2**70}, {"i": "x"}, None]
+    infos[1]["i"] = 2**70 + len(infos)  # made here: only the test holds it
+    watched = [x for x in [*cases, *(v for c in cases for v in c.values()), *bufs, *infos[:3], *slots.values(),
+                           infos[1]["i"], np.int64(7)] if sys.getrefcount(x) < 100]  # not the shared small ints
+    infos[0]["new"] = watched[-1]
+    before = [sys.getrefcount(x) for x in watched]
+    gc.collect()
+    objects = len(gc.get_objects())
+    for _ in range(500):
+        for value in cases:
+            for call in (lambda: _capture.fill(1, value, plan),  # noqa: B023
+                         *(lambda i=i: _capture.step(2, 1, value, 1.0, False, False, i, step_plan) for i in infos)):  # noqa: B023
+                try:
+                    call()
+                except (KeyError, TypeError, ValueError, OverflowError):
+                    pass
+    del value, call  # the loop's own references
+    gc.collect()
+    assert [sys.getrefcount(x) for x in watched] == before
+    assert len(gc.get_objects()) <= objects + 50
