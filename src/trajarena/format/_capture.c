@@ -100,8 +100,9 @@ static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
 {
     PyArray_Descr *descr = PyArray_DESCR(buf);
     int type_num = descr->type_num, nd = PyArray_NDIM(buf);
-    if (!PyArray_ISCARRAY(buf) || !PyTypeNum_ISNUMBER(type_num))
-        return 0; /* ISCARRAY: contiguous, aligned, writeable, native byte order; object, text, structured: numpy */
+    if (!PyArray_CheckExact(buf) || !PyArray_ISCARRAY(buf) || !PyTypeNum_ISNUMBER(type_num))
+        return 0; /* ISCARRAY: contiguous, aligned, writeable, native byte order; object, text, structured, a
+                     subclass with its own __setitem__: numpy */
     char *dst = PyArray_BYTES(buf) + row * PyArray_STRIDE(buf, 0);
     if (PyArray_CheckExact(value)) {
         PyArrayObject *a = (PyArrayObject *)value;
@@ -110,15 +111,19 @@ static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
         for (int i = 1; i < nd; i++)
             if (PyArray_DIM(a, i - 1) != PyArray_DIM(buf, i))
                 return 0;
+        const char *src = PyArray_BYTES(a);
+        size_t row_bytes = (size_t)(PyArray_SIZE(a) * PyArray_ITEMSIZE(buf)), src_bytes = (size_t)PyArray_NBYTES(a);
+        if (src < dst + row_bytes && dst < src + src_bytes)
+            return 0; /* a view of the row itself: numpy copies overlapping memory right */
         if (PyArray_DESCR(a) == descr || PyArray_EquivTypes(PyArray_DESCR(a), descr)) {
-            copy_bytes(dst, PyArray_BYTES(a), (size_t)PyArray_NBYTES(a));
+            copy_bytes(dst, src, src_bytes);
             return 1;
         }
         /* integer actions into their float64 buffer (see trajarena.format.actions): numpy's cast is C's */
         if (type_num == NPY_DOUBLE && PyArray_TYPE(a) == NPY_INT64) {
-            const int64_t *src = (const int64_t *)PyArray_DATA(a);
+            const int64_t *ints = (const int64_t *)src;
             for (npy_intp i = 0, n = PyArray_SIZE(a); i < n; i++) {
-                double v = (double)src[i];
+                double v = (double)ints[i];
                 memcpy(dst + i * sizeof v, &v, sizeof v);
             }
             return 1;
@@ -184,7 +189,8 @@ static int store(PyObject *buf, Py_ssize_t row, PyObject *value)
  * 0: it is not, or this cannot tell (ActionCheck then looks at the chunk with numpy). */
 static int action_ok(PyArrayObject *buf, Py_ssize_t row, PyObject *check)
 {
-    if (!PyArray_ISCARRAY(buf))
+    /* numpy may have run Python code since the row was checked (an __array__ that reshaped the buffer) */
+    if (!PyArray_ISCARRAY(buf) || PyArray_NDIM(buf) < 1 || row < 0 || row >= PyArray_DIM(buf, 0))
         return 0;
     npy_intp n = PyArray_SIZE(buf) / PyArray_DIM(buf, 0);
     const char *src = PyArray_BYTES(buf) + row * PyArray_STRIDE(buf, 0);
@@ -240,7 +246,7 @@ static PyObject *item(PyObject *node, PyObject *key)
 }
 
 /* Write each leaf of ``root`` that ``plan`` names into its buffer's row. 0, or -1 with an exception. */
-static int fill(Py_ssize_t row, PyObject *root, PyObject *plan, npy_uint8 *unchecked)
+static int fill(Py_ssize_t row, PyObject *root, PyObject *plan, int *unchecked)
 {
     PyObject *nodes[MAX_DEPTH + 1];
     Py_ssize_t depth = 0;
@@ -297,6 +303,10 @@ done:
 
 static int row_arg(PyObject *arg, Py_ssize_t *row)
 {
+    if (PyBool_Check(arg)) { /* buf[True] = v writes every row: not a row number */
+        PyErr_SetString(PyExc_TypeError, "_capture: a row is an int, not a bool");
+        return -1;
+    }
     *row = PyLong_AsSsize_t(arg);
     return *row == -1 && PyErr_Occurred() ? -1 : 0;
 }
@@ -320,10 +330,14 @@ static PyObject *py_fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 /* The info values whose key has a slot ``(type, shape, values, present)`` and that match it. */
 static int put_info(Py_ssize_t row, PyObject *info, PyObject *slots, PyObject *skip, PyObject *slow)
 {
-    Py_ssize_t pos = 0;
+    Py_ssize_t pos = 0, size = PyDict_GET_SIZE(info);
     PyObject *key, *value;
     while (PyDict_Next(info, &pos, &key, &value)) {
         int rc = 0;
+        if (PyDict_GET_SIZE(info) != size) { /* as Python's iteration says it */
+            PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
+            return -1;
+        }
         Py_INCREF(key);
         Py_INCREF(value);
         PyObject *slot = PyDict_GetItemWithError(slots, key);
@@ -361,6 +375,10 @@ static int put_info(Py_ssize_t row, PyObject *info, PyObject *slots, PyObject *s
         if (rc < 0)
             return -1;
     }
+    if (PyDict_GET_SIZE(info) != size) {
+        PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
+        return -1;
+    }
     return 0;
 }
 
@@ -386,10 +404,18 @@ static PyObject *py_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     PyObject *plan = args[7], *info = args[6];
-    npy_uint8 *unchecked = PyArray_DATA((PyArrayObject *)PyTuple_GET_ITEM(plan, 7));
-    if (row_arg(args[0], &row) < 0 || fill(row, args[1], PyTuple_GET_ITEM(plan, 0), unchecked) < 0
+    int unchecked = 0;
+    if (row_arg(args[0], &row) < 0 || fill(row, args[1], PyTuple_GET_ITEM(plan, 0), &unchecked) < 0
         || fill(row, args[2], PyTuple_GET_ITEM(plan, 1), NULL) < 0)
         return NULL;
+    if (unchecked) { /* the flag array is looked at now: Python code may have resized it meanwhile */
+        PyArrayObject *flag = (PyArrayObject *)PyTuple_GET_ITEM(plan, 7);
+        if (PyArray_SIZE(flag) < 1 || !PyArray_ISCARRAY(flag)) {
+            PyErr_SetString(PyExc_ValueError, "_capture: the plan's unchecked flag was resized");
+            return NULL;
+        }
+        *(npy_uint8 *)PyArray_DATA(flag) = 1;
+    }
     for (int i = 0; i < 3; i++)
         if (store(PyTuple_GET_ITEM(plan, 2 + i), row, args[3 + i]) < 0)
             return NULL;
