@@ -12,9 +12,12 @@
  * broadcasting and errors. Nothing here trusts its inputs: rows, plans and buffers are checked on each
  * call (a wrong one raises, it is never written out of bounds).
  *
- * A plan is a tuple of leaves, each ``(shared, keys, buffer)``: the leaf's value is reached from the
- * root by ``keys`` after the first ``shared`` inner nodes of the previous leaf's path (they are reused:
- * ``obs["P1"]`` is looked up once for its four leaves).
+ * A plan is a tuple of leaves, each ``(shared, keys, buffer[, action check])``: the leaf's value is
+ * reached from the root by ``keys`` after the first ``shared`` inner nodes of the previous leaf's path
+ * (they are reused: ``obs["P1"]`` is looked up once for its four leaves). ``step`` also tests the action
+ * leaves as trajarena.format.actions.ActionCheck does and flags a row it cannot vouch for. Python code
+ * that numpy runs (``__array__``, ``__index__``) may change anything between two leaves: the row is
+ * checked again before each read or write of a buffer, and the flag array is looked up when written.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
