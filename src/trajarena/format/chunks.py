@@ -109,6 +109,7 @@ class ChunkBuffers(InfoColumns, ABC):
             )
         self._n_obs = len(obs_fields)
         self._actions = ActionCheck(act_fields)
+        self._c_checks = self._actions.c_checks() if _capture is not None else []  # the C setter's, for every chunk
         self._row_bytes = row_bytes
         if row_bytes > limits.MAX_ROW_BYTES:
             raise SpaceError(f"One step of these spaces holds {row_bytes} bytes; readers refuse rows above "
@@ -277,8 +278,8 @@ class ChunkBuffers(InfoColumns, ABC):
         except queue.Empty:
             chunk = self._wait_free()
         if chunk is not None:
-            chunk.info, chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = {}, 0, [], [], False, 0.0
-            chunk.arena_used, chunk.info_at = 0, {}
+            # its info columns are set up by _bind (InfoColumns._bind_info)
+            chunk.rows, chunk.starts, chunk.ends, chunk.rotate, chunk.fill_s = 0, [], [], False, 0.0
             chunk.flushed = chunk.ends_flushed = chunk.checked = 0  # `handed` stays True until _bind (idle flush)
             return chunk
         arrays, slot = self._alloc(self._layout())
@@ -292,7 +293,7 @@ class ChunkBuffers(InfoColumns, ABC):
         if _capture is not None:
             act, obs = leaf_plan(self.action_space, cols[self._n_obs :]), leaf_plan(self.observation_space, cols[: self._n_obs])
             if act is not None and obs is not None:  # the C setter tests the actions as ActionCheck does
-                plans = tuple((*leaf, check) for leaf, check in zip(act, self._actions.c_checks(), strict=True)), obs
+                plans = tuple((*leaf, check) for leaf, check in zip(act, self._c_checks, strict=True)), obs
         return Chunk(cols, reward, terminated, truncated, setters=setters, plans=plans, slot=slot,
                      arena=self._arenas.get(slot))
 

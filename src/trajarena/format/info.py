@@ -24,7 +24,7 @@ class InfoColumns:
     It keeps ``_info_spec`` (key -> ``(type, dtype, shape)``, or None for a dropped key), ``_notes``
     (why keys were dropped) and ``_spec_changes`` (how often either changed; the writer process is told
     of them), and writes into the current chunk's (``self._chunk``) ``info`` columns through
-    ``self._info_slots``, the per-chunk cache that :meth:`_new_info_slots` makes and that the C setter
+    ``self._info_slots``, the per-chunk cache that :meth:`_bind_info` makes and that the C setter
     reads too.
     """
 
