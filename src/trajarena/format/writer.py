@@ -150,6 +150,7 @@ class TrajectoryWriter(ChunkBuffers):
         self._link: WriterLink | None = None
         self._spec_sent = -1  # the _spec_changes the writer process was last told of
         self._closed_ok = False  # the writer process said it finished every file after close()
+        self._answered = threading.Event()  # set by the listener: the child said "closed", or the listener ended
         self._shared_sent: list | None = None  # the last shared_info the writer process was told of
         self._encoder: ChunkEncoder | None = None
         #: ``"thread"`` or ``"process"``: where the chunks are encoded (see the ``writer`` setting)
@@ -223,10 +224,11 @@ class TrajectoryWriter(ChunkBuffers):
             self._thread.join()
             return
         self._link.close_input()  # the process writes what it has, then exits: the listener sees it
-        self._thread.join()
+        self._answered.wait()
         if self._closed_ok:  # it has finished every file: its exit (unmapping the chunks) is not waited for
-            self._link.detach()
+            self._link.detach()  # the listener reaps it
             return
+        self._thread.join()
         code = self._link.wait()
         if code and self._error is None:
             self._error = RuntimeError(f"the writer process exited with code {code}")
@@ -355,6 +357,7 @@ class TrajectoryWriter(ChunkBuffers):
             self._loop() if self._link is None else self._listen()
         except BaseException as exc:  # noqa: BLE001 - any failure is raised as RecordingError by the game loop
             self._error = self._error or exc
+            self._answered.set()
             if self._encoder is not None:
                 self._encoder.abort()
             while self._link is None:  # drain, so a game loop that did not notice yet never blocks on a dead thread
@@ -396,13 +399,16 @@ class TrajectoryWriter(ChunkBuffers):
                 elif "error" in m:
                     self._error = self._error or RuntimeError(f"the writer process failed: {m['error']}")
                 elif m.get("closed") and self._closed:
-                    self._closed_ok = True  # its last message
+                    self._closed_ok = True  # its last message: close() returns; its exit is reaped here
+                    self._answered.set()  # (not by a thread started then: ~0.5-4 ms while the child frees
+                    self._link.proc.wait()  # the shared pages, which blocks this process's mmap of a stack)
                     return
             if messages is None:
                 if not self._closed and self._error is None:
                     code = self._link.proc.wait()
                     self._error = RuntimeError(f"the writer process (pid {self._link.proc.pid}) stopped "
                                                f"(exit code {code})")
+                self._answered.set()
                 return
             self._watch()
 

@@ -28,7 +28,6 @@ import os
 import select
 import subprocess
 import sys
-import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -354,12 +353,12 @@ class WriterLink:
         return code
 
     def detach(self) -> None:
-        """The child said it has closed every file: let it exit on its own (reaped by a thread).
+        """The child said it has closed every file: drop this side's ends; its exit is not waited for.
 
-        Its exit unmaps the shared memory: ~5 ms for 80 MB, which close() need not wait for.
+        Its exit unmaps the shared memory (~5 ms for 80 MB), which close() need not wait for; the
+        writer's listener thread, which got the child's last message, reaps it.
         """
         self._release()
-        threading.Thread(target=self.proc.wait, name="trajarena-writer-reaper", daemon=True).start()
 
     def _release(self) -> None:
         self._in.close()
