@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -281,6 +282,17 @@ def test_no_writer_process_is_left_running(tmp_path: Path) -> None:
     w.close()
     assert writer_process._running[0] == before - 1
     assert w._link.proc.wait(timeout=10) == 0 and not _alive(pid)  # it exits on its own once every file is done
+
+
+def test_the_writer_process_is_reaped_after_close_without_a_wait(tmp_path: Path) -> None:
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process")
+    pid, threads = w._link.proc.pid, threading.active_count()
+    w.close()
+    assert threading.active_count() <= threads  # close() starts no thread (one took up to 4 ms to start)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:  # a zombie still has its entry
+        time.sleep(0.01)
+    assert not os.path.exists(f"/proc/{pid}"), "the exited writer process was left a zombie"
 
 
 @pytest.mark.parametrize("mode", ["process", "thread"])
