@@ -243,7 +243,7 @@ def test_memory_limit_points_to_the_disk_cache(duel, tmp_path):
 
 
 def test_file_lists_are_sorted_and_deduplicated_whatever_their_order(cartpole, monkeypatch):
-    from trajarena.format.index import find_files
+    from trajarena.format.discover import find_files
 
     cp, _ = cartpole
     files = list_trajectory_files(cp)

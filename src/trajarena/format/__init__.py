@@ -11,7 +11,8 @@ This package imports only :mod:`trajarena.errors` and :mod:`trajarena.settings` 
 the library.
 """
 
-from trajarena.format.index import find_files, index_file
+from trajarena.format.discover import find_files
+from trajarena.format.index import index_file
 from trajarena.format.integrity import RepairReport, VerifyReport, repair, verify
 from trajarena.format.reader import TrajectoryReader, open_trajectories
 from trajarena.format.writer import TrajectoryWriter

@@ -6,19 +6,16 @@ chunk's header and JSON metadata, all size-checked before Arrow allocates anythi
 footer must repeat the stream (same schema, same chunk offsets); a ``.partial`` file is read up to
 its last complete chunk. From the chunks' ``starts``/``ends`` records it builds the episode list
 (:class:`EpisodeInfo`), skipping episodes the recorder discarded, into a :class:`FileIndex`.
-:func:`find_files` expands files and folders into the files to index. The readers
+:mod:`~trajarena.format.discover` finds the files to index. The readers
 (:mod:`~trajarena.format.reader`, :mod:`~trajarena.format.columns`) and verify/repair
 (:mod:`~trajarena.format.integrity`) all start here.
 """
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
-import re
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +23,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajarena.errors import CorruptFileError, DataNotFoundError, FormatError, SpaceError
+from trajarena.errors import CorruptFileError, FormatError, SpaceError
 from trajarena.format import limits
 from trajarena.format import schema as fmt
+from trajarena.format.discover import diambra_message, finished_name, is_locked
 from trajarena.format.messages import Flat, buffer_layout, check_batch_message
 
-__all__ = ["EpisodeInfo", "FileIndex", "diambra_recordings", "find_files", "index_file", "no_trajectories"]
+__all__ = ["EpisodeInfo", "FileIndex", "index_file", "index_live_partial"]
 
 #: What Arrow raises on damaged bytes (caught and reported as :class:`~trajarena.errors.CorruptFileError`).
 ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, MemoryError, IndexError, KeyError, TypeError)
@@ -204,7 +202,7 @@ def index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.Bu
     buf = map_file(path)
     if buf.size < 8 or buf.slice(0, 6).to_pybytes() != fmt.ARROW_MAGIC:
         if buf.size >= 3 and buf.slice(0, 3).to_pybytes() == b"BZh":
-            raise FormatError(_diambra_message([path]))
+            raise FormatError(diambra_message([path]))
         raise FormatError(f"{where} is not an Arrow IPC file (bad magic bytes).")
     if not partial and (buf.size < 20 or buf.slice(buf.size - 6).to_pybytes() != fmt.ARROW_MAGIC):
         raise CorruptFileError(f"{where} is truncated (no Arrow footer); if a recorder crashed, run repair().")
@@ -372,106 +370,3 @@ def index_live_partial(path: Path) -> FileIndex | None:
         if is_locked(path):
             return None
         raise
-
-
-def finished_name(partial: Path) -> Path:
-    """The ``.arrow`` name a ``.partial`` file gets when it is finished."""
-    return partial.with_name(partial.name[: -len(fmt.PARTIAL_SUFFIX)] + fmt.SUFFIX)
-
-
-def diambra_recordings(paths: str | os.PathLike | Sequence[str | os.PathLike], limit: int = 1000) -> list[Path]:
-    """DIAMBRA Arena recordings under ``paths``, told by their names and first bytes (nothing is unpickled).
-
-    2.2's ``EpisodeRecorder`` writes ``*.diambra`` files and 2.1's ``TrajectoryRecorder`` files named
-    like ``mod_False_P1_diff3_rew19.288_<date>`` (``HC_mod...`` for its hardcore variant); both are
-    bz2-compressed pickles, which begin with ``BZh``.
-    """
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    found: list[Path] = []
-    for p in map(Path, items):
-        candidates = p.rglob("*") if p.is_dir() else [p] if p.is_file() else []
-        for f in candidates:
-            if len(found) >= limit:
-                return found
-            if (f.suffix == ".diambra" or _DIAMBRA_21_NAME.match(f.name)) and f.is_file() and _starts_bz2(f):
-                found.append(f)
-    return found
-
-
-def no_trajectories(paths: Any, hint: str = "") -> DataNotFoundError:
-    """The error for paths that hold no trajectory file (naming DIAMBRA recordings found there, if any)."""
-    diambra = diambra_recordings(paths, limit=50)
-    if diambra:
-        return DataNotFoundError(_diambra_message(diambra))
-    return DataNotFoundError(f"No '*{fmt.SUFFIX}' trajectory file in {_show(paths)}{hint}; record some first "
-                             "(trajarena.make(..., traj_rec_settings={'file_path': ...})) or check the path.")
-
-
-_DIAMBRA_21_NAME = re.compile(r"^(HC_)?mod_?(True|False)_")
-
-
-def _starts_bz2(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(3) == b"BZh"
-    except OSError:
-        return False
-
-
-def _show(paths: Any) -> str:
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    return ", ".join(str(i) for i in items[:5]) + (f" (and {len(items) - 5} more)" if len(items) > 5 else "")
-
-
-def _diambra_message(found: Sequence[Path]) -> str:
-    where = found[0].parent if len(found) > 1 else found[0]
-    return (f"{found[0]}{f' and {len(found) - 1} more file(s)' if len(found) > 1 else ''}: a DIAMBRA Arena 2.x "
-            f"recording (a bz2-compressed pickle), not a trajarena file; nothing in it was unpickled. Convert it "
-            f"with `trajarena import diambra {where} --out DIR` (or trajarena.interop.diambra.import_diambra).")
-
-
-def is_locked(path: Path) -> bool:
-    """Whether a writer holds the exclusive lock of ``path`` (a recording in progress)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    except OSError:  # a file system without locks
-        return False
-    finally:
-        os.close(fd)
-
-
-def find_files(paths: str | os.PathLike | Sequence[str | os.PathLike],
-               include_partial: bool = False) -> tuple[list[Path], list[Path]]:
-    """Expand files and folders (recursively) to ``(files, partial_files)``.
-
-    Each list is sorted by resolved path and names each file once, whatever the order of
-    ``paths`` and however often a file is named.
-
-    Raises:
-        DataNotFoundError: a path does not exist (a ``FileNotFoundError``).
-    """
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
-    found: dict[Path, Path] = {}  # resolved -> the spelling first given
-    for p in map(Path, paths):
-        if p.is_dir():
-            names = [f for f in (*p.rglob("*" + fmt.SUFFIX), *p.rglob("*" + fmt.PARTIAL_SUFFIX)) if f.is_file()]
-        elif p.is_file():
-            names = [p]
-        elif p.name.endswith(fmt.PARTIAL_SUFFIX):  # a recording in progress named explicitly: finished or gone since
-            names = [finished_name(p)] if finished_name(p).is_file() else []
-        else:
-            raise DataNotFoundError(f"No trajectory file or folder at {p}.")
-        for f in names:
-            found.setdefault(f.resolve(), f)
-    order = sorted(found, key=str)
-    files = [found[r] for r in order if not r.name.endswith(fmt.PARTIAL_SUFFIX)]
-    partial = [found[r] for r in order if r.name.endswith(fmt.PARTIAL_SUFFIX)]
-    return files, partial

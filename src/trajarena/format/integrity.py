@@ -20,7 +20,8 @@ import numpy as np
 
 from trajarena.errors import CorruptFileError, SpaceError, TrajArenaError
 from trajarena.format import schema as fmt
-from trajarena.format.index import FileIndex, find_files, index_file, is_locked, no_trajectories
+from trajarena.format.discover import find_files, is_locked, no_trajectories
+from trajarena.format.index import FileIndex, index_file
 from trajarena.format.reader import TrajectoryReader
 from trajarena.format.repair import RepairReport, repair
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trajarena.format.index import find_files, index_file, index_live_partial, no_trajectories
+from trajarena.format.discover import find_files, no_trajectories
+from trajarena.format.index import index_file, index_live_partial
 
 __all__ = ["FileGroup", "agent_sides", "group_files", "list_trajectory_files", "partial_files"]
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from trajarena.envs.make import make as _make
 from trajarena.errors import DataNotFoundError, NotSupportedError
-from trajarena.format.index import find_files
+from trajarena.format.discover import find_files
 from trajarena.replay.imitation import ImitationLearning
 from trajarena.replay.show import FrameWindow, frame_image
 from trajarena.settings import WrappersSettings as _TrajarenaWrappersSettings

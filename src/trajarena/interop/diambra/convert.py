@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from trajarena.errors import DataNotFoundError, FormatError, SettingsError, SpaceError, TrajArenaError
-from trajarena.format.index import find_files, index_file
+from trajarena.format.discover import find_files
+from trajarena.format.index import index_file
 from trajarena.format.writer import TrajectoryWriter
 from trajarena.interop.diambra.source import Recording
 from trajarena.interop.diambra.unpickle import MAX_BYTES, MAX_OBJECT_BYTES, load_bz2_pickle
