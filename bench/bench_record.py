@@ -80,6 +80,12 @@ def _try(fn, *args, **kwargs):
         return None, str(exc)
 
 
+def _round_range(raw_runs: list, ta_runs: list) -> tuple[float, float]:
+    """The lowest and highest wall ratio of a round (a recording over the raw run just before it)."""
+    rounds = [t.steps_per_s / r.steps_per_s for r, (t, _) in zip(raw_runs, ta_runs, strict=True)]
+    return min(rounds), max(rounds)
+
+
 def _raw_and_trajarena(factory, n: int, args: Args, folder: Path, ta_ok: bool, ta_why: str):
     """Interleave ``args.repeats`` raw runs and trajarena recordings (so that load from other
     processes hits both alike); return the raw ``LoopStats`` and ``(RecordResult | None, cell)``."""
@@ -119,6 +125,7 @@ def _is_image_env(factory) -> bool:
 
 def main(args: Args) -> list[Table]:
     speed = Table("record_speed", ["env", "steps", "raw steps/s", "trajarena steps/s", "trajarena/raw",
+                                   "trajarena/raw lowest round", "trajarena/raw highest round",
                                    "trajarena/raw CPU, free core", "trajarena/raw CPU, one core",
                                    "Minari steps/s", "Minari/raw", "trajarena/Minari",
                                    "trajarena loop-only steps/s", "Minari loop-only steps/s"],
@@ -134,6 +141,8 @@ def main(args: Args) -> list[Table]:
     minari_ok, minari_why = _minari.available() if args.minari else (False, "n/a (--no-minari)")
     ta_ok, ta_why = _trajarena.available()
     speed.notes.append("Loop-only: without close() / create_dataset.")
+    speed.notes.append("trajarena/raw is the ratio of the medians; 'lowest/highest round': the ratio of a recording "
+                       "to the raw run just before it, over the rounds (how much one round swings).")
     speed.notes.append("CPU ratios (robust to load from other processes): raw env CPU per step divided by "
                        "the recording run's game-loop thread CPU per step ('free core': the writer "
                        "runs on another core) or by its whole-process CPU per step (writer process included), close() "
@@ -177,6 +186,8 @@ def main(args: Args) -> list[Table]:
             speed.add_row(**{
                 "env": name, "steps": n, "raw steps/s": raw,
                 "trajarena steps/s": ta_rate if ta else ta_cell, "trajarena/raw": ratio(ta_rate, raw),
+                **dict(zip(("trajarena/raw lowest round", "trajarena/raw highest round"),
+                           _round_range(raw_runs, ta_runs) if ta else (None, None), strict=True)),
                 "trajarena/raw CPU, free core": free_core, "trajarena/raw CPU, one core": one_core,
                 "Minari steps/s": mi_rate if mi else mi_cell, "Minari/raw": ratio(mi_rate, raw),
                 "trajarena/Minari": ratio(ta_rate, mi_rate),

@@ -51,6 +51,8 @@ def test_bench_record_quick(tmp_path):
     assert cartpole["steps"] == 2_000
     for row in speed["rows"]:
         assert all(_is_figure_or_na(v) for k, v in row.items() if k != "env")
+    low, mid, high = (cartpole[f"trajarena/raw{s}"] for s in (" lowest round", "", " highest round"))
+    assert 0 < low <= mid <= high  # a median ratio lies between the rounds' (the median is monotone)
     size = {row["env"]: row for row in _load(tmp_path, "record_bytes")["rows"]}
     assert size["CartPole-v1"]["npz B/step"] > 0  # the npz baseline needs nothing optional
     for name in ("record_pauses", "record_memory"):
