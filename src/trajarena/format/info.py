@@ -13,9 +13,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SKIP", "InfoColumns"]
+__all__ = ["SKIP", "InfoColumns", "cut_info"]
 
 SKIP = object()  # the info slot of a key that is not stored
+
+
+def cut_info(info: dict[str, tuple[np.ndarray, np.ndarray]], lo: int, hi: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Rows ``[lo, hi)`` of a chunk's info values (``{key: (values, present)}``)."""
+    return {k: (v[lo:hi], p[lo:hi]) for k, (v, p) in info.items()}
 
 
 class InfoColumns:

@@ -26,9 +26,16 @@ import pyarrow as pa
 from trajarena.errors import CorruptFileError, MismatchError
 from trajarena.format import limits
 from trajarena.format import schema as fmt
-from trajarena.format.messages import buffer_layout, check_batch_message
 from trajarena.format.discover import find_files, no_trajectories
-from trajarena.format.index import ARROW_ERRORS, EpisodeInfo, FileIndex, index_file, index_live_partial, map_file
+from trajarena.format.index import (
+    ARROW_ERRORS,
+    EpisodeInfo,
+    FileIndex,
+    index_file,
+    index_live_partial,
+    map_file,
+)
+from trajarena.format.messages import buffer_layout, check_batch_message
 from trajarena.format.spaces import compile_getter, leaf_fields
 
 __all__ = ["Episode", "EpisodeInfo", "Step", "TrajectoryReader", "decode_batch", "open_trajectories"]

@@ -25,9 +25,15 @@ from trajarena.errors import CorruptFileError, FormatError, SpaceError
 from trajarena.format import limits
 from trajarena.format import schema as fmt
 from trajarena.format.discover import find_files, is_locked
-from trajarena.format.index import ARROW_ERRORS, FileIndex, build_episodes, index_file, index_header
-from trajarena.format.reader import TrajectoryReader
+from trajarena.format.index import (
+    ARROW_ERRORS,
+    FileIndex,
+    build_episodes,
+    index_file,
+    index_header,
+)
 from trajarena.format.messages import check_batch_message
+from trajarena.format.reader import TrajectoryReader
 from trajarena.format.rewrite import discarded_episodes, drop_episodes
 from trajarena.format.segment import TEMP_SUFFIXES
 

@@ -41,14 +41,14 @@ from trajarena.errors import RecordingError, TrajArenaError
 from trajarena.format import schema as fmt
 from trajarena.format.chunks import Chunk, ChunkBuffers
 from trajarena.format.encoder import ChunkEncoder
+from trajarena.format.handoff import POLL_SECONDS, ProcessHandoff
+from trajarena.format.info import cut_info
 from trajarena.format.spaces import space_to_json
 from trajarena.format.writer_process import WriterLink, choose_writer
 from trajarena.settings.recording import WriterSettings
 
 __all__ = ["TrajectoryWriter"]
 
-#: How often the background thread looks at the game loop when nothing arrives (finished episodes, flushes).
-_POLL_SECONDS = 0.025
 #: Shared bytes per row for the info columns of a chunk in the writer process's memory (duel's 12 keys
 #: take 73); keys beyond go in numpy memory and through the pipe.
 INFO_ARENA_ROW_BYTES = 256
@@ -67,7 +67,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class TrajectoryWriter(ChunkBuffers):
+class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
     """Write episodes of an env into trajectory files in ``folder``, streaming, crash safe.
 
     Args:
@@ -278,30 +278,6 @@ class TrajectoryWriter(ChunkBuffers):
         if chunk.ends and behind:
             self._drain()
 
-    def _send(self, chunk: Chunk, kind: str, lo: int, hi: int, starts: list, ends: list, info: dict,
-              rotate: bool, fill_s: float) -> None:
-        """Hand rows ``[lo, hi)`` of a chunk in shared memory to the writer process."""
-        at = chunk.info_at  # the columns in shared memory: the child reads them there
-        rows = _cut({k: v for k, v in info.items() if k not in at}, lo, hi)
-        arrays = [a for pair in rows.values() for a in pair]
-        ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in ends]
-        header = {"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
-                  "info": list(rows), "rotate": rotate, "fill_s": fill_s}
-        shared = [[k, *at[k], info[k][0].dtype.str, list(info[k][0].shape[1:])] for k in info if k in at]
-        if shared != self._shared_sent:  # usually every chunk has the same keys at the same places
-            header["shared_info"] = self._shared_sent = shared
-        if self._spec_sent != self._spec_changes:  # the info keys and notes, when they changed (JSON costs)
-            self._spec_sent = self._spec_changes
-            header["notes"] = self._notes
-            header["known"] = {k: [d.str, list(shape)] for k, (d, shape) in self._known_info().items()}
-        try:
-            self._link.send(header, arrays)
-        except BaseException as exc:  # a KeyboardInterrupt mid-send too: nothing more can be handed over
-            self._error = self._error or (exc if isinstance(exc, RecordingError) else RecordingError(
-                f"Recording was interrupted ({type(exc).__name__}) while a chunk was handed to the writer process; "
-                f"what it had written is in {self.folder} (run trajarena repair on it)."))
-            raise
-
     def _drain(self) -> None:
         """Wait (up to DRAIN_SECONDS) until the thread has started on this chunk (those before it are done).
 
@@ -318,12 +294,6 @@ class TrajectoryWriter(ChunkBuffers):
             if self._error is not None or not self._thread.is_alive():
                 self._thread_failed()
             time.sleep(0.0005)
-
-    def _reclaim(self) -> None:
-        """Process mode: the chunks the writer process has written are free again."""
-        for _ in range(int(self._link.shared.done[0]) - self._reclaimed):
-            self._free.put(self._inflight.popleft())
-            self._reclaimed += 1
 
     def _wait_free(self) -> Chunk | None:
         """Allocate up to ``max_pending + 2`` chunks, then wait for the thread (or process) to give one back."""
@@ -372,7 +342,7 @@ class TrajectoryWriter(ChunkBuffers):
         """Thread mode: encode the queued chunks here."""
         while True:
             try:
-                item = self._queue.get(timeout=_POLL_SECONDS)
+                item = self._queue.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 item = _NOTHING
             if item is None:
@@ -382,34 +352,11 @@ class TrajectoryWriter(ChunkBuffers):
                     self._ends_taken += 1  # the only writer of _ends_taken (the game loop: _ends_queued)
                 if self._error is None:
                     final = self._encoder.write(item, item.flushed, item.rows, list(item.starts),
-                                                item.ends[item.ends_flushed :], _cut(item.info, item.flushed, item.rows),
+                                                item.ends[item.ends_flushed :], cut_info(item.info, item.flushed, item.rows),
                                                 item.rotate, item.fill_s)
                     if final is not None:
                         self.files.append(final)
                 self._free.put(item)
-            self._watch()
-
-    def _listen(self) -> None:
-        """Process mode: take the writer process's answers (chunks done, files finished, its failure)."""
-        while True:
-            messages = self._link.receive(_POLL_SECONDS)
-            for m in messages or ():
-                if "file" in m:
-                    self.files.append(Path(m["file"]))
-                elif "error" in m:
-                    self._error = self._error or RuntimeError(f"the writer process failed: {m['error']}")
-                elif m.get("closed") and self._closed:
-                    self._closed_ok = True  # its last message: close() returns; its exit is reaped here
-                    self._answered.set()  # (not by a thread started then: ~0.5-4 ms while the child frees
-                    self._link.proc.wait()  # the shared pages, which blocks this process's mmap of a stack)
-                    return
-            if messages is None:
-                if not self._closed and self._error is None:
-                    code = self._link.proc.wait()
-                    self._error = RuntimeError(f"the writer process (pid {self._link.proc.pid}) stopped "
-                                               f"(exit code {code})")
-                self._answered.set()
-                return
             self._watch()
 
     def _watch(self) -> None:
@@ -418,7 +365,7 @@ class TrajectoryWriter(ChunkBuffers):
         idle, end_due = now - self._last_handoff, self._end_due
         if idle >= self.flush_seconds or (end_due and now >= end_due):
             self._flush_due = True  # the game loop hands the chunk over at its next step
-        if self._error is None and (idle >= 2 * self.flush_seconds or (end_due and now >= end_due + _POLL_SECONDS)):
+        if self._error is None and (idle >= 2 * self.flush_seconds or (end_due and now >= end_due + POLL_SECONDS)):
             self._idle_flush()  # the game loop does not step any more (a paused game): write what is done
 
     def _idle_flush(self) -> None:
@@ -442,13 +389,8 @@ class TrajectoryWriter(ChunkBuffers):
             if self._link is not None:
                 self._send(chunk, "rows", chunk.flushed, hi, starts, ends, dict(chunk.info), False, 0.0)
             else:
-                self._encoder.write(chunk, chunk.flushed, hi, starts, ends, _cut(dict(chunk.info), chunk.flushed, hi))
+                self._encoder.write(chunk, chunk.flushed, hi, starts, ends, cut_info(dict(chunk.info), chunk.flushed, hi))
             chunk.flushed, chunk.ends_flushed = hi, n_ends
-
-
-def _cut(info: dict[str, tuple[np.ndarray, np.ndarray]], lo: int, hi: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Rows ``[lo, hi)`` of a chunk's info values."""
-    return {k: (v[lo:hi], p[lo:hi]) for k, (v, p) in info.items()}
 
 
 @functools.cache

@@ -1,0 +1,90 @@
+"""The writer's side of a writer process: chunks handed over, taken back, the child's answers heard.
+
+:class:`ProcessHandoff` is the part of :class:`~trajarena.format.writer.TrajectoryWriter` that only a
+``writer="process"`` writer runs; the link itself (shared memory, messages, the child) is
+:mod:`trajarena.format.writer_process`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trajarena.errors import RecordingError
+from trajarena.format import schema as fmt
+from trajarena.format.chunks import Chunk
+from trajarena.format.info import cut_info
+from trajarena.format.writer_process import WriterLink
+
+__all__ = ["POLL_SECONDS", "ProcessHandoff"]
+
+#: How often the writer's background thread looks at the game loop when nothing arrives (finished
+#: episodes, flushes).
+POLL_SECONDS = 0.025
+
+
+class ProcessHandoff:
+    """The writer-process half of :class:`~trajarena.format.writer.TrajectoryWriter` (a mixin: it shares
+    its state): hand chunks over through ``self._link`` (:class:`WriterLink`), take them back once
+    written (``_inflight`` -> ``_free``), and listen to the child's answers on the writer's background
+    thread. The writer sets ``_shared_sent``, ``_spec_sent``, ``_reclaimed``, ``_closed_ok`` and
+    ``_answered`` up; ``_watch`` (flushes of a stalled game loop) is its own.
+    """
+
+    _link: WriterLink
+    _error: BaseException | None
+    _closed: bool
+    files: list[Path]
+    folder: Path
+
+    def _send(self, chunk: Chunk, kind: str, lo: int, hi: int, starts: list, ends: list, info: dict,
+              rotate: bool, fill_s: float) -> None:
+        """Hand rows ``[lo, hi)`` of a chunk in shared memory to the writer process."""
+        at = chunk.info_at  # the columns in shared memory: the child reads them there
+        rows = cut_info({k: v for k, v in info.items() if k not in at}, lo, hi)
+        arrays = [a for pair in rows.values() for a in pair]
+        ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in ends]
+        header = {"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
+                  "info": list(rows), "rotate": rotate, "fill_s": fill_s}
+        shared = [[k, *at[k], info[k][0].dtype.str, list(info[k][0].shape[1:])] for k in info if k in at]
+        if shared != self._shared_sent:  # usually every chunk has the same keys at the same places
+            header["shared_info"] = self._shared_sent = shared
+        if self._spec_sent != self._spec_changes:  # the info keys and notes, when they changed (JSON costs)
+            self._spec_sent = self._spec_changes
+            header["notes"] = self._notes
+            header["known"] = {k: [d.str, list(shape)] for k, (d, shape) in self._known_info().items()}
+        try:
+            self._link.send(header, arrays)
+        except BaseException as exc:  # a KeyboardInterrupt mid-send too: nothing more can be handed over
+            self._error = self._error or (exc if isinstance(exc, RecordingError) else RecordingError(
+                f"Recording was interrupted ({type(exc).__name__}) while a chunk was handed to the writer process; "
+                f"what it had written is in {self.folder} (run trajarena repair on it)."))
+            raise
+
+    def _reclaim(self) -> None:
+        """Process mode: the chunks the writer process has written are free again."""
+        for _ in range(int(self._link.shared.done[0]) - self._reclaimed):
+            self._free.put(self._inflight.popleft())
+            self._reclaimed += 1
+
+    def _listen(self) -> None:
+        """Process mode: take the writer process's answers (chunks done, files finished, its failure)."""
+        while True:
+            messages = self._link.receive(POLL_SECONDS)
+            for m in messages or ():
+                if "file" in m:
+                    self.files.append(Path(m["file"]))
+                elif "error" in m:
+                    self._error = self._error or RuntimeError(f"the writer process failed: {m['error']}")
+                elif m.get("closed") and self._closed:
+                    self._closed_ok = True  # its last message: close() returns; its exit is reaped here
+                    self._answered.set()  # (not by a thread started then: ~0.5-4 ms while the child frees
+                    self._link.proc.wait()  # the shared pages, which blocks this process's mmap of a stack)
+                    return
+            if messages is None:
+                if not self._closed and self._error is None:
+                    code = self._link.proc.wait()
+                    self._error = RuntimeError(f"the writer process (pid {self._link.proc.pid}) stopped "
+                                               f"(exit code {code})")
+                self._answered.set()
+                return
+            self._watch()
