@@ -76,15 +76,14 @@ class ProcessHandoff:
                 elif "error" in m:
                     self._error = self._error or RuntimeError(f"the writer process failed: {m['error']}")
                 elif m.get("closed") and self._closed:
-                    self._closed_ok = True  # its last message: close() returns; its exit is reaped here
-                    self._answered.set()  # (not by a thread started then: ~0.5-4 ms while the child frees
-                    self._link.proc.wait()  # the shared pages, which blocks this process's mmap of a stack)
+                    self._closed_ok = True  # its last message: close() returns now (not when _run ends);
+                    self._answered.set()  # its exit is reaped here, not by a thread started then (~0.5-4 ms
+                    self._link.proc.wait()  # while the child frees the shared pages: it blocks a stack's mmap)
                     return
             if messages is None:
                 if not self._closed and self._error is None:
                     code = self._link.proc.wait()
                     self._error = RuntimeError(f"the writer process (pid {self._link.proc.pid}) stopped "
                                                f"(exit code {code})")
-                self._answered.set()
                 return
             self._watch()

@@ -327,7 +327,6 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
             self._loop() if self._link is None else self._listen()
         except BaseException as exc:  # noqa: BLE001 - any failure is raised as RecordingError by the game loop
             self._error = self._error or exc
-            self._answered.set()
             if self._encoder is not None:
                 self._encoder.abort()
             while self._link is None:  # drain, so a game loop that did not notice yet never blocks on a dead thread
@@ -337,6 +336,8 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
                 except queue.Empty:
                     if self._closed:
                         return
+        finally:
+            self._answered.set()  # close() of a writer process waits for it: set on every way out
 
     def _loop(self) -> None:
         """Thread mode: encode the queued chunks here."""
