@@ -178,3 +178,38 @@ def test_ignore_p1_is_stored_and_validated(tmp_path: Path) -> None:
         TrajectoryRecorder(gym.make("CartPole-v1"), tmp_path, ignore_p1=2)
     with pytest.raises(SettingsError, match="both 1"):
         TrajectoryRecorder(gym.make("CartPole-v1"), tmp_path, ignore_p1=1, ignore_p2=1)
+
+
+LEAVES_THE_CONTEXT = """
+import contextvars, sys
+import numpy as np
+import gymnasium as gym
+from trajarena.format.writer import TrajectoryWriter
+
+before = list(contextvars.copy_context().keys())
+with TrajectoryWriter(sys.argv[1], gym.spaces.Box(0, 255, (16, 16, 3), np.uint8), gym.spaces.Discrete(2),
+                      writer=sys.argv[2]) as w:
+    w.reset(np.zeros((16, 16, 3), np.uint8), {}, seed=0)
+    for t in range(50):
+        w.step(t % 2, np.full((16, 16, 3), t, np.uint8), 1.0, t == 49, False, {"hp": t})
+    inside = list(contextvars.copy_context().keys())
+print(before == [], inside == [], "pandas" in sys.modules)  # the writer's first pa.array() imported pandas
+"""
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_recording_sets_no_context_variable_in_the_game_loops_thread(tmp_path: Path, mode: str) -> None:
+    """Importing pandas (pyarrow does, on the writer's first array) sets the decimal module's context
+    variable; in the game loop's thread that slows every later numpy call (each looks its own
+    unset variables up in the thread's context), the env's own included."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("pandas") is None:
+        pytest.skip("pandas is not installed: pyarrow imports nothing that sets a context variable")
+    run = subprocess.run([sys.executable, "-c", LEAVES_THE_CONTEXT, str(tmp_path), mode], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    # no variable before nor while recording, though pandas was imported by then
+    assert run.stdout.split() == ["True", "True", "True"]
