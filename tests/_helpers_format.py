@@ -15,6 +15,7 @@ from gymnasium import spaces
 from hypothesis import strategies as st
 
 from trajarena.format import schema as fmt
+from trajarena.format.metadata import encode_metadata
 
 
 class SpriteDuel(gym.Env):
@@ -195,7 +196,7 @@ def rewrite_metadata(src: Path, dst: Path, change) -> Path:
     """Copy a file with changed (and correctly checksummed) schema metadata: a hostile writer."""
     reader = pa.ipc.open_file(str(src))
     meta = change(json.loads(reader.schema.metadata[fmt.METADATA_KEY]))
-    schema = reader.schema.with_metadata(fmt.encode_metadata(meta))
+    schema = reader.schema.with_metadata(encode_metadata(meta))
     with pa.OSFile(str(dst), "wb") as sink, pa.ipc.new_file(
         sink, schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
         for i in range(reader.num_record_batches):

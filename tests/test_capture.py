@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers_format import any_space
 from gymnasium import spaces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from _helpers_format import any_space
 from test_writer_process import ACT, FRAME, contents
+
 from trajarena.errors import SpaceError
 from trajarena.format import chunks
+from trajarena.format.leaves import compile_setter, leaf_fields, leaf_plan
 from trajarena.format.writer import TrajectoryWriter
-from trajarena.format.spaces import compile_setter, leaf_fields, leaf_plan
 
 _capture = chunks._capture
 needs_c = pytest.mark.skipif(_capture is None, reason="the C setter is not built here")

@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 import pytest
+from _helpers_format import CATALOGUE, any_space
 from gymnasium import spaces
 from hypothesis import HealthCheck, given, settings
 
-from _helpers_format import CATALOGUE, any_space
 from trajarena.errors import SpaceError
-from trajarena.format.spaces import compile_setter, leaf_fields, nest, space_from_json, space_to_json
+from trajarena.format.leaves import compile_setter, leaf_fields, nest
+from trajarena.format.spaces import space_from_json, space_to_json
+
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_catalogue_round_trips_through_json_text(name: str) -> None:

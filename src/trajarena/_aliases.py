@@ -17,7 +17,7 @@ from typing import Any
 
 #: 0.1 path -> its 0.2 home(s), searched in order (a fixed table in code: no module name here comes from data).
 MOVED: dict[str, str | tuple[str, ...]] = {
-    "trajarena.spaces": "trajarena.format.spaces",
+    "trajarena.spaces": ("trajarena.format.spaces", "trajarena.format.leaves"),
     "trajarena.writer": "trajarena.format.writer",
     "trajarena.reader": "trajarena.format.reader",
     "trajarena.integrity": "trajarena.format.integrity",

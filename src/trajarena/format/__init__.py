@@ -1,7 +1,8 @@
 """The on-disk trajectory format and nothing else.
 
-From the bottom up: spaces as JSON (:mod:`~trajarena.format.spaces`) and the schema, metadata,
-codec helpers and limits (:mod:`~trajarena.format.schema`). Writing: the game loop's chunk buffers
+From the bottom up: spaces as JSON (:mod:`~trajarena.format.spaces`), their values as flat columns
+(:mod:`~trajarena.format.leaves`), the schema, codec helpers and limits (:mod:`~trajarena.format.schema`)
+and the files' JSON documents (:mod:`~trajarena.format.metadata`). Writing: the game loop's chunk buffers
 (:mod:`~trajarena.format.chunks`) under the writer's thread and files
 (:mod:`~trajarena.format.writer`). Reading: a file's checked index of chunks and episodes
 (:mod:`~trajarena.format.index`) under the reader of episodes and steps

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from trajarena.format.spaces import Field
+from trajarena.format.leaves import Field
 
 __all__ = ["ActionCheck"]
 
@@ -29,9 +29,9 @@ class ActionCheck:
     """The vectorised check of one action space's leaves, and the buffer dtype of each leaf.
 
     Args:
-        fields: the action space's leaf fields (:func:`~trajarena.format.spaces.leaf_fields` order).
+        fields: the action space's leaf fields (:func:`~trajarena.format.leaves.leaf_fields` order).
 
-    >>> from trajarena.format.spaces import leaf_fields
+    >>> from trajarena.format.leaves import leaf_fields
     >>> check = ActionCheck(leaf_fields(spaces.Discrete(2), "action"))
     >>> check.buffer_dtypes
     [dtype('float64')]

@@ -1,11 +1,11 @@
 """The writer's game-loop half: each step's values copied into chunks of preallocated numpy rows.
 
 A :class:`Chunk` holds ``chunk_steps`` rows of one numpy buffer per flat column of the spaces
-(see :func:`~trajarena.format.spaces.leaf_fields`) plus reward, terminated and truncated; the info
+(see :func:`~trajarena.format.leaves.leaf_fields`) plus reward, terminated and truncated; the info
 columns, created on the first value of a key; and the records of where episodes start and end in
 its rows. :class:`ChunkBuffers`, the base of :class:`~trajarena.format.writer.TrajectoryWriter`,
 fills the current chunk: ``reset``/``step`` copy values through setters compiled once per chunk
-(:func:`~trajarena.format.spaces.compile_setter`), so a step allocates nothing; ``discard`` rewinds
+(:func:`~trajarena.format.leaves.compile_setter`), so a step allocates nothing; ``discard`` rewinds
 the open episode. A full chunk, an episode end that finishes a file, or a due flush hands
 the chunk to :meth:`ChunkBuffers._submit`, which the writer implements (Arrow and files on a
 thread); a chunk it is done with comes back through ``_free`` and is reused.
@@ -32,7 +32,7 @@ from trajarena.errors import RecordingError, SettingsError, SpaceError
 from trajarena.format import limits
 from trajarena.format.actions import ActionCheck
 from trajarena.format.info import SKIP, InfoColumns
-from trajarena.format.spaces import compile_setter, leaf_fields, leaf_plan
+from trajarena.format.leaves import compile_setter, leaf_fields, leaf_plan
 
 try:  # the C setter (built with the package when a compiler was there); else the Python setters do it
     from trajarena.format import _capture

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from trajarena.format import schema as fmt
+from trajarena.format.metadata import encode_chunk_meta, json_safe
 from trajarena.format.segment import SegmentFile
 
 __all__ = ["ChunkArrays", "ChunkEncoder"]
@@ -142,10 +143,10 @@ class ChunkEncoder:
         self._file.kept += sum(e["end_reason"] != "discarded" for e in ends)
         self._file.dropped.update(e["episode"] for e in ends if e["end_reason"] == "discarded")
         notes = dict(self.notes)
-        ends = [{**e, "return": fmt.json_safe(self._returns.pop(e["episode"], 0.0)),
-                 "final_info": fmt.json_safe(e["final_info"]),
+        ends = [{**e, "return": json_safe(self._returns.pop(e["episode"], 0.0)),
+                 "final_info": json_safe(e["final_info"]),
                  **({"notes": notes} if notes else {})} for e in ends]
-        return fmt.encode_chunk_meta({"crc32": crc, "starts": starts, "ends": ends})
+        return encode_chunk_meta({"crc32": crc, "starts": starts, "ends": ends})
 
     def _choose_level(self, rows: int, fill_s: float) -> int:
         """The zstd level of the next file when ``level=None``: 5 if the writer can afford it, else 3.

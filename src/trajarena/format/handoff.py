@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from trajarena.errors import RecordingError
-from trajarena.format import schema as fmt
 from trajarena.format.chunks import Chunk
 from trajarena.format.info import cut_info
+from trajarena.format.metadata import json_safe
 from trajarena.format.writer_process import WriterLink
 
 __all__ = ["POLL_SECONDS", "ProcessHandoff"]
@@ -42,7 +42,7 @@ class ProcessHandoff:
         at = chunk.info_at  # the columns in shared memory: the child reads them there
         rows = cut_info({k: v for k, v in info.items() if k not in at}, lo, hi)
         arrays = [a for pair in rows.values() for a in pair]
-        ends = [{**e, "final_info": fmt.json_safe(e["final_info"])} for e in ends]
+        ends = [{**e, "final_info": json_safe(e["final_info"])} for e in ends]
         header = {"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
                   "info": list(rows), "rotate": rotate, "fill_s": fill_s}
         shared = [[k, *at[k], info[k][0].dtype.str, list(info[k][0].shape[1:])] for k in info if k in at]

@@ -28,6 +28,7 @@ from trajarena.format import limits
 from trajarena.format import schema as fmt
 from trajarena.format.discover import diambra_message, finished_name, is_locked
 from trajarena.format.messages import Flat, buffer_layout, check_batch_message
+from trajarena.format.metadata import decode_metadata
 
 __all__ = ["EpisodeInfo", "FileIndex", "index_file", "index_live_partial"]
 
@@ -212,7 +213,7 @@ def index_header(path: Path, partial: bool) -> tuple[FileIndex, pa.Buffer, pa.Bu
         schema = pa.ipc.read_schema(msg)
     except ARROW_ERRORS as exc:
         raise CorruptFileError(f"{where}: unreadable schema ({exc}).") from exc
-    meta = fmt.decode_metadata(schema, where)
+    meta = decode_metadata(schema, where)
     cols = check_declarations(meta, where)
     f = FileIndex(path, partial, schema, meta, {c.name: c for c in cols}, size=buf.size)
     f.observation_space, f.action_space = _spaces_of(meta, cols, where)
@@ -269,7 +270,8 @@ def check_declarations(meta: dict[str, Any], where: str) -> list[fmt.Column]:
 
 def _spaces_of(meta: dict[str, Any], cols: list[fmt.Column], where: str) -> tuple[Any, Any]:
     """The file's spaces (their sizes were checked), which must declare exactly its leaf columns."""
-    from trajarena.format.spaces import leaf_fields, space_from_json
+    from trajarena.format.leaves import leaf_fields
+    from trajarena.format.spaces import space_from_json
 
     try:
         obs, act = space_from_json(meta["observation_space"]), space_from_json(meta["action_space"])

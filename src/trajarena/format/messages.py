@@ -20,6 +20,7 @@ import pyarrow as pa
 from trajarena.errors import CorruptFileError, FormatError
 from trajarena.format import limits
 from trajarena.format import schema as fmt
+from trajarena.format.metadata import loads
 
 __all__ = ["Flat", "buffer_layout", "check_batch_message"]
 
@@ -153,7 +154,7 @@ def check_batch_message(msg: pa.ipc.Message, layout: tuple[list, list], max_rows
             raise CorruptFileError(f"{where}: a chunk lacks its {fmt.CHUNK_KEY!r} metadata.")
         if len(raw) > limits.MAX_METADATA_BYTES or kvs.get(fmt.CHUNK_KEY.encode() + b".crc32") != str(zlib.crc32(raw)).encode():
             raise CorruptFileError(f"{where}: a chunk's metadata is damaged (checksum or size).")
-        chunk = fmt.loads(raw)
+        chunk = loads(raw)
         if not isinstance(chunk, dict) or not isinstance(chunk.get("crc32", {}), dict):
             raise CorruptFileError(f"{where}: chunk metadata is not a JSON object with a 'crc32' object.")
         return rows, chunk

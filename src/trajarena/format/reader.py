@@ -35,8 +35,8 @@ from trajarena.format.index import (
     index_live_partial,
     map_file,
 )
+from trajarena.format.leaves import compile_getter, leaf_fields
 from trajarena.format.messages import buffer_layout, check_batch_message
-from trajarena.format.spaces import compile_getter, leaf_fields
 
 __all__ = ["Episode", "EpisodeInfo", "Step", "TrajectoryReader", "decode_batch", "open_trajectories"]
 

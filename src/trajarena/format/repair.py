@@ -33,6 +33,7 @@ from trajarena.format.index import (
     index_header,
 )
 from trajarena.format.messages import check_batch_message
+from trajarena.format.metadata import encode_chunk_meta, json_safe
 from trajarena.format.reader import TrajectoryReader
 from trajarena.format.rewrite import discarded_episodes, drop_episodes
 from trajarena.format.segment import TEMP_SUFFIXES
@@ -143,7 +144,7 @@ def _salvage(path: Path) -> tuple[FileIndex, list[_Piece], bool]:
 
 def _crash_end(ep: int, seed: Any, length: int, total: float) -> dict[str, Any]:
     """The end record of a cut episode; one with no step (a lone reset row) is marked discarded (never read)."""
-    return {"episode": ep, "seed": seed, "length": length, "return": fmt.json_safe(total), "terminated": False,
+    return {"episode": ep, "seed": seed, "length": length, "return": json_safe(total), "terminated": False,
             "truncated": True, "end_reason": "crash" if length else "discarded", "final_info": {}}
 
 
@@ -201,7 +202,7 @@ def _renumber(pieces: list[_Piece], f: FileIndex) -> int:
         for end in p.meta.get("ends", []):
             state = open_eps.pop(int(end["episode"]), None)
             if state is not None:  # else its rows were lost with a damaged chunk
-                end = {**end, "episode": state[0], "length": state[1] - 1, "return": fmt.json_safe(state[2])}
+                end = {**end, "episode": state[0], "length": state[1] - 1, "return": json_safe(state[2])}
                 if state[4]:  # a piece that began after a gap, not at a reset
                     end.update(truncated=True, end_reason="crash" if state[1] > 1 else "discarded")
                 ends.append(end)
@@ -360,7 +361,7 @@ def _repair_one(path: Path, force: bool) -> str | None | tuple[Path, int, int]:
     options = pa.ipc.IpcWriteOptions(compression=codec)
     with pa.OSFile(os.fsencode(tmp), "wb") as sink, pa.ipc.new_file(sink, f.schema, options=options) as w:
         for p in pieces:
-            w.write_batch(p.batch, custom_metadata=fmt.encode_chunk_meta(p.meta))
+            w.write_batch(p.batch, custom_metadata=encode_chunk_meta(p.meta))
     os.replace(tmp, final)
     os.remove(path)
     return final, len(f.episodes), sum(e.length for e in f.episodes)

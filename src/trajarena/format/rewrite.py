@@ -24,6 +24,7 @@ import pyarrow as pa
 from trajarena.errors import CorruptFileError
 from trajarena.format import schema as fmt
 from trajarena.format.index import ARROW_ERRORS, FileIndex, index_file, map_file
+from trajarena.format.metadata import encode_chunk_meta
 
 __all__ = ["copy_without", "discarded_episodes", "drop_episodes"]
 
@@ -97,7 +98,7 @@ def copy_without(path: Path, out: Path, drop: set[int]) -> None:
                 batch = pa.ipc.read_record_batch(pa.ipc.read_message(pa.BufferReader(buf.slice(offset))), f.schema)
                 kept = drop_episodes(f, batch, chunk, drop)
                 if kept is not None:
-                    writer.write_batch(kept[0], custom_metadata=fmt.encode_chunk_meta(kept[1]))
+                    writer.write_batch(kept[0], custom_metadata=encode_chunk_meta(kept[1]))
     except ARROW_ERRORS as exc:
         out.unlink(missing_ok=True)
         raise CorruptFileError(f"{path}: a chunk cannot be copied ({exc}).") from exc

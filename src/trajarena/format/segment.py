@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from trajarena.format import schema as fmt
+from trajarena.format.metadata import encode_chunk_meta, encode_metadata
 from trajarena.format.rewrite import copy_without
 
 __all__ = ["TEMP_SUFFIXES", "SegmentFile"]
@@ -90,7 +91,7 @@ class SegmentFile:
                 doc["crc32"] = {**doc.get("crc32", {}), **empty_crc}
                 arrays = [batch.column(f.name) if f.name in batch.schema.names else pa.nulls(batch.num_rows, f.type)
                           for f in self.schema]
-                self.write(pa.record_batch(arrays, schema=self.schema), fmt.encode_chunk_meta(doc))
+                self.write(pa.record_batch(arrays, schema=self.schema), encode_chunk_meta(doc))
         os.replace(tmp, self.path)
 
     def finish(self, fsync: bool) -> Path | None:
@@ -140,7 +141,7 @@ class SegmentFile:
         fields += [pa.field(fmt.REWARD, pa.float64(), True), pa.field(fmt.TERMINATED, pa.bool_(), False),
                    pa.field(fmt.TRUNCATED, pa.bool_(), False)]
         fields += [pa.field(c.name, c.arrow_type(), True) for c in info_cols]
-        self.schema = pa.schema(fields, metadata=fmt.encode_metadata(self._meta))
+        self.schema = pa.schema(fields, metadata=encode_metadata(self._meta))
         self._sink = pa.OSFile(os.fsencode(path), "wb")
         self._lock(path)
         codec = None if self._codec is None else pa.Codec(self._codec, self._level)
@@ -148,7 +149,7 @@ class SegmentFile:
         self._arrow = pa.ipc.new_file(self._sink, self.schema, options=options)
         # Arrow writes the schema with the first batch: an empty one puts it on disk now, so no
         # .partial file is ever empty (a kill at any moment leaves a file repair can read)
-        self.write(self.empty_batch(), fmt.encode_chunk_meta({"crc32": {}, "starts": [], "ends": []}))
+        self.write(self.empty_batch(), encode_chunk_meta({"crc32": {}, "starts": [], "ends": []}))
 
     def _close(self) -> None:
         self._arrow.close()

@@ -44,6 +44,7 @@ from trajarena.format.chunks import Chunk, ChunkBuffers
 from trajarena.format.encoder import ChunkEncoder
 from trajarena.format.handoff import POLL_SECONDS, ProcessHandoff
 from trajarena.format.info import cut_info
+from trajarena.format.metadata import check_user_metadata
 from trajarena.format.spaces import space_to_json
 from trajarena.format.writer_process import WriterLink, choose_writer
 from trajarena.settings.recording import WriterSettings
@@ -104,7 +105,7 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
     ) -> None:
         opts = WriterSettings.from_dict(settings, **options)
         metadata = dict(metadata or {})
-        fmt.check_user_metadata(metadata)
+        check_user_metadata(metadata)
         self.folder = Path(folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from trajarena.errors import MismatchError, SettingsError
 from trajarena.format import schema as fmt
 from trajarena.format.columns import _Column, _TrajFile
-from trajarena.errors import MismatchError, SettingsError
 from trajarena.format.discover import finished_name, no_trajectories
-from trajarena.format.spaces import compile_getter, leaf_fields
+from trajarena.format.leaves import compile_getter, leaf_fields
 from trajarena.replay.catalog import list_trajectory_files
 from trajarena.replay.records import Episode, EpisodeInfo, Transition, Window
 from trajarena.replay.views import View
