@@ -105,7 +105,7 @@ def test_a_file_still_being_created_is_in_progress_not_an_error(first_file: Path
 ])
 def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path, capsys: pytest.CaptureFixture,
                                                                reader: str) -> None:
-    """Hammer for ~2.5 s: a real recorder opens a file and renames it to .arrow every ~0.1 s."""
+    """Hammer for ~2.5 s (20 calls at least): a real recorder opens a file and renames it to .arrow every ~0.1 s."""
     calls_of = {
         "library": (("TrajectoryReader", lambda: TrajectoryReader(first_file, include_partial=True).num_episodes),
                     ("verify", lambda: verify(first_file).damaged)),
@@ -117,8 +117,8 @@ def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path,
     calls = 0
     try:
         assert recorder.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 2.5
-        while time.monotonic() < deadline:
+        start = time.monotonic()  # 2.5 s and 20 calls at least (a loaded machine makes calls slow), 60 s at most
+        while (time.monotonic() < start + 2.5 or calls < 20) and time.monotonic() < start + 60:
             for what, call in calls_of:
                 calls += 1
                 try:
@@ -133,7 +133,7 @@ def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path,
         recorder.stdin.close()
         assert recorder.stdout.read().strip() == "closed"
         recorder.wait(timeout=30)
-    assert calls > 20, calls
+    assert calls >= 20, calls
     assert not errors, f"{len(errors)} of {calls} calls failed, e.g. " + " | ".join(sorted(set(errors))[:5])
     report = verify(first_file)
     assert report.clean and len(report.ok) > 10, report  # the recording went on: files appeared meanwhile
