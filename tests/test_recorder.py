@@ -197,6 +197,18 @@ print(before == [], inside == [], "pandas" in sys.modules)  # the writer's first
 """
 
 
+READS_IN_THE_CONTEXT = """
+import contextvars, sys
+from trajarena.format.reader import TrajectoryReader
+from trajarena.replay.dataset import TrajectoryDataset
+
+reader = TrajectoryReader(sys.argv[1])
+episode = reader.read_episode(0)
+frames = TrajectoryDataset(sys.argv[1]).column("obs")
+print(list(contextvars.copy_context().keys()) == [], "pandas" in sys.modules, len(frames))
+"""
+
+
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_recording_sets_no_context_variable_in_the_game_loops_thread(tmp_path: Path, mode: str) -> None:
     """Importing pandas (pyarrow does, on the writer's first array) sets the decimal module's context
@@ -213,3 +225,20 @@ def test_recording_sets_no_context_variable_in_the_game_loops_thread(tmp_path: P
     assert run.returncode == 0, run.stderr
     # no variable before nor while recording, though pandas was imported by then
     assert run.stdout.split() == ["True", "True", "True"]
+
+
+def test_reading_sets_no_context_variable_in_the_callers_thread(tmp_path: Path) -> None:
+    """As recording: a training loop that read files keeps numpy's fast path (see schema.warm_pyarrow)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("pandas") is None:
+        pytest.skip("pandas is not installed: pyarrow imports nothing that sets a context variable")
+    env = TrajectoryRecorder(gym.make("CartPole-v1"), tmp_path, username="x")
+    played = run_episodes(env, 2, seed=0)
+    env.close()
+    run = subprocess.run([sys.executable, "-c", READS_IN_THE_CONTEXT, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "True", str(sum(len(ep["rewards"]) + 1 for ep in played))]

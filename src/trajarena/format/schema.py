@@ -30,6 +30,8 @@ metadata of the episodes that ended by the end of the chunk (``ends``: seed, len
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import math
 import os
 import socket
@@ -211,8 +213,25 @@ def episode_ids(recording: str, episodes: Sequence[int], counts: Sequence[int]) 
     return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
+@functools.cache
+def warm_pyarrow() -> None:
+    """Let pyarrow do its lazy one-time imports now, in a context of its own (once per process).
+
+    pyarrow imports pandas (when installed) on its first conversion (``pa.array()``,
+    ``Array.to_numpy()``), and importing pandas sets the ``decimal`` module's context variable in the
+    calling thread. Once a thread has a context variable set, every numpy allocation and ufunc in it
+    looks numpy's own (unset) variables up in that context instead of returning at once: the game
+    loop or the training loop that recorded or read a file would run slower from then on (``duel``
+    under callgrind: ~10,000 more instructions a step). Importing it here, in a new context, leaves
+    the caller's thread as it was. The writer also needs the import done in the game loop's thread
+    before its own thread's first array (see :class:`~trajarena.format.writer.TrajectoryWriter`).
+    """
+    contextvars.Context().run(pa.array, np.zeros(1))
+
+
 def to_arrow(col: Column, values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     """Convert ``values`` (rows first) to the Arrow array of ``col``; ``mask`` marks nulls."""
+    warm_pyarrow()
     if col.dtype == "object":
         return pa.array(list(values), type=pa.string(), mask=mask)
     if col.packed:
@@ -230,6 +249,7 @@ def to_arrow(col: Column, values: np.ndarray, mask: np.ndarray | None = None) ->
 
 def from_arrow(col: Column, arr: pa.Array) -> np.ndarray:
     """Convert an Arrow column back to a numpy array of shape ``(rows, *col.shape)`` (stored form)."""
+    warm_pyarrow()
     if col.dtype == "object":
         return np.array(arr.to_pylist(), dtype=object)
     if col.packed:

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextvars
-import functools
 import os
 import queue
 import threading
@@ -35,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from gymnasium import spaces
 
 from trajarena.errors import RecordingError, TrajArenaError
@@ -176,7 +173,7 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
         # thread holds it); the game loop waits in _wait_free when every chunk it may allocate is out
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         try:
-            _warm_pyarrow()
+            fmt.warm_pyarrow()  # in this thread: see its doc
             self._begin()
             self._thread = threading.Thread(target=self._run, name="trajarena-writer", daemon=True)
             self._thread.start()
@@ -394,21 +391,6 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
             else:
                 self._encoder.write(chunk, chunk.flushed, hi, starts, ends, cut_info(dict(chunk.info), chunk.flushed, hi))
             chunk.flushed, chunk.ends_flushed = hi, n_ends
-
-
-@functools.cache
-def _warm_pyarrow() -> None:
-    """Let pyarrow do its lazy one-time imports now, in the caller's thread.
-
-    pyarrow imports pandas (when installed) on its first ``pa.array()``; if that first call were the
-    writer thread's while the interpreter exits (an unclosed writer saved by ``atexit``), pandas could
-    not register its own exit hook and the file would stay ``.partial``. It runs in a context of its
-    own: importing pandas sets the ``decimal`` module's context variable, and once the game loop's
-    thread has a context variable set, every numpy allocation and ufunc in it looks its own
-    (unset) variables up in that context instead of returning at once (duel: ~7,000 more
-    instructions a step, the env's own numpy work included).
-    """
-    contextvars.Context().run(pa.array, np.zeros(1))
 
 
 def _closer(ref: weakref.ref) -> Any:
