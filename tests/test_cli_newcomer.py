@@ -116,10 +116,12 @@ def test_partial_files_speak_the_command_line(tmp_path):
     _crash(tmp_path / "crashed")
     out = cli("info", tmp_path / "crashed")
     assert out.returncode == 2 and "add --partial" in out.stdout and "include_partial" not in out.stdout
+    ahead = time.time() + 120  # written by a clock that runs ahead (a loaded CI machine outlasts a moment ago)
     for partial in (tmp_path / "crashed").glob("*.partial"):
-        os.utime(partial)  # modified a moment ago: repair waits, in case a writer elsewhere still has it
+        os.utime(partial, (ahead, ahead))  # repair waits, in case a writer elsewhere still has it
     out = cli("repair", tmp_path / "crashed")
     assert "skipped" in out.stdout and "pass --force" in out.stdout and "force=True" not in out.stdout
+    assert "ahead of this machine's clock" in out.stdout and " ago" not in out.stdout
     assert "another machine" not in out.stdout and "on this machine" in out.stdout
     record_some(tmp_path / "crashed")  # a finished file next to the .partial one
     out = cli("info", tmp_path / "crashed")

@@ -290,8 +290,9 @@ def _recent(path: Path, flush_seconds: object = None) -> str | None:
     """Why ``path`` may belong to a running recording on a machine whose locks are not visible, or ``None``."""
     window = max(1.0, _RECENT_FLUSHES * (flush_seconds if isinstance(flush_seconds, int | float) else 2.0))
     age = time.time() - path.stat().st_mtime
-    if age < window:
-        return (f"modified {age:.1f} s ago: a recording on another machine may still be writing it; "
+    if age < window:  # a time ahead of this clock: the writer's clock runs ahead, so it may still be writing
+        when = f"{age:.1f} s ago" if age >= 0 else f"{-age:.1f} s ahead of this machine's clock"
+        return (f"modified {when}: a recording on another machine may still be writing it; "
                 f"repair it later or pass force=True")
     return None
 
