@@ -107,7 +107,16 @@ def _crash(folder: Path) -> None:
             "for _ in range(30): env.step(env.action_space.sample())\n"
             "time.sleep(0.6)\n"
             "env.step(env.action_space.sample())\n"  # a step after flush_seconds writes the chunk
-            "time.sleep(0.3)\n"
+            "from trajarena.format.reader import TrajectoryReader\n"
+            "def on_disk():\n"
+            "    try:\n"
+            f"        return TrajectoryReader({str(folder)!r}, include_partial=True).num_steps\n"
+            "    except arena.errors.TrajArenaError:\n"
+            "        return 0\n"
+            "deadline = time.monotonic() + 60\n"
+            "while on_disk() < 31:\n"  # the rows are in the file: then die
+            "    assert time.monotonic() < deadline, 'the rows never reached the file'\n"
+            "    time.sleep(0.02)\n"
             "os._exit(0)\n")
     subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": SRC}, check=True, timeout=120)
 

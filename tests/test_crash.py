@@ -202,7 +202,26 @@ def test_repair_never_touches_a_recording_that_is_still_running(tmp_path: Path) 
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+    ahead = time.time() + 120  # just modified (set, so that a slow machine cannot outlast the window)
+    os.utime(path, (ahead, ahead))
     report = repair(folder)  # dead, but just modified: the recency check waits for force or later
     assert path in report.skipped and "force=True" in report.skipped[path]
     report = repair(folder, force=True)  # the lock died with the process
     assert list(report.repaired) == [path] and verify(folder).clean
+
+
+def test_the_recency_window_counts_flushes_and_clocks_that_run_ahead(tmp_path):
+    """A .partial modified within 4 flush intervals (at least 1 s) may still be written elsewhere: repair waits."""
+    from trajarena.format.repair import _recent
+
+    path = tmp_path / "x.arrow.partial"
+    path.write_bytes(b"x")
+    now = time.time()
+    for age, flush_seconds, waits in [(0.5, 2.0, True), (6.0, 2.0, True), (9.0, 2.0, False), (0.5, 0.1, True),
+                                      (5.0, 0.1, False), (60.0, None, False), (3.0, None, True), (-30.0, 2.0, True)]:
+        os.utime(path, (now - age, now - age))
+        why = _recent(path, flush_seconds)
+        assert (why is not None) == waits, (age, flush_seconds, why)
+        if waits:
+            assert "pass force=True" in why
+            assert ("ahead of this machine's clock" in why) == (age < 0) and "-" not in why.split(":")[0], why

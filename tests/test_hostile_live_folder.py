@@ -117,8 +117,10 @@ def test_reading_a_folder_while_other_processes_record_into_it(first_file: Path,
     calls = 0
     try:
         assert recorder.stdout.readline().strip() == "ready"
-        start = time.monotonic()  # 2.5 s and 20 calls at least (a loaded machine makes calls slow), 60 s at most
-        while (time.monotonic() < start + 2.5 or calls < 20) and time.monotonic() < start + 60:
+        start = time.monotonic()  # 2.5 s and 20 calls at least (a loaded machine makes calls slow), 60 s at most,
+        # and until the folder holds 11 finished files (a starved recorder is slow)
+        while ((time.monotonic() < start + 2.5 or calls < 20 or len(list(first_file.glob("*.arrow"))) < 11)
+               and time.monotonic() < start + 60):
             for what, call in calls_of:
                 calls += 1
                 try:

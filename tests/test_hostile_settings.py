@@ -25,7 +25,7 @@ from trajarena.recording.recorder import TrajectoryRecorder, VectorTrajectoryRec
 
 #: Records CartPole with the given writer options (JSON in argv[2]) and reports, one line each: the
 #: construction, then how the steps and close() ended. A watchdog ends the process if the game loop
-#: makes no progress for 3 s (a hang), printing the step it hung at.
+#: makes no progress for 20 s (a hang; a loaded machine takes seconds), printing the step it hung at.
 STEPPER = """
 import json, os, sys, threading, time
 import gymnasium as gym
@@ -40,7 +40,7 @@ progress = {"step": 0, "at": time.monotonic()}
 def watchdog():
     while True:
         time.sleep(0.1)
-        if time.monotonic() - progress["at"] > 3:
+        if time.monotonic() - progress["at"] > 20:
             print(f"hung at step {progress['step']}", flush=True)
             os._exit(3)
 threading.Thread(target=watchdog, daemon=True).start()
@@ -50,6 +50,7 @@ except TrajArenaError as exc:
     print(f"construction: {type(exc).__name__}: {exc}", flush=True)
     raise SystemExit(0)
 print("construction: ok", flush=True)
+progress["at"] = time.monotonic()  # the construction (pyarrow's first use) is not the game loop
 try:
     e = 0
     while progress["step"] < steps:
@@ -64,6 +65,7 @@ try:
     print(f"steps: ok {progress['step']}", flush=True)
 except TrajArenaError as exc:
     print(f"steps: {type(exc).__name__} at step {progress['step']}: {exc!r} cause={exc.__cause__!r}", flush=True)
+progress["at"] = time.monotonic()
 try:
     env.close()
     print("close: ok", flush=True)
@@ -76,7 +78,7 @@ def _step_child(folder: Path, options: dict, steps: int, fsize: int | None = Non
     import json
 
     args = ["-c", STEPPER, str(folder), json.dumps(options), str(steps)] + ([str(fsize)] if fsize else [])
-    run = run_child(args, timeout=60)
+    run = run_child(args, timeout=120)
     assert not run.timed_out, "the child hung past its own watchdog"
     return run.stdout.strip().splitlines() + ([f"stderr: {run.stderr.strip()[-1500:]}"] if run.stderr.strip() else [])
 

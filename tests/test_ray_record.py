@@ -5,6 +5,7 @@ One local Ray cluster (2 CPUs) serves the module; the tests are marked slow.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import time
@@ -85,9 +86,23 @@ def test_a_killed_worker_is_re_run_and_its_leftovers_removed(ray_local, tmp_path
 
     def killer(env, player, seed):
         """A random agent whose process dies (os._exit) at its 70th step, in the first task to get there."""
+        from trajarena.format.reader import TrajectoryReader
         from trajarena.learn.agents import make_agent
 
         inner, steps = make_agent("random", env, player, seed), [0]
+
+        def until_an_episode_is_on_disk(staging: str) -> None:
+            """Wait (60 s at most) until the writer thread has put the finished episode in a staging file."""
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                for path in glob.glob(os.path.join(staging, "**", "*.arrow.partial"), recursive=True):
+                    try:
+                        if any(e.end_reason == "env" for e in TrajectoryReader(path, include_partial=True).episodes):
+                            return
+                    except arena.errors.TrajArenaError:
+                        pass  # not written yet
+                time.sleep(0.01)
+            raise AssertionError("the finished episode never reached the staging folder")
 
         class Killer:
             def reset(self, seed=None):
@@ -98,7 +113,7 @@ def test_a_killed_worker_is_re_run_and_its_leftovers_removed(ray_local, tmp_path
                 if steps[0] == 70:  # the second episode of its task: the first one is finished, in staging
                     try:
                         os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
-                        time.sleep(0.5)  # the writer thread puts the finished first episode on disk (~50 ms)
+                        until_an_episode_is_on_disk(os.path.join(os.path.dirname(marker), "staging"))
                         os._exit(1)
                     except FileExistsError:
                         pass

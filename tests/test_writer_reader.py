@@ -193,7 +193,7 @@ def test_partial_files_are_skipped_with_warning_or_read_on_request(tmp_path: Pat
     for _ in range(4):
         w.step(1, np.zeros(2, np.float32), 1.0, False, False)
     w.flush()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not list(tmp_path.glob("*.partial")) or TrajectoryReader(tmp_path, include_partial=True).num_steps < 7:
         assert time.monotonic() < deadline, "the flushed rows never reached the file"
         time.sleep(0.02)
@@ -334,7 +334,7 @@ def test_stalled_game_loop_is_flushed_by_the_thread(tmp_path: Path) -> None:
         w.step(t % 2, np.full(2, t, np.float32), 1.0, t == 4, False)
     w.reset(np.zeros(2, np.float32))
     w.step(1, np.ones(2, np.float32), 2.0, False, False)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while True:  # the game loop is "paused": no call into the writer
         time.sleep(0.05)
         try:
@@ -429,7 +429,7 @@ def test_discard_drops_the_episode_and_keeps_the_next(tmp_path: Path, where: str
     for t in range(1, 11):
         w.step(2, o(100 + t), 5.0, False, False, {"k": t})
         if where == "after an idle flush" and t == 7:  # the thread writes rows 0-7 of it, the game loop adds more
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 60
             while _steps_on_disk(tmp_path) < 3 + 7:
                 assert time.monotonic() < deadline, "the idle flush never came"
                 time.sleep(0.01)
