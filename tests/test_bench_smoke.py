@@ -61,6 +61,18 @@ def test_bench_record_quick(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("trajarena-")) == []
 
 
+def test_record_paired_quick(tmp_path):
+    proc = _run("record_paired.py", tmp_path, "--envs", "duel", "CartPole-v1")  # a writer process, a thread
+    assert "[duel] pair ratios:" in proc.stdout and "[CartPole-v1] pair ratios:" in proc.stdout
+    rows = {row["env"]: row for row in _load(tmp_path, "record_paired")["rows"]}
+    assert set(rows) == {"duel", "CartPole-v1"}
+    for row in rows.values():
+        assert row["pairs x steps"] == "4 x 50"
+        q1, q3 = map(float, row["ratio q1 - q3"].split(" - "))
+        assert 0 < q1 <= row["ratio median"] <= q3 and row["ratio of totals"] > 0 and row["close() ms"] > 0
+        assert row["raw steps/s"] > 0 and row["recording steps/s"] > 0
+
+
 def test_bench_replay_quick(tmp_path):
     proc = _run("bench_replay.py", tmp_path, "--envs", "CartPole-v1", "--workdir", str(tmp_path))
     assert "Replay and random access" in proc.stdout
