@@ -32,33 +32,61 @@
 #include <emmintrin.h>
 #define TRAJARENA_SSE2 1
 #endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define TRAJARENA_AVX2 1 /* compiled for any x86-64, used where the CPU has it (see PyInit__capture) */
+#endif
 
 #define MAX_DEPTH 64
 /* rows at least this big are written with non-temporal stores: a chunk is read by the writer long
  * after the game loop wrote it, so pulling its cache lines in first (a read per line) is wasted, and
  * the env's own data stays in the cache. Measured on duel (73 kB frames, 2-core VM, 7 interleaved
  * runs): recorder 4.57 us a step and env 44.7 us, against 4.58 / 45.0 with memcpy and 4.95 / 45.4 with
- * memcpy + a prefetch of the next row. */
+ * memcpy + a prefetch of the next row. On a 2-core AMD EPYC VM a 73 kB row takes 2.7 us with 16-byte
+ * non-temporal stores, 7 us with memcpy, and ~8 % less than 16-byte with 32-byte (AVX2) stores. */
 #define STREAM_BYTES (16 * 1024)
+
+#ifdef TRAJARENA_SSE2
+/* ``n`` (a multiple of 64) bytes to a 32-byte aligned ``dst`` with non-temporal stores */
+static void stream_sse2(char *dst, const char *src, size_t n)
+{
+    for (size_t blocks = n / 64; blocks; blocks--, src += 64, dst += 64) {
+        __m128i a = _mm_loadu_si128((const __m128i *)src);
+        __m128i b = _mm_loadu_si128((const __m128i *)(src + 16));
+        __m128i c = _mm_loadu_si128((const __m128i *)(src + 32));
+        __m128i d = _mm_loadu_si128((const __m128i *)(src + 48));
+        _mm_stream_si128((__m128i *)dst, a);
+        _mm_stream_si128((__m128i *)(dst + 16), b);
+        _mm_stream_si128((__m128i *)(dst + 32), c);
+        _mm_stream_si128((__m128i *)(dst + 48), d);
+    }
+}
+
+static void (*stream)(char *, const char *, size_t) = stream_sse2;
+#endif
+
+#ifdef TRAJARENA_AVX2
+__attribute__((target("avx2"))) static void stream_avx2(char *dst, const char *src, size_t n)
+{
+    for (size_t blocks = n / 64; blocks; blocks--, src += 64, dst += 64) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)src);
+        __m256i b = _mm256_loadu_si256((const __m256i *)(src + 32));
+        _mm256_stream_si256((__m256i *)dst, a);
+        _mm256_stream_si256((__m256i *)(dst + 32), b);
+    }
+}
+#endif
 
 static void copy_bytes(char *dst, const char *src, size_t n)
 {
 #ifdef TRAJARENA_SSE2
     if (n >= STREAM_BYTES) {
-        size_t head = (16 - ((uintptr_t)dst & 15)) & 15;
+        size_t head = (32 - ((uintptr_t)dst & 31)) & 31, body;
         memcpy(dst, src, head);
         dst += head, src += head, n -= head;
-        for (size_t blocks = n / 64; blocks; blocks--, src += 64, dst += 64) {
-            __m128i a = _mm_loadu_si128((const __m128i *)src);
-            __m128i b = _mm_loadu_si128((const __m128i *)(src + 16));
-            __m128i c = _mm_loadu_si128((const __m128i *)(src + 32));
-            __m128i d = _mm_loadu_si128((const __m128i *)(src + 48));
-            _mm_stream_si128((__m128i *)dst, a);
-            _mm_stream_si128((__m128i *)(dst + 16), b);
-            _mm_stream_si128((__m128i *)(dst + 32), c);
-            _mm_stream_si128((__m128i *)(dst + 48), d);
-        }
-        memcpy(dst, src, n % 64);
+        body = n - n % 64;
+        stream(dst, src, body);
+        memcpy(dst + body, src + body, n - body);
         _mm_sfence(); /* the stores are visible before the chunk is handed over */
         return;
     }
@@ -98,6 +126,31 @@ static int store_int(char *dst, int type_num, int size, PyObject *value)
     }
 }
 
+/* A numpy scalar whose type is exactly the buffer's scalar type into ``dst``; 1 if stored, 0 if not
+ * (a type that is not listed here: the general path below asks numpy). */
+static int store_scalar(char *dst, int type_num, PyObject *value)
+{
+#define SCALAR(NUM, NAME, CTYPE) \
+    case NUM: memcpy(dst, &PyArrayScalar_VAL(value, NAME), sizeof(CTYPE)); return 1;
+    switch (type_num) {
+    SCALAR(NPY_BOOL, Bool, npy_bool)
+    SCALAR(NPY_BYTE, Byte, npy_byte)
+    SCALAR(NPY_UBYTE, UByte, npy_ubyte)
+    SCALAR(NPY_SHORT, Short, npy_short)
+    SCALAR(NPY_USHORT, UShort, npy_ushort)
+    SCALAR(NPY_INT, Int, npy_int)
+    SCALAR(NPY_UINT, UInt, npy_uint)
+    SCALAR(NPY_LONG, Long, npy_long)
+    SCALAR(NPY_ULONG, ULong, npy_ulong)
+    SCALAR(NPY_LONGLONG, LongLong, npy_longlong)
+    SCALAR(NPY_ULONGLONG, ULongLong, npy_ulonglong)
+    SCALAR(NPY_FLOAT, Float, npy_float)
+    SCALAR(NPY_DOUBLE, Double, npy_double)
+    default: return 0;
+    }
+#undef SCALAR
+}
+
 /* The direct copy of ``value`` into row ``row`` of ``buf``: 1 if done, 0 if numpy must do it. */
 static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
 {
@@ -135,6 +188,8 @@ static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
     }
     if (nd != 1)
         return 0; /* a scalar into a row of several values: numpy broadcasts it */
+    if ((PyObject *)Py_TYPE(value) == (PyObject *)descr->typeobj && store_scalar(dst, type_num, value))
+        return 1; /* a numpy scalar of the buffer's own type (not a subclass): its value, without the lookups below */
     if (PyArray_IsScalar(value, Generic)) {
         PyArray_Descr *sd = PyArray_DescrFromScalar(value);
         if (sd == NULL) {
@@ -456,5 +511,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__capture(void)
 {
     import_array();
+#ifdef TRAJARENA_AVX2
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2"))
+        stream = stream_avx2;
+#endif
     return PyModule_Create(&module);
 }
