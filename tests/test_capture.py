@@ -340,6 +340,82 @@ def test_step_stores_every_part_and_leaves_other_mappings_to_python() -> None:
         _capture.step(5, 1, {"a": 1}, 1.0, False, False, None, plan)
 
 
+HINTED = spaces.Dict(health=spaces.Box(0, 9, (1,), np.int16),
+                     body=spaces.Dict(kind=spaces.Discrete(4), pos=spaces.Box(-1, 1, (2,))), side=spaces.Discrete(3))
+#: how a step's dicts are built: the env's usual way, another key order, keys that are equal strings but other
+#: objects, a deleted entry before them, an extra key, a dict subclass
+DICT_WAYS = st.sampled_from(["same", "same", "same", "reversed", "copied keys", "hole", "extra", "subclass"])
+
+
+def _built(way: str, items: list[tuple[str, Any]]) -> dict:
+    if way == "reversed":
+        items = items[::-1]
+    elif way == "copied keys":
+        items = [("".join(list(k)) + "", v) for k, v in items]  # equal, not the same object
+    out: dict = {}
+    if way == "hole":
+        out["zz"] = 0
+    for k, v in items:
+        out[k] = v
+    if way == "hole":
+        del out["zz"]
+    if way == "extra":
+        out["unused"] = 1
+    return type("Sub", (dict,), {})(out) if way == "subclass" else out
+
+
+@needs_c
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(DICT_WAYS, DICT_WAYS, st.integers(0, 3), st.integers(-5, 5)), min_size=1, max_size=12))
+def test_lookup_hints_change_nothing_that_is_stored(steps: list) -> None:
+    # the same steps through a plan with hints (kept across steps, as the writer keeps them) and one without
+    def buffers() -> tuple:
+        obs = [np.zeros((4, *f.shape), f.dtype) for f in leaf_fields(HINTED, "obs")]
+        slots = {"hits": (int, (), np.zeros(4, np.int64), np.zeros(4, bool)),
+                 "speed": (float, (), np.zeros(4), np.zeros(4, bool))}
+        plan = ((), leaf_plan(HINTED, obs), np.zeros(4), np.zeros(4, bool), np.zeros(4, bool), slots, object(),
+                np.zeros(1, np.uint8))
+        return obs, slots, plan
+
+    (obs_h, slots_h, plan_h), (obs_p, slots_p, plan_p) = buffers(), buffers()
+    hints = np.full(16, -1, np.int64)
+    for i, (obs_way, info_way, c, x) in enumerate(steps):
+        value = _built(obs_way, [("health", np.array([c], np.int16)), ("body", _built(obs_way, [
+            ("kind", c), ("pos", np.array([x / 10, -x / 10], np.float32))])), ("side", c % 3)])
+        info = _built(info_way, [("hits", x), ("speed", x / 3)])
+        got = _capture.step(i % 4, None, value, float(x), False, False, info, (*plan_h, hints))
+        want = _capture.step(i % 4, None, value, float(x), False, False, info, plan_p)
+        assert got == want
+        for h, p in zip(obs_h, obs_p, strict=True):
+            assert h.tobytes() == p.tobytes()
+        for key in slots_h:
+            assert slots_h[key][2].tobytes() == slots_p[key][2].tobytes()
+            assert slots_h[key][3].tolist() == slots_p[key][3].tolist()
+    if all("copied keys" not in step for step in steps):  # the same key objects: every dict lookup has its hint
+        assert (hints[:7] >= 0).all() or any("subclass" in step for step in steps)
+    else:  # a key that was another (equal) object: that lookup is plain from then on
+        assert (hints[:7] == -2).any()
+
+
+@needs_c
+def test_lookup_hints_of_the_wrong_kind_are_ignored_and_a_missing_key_still_raises() -> None:
+    obs = [np.zeros((2, *f.shape), f.dtype) for f in leaf_fields(HINTED, "obs")]
+    plan = ((), leaf_plan(HINTED, obs), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool), {}, object(),
+            np.zeros(1, np.uint8))
+    value = {"health": np.array([7], np.int16), "body": {"kind": 2, "pos": np.ones(2, np.float32)}, "side": 1}
+    for hints in (np.full(8, 10**12, np.int64), np.full(8, -7, np.int64), np.zeros(8, np.int32), [0] * 8,
+                  np.zeros(0, np.int64), np.full(16, 3, np.int64)[::2]):
+        obs[0][:] = 0
+        _capture.step(1, None, value, 0.0, False, False, None, (*plan, hints))
+        assert obs[0][1].tolist() == [7]
+    hints = np.full(8, -1, np.int64)
+    _capture.step(1, None, value, 0.0, False, False, None, (*plan, hints))
+    with pytest.raises(KeyError):  # a remembered position does not hide a key that is gone
+        _capture.step(1, None, {"body": value["body"], "side": 1}, 0.0, False, False, None, (*plan, hints))
+    with pytest.raises(TypeError):  # a plan of 10
+        _capture.step(1, None, value, 0.0, False, False, None, (*plan, hints, hints))
+
+
 DTYPES = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16", "float32",
           "float64", "complex64", ">i4", ">f8"]
 EDGES = [True, False, 0, 1, -1, 127, 128, 255, 256, -128, -129, 32767, 32768, 65535, 65536, 2**31 - 1, 2**31,

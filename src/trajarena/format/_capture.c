@@ -164,21 +164,25 @@ static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
         PyArrayObject *a = (PyArrayObject *)value;
         if (PyArray_NDIM(a) != nd - 1 || !PyArray_ISCARRAY_RO(a))
             return 0;
-        for (int i = 1; i < nd; i++)
+        npy_intp count = 1; /* the row's values */
+        for (int i = 1; i < nd; i++) {
             if (PyArray_DIM(a, i - 1) != PyArray_DIM(buf, i))
                 return 0;
+            count *= PyArray_DIM(a, i - 1);
+        }
         const char *src = PyArray_BYTES(a);
-        size_t row_bytes = (size_t)(PyArray_SIZE(a) * PyArray_ITEMSIZE(buf)), src_bytes = (size_t)PyArray_NBYTES(a);
+        size_t row_bytes = (size_t)(count * PyArray_ITEMSIZE(buf)), src_bytes = (size_t)(count * PyArray_ITEMSIZE(a));
         if (src < dst + row_bytes && dst < src + src_bytes)
             return 0; /* a view of the row itself: numpy copies overlapping memory right */
-        if (PyArray_DESCR(a) == descr || PyArray_EquivTypes(PyArray_DESCR(a), descr)) {
+        /* the same built-in number type, both in native byte order (ISCARRAY): equivalent, without numpy's cast lookup */
+        if (PyArray_DESCR(a) == descr || PyArray_TYPE(a) == type_num || PyArray_EquivTypes(PyArray_DESCR(a), descr)) {
             copy_bytes(dst, src, src_bytes);
             return 1;
         }
         /* integer actions into their float64 buffer (see trajarena.format.actions): numpy's cast is C's */
         if (type_num == NPY_DOUBLE && PyArray_TYPE(a) == NPY_INT64) {
             const int64_t *ints = (const int64_t *)src;
-            for (npy_intp i = 0, n = PyArray_SIZE(a); i < n; i++) {
+            for (npy_intp i = 0; i < count; i++) {
                 double v = (double)ints[i];
                 memcpy(dst + i * sizeof v, &v, sizeof v);
             }
@@ -190,6 +194,15 @@ static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
         return 0; /* a scalar into a row of several values: numpy broadcasts it */
     if ((PyObject *)Py_TYPE(value) == (PyObject *)descr->typeobj && store_scalar(dst, type_num, value))
         return 1; /* a numpy scalar of the buffer's own type (not a subclass): its value, without the lookups below */
+    if (PyLong_CheckExact(value)) /* before the numpy scalar test, which walks a Python int's type's bases */
+        return PyTypeNum_ISINTEGER(type_num) && store_int(dst, type_num, (int)PyArray_ITEMSIZE(buf), value);
+    if (PyFloat_CheckExact(value)) {
+        if (type_num != NPY_DOUBLE)
+            return 0;
+        double v = PyFloat_AS_DOUBLE(value);
+        memcpy(dst, &v, sizeof v);
+        return 1;
+    }
     if (PyArray_IsScalar(value, Generic)) {
         PyArray_Descr *sd = PyArray_DescrFromScalar(value);
         if (sd == NULL) {
@@ -207,13 +220,6 @@ static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
         if (type_num != NPY_BOOL)
             return 0;
         *(npy_bool *)dst = value == Py_True;
-        return 1;
-    }
-    if (PyLong_CheckExact(value))
-        return PyTypeNum_ISINTEGER(type_num) && store_int(dst, type_num, (int)PyArray_ITEMSIZE(buf), value);
-    if (PyFloat_CheckExact(value) && type_num == NPY_DOUBLE) {
-        double v = PyFloat_AS_DOUBLE(value);
-        memcpy(dst, &v, sizeof v);
         return 1;
     }
     return 0;
@@ -282,11 +288,52 @@ static int action_ok(PyArrayObject *buf, Py_ssize_t row, PyObject *check)
     return 1;
 }
 
-/* ``node[key]`` (a new reference), as Python's subscript does it. */
-static PyObject *item(PyObject *node, PyObject *key)
+/* Where the dict lookups of a step found their keys the step before: positions in the dicts (PyDict_Next's),
+ * one per lookup in the order a step makes them (the plans' leaves, then the info slots), or NULL. An env
+ * builds its dicts the same way each step, so a lookup reads the entry at the remembered position and takes
+ * it when its key is the very same object: no hashing, no comparison that could run Python code. */
+typedef struct {
+    int64_t *pos;
+    Py_ssize_t n, next;
+} Hints;
+
+#define NO_HINT (-2) /* this lookup's key is in the dict as another (equal) object: plain lookups only */
+
+/* The next lookup's hint (each lookup takes one, whatever its mapping), or NULL. */
+static int64_t *next_hint(Hints *hints)
 {
+    return hints != NULL && hints->next < hints->n ? hints->pos + hints->next++ : NULL;
+}
+
+/* ``dict[key]`` (borrowed) or NULL (with an exception only if the lookup raised), through ``hint``. */
+static PyObject *dict_item(PyObject *dict, PyObject *key, int64_t *hint)
+{
+    PyObject *k, *v;
+    if (hint != NULL && *hint >= 0) {
+        Py_ssize_t pos = (Py_ssize_t)*hint;
+        if (PyDict_Next(dict, &pos, &k, &v) && k == key)
+            return v;
+    }
+    v = PyDict_GetItemWithError(dict, key);
+    if (v != NULL && hint != NULL && *hint != NO_HINT) { /* find its position for the next step */
+        PyObject *found;
+        Py_ssize_t pos = 0;
+        *hint = NO_HINT;
+        while (PyDict_Next(dict, &pos, &k, &found))
+            if (k == key) {
+                *hint = pos - 1; /* PyDict_Next leaves pos just after the entry it returned */
+                break;
+            }
+    }
+    return v;
+}
+
+/* ``node[key]`` (a new reference), as Python's subscript does it. */
+static PyObject *item(PyObject *node, PyObject *key, Hints *hints)
+{
+    int64_t *hint = next_hint(hints);
     if (PyDict_CheckExact(node)) {
-        PyObject *v = PyDict_GetItemWithError(node, key);
+        PyObject *v = dict_item(node, key, hint);
         if (v != NULL) {
             Py_INCREF(v);
             return v;
@@ -304,7 +351,7 @@ static PyObject *item(PyObject *node, PyObject *key)
 }
 
 /* Write each leaf of ``root`` that ``plan`` names into its buffer's row. 0, or -1 with an exception. */
-static int fill(Py_ssize_t row, PyObject *root, PyObject *plan, int *unchecked)
+static int fill(Py_ssize_t row, PyObject *root, PyObject *plan, int *unchecked, Hints *hints)
 {
     PyObject *nodes[MAX_DEPTH + 1];
     Py_ssize_t depth = 0;
@@ -334,12 +381,12 @@ static int fill(Py_ssize_t row, PyObject *root, PyObject *plan, int *unchecked)
             depth--;
         }
         for (Py_ssize_t k = 0; k + 1 < n; k++) {
-            PyObject *child = item(nodes[depth], PyTuple_GET_ITEM(keys, k));
+            PyObject *child = item(nodes[depth], PyTuple_GET_ITEM(keys, k), hints);
             if (child == NULL)
                 goto done;
             nodes[++depth] = child;
         }
-        PyObject *value = n ? item(nodes[depth], PyTuple_GET_ITEM(keys, n - 1)) : Py_NewRef(root);
+        PyObject *value = n ? item(nodes[depth], PyTuple_GET_ITEM(keys, n - 1), hints) : Py_NewRef(root);
         if (value == NULL)
             goto done;
         int stored = store(PyTuple_GET_ITEM(leaf, 2), row, value);
@@ -380,13 +427,33 @@ static PyObject *py_fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         PyErr_SetString(PyExc_TypeError, "fill(row, value, plan)");
         return NULL;
     }
-    if (row_arg(args[0], &row) < 0 || fill(row, args[1], args[2], NULL) < 0)
+    if (row_arg(args[0], &row) < 0 || fill(row, args[1], args[2], NULL, NULL) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
 /* The info values whose key has a slot ``(type, shape, values, present)`` and that match it. */
-static int put_info(Py_ssize_t row, PyObject *info, PyObject *slots, PyObject *skip, PyObject *slow)
+/* ``key`` appended to the list ``*slow`` (made on the first key: most steps have none). 0, or -1. */
+static int slow_key(PyObject **slow, PyObject *key)
+{
+    if (*slow == NULL && (*slow = PyList_New(0)) == NULL)
+        return -1;
+    return PyList_Append(*slow, key);
+}
+
+/* ``present[row] = True``: a C bool array's byte directly, anything else through ``store``. */
+static int store_true(PyObject *present, Py_ssize_t row)
+{
+    PyArrayObject *a = (PyArrayObject *)present;
+    if (PyArray_CheckExact(present) && PyArray_NDIM(a) == 1 && PyArray_TYPE(a) == NPY_BOOL && PyArray_ISCARRAY(a)
+        && row >= 0 && row < PyArray_DIM(a, 0)) {
+        ((npy_bool *)PyArray_DATA(a))[row] = 1;
+        return 0;
+    }
+    return store(present, row, Py_True);
+}
+
+static int put_info(Py_ssize_t row, PyObject *info, PyObject *slots, PyObject *skip, PyObject **slow, Hints *hints)
 {
     Py_ssize_t pos = 0, size = PyDict_GET_SIZE(info);
     PyObject *key, *value;
@@ -398,10 +465,10 @@ static int put_info(Py_ssize_t row, PyObject *info, PyObject *slots, PyObject *s
         }
         Py_INCREF(key);
         Py_INCREF(value);
-        PyObject *slot = PyDict_GetItemWithError(slots, key);
+        PyObject *slot = dict_item(slots, key, next_hint(hints));
         Py_XINCREF(slot);
         if (slot == NULL) {
-            rc = PyErr_Occurred() ? -1 : PyList_Append(slow, key);
+            rc = PyErr_Occurred() ? -1 : slow_key(slow, key);
         }
         else if (slot != skip) {
             int fits = PyTuple_CheckExact(slot) && PyTuple_GET_SIZE(slot) == 4
@@ -423,9 +490,9 @@ static int put_info(Py_ssize_t row, PyObject *info, PyObject *slots, PyObject *s
                 }
             }
             if (!fits)
-                rc = PyList_Append(slow, key);
+                rc = slow_key(slow, key);
             else if ((rc = store(PyTuple_GET_ITEM(slot, 2), row, value)) == 0)
-                rc = store(PyTuple_GET_ITEM(slot, 3), row, Py_True);
+                rc = store_true(PyTuple_GET_ITEM(slot, 3), row);
         }
         Py_XDECREF(slot);
         Py_DECREF(value);
@@ -444,27 +511,37 @@ PyDoc_STRVAR(step_doc,
 "step(row, action, obs, reward, terminated, truncated, info, plan)\n--\n\n"
 "One recorded step into row ``row``: the leaves of ``action`` and ``obs``, reward, terminated, truncated, "
 "and the info values that fit their slots. ``plan`` is ``(action plan, obs plan, reward, terminated, "
-"truncated, slots, skip, unchecked)``; an action leaf ``(shared, keys, buffer, check)`` is tested as "
-"ActionCheck does, and ``unchecked[0]`` set to 1 when it is outside its space or cannot be told. Returns the info keys left to Python (no slot yet, or a value that does not "
-"match it), or None; True when ``info`` is not a dict (Python stores it all).");
+"truncated, slots, skip, unchecked[, hints])``; an action leaf ``(shared, keys, buffer, check)`` is tested as "
+"ActionCheck does, and ``unchecked[0]`` set to 1 when it is outside its space or cannot be told. ``hints`` (int64, "
+"kept from step to step, -1 at first) remembers where each dict lookup found its key. Returns the info keys left "
+"to Python (no slot yet, or a value that does not match it), or None; True when ``info`` is not a dict (Python "
+"stores it all).");
 
 static PyObject *py_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t row;
-    if (nargs != 8 || !PyTuple_CheckExact(args[7]) || PyTuple_GET_SIZE(args[7]) != 8
+    if (nargs != 8 || !PyTuple_CheckExact(args[7]) || PyTuple_GET_SIZE(args[7]) < 8 || PyTuple_GET_SIZE(args[7]) > 9
         || !PyDict_CheckExact(PyTuple_GET_ITEM(args[7], 5)) || !PyArray_CheckExact(PyTuple_GET_ITEM(args[7], 7))
         || PyArray_TYPE((PyArrayObject *)PyTuple_GET_ITEM(args[7], 7)) != NPY_UINT8
         || PyArray_SIZE((PyArrayObject *)PyTuple_GET_ITEM(args[7], 7)) < 1
         || !PyArray_ISCARRAY((PyArrayObject *)PyTuple_GET_ITEM(args[7], 7))) {
         PyErr_SetString(PyExc_TypeError, "step(row, action, obs, reward, terminated, truncated, info, "
                                          "(action plan, obs plan, reward, terminated, truncated, slots, skip, "
-                                         "unchecked))");
+                                         "unchecked[, hints]))");
         return NULL;
     }
     PyObject *plan = args[7], *info = args[6];
     int unchecked = 0;
-    if (row_arg(args[0], &row) < 0 || fill(row, args[1], PyTuple_GET_ITEM(plan, 0), &unchecked) < 0
-        || fill(row, args[2], PyTuple_GET_ITEM(plan, 1), NULL) < 0)
+    Hints hints = {NULL, 0, 0}, *h = NULL;
+    if (PyTuple_GET_SIZE(plan) == 9) { /* int64 positions, one per lookup (see Hints); anything else: no hints */
+        PyArrayObject *pos = (PyArrayObject *)PyTuple_GET_ITEM(plan, 8);
+        if (PyArray_CheckExact(pos) && PyArray_TYPE(pos) == NPY_INT64 && PyArray_ISCARRAY(pos) && PyArray_NDIM(pos) == 1) {
+            hints.pos = (int64_t *)PyArray_DATA(pos), hints.n = PyArray_DIM(pos, 0);
+            h = &hints;
+        }
+    }
+    if (row_arg(args[0], &row) < 0 || fill(row, args[1], PyTuple_GET_ITEM(plan, 0), &unchecked, h) < 0
+        || fill(row, args[2], PyTuple_GET_ITEM(plan, 1), NULL, h) < 0)
         return NULL;
     if (unchecked) { /* the flag array is looked at now: Python code may have resized it meanwhile */
         PyArrayObject *flag = (PyArrayObject *)PyTuple_GET_ITEM(plan, 7);
@@ -483,17 +560,13 @@ static PyObject *py_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         Py_RETURN_TRUE; /* another mapping: Python reads it as it would */
     if (PyDict_GET_SIZE(info) == 0)
         Py_RETURN_NONE;
-    PyObject *slow = PyList_New(0);
+    PyObject *slow = NULL;
+    if (put_info(row, info, PyTuple_GET_ITEM(plan, 5), PyTuple_GET_ITEM(plan, 6), &slow, h) < 0) {
+        Py_XDECREF(slow);
+        return NULL;
+    }
     if (slow == NULL)
-        return NULL;
-    if (put_info(row, info, PyTuple_GET_ITEM(plan, 5), PyTuple_GET_ITEM(plan, 6), slow) < 0) {
-        Py_DECREF(slow);
-        return NULL;
-    }
-    if (PyList_GET_SIZE(slow) == 0) {
-        Py_DECREF(slow);
         Py_RETURN_NONE;
-    }
     return slow;
 }
 

@@ -133,6 +133,8 @@ class ChunkBuffers(InfoColumns, ABC):
         # 1 when a row since the last handoff holds an action the C setter did not find inside the space
         # (or no C setter wrote it): _check_actions then tests the rows with numpy
         self._unchecked = np.ones(1, np.uint8)
+        # where the C setter's dict lookups found their keys the step before (see _capture.c: Hints)
+        self._hints = np.full(256, -1, np.int64)
         self._arenas: dict[int, np.ndarray] = {}  # slot -> shared bytes for info columns (see _info_arrays)
         self._idle_lock = threading.Lock()  # an idle flush vs. discard() rewinding or a handoff of the current chunk
 
@@ -317,7 +319,7 @@ class ChunkBuffers(InfoColumns, ABC):
         self._reward, self._term, self._trunc = chunk.reward, chunk.terminated, chunk.truncated
         self._info_slots = self._bind_info()
         self._plan = None if chunk.plans is None else (*chunk.plans, chunk.reward, chunk.terminated, chunk.truncated,
-                                                       self._info_slots, SKIP, self._unchecked)
+                                                       self._info_slots, SKIP, self._unchecked, self._hints)
 
     def _zero_action(self, row: int) -> None:
         for col in self._chunk.cols[self._n_obs :]:
