@@ -73,6 +73,20 @@ def test_record_paired_quick(tmp_path):
         assert row["raw steps/s"] > 0 and row["recording steps/s"] > 0
 
 
+def test_record_study_quick(tmp_path):
+    proc = _run("record_study.py", tmp_path)
+    assert "Where the recording overhead goes (duel, 3 rounds x 30 steps)" in proc.stdout
+    rows = {row["variant"]: row for row in _load(tmp_path, "record_study")["rows"]}
+    assert list(rows) == ["raw env", "recorder", "no frame copy", "no compression", "zstd level 1", "zstd level 3",
+                          "zstd level 5"]
+    assert rows["raw env"]["us/step over raw, median"] > 0
+    assert rows["recorder"]["us/step saved vs recorder, median"] is None  # the reference itself
+    for name in ("zstd level 1", "zstd level 5"):
+        assert 0 < rows[name]["ratio of totals"] and isinstance(rows[name]["us/step saved vs recorder, median"], float)
+    # the recordings are real: uncompressed frames take far more room than zstd's XOR-coded ones
+    assert rows["no compression"]["bytes/step"] > 10 * rows["zstd level 5"]["bytes/step"] > 0
+
+
 def test_bench_replay_quick(tmp_path):
     proc = _run("bench_replay.py", tmp_path, "--envs", "CartPole-v1", "--workdir", str(tmp_path))
     assert "Replay and random access" in proc.stdout
