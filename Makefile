@@ -9,7 +9,7 @@ export SDL_AUDIODRIVER ?= dummy
 .PHONY: install demo demo-strong test bench fuzz clean
 
 # setup.py and the C file: the recorder's C setter is built by the install (pip needs a C compiler for it)
-$(STAMP): pyproject.toml setup.py src/trajarena/format/_capture.c
+$(STAMP): pyproject.toml setup.py $(wildcard src/trajarena/format/_*.[ch])
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build of torch: a bare `torch` would pull a multi-GB CUDA build

@@ -1,0 +1,22 @@
+/* trajarena.format._capture: what its two C files share. _capture.c walks a step's values (the plans'
+ * leaves, the info slots); _store.c stores one value into a row, as ``buffer[row] = value`` would. */
+#ifndef TRAJARENA_CAPTURE_H
+#define TRAJARENA_CAPTURE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL trajarena_capture_ARRAY_API
+#ifndef TRAJARENA_CAPTURE_MAIN
+#define NO_IMPORT_ARRAY /* numpy's C API is imported once, by PyInit__capture */
+#endif
+#include <numpy/arrayobject.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ``buf[row] = value``; 0, or -1 with an exception set. */
+int trajarena_store(PyObject *buf, Py_ssize_t row, PyObject *value);
+/* Pick the frame copy for this CPU (AVX2 where it has it): once, when the module is imported. */
+void trajarena_store_init(void);
+
+#endif
