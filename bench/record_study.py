@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _trajarena  # noqa: E402
-from _common import RESULTS_DIR, Table, parse_args  # noqa: E402
+from _common import RESULTS_DIR, Table, dir_size, parse_args  # noqa: E402
 from _envs import DUEL, env_factory, random_policy  # noqa: E402
 from record_paired import _idle_writer, _Stepper  # noqa: E402
 
@@ -81,6 +81,7 @@ def _without_frame(leaf_plan):
 def measure(args: Args) -> dict:
     chunks = _trajarena._import("trajarena.format.chunks")  # bench-only: the variant swaps the C setter's plan
     recorder_mod = _trajarena._import("trajarena.recording.recorder")
+    reader_mod = _trajarena._import("trajarena.format.reader")
     factory, why = env_factory(args.env)
     if factory is None:
         return {"why": why}
@@ -89,9 +90,10 @@ def measure(args: Args) -> dict:
     actions = [policy(None) for _ in range(4096)]
     real_plan, no_frame = chunks.leaf_plan, _without_frame(chunks.leaf_plan)
     with tempfile.TemporaryDirectory() as root:
-        recs = {name: recorder_mod.TrajectoryRecorder(factory(), file_path=str(Path(root) / str(i)), writer="process",
+        folders = {name: Path(root) / str(i) for i, name in enumerate(VARIANTS)}
+        recs = {name: recorder_mod.TrajectoryRecorder(factory(), file_path=str(folders[name]), writer="process",
                                                       **options)
-                for i, (name, options) in enumerate(VARIANTS.items())}
+                for name, options in VARIANTS.items()}
         steppers = {"raw": _Stepper(raw, actions), **{k: _Stepper(r, actions) for k, r in recs.items()}}
         times = {k: [] for k in steppers}
         rng = np.random.default_rng(args.seed)
@@ -106,13 +108,11 @@ def measure(args: Args) -> dict:
                         times[name].append(seconds)
         finally:
             chunks.leaf_plan = real_plan
-        steps, sizes = {}, {}
+        sizes = {}
         for name, rec in recs.items():
             rec.close()
-            files = rec.writer.files
-            n = sum(_trajarena._import("trajarena.format.reader").TrajectoryReader(f).num_steps for f in files)
-            steps[name] = n
-            sizes[name] = sum(f.stat().st_size for f in files) / n if n else None
+            n = reader_mod.TrajectoryReader(folders[name]).num_steps
+            sizes[name] = dir_size(folders[name]) / n if n else None
     raw.close()
     return {"why": "", "times": times, "bytes": sizes}
 
