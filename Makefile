@@ -8,7 +8,7 @@ export SDL_AUDIODRIVER ?= dummy
 
 .PHONY: install demo demo-strong test bench fuzz clean
 
-# setup.py and the C file: the recorder's C setter is built by the install (pip needs a C compiler for it)
+# setup.py and the C files: the recorder's C setter is built by the install (pip needs a C compiler for it)
 $(STAMP): pyproject.toml setup.py $(wildcard src/trajarena/format/_*.[ch])
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

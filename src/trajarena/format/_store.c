@@ -153,7 +153,7 @@ static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
         if (src < dst + row_bytes && dst < src + src_bytes)
             return 0; /* a view of the row itself: numpy copies overlapping memory right */
         /* the same built-in number type, both in native byte order (ISCARRAY): equivalent, without numpy's cast lookup */
-        if (PyArray_DESCR(a) == descr || PyArray_TYPE(a) == type_num || PyArray_EquivTypes(PyArray_DESCR(a), descr)) {
+        if (PyArray_TYPE(a) == type_num || PyArray_EquivTypes(PyArray_DESCR(a), descr)) {
             copy_bytes(dst, src, src_bytes);
             return 1;
         }
