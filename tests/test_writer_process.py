@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from trajarena.format import writer_process
 from trajarena.format.integrity import repair, verify
 from trajarena.format.reader import TrajectoryReader
 from trajarena.format.writer import TrajectoryWriter
-from trajarena.format.writer_process import pack, unpack
+from trajarena.format.writer_process import pack, pack_chunk, unpack
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = spaces.Dict(frame=spaces.Box(0, 255, (6, 5, 3), np.uint8), hp=spaces.Box(0, 9, (), np.float32))
@@ -83,6 +84,21 @@ def test_the_process_writes_what_the_thread_writes(tmp_path_factory, script, chu
     assert sorted(p.name for p in process.iterdir()) == sorted(p.name for p in wp.files)  # no .partial left
     if wp.files:
         assert verify(process).clean
+
+
+def test_info_keys_that_change_place_in_shared_memory_are_read_where_they_now_are(tmp_path: Path) -> None:
+    """A key dropped and another one added: as many info columns as before, at other places."""
+    infos = [{"a": 1}] * 5 + [{"a": "text", "b": np.float32(2.5)}] * 5 + [{"b": np.float32(3.5), "c": 7}] * 6
+    o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
+    for mode in ("thread", "process"):
+        w = TrajectoryWriter(tmp_path / mode, FRAME, ACT, writer=mode, chunk_steps=2, max_pending=1)
+        w.reset(o, seed=0)
+        for i, info in enumerate(infos):
+            w.step([0, 0], o, float(i), False, False, info)
+        w.close()
+    assert contents(tmp_path / "process") == contents(tmp_path / "thread")
+    infos = TrajectoryReader(tmp_path / "process").read_episode(0).infos
+    assert np.asarray(infos["b"]).tolist()[-6:] == [3.5] * 6 and np.asarray(infos["c"]).tolist()[-6:] == [7] * 6
 
 
 def test_more_chunks_than_shared_slots_are_reused_in_order(tmp_path: Path) -> None:
@@ -276,6 +292,91 @@ def test_random_bytes_are_never_more_than_a_value_error(data) -> None:
         pass
 
 
+_STARTS = st.lists(st.one_of(
+    st.tuples(st.integers(0, 2**40), st.integers(0, 2**40), st.integers(0, 2**40)).map(list),
+    st.tuples(st.integers(0, 2**40), st.integers(0, 2**40), st.just(0),
+              st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1))).map(list)), max_size=6)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(slot=st.integers(0, 2**32 - 1), lo=st.integers(0, 2**20), n=st.integers(0, 2**20), starts=_STARTS,
+       rotate=st.booleans(), fill_s=st.floats(0, 1e6))
+def test_a_chunk_record_reads_back_as_the_json_chunk_message(slot, lo, n, starts, rotate, fill_s) -> None:
+    header = {"kind": "chunk", "slot": slot, "lo": lo, "hi": lo + n, "starts": starts, "ends": [], "info": [],
+              "rotate": rotate, "fill_s": fill_s}
+    assert unpack(pack_chunk(slot, lo, lo + n, starts, rotate, fill_s)) == (header, [])
+    assert unpack(pack(header)) == (header, [])  # what the child gets either way
+
+
+def test_values_a_chunk_record_cannot_hold_are_left_to_json() -> None:
+    assert pack_chunk(0, 0, 5, [[0, 1, 0, 2**64]], False, 0.0) is None  # a seed past 64 bits
+    assert pack_chunk(-1, 0, 5, [], False, 0.0) is None
+    assert pack_chunk(0, 0, 5, [[0, 1]], False, 0.0) is None
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.binary(max_size=200))
+def test_a_damaged_chunk_record_is_a_value_error(tail) -> None:
+    good = pack_chunk(1, 0, 9, [[0, 3, 7], [4, 4, 0, 11]], True, 0.25)
+    for data in (b"\xff\xff\xff\xff" + tail, good[: len(tail) % len(good)], good + tail[:1],
+                 good[:-8] + tail[:8].ljust(8, b"\0")):
+        try:
+            header, arrays = unpack(data)
+        except ValueError:
+            continue
+        assert header["kind"] == "chunk" and arrays == [] and all(len(s) in (3, 4) for s in header["starts"])
+
+
+def test_a_sleeping_reader_is_woken_by_every_chunk_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nap-then-sleep handshake: a missed wake-up would leave the reader asleep for a minute."""
+    from multiprocessing.connection import Connection
+
+    from trajarena.format import writer_child
+
+    monkeypatch.setattr(writer_child, "_SLEEP_MS", 60_000)
+    monkeypatch.setattr(writer_child, "_NAPS", 2)
+    r, w = os.pipe()
+    wake = os.eventfd(0, os.EFD_CLOEXEC)
+    link = writer_process.WriterLink.__new__(writer_process.WriterLink)  # only its sending half, to a thread
+    link.broken, link._out, link._wake = False, Connection(w, readable=False), wake
+    link.shared = types.SimpleNamespace(asleep=np.zeros(1, np.uint64))
+    inbox, got = Connection(r, writable=False), []
+
+    def reader() -> None:
+        for _ in range(120):
+            got.append(unpack(writer_child._next_message(inbox, wake, os.getppid(), link.shared.asleep))[0]["slot"])
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    delays = [0.0, 0.0003, 0.001, 0.002, 0.004, 0.02]  # around the naps (2 x 1 ms): napping, falling asleep, asleep
+    slept = 0
+    for i in range(120):
+        time.sleep(delays[i % len(delays)])
+        slept += int(link.shared.asleep[0])
+        assert link.send_chunk(i, 0, 1, [], False, 0.0)
+    thread.join(timeout=30)
+    assert not thread.is_alive() and got == list(range(120))
+    assert slept  # the reader did fall asleep between some of them
+    inbox.close()
+    link._out.close()
+    os.close(wake)
+
+
+def test_the_writer_process_sleeps_when_idle_and_the_next_chunk_wakes_it(tmp_path: Path) -> None:
+    w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process", chunk_steps=4)
+    o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
+    w.reset(o, seed=0)
+    for k in (1, 2):
+        for _ in range(4):
+            w.step([0, 0], o, 1.0, False, False)
+        deadline = time.monotonic() + 60
+        while not (int(w._link.shared.done[0]) >= k and w._link.shared.asleep[0]):  # written, then asleep
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    w.close()
+    assert [e.length for e in TrajectoryReader(tmp_path).episodes] == [8]
+
+
 def test_no_writer_process_is_left_running(tmp_path: Path) -> None:
     w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process")
     pid = w._link.proc.pid
@@ -463,17 +564,20 @@ def test_an_interrupted_send_stops_the_stream_and_keeps_what_was_written(tmp_pat
     while int(w._link.shared.done[0]) < 2:
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    real = Connection.send_bytes
-
     def torn(self, data):  # Ctrl-C after half a message reached the pipe
         os.write(self.fileno(), len(data).to_bytes(4, "big") + bytes(data)[: len(data) // 2])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Connection, "send_bytes", torn)
-    with pytest.raises(KeyboardInterrupt):
-        for _ in range(4):  # the third chunk's handoff
-            w.step([0, 0], o, 1.0, False, False)
-    monkeypatch.setattr(Connection, "send_bytes", real)
+    def torn_write(fd, data):  # the same for a chunk's binary record (written with os.write)
+        os.write(fd, bytes(data)[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Connection, "send_bytes", torn)
+        patch.setattr(writer_process, "os", types.SimpleNamespace(**{**vars(os), "write": torn_write}))
+        with pytest.raises(KeyboardInterrupt):
+            for _ in range(4):  # the third chunk's handoff
+                w.step([0, 0], o, 1.0, False, False)
     with pytest.raises(RecordingError, match="interrupted"):
         w.step([0, 0], o, 1.0, False, False)
     with pytest.raises(RecordingError, match="repair"):

@@ -73,6 +73,7 @@ class Chunk:
     arena_used: int = 0
     info_at: dict[str, tuple[int, int]] = field(default_factory=dict)  # info key -> offsets of its columns in arena
     info_cache: tuple | None = None  # its info columns of the last use, for the next (see InfoColumns._bind_info)
+    shared_desc: list | None = None  # the writer process's description of its info columns in arena (see ProcessHandoff._send)
 
 
 class ChunkBuffers(InfoColumns, ABC):

@@ -40,19 +40,26 @@ class ProcessHandoff:
               rotate: bool, fill_s: float) -> None:
         """Hand rows ``[lo, hi)`` of a chunk in shared memory to the writer process."""
         at = chunk.info_at  # the columns in shared memory: the child reads them there
-        rows = cut_info({k: v for k, v in info.items() if k not in at}, lo, hi)
-        arrays = [a for pair in rows.values() for a in pair]
-        ends = [{**e, "final_info": json_safe(e["final_info"])} for e in ends]
-        header = {"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
-                  "info": list(rows), "rotate": rotate, "fill_s": fill_s}
-        shared = [[k, *at[k], info[k][0].dtype.str, list(info[k][0].shape[1:])] for k in info if k in at]
-        if shared != self._shared_sent:  # usually every chunk has the same keys at the same places
-            header["shared_info"] = self._shared_sent = shared
-        if self._spec_sent != self._spec_changes:  # the info keys and notes, when they changed (JSON costs)
-            self._spec_sent = self._spec_changes
-            header["notes"] = self._notes
-            header["known"] = {k: [d.str, list(shape)] for k, (d, shape) in self._known_info().items()}
+        shared = chunk.shared_desc
+        if shared is None or len(shared) != len(at):  # made again when the chunk's info columns changed
+            shared = [[k, *at[k], info[k][0].dtype.str, list(info[k][0].shape[1:])] for k in info if k in at]
+            chunk.shared_desc = shared = self._shared_sent if shared == self._shared_sent else shared
         try:
+            if (kind == "chunk" and not ends and len(at) == len(info) and shared is self._shared_sent
+                    and self._spec_sent == self._spec_changes
+                    and self._link.send_chunk(chunk.slot, lo, hi, starts, rotate, fill_s)):
+                return  # the usual chunk: a binary record, no JSON
+            rows = cut_info({k: v for k, v in info.items() if k not in at}, lo, hi)
+            arrays = [a for pair in rows.values() for a in pair]
+            ends = [{**e, "final_info": json_safe(e["final_info"])} for e in ends]
+            header = {"kind": kind, "slot": chunk.slot, "lo": lo, "hi": hi, "starts": starts, "ends": ends,
+                      "info": list(rows), "rotate": rotate, "fill_s": fill_s}
+            if shared is not self._shared_sent:  # usually every chunk has the same keys at the same places
+                header["shared_info"] = self._shared_sent = shared
+            if self._spec_sent != self._spec_changes:  # the info keys and notes, when they changed (JSON costs)
+                self._spec_sent = self._spec_changes
+                header["notes"] = self._notes
+                header["known"] = {k: [d.str, list(shape)] for k, (d, shape) in self._known_info().items()}
             self._link.send(header, arrays)
         except BaseException as exc:  # a KeyboardInterrupt mid-send too: nothing more can be handed over
             self._error = self._error or (exc if isinstance(exc, RecordingError) else RecordingError(

@@ -51,24 +51,26 @@ class InfoColumns:
         written as (nulls), so the files do not change.
         """
         chunk = self._chunk
-        slots: dict[str, Any] = {k: SKIP for k, spec in self._info_spec.items() if spec is None}
-        specs = tuple((k, spec) for k, spec in self._info_spec.items() if spec is not None)
-        if chunk.info_cache is not None and chunk.info_cache[0] == specs:
-            _, info, at, used = chunk.info_cache
+        cache = chunk.info_cache
+        if cache is not None and cache[0] == self._spec_changes:  # the keys of its last use: its columns again
+            _, info, at, used, slots, loose = cache
             if used:
                 chunk.arena[:used] = 0
-            for key, (values, present) in info.items():
-                if key not in at:  # in numpy memory (the arena was full)
-                    values.fill(0)
-                    present.fill(False)
+            for values, present in loose:  # in numpy memory (the arena was full)
+                values.fill(0)
+                present.fill(False)
             chunk.info, chunk.info_at, chunk.arena_used = dict(info), dict(at), used
-        else:
-            chunk.info, chunk.info_at, chunk.arena_used = {}, {}, 0
-            for key, spec in specs:
+            return dict(slots)
+        chunk.info, chunk.info_at, chunk.arena_used, chunk.shared_desc = {}, {}, 0, None
+        slots: dict[str, Any] = {}
+        for key, spec in self._info_spec.items():
+            if spec is None:
+                slots[key] = SKIP
+            else:
                 chunk.info[key] = self._info_arrays(key, spec[1], spec[2])
-            chunk.info_cache = (specs, dict(chunk.info), dict(chunk.info_at), chunk.arena_used)
-        for key, spec in specs:
-            slots[key] = (spec[0], spec[2], *chunk.info[key])
+                slots[key] = (spec[0], spec[2], *chunk.info[key])
+        loose = [pair for key, pair in chunk.info.items() if key not in chunk.info_at]
+        chunk.info_cache = (self._spec_changes, dict(chunk.info), dict(chunk.info_at), chunk.arena_used, dict(slots), loose)
         return slots
 
     def _put_info(self, row: int, info: dict[str, Any]) -> None:
