@@ -75,11 +75,12 @@ def test_record_paired_quick(tmp_path):
 
 def test_record_study_quick(tmp_path):
     proc = _run("record_study.py", tmp_path)
-    assert "Where the recording overhead goes (duel, 3 rounds x 30 steps)" in proc.stdout
+    assert "Where the recording overhead goes (duel, 3 rounds x 120 steps)" in proc.stdout
     rows = {row["variant"]: row for row in _load(tmp_path, "record_study")["rows"]}
     assert list(rows) == ["raw env", "recorder", "no frame copy", "no compression", "zstd level 1", "zstd level 3",
-                          "zstd level 5"]
+                          "zstd level 5", "chunk handoff (recorder), us per chunk"]
     assert rows["raw env"]["us/step over raw, median"] > 0
+    assert rows["chunk handoff (recorder), us per chunk"]["us/step over raw, median"] > 0  # a chunk a block
     assert rows["recorder"]["us/step saved vs recorder, median"] is None  # the reference itself
     for name in ("zstd level 1", "zstd level 5"):
         assert 0 < rows[name]["ratio of totals"] and isinstance(rows[name]["us/step saved vs recorder, median"], float)

@@ -1,7 +1,7 @@
 """The writer process's own side: its loop (see :mod:`trajarena.format.writer_process`).
 
 :func:`main` runs in the child that :class:`~trajarena.format.writer_process.WriterLink` starts: it
-sleeps on an eventfd until a message comes, encodes the chunk the message names from the shared
+naps, then sleeps on an eventfd, until a message comes, encodes the chunk the message names from the shared
 memory (its info columns from the chunk's arena, checked against it), counts it done, and says which
 files it finished. It imports only format modules.
 """
