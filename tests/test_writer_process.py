@@ -362,6 +362,33 @@ def test_a_sleeping_reader_is_woken_by_every_chunk_record(monkeypatch: pytest.Mo
     os.close(wake)
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_a_writer_process_on_one_core_sleeps_at_once_and_every_chunk_wakes_it(tmp_path: Path) -> None:
+    """No naps on one core (they would take it from the game loop): every chunk goes through the wake-up."""
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})  # the child inherits it
+    try:
+        w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process", chunk_steps=2, max_pending=1)
+    finally:
+        os.sched_setaffinity(0, cores)
+    o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
+    w.reset(o, seed=0)
+    waits = []
+    for k in range(1, 7):  # one chunk at a time, then nothing: the writer process must be woken for it
+        for _ in range(2 if k > 1 else 1):
+            w.step([0, 0], o, 1.0, False, False)
+        start = time.monotonic()
+        while int(w._link.shared.done[0]) < k:
+            assert time.monotonic() - start < 60
+            time.sleep(0.001)
+        waits.append(time.monotonic() - start)
+    w.close()
+    # woken, each is written within milliseconds; a missed wake-up waits out the child's 1 s sleep, which
+    # starts as it finishes the chunk before (no naps): ~1 s each (the slowest one may be a slow start)
+    assert sorted(waits)[-2] < 0.3, waits
+    assert [e.length for e in TrajectoryReader(tmp_path).episodes] == [11]
+
+
 def test_the_writer_process_sleeps_when_idle_and_the_next_chunk_wakes_it(tmp_path: Path) -> None:
     w = TrajectoryWriter(tmp_path, FRAME, ACT, writer="process", chunk_steps=4)
     o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}

@@ -29,7 +29,7 @@ __all__ = ["main"]
 #: sleeps until the game loop wakes it: a game loop at full speed hands a chunk over every few
 #: milliseconds and then need not wake it (an eventfd write that wakes a process: ~20 us of its time).
 _NAP_MS = 1
-_NAPS = 50
+_NAPS = 50 if len(os.sched_getaffinity(0)) > 1 else 0  # one core: a nap would take it from the game loop
 #: Asleep, it still looks whether the game process is gone this often (a kill between its message and
 #: the eventfd write).
 _SLEEP_MS = 1000
