@@ -82,12 +82,12 @@ def duel_factory(settings: dict | None = None) -> tuple[EnvFactory | None, str]:
 # --------------------------------------------------------------------------------------------
 
 
-def wrap_recorder(env, folder: str | os.PathLike, username: str = "bench"):
-    """Wrap ``env`` in ``trajarena.recording.recorder.TrajectoryRecorder`` writing into ``folder``."""
+def wrap_recorder(env, folder: str | os.PathLike, username: str = "bench", **options):
+    """Wrap ``env`` in ``trajarena.recording.recorder.TrajectoryRecorder`` writing into ``folder`` (``options``: writer options)."""
     recorder = _import("trajarena.recording.recorder")
     env_id = env.spec.id if env.spec is not None else None
     try:
-        return recorder.TrajectoryRecorder(env, file_path=str(folder), username=username, env_id=env_id)
+        return recorder.TrajectoryRecorder(env, file_path=str(folder), username=username, env_id=env_id, **options)
     except Exception as exc:  # noqa: BLE001
         raise NotAvailable(f"n/a (TrajectoryRecorder failed: {type(exc).__name__}: {exc})") from exc
 

@@ -44,6 +44,7 @@ class Args:
     warmup_pairs: int = dataclasses.field(default=3, metadata={"help": "pairs run first and not counted"})
     close_over: int = dataclasses.field(
         default=10_000, metadata={"help": "the recording length over which close() is spread in the last column"})
+    writer: str = dataclasses.field(default="auto", metadata={"help": "the recorder's writer: auto, process or thread"})
     seed: int = 0
     quick: bool = dataclasses.field(default=False, metadata={"help": "tiny budgets (smoke test)"})
     results_dir: str = str(RESULTS_DIR)
@@ -94,7 +95,7 @@ def measure(name: str, args: Args) -> dict:
     policy = random_policy(raw, args.seed)
     actions = [policy(None) for _ in range(max(args.block_steps * 4, 4096))]
     with tempfile.TemporaryDirectory() as folder:
-        recorder = _trajarena.wrap_recorder(inner, folder)
+        recorder = _trajarena.wrap_recorder(inner, folder, writer=args.writer)
         a, b = _Stepper(raw, actions), _Stepper(recorder, actions)
         ratios, raw_s, rec_s = [], 0.0, 0.0
         for pair in range(args.warmup_pairs + args.pairs):
@@ -143,7 +144,8 @@ def main(argv: list[str] | None = None) -> Table:
     table.notes = [
         "ratio: raw seconds / recording seconds for the same block of steps (the same actions and states); "
         "1.0 = no overhead. The writer process finishes its chunks before each raw block (see the module doc).",
-        f"trajarena {_trajarena.version()}; recorder: TrajectoryRecorder with default settings.",
+        f"trajarena {_trajarena.version()}; recorder: TrajectoryRecorder with default settings"
+        + ("." if args.writer == "auto" else f", writer={args.writer!r}."),
     ]
     table.print()
     table.save(args.results_dir, extra={"args": dataclasses.asdict(args)})
