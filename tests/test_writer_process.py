@@ -374,9 +374,15 @@ def test_a_writer_process_on_one_core_sleeps_at_once_and_every_chunk_wakes_it(tm
     o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}
     w.reset(o, seed=0)
     waits = []
-    for k in range(1, 7):  # one chunk at a time, then nothing: the writer process must be woken for it
-        for _ in range(2 if k > 1 else 1):
-            w.step([0, 0], o, 1.0, False, False)
+    # one chunk at a time, then nothing: the writer process must be woken for each; chunks 3 and 5 end an
+    # episode (a JSON message), the others are binary records
+    script = [["step"], ["step", "step"], ["step", "end"], ["reset", "step"], ["step", "end"], ["reset", "step"]]
+    for k, calls in enumerate(script, 1):
+        for call in calls:
+            if call == "reset":
+                w.reset(o, seed=k)
+            else:
+                w.step([0, 0], o, 1.0, call == "end", False)
         start = time.monotonic()
         while int(w._link.shared.done[0]) < k:
             assert time.monotonic() - start < 60
@@ -386,7 +392,7 @@ def test_a_writer_process_on_one_core_sleeps_at_once_and_every_chunk_wakes_it(tm
     # woken, each is written within milliseconds; a missed wake-up waits out the child's 1 s sleep, which
     # starts as it finishes the chunk before (no naps): ~1 s each (the slowest one may be a slow start)
     assert sorted(waits)[-2] < 0.3, waits
-    assert [e.length for e in TrajectoryReader(tmp_path).episodes] == [11]
+    assert [e.length for e in TrajectoryReader(tmp_path).episodes] == [5, 3, 1]
 
 
 def test_the_writer_process_sleeps_when_idle_and_the_next_chunk_wakes_it(tmp_path: Path) -> None:
