@@ -255,13 +255,14 @@ def test_a_damaged_partial_stays_listed_as_damaged_without_a_lock(tmp_path: Path
 # ----------------------------------------------------------------------------- item 4: fsync for power loss
 
 
-def _record_paced(folder: Path, fsync, episodes: int = 3) -> list[float]:
+def _record_paced(folder: Path, fsync, writer: str, episodes: int = 3) -> list[float]:
     """Record CartPole episodes with a pause after each; return when each ended (time.monotonic())."""
     import gymnasium as gym
 
     from trajarena.recording.recorder import TrajectoryRecorder
 
-    env = TrajectoryRecorder(gym.make("CartPole-v1"), folder, fsync=fsync, segment_seconds=1e9)
+    env = TrajectoryRecorder(gym.make("CartPole-v1"), folder, fsync=fsync, segment_seconds=1e9, writer=writer)
+    assert env.writer.mode == writer
     ends = []
     for e in range(episodes):
         env.reset(seed=e)
@@ -275,14 +276,41 @@ def _record_paced(folder: Path, fsync, episodes: int = 3) -> list[float]:
     return ends
 
 
+#: Put on the writer process's path: its os.fsync notes when it was called (CLOCK_MONOTONIC is system-wide).
+_FSYNC_SPY = """
+import os, time
+_log, _real = os.environ["FSYNC_LOG"], os.fsync
+def _spy(fd):
+    with open(_log, "a") as f:
+        print(time.monotonic(), file=f)
+    return _real(fd)
+os.fsync = _spy
+"""
+
+
+@pytest.mark.parametrize("writer", ["thread", "process"])
 @pytest.mark.parametrize("fsync, per_episode", [("episode", True), ("file", False), (False, False)])
 def test_fsync_at_each_episode_end_is_an_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync,
-                                                per_episode: bool) -> None:
-    """``fsync="episode"`` syncs the file in progress after every episode end (power loss); the default does not."""
+                                                per_episode: bool, writer: str) -> None:
+    """``fsync="episode"`` syncs the file in progress after every episode end (power loss); the default does not.
+
+    Watched where the writer runs: os.fsync of this process (thread), or of the writer process (a
+    ``sitecustomize`` on its ``PYTHONPATH`` that logs each call).
+    """
     synced: list[float] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(time.monotonic()), real_fsync(fd))[1])
-    ends = _record_paced(tmp_path / "data", fsync)
+    if writer == "thread":
+        real_fsync = os.fsync
+        monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(time.monotonic()), real_fsync(fd))[1])
+    else:
+        spy, log = tmp_path / "spy", tmp_path / "fsync.log"
+        spy.mkdir()
+        (spy / "sitecustomize.py").write_text(_FSYNC_SPY)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(spy), os.environ.get("PYTHONPATH", "")]))
+        monkeypatch.setenv("FSYNC_LOG", str(log))
+    ends = _record_paced(tmp_path / "data", fsync, writer)
+    if writer == "process":
+        assert log.exists() or fsync is False  # the spy ran in the writer process (close() syncs the file)
+        synced = [float(t) for t in log.read_text().split()] if log.exists() else []
     during = [t for t in synced if t < ends[-1] + 0.25]  # before close() finishes the file
     if per_episode:
         for end in ends:

@@ -99,10 +99,31 @@ def test_import_does_not_pull_torch_or_pygame():
     assert out.split() == ["False", "False"]
 
 
+def _writer_processes() -> list[str]:
+    """Pids of this process's children that run a trajarena writer process (Linux)."""
+    import os
+    from pathlib import Path
+
+    me = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    pids = me.read_text().split() if me.exists() else []
+
+    def command(pid: str) -> bytes:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # it has just ended
+            return b""
+
+    return [p for p in pids if b"writer_child" in command(p)]
+
+
 def test_a_wrapper_that_does_not_fit_stops_the_recorder(tmp_path):
     import threading
 
     with pytest.raises(SettingsError, match="image observation"):
         arena.make("CartPole-v1", None, {"stack_frames": 4}, {"file_path": str(tmp_path / "d")})
+    for t in threading.enumerate():  # a writer process's listener reaps its exit after close() returns
+        if "writer" in t.name:
+            t.join(30)
     assert not [t for t in threading.enumerate() if "writer" in t.name]
+    assert not _writer_processes(), "a writer process was left running"
     assert not list(tmp_path.rglob("*.arrow*"))

@@ -110,23 +110,42 @@ def test_more_chunks_than_shared_slots_are_reused_in_order(tmp_path: Path) -> No
     assert [ep, *rest] == contents(tmp_path / "t") and thread.files
 
 
-def test_auto_uses_a_process_for_frames_while_a_core_is_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_uses_a_process_while_a_core_is_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = spaces.Box(0, 255, (128, 96, 3), np.uint8)  # 36 kB a row
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     first = TrajectoryWriter(tmp_path, big, ACT)
-    second = TrajectoryWriter(tmp_path, big, ACT)
+    small = TrajectoryWriter(tmp_path, spaces.Box(0, 1, (4,)), ACT)  # CartPole-like rows too (no GIL convoy)
     third = TrajectoryWriter(tmp_path, big, ACT)  # 3 cores: at most 2 writer processes
-    small = TrajectoryWriter(tmp_path, spaces.Box(0, 1, (4,)), ACT)
-    text = TrajectoryWriter(tmp_path, spaces.Dict(f=big, t=spaces.Text(8)), ACT)
+    text = TrajectoryWriter(tmp_path, spaces.Dict(f=big, t=spaces.Text(8)), ACT)  # Text leaves: the thread
     try:
-        assert [w.mode for w in (first, second, third, small, text)] == ["process", "process", "thread", "thread",
-                                                                          "thread"]
+        assert [w.mode for w in (first, small, third, text)] == ["process", "process", "thread", "thread"]
     finally:
-        for w in (first, second, third, small, text):
+        for w in (first, small, third, text):
             w.close()
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     with TrajectoryWriter(tmp_path, big, ACT) as w:
         assert w.mode == "thread"  # one core: a process would only take turns with the game
+
+
+def _resident(buffer) -> int:
+    """Resident bytes of the mapping that starts at ``buffer`` (Linux smaps)."""
+    start, inside = np.frombuffer(buffer, np.uint8).ctypes.data, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            inside = int(head.split("-")[0], 16) == start
+        elif inside and head == "Rss:":
+            return int(line.split()[1]) << 10
+    raise AssertionError("no such mapping")
+
+
+@pytest.mark.parametrize("shape, touched", [((128, 96, 3), True), ((4,), False)])
+def test_only_frame_rows_get_their_shared_memory_before_the_first_step(tmp_path: Path, shape, touched) -> None:
+    """Frames would take page faults in the game loop (18 a ``duel`` step); small rows hold only what they fill."""
+    with TrajectoryWriter(tmp_path, spaces.Box(0, 255, shape, np.uint8), ACT, writer="process") as w:
+        chunks = w._link.shared.slots * w._link.shared.slot_bytes
+        held = _resident(w._link.shared._map)
+        assert (held >= chunks) if touched else (held < chunks // 100), (held, chunks)
 
 
 def test_writer_setting_is_checked(tmp_path: Path) -> None:

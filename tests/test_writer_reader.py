@@ -168,7 +168,7 @@ def test_background_failure_surfaces_as_recording_error(tmp_path: Path, monkeypa
     from trajarena.format.segment import SegmentFile
 
     box = spaces.Box(0, 1, (2,))
-    w = TrajectoryWriter(tmp_path, box, spaces.Discrete(2), chunk_steps=2)
+    w = TrajectoryWriter(tmp_path, box, spaces.Discrete(2), chunk_steps=2, writer="thread")  # patched here
 
     def broken(self, batch, meta):
         raise OSError("disk full")

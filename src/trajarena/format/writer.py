@@ -8,7 +8,7 @@ against the previous frame for image columns), checksums it, compresses it and a
 ``<stem>.arrow.partial``, which it holds under an exclusive ``flock``. The encoder runs on a
 background thread (``writer="thread"``) or in a child process fed through shared memory
 (``writer="process"``, :mod:`trajarena.format.writer_process`), which never holds the game loop's
-GIL; ``"auto"`` picks the process for rows of at least 32 KiB (frames) while a core is free for it.
+GIL; ``"auto"`` picks the process while a core is free for it (else the thread).
 At an episode end, once the current file is older than ``segment_seconds`` (or holds
 ``segment_steps`` rows), the encoder writes the Arrow footer and atomically renames the file to
 ``<stem>.arrow``: long episodes get a file each, short ones (e.g. CartPole) share a file, so a fast
@@ -43,7 +43,7 @@ from trajarena.format.handoff import POLL_SECONDS, ProcessHandoff
 from trajarena.format.info import cut_info
 from trajarena.format.metadata import check_user_metadata
 from trajarena.format.spaces import space_to_json
-from trajarena.format.writer_process import WriterLink, choose_writer
+from trajarena.format.writer_process import TOUCH_ROW_BYTES, WriterLink, choose_writer
 from trajarena.settings.recording import WriterSettings
 
 __all__ = ["TrajectoryWriter"]
@@ -87,8 +87,8 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
     >>> with TrajectoryWriter(folder, Box(-1, 1, (2,)), Discrete(2), {"env_id": "demo"}) as w:
     ...     w.reset(np.zeros(2, np.float32), {}, seed=0)
     ...     w.step(1, np.ones(2, np.float32), 1.0, True, False, {})
-    >>> len(w.files), w.mode
-    (1, 'thread')
+    >>> len(w.files)
+    1
     """
 
     def __init__(
@@ -153,7 +153,7 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
         self._shared_sent: list | None = None  # the last shared_info the writer process was told of
         self._encoder: ChunkEncoder | None = None
         #: ``"thread"`` or ``"process"``: where the chunks are encoded (see the ``writer`` setting)
-        self.mode = choose_writer(opts.writer, self._row_bytes, any(f.dtype == object for f in self._fields))
+        self.mode = choose_writer(opts.writer, any(f.dtype == object for f in self._fields))
         if self.mode == "process":
             config = {"folder": str(self.folder), "columns": [c.to_json() for c in columns], "n_obs": self._n_obs,
                       "meta": meta, "compression": compression, "level": level, "adaptive": adaptive,
@@ -161,7 +161,8 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
                       "chunk_steps": self.chunk_steps}
             arena = (np.dtype(np.uint8), (self.chunk_steps * INFO_ARENA_ROW_BYTES,))  # see _info_arrays
             try:
-                self._link = WriterLink(config, [*self._layout(), arena], self._chunks_left)
+                self._link = WriterLink(config, [*self._layout(), arena], self._chunks_left,
+                                        touch=self._row_bytes >= TOUCH_ROW_BYTES)
             except RecordingError:
                 if opts.writer == "process":
                     raise

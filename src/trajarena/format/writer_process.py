@@ -41,7 +41,7 @@ import numpy as np
 
 from trajarena.errors import RecordingError, SettingsError
 
-__all__ = ["AUTO_PROCESS_ROW_BYTES", "MAX_MESSAGE_BYTES", "SharedSlots", "WriterLink", "choose_writer", "pack",
+__all__ = ["MAX_MESSAGE_BYTES", "SharedSlots", "TOUCH_ROW_BYTES", "WriterLink", "choose_writer", "pack",
            "pack_chunk", "unpack"]
 
 #: The largest message either side accepts (a chunk's info values: at most 1 GiB).
@@ -70,13 +70,19 @@ main(sys.argv[2:])
 """
 
 
-#: ``writer="auto"`` uses a writer process for rows of at least this many bytes (frames) ...
-AUTO_PROCESS_ROW_BYTES = 32 << 10
-_running = [0]  # ... while fewer writer processes than cores - 1 run for this process
+#: ``writer="auto"`` uses a writer process while fewer than cores - 1 of them run for this process
+_running = [0]
+#: A writer process's chunks get their memory before the first step for rows of at least this many
+#: bytes (frames: see :meth:`SharedSlots.touch`); smaller rows take a page fault every few hundred steps.
+TOUCH_ROW_BYTES = 32 << 10
 
 
-def choose_writer(setting: str, row_bytes: int, text_leaves: bool) -> str:
-    """``"thread"`` or ``"process"``: where a writer of ``row_bytes`` rows encodes, for the ``writer`` setting.
+def choose_writer(setting: str, text_leaves: bool) -> str:
+    """``"thread"`` or ``"process"``: where a writer encodes, for the ``writer`` setting.
+
+    ``"auto"`` picks the process wherever it can run and a core is free for it: the encoding then
+    never holds the game loop's GIL (CartPole records at ~0.83 of its raw speed with it, ~0.75 with
+    the thread; ALE Boxing, whose emulator holds the GIL, 0.91-0.98 against 0.78).
 
     Raises:
         SettingsError: ``"process"`` where it cannot run (not Linux, no ``sys.executable``, Text leaves).
@@ -91,8 +97,7 @@ def choose_writer(setting: str, row_bytes: int, text_leaves: bool) -> str:
             raise SettingsError(f"writer='process' is not possible here: {why}. Use writer='thread' or 'auto'.")
         return "process"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    big = row_bytes >= AUTO_PROCESS_ROW_BYTES
-    return "process" if big and not why and _running[0] < cores - 1 else "thread"
+    return "process" if not why and _running[0] < cores - 1 else "thread"
 
 
 # ----------------------------------------------------------------------------- messages
@@ -275,12 +280,14 @@ class WriterLink:
         config: what the child needs to make its encoder (folder, columns, metadata, codec, ...).
         layout: one chunk's arrays (see :meth:`SharedSlots`).
         slots: chunks in shared memory.
+        touch: give the chunks their memory now (see :meth:`SharedSlots.touch`), not as rows fill them.
 
     Raises:
         RecordingError: the child could not be started (no shared memory, no process, no answer).
     """
 
-    def __init__(self, config: dict[str, Any], layout: list[tuple[np.dtype, tuple[int, ...]]], slots: int) -> None:
+    def __init__(self, config: dict[str, Any], layout: list[tuple[np.dtype, tuple[int, ...]]], slots: int,
+                 touch: bool = True) -> None:
         self.broken = False  # a send was interrupted: the stream may hold a torn message, send nothing more
         self.proc: subprocess.Popen | None = None
         self._counted = False  # in _running
@@ -322,7 +329,8 @@ class WriterLink:
             self.send({"kind": "config", **config, **self.shared.describe()})
         except RecordingError:
             pass  # it exited already: _wait_ready says so
-        self.shared.touch()  # while the child starts
+        if touch:
+            self.shared.touch()  # while the child starts
         self._wait_ready()
 
     def _wait_ready(self) -> None:

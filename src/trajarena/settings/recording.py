@@ -52,7 +52,8 @@ class WriterSettings(Settings):
         max_pending: chunks queued for the writer before the game loop waits for it (1-1024).
         writer: where chunks are encoded: ``"thread"`` (a background thread), ``"process"`` (a child
             process fed through shared memory: the encoding never holds the game loop's GIL; Linux) or
-            ``"auto"``: the process for rows of at least 32 KiB (frames) while a core is free for it.
+            ``"auto"``: the process while a core is free for it (fewer than cores - 1 writer processes
+            in this process), else the thread.
         prefix: prefix of the file names (letters, digits, ``._-``; at most 64 characters).
 
     >>> WriterSettings(compression="none", fsync=True).fsync
