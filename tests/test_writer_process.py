@@ -25,7 +25,7 @@ from trajarena.format import writer_process
 from trajarena.format.integrity import repair, verify
 from trajarena.format.reader import TrajectoryReader
 from trajarena.format.writer import TrajectoryWriter
-from trajarena.format.writer_process import pack, pack_chunk, unpack
+from trajarena.format.writer_wire import pack, pack_chunk, unpack
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = spaces.Dict(frame=spaces.Box(0, 255, (6, 5, 3), np.uint8), hp=spaces.Box(0, 9, (), np.float32))

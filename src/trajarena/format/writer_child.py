@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from trajarena.format.writer_process import MAX_MESSAGE_BYTES, SharedSlots, unpack
+from trajarena.format.writer_wire import MAX_MESSAGE_BYTES, SharedSlots, unpack
 
 __all__ = ["main"]
 
