@@ -256,7 +256,8 @@ def test_a_damaged_partial_stays_listed_as_damaged_without_a_lock(tmp_path: Path
 
 
 def _record_paced(folder: Path, fsync, writer: str, episodes: int = 3) -> list[float]:
-    """Record CartPole episodes with a pause after each; return when each ended (time.monotonic())."""
+    """Record CartPole episodes with a pause after each; return when each one's last step began (time.monotonic():
+    a writer process may sync before that step returns)."""
     import gymnasium as gym
 
     from trajarena.recording.recorder import TrajectoryRecorder
@@ -268,9 +269,10 @@ def _record_paced(folder: Path, fsync, writer: str, episodes: int = 3) -> list[f
         env.reset(seed=e)
         done = False
         while not done:
+            began = time.monotonic()
             _, _, te, tr, _ = env.step(e % 2)
             done = te or tr
-        ends.append(time.monotonic())
+        ends.append(began)
         time.sleep(0.3)  # the writer has time to write (and sync) the episode before the next one
     env.close()
     return ends
