@@ -353,6 +353,11 @@ static PyObject *py_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 static PyMethodDef methods[] = {
     {"fill", (PyCFunction)(void (*)(void))py_fill, METH_FASTCALL, fill_doc},
     {"step", (PyCFunction)(void (*)(void))py_step, METH_FASTCALL, step_doc},
+    {"watch", (PyCFunction)(void (*)(void))trajarena_watch, METH_FASTCALL,
+     "watch(fd, clock, poll_ms, max_ms) -> bool\n\nWait, without the GIL, until ``fd`` has input (True), or until the game "
+     "loop's clock\n``[last_handoff, end_due, flush_seconds, waiting]`` (time.monotonic() seconds) says a flush is due, "
+     "or\n``max_ms`` have passed (False). The clock is read every ``poll_ms``; ``waiting`` is set to 1 before the GIL "
+     "is\ntaken back (the caller clears it)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,6 @@
-/* trajarena.format._capture: what its two C files share. _capture.c walks a step's values (the plans'
- * leaves, the info slots); _store.c stores one value into a row, as ``buffer[row] = value`` would. */
+/* trajarena.format._capture: what its C files share. _capture.c walks a step's values (the plans'
+ * leaves, the info slots); _store.c stores one value into a row, as ``buffer[row] = value`` would;
+ * _watch.c is the writer's listener waiting without the GIL. */
 #ifndef TRAJARENA_CAPTURE_H
 #define TRAJARENA_CAPTURE_H
 
@@ -18,5 +19,7 @@
 int trajarena_store(PyObject *buf, Py_ssize_t row, PyObject *value);
 /* Pick the frame copy for this CPU (AVX2 where it has it): once, when the module is imported. */
 void trajarena_store_init(void);
+/* watch(fd, clock, poll_ms, max_ms) -> bool, without the GIL (_watch.c). */
+PyObject *trajarena_watch(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

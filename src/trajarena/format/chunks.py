@@ -126,6 +126,9 @@ class ChunkBuffers(InfoColumns, ABC):
         # when the game loop stalls
         self._end_due = 0.0
         self._last_handoff = time.monotonic()
+        #: ``[_last_handoff, _end_due, flush seconds, a consumer waits for the GIL]`` for a consumer that
+        #: reads them without the GIL (``_capture.watch``); a subclass with a flush period sets the third
+        self._clock = np.array([self._last_handoff, 0.0, math.inf, 0.0])
         self._invalid: SpaceError | None = None  # an invalid action found at a handoff, raised at the next call
         self._episode = -1  # id of the current episode; -1 before the first reset
         self._t = -1  # steps taken in the current episode; -1 when no episode is open
@@ -341,7 +344,7 @@ class ChunkBuffers(InfoColumns, ABC):
         elif self._row == self._cap or self._flush_due or now - self._last_handoff >= EPISODE_FLUSH_SECONDS:
             self._handoff()  # a finished episode reaches the file within EPISODE_FLUSH_SECONDS
         elif not self._end_due:
-            self._end_due = self._last_handoff + EPISODE_FLUSH_SECONDS  # with the episodes ending meanwhile
+            self._end_due = self._clock[1] = self._last_handoff + EPISODE_FLUSH_SECONDS  # with the episodes ending meanwhile
 
     def _drop(self) -> None:
         """Forget the open episode's rows still in the current chunk; end it as discarded if some were written."""
@@ -419,8 +422,8 @@ class ChunkBuffers(InfoColumns, ABC):
         chunk.rows = self._row
         chunk.fill_s = max(0.0, time.thread_time() - self._bound_at)
         self._flush_due = False
-        self._end_due = 0.0
-        self._last_handoff = time.monotonic()
+        self._end_due = self._clock[1] = 0.0
+        self._last_handoff = self._clock[0] = time.monotonic()
         self._submit(chunk)
         self._bind(self._new_chunk())
         if self._t >= 0:  # the open episode continues in the fresh chunk

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import numpy as np
 
 from trajarena.errors import RecordingError
 from trajarena.format.chunks import Chunk
@@ -20,6 +23,9 @@ __all__ = ["POLL_SECONDS", "ProcessHandoff"]
 #: How often the writer's background thread looks at the game loop when nothing arrives (finished
 #: episodes, flushes).
 POLL_SECONDS = 0.025
+#: At a chunk handoff, how long the game loop lets a listener that waits for the GIL have it, at most
+#: (in sleeps of _YIELD_SLEEP seconds).
+_YIELD_SECONDS, _YIELD_SLEEP = 0.005, 0.0002
 
 
 class ProcessHandoff:
@@ -31,6 +37,7 @@ class ProcessHandoff:
     """
 
     _link: WriterLink
+    _clock: np.ndarray
     _error: BaseException | None
     _closed: bool
     files: list[Path]
@@ -73,10 +80,21 @@ class ProcessHandoff:
             self._free.put(self._inflight.popleft())
             self._reclaimed += 1
 
+    def _yield(self) -> None:
+        """Let the listener, which waits for the GIL (``_clock[3]``, see ``_capture.watch``), take it.
+
+        An env that releases the GIL more often than the switch interval starves a thread that waits
+        for it (each release wakes it for nothing, the game loop takes it back first); a short sleep
+        here, at a chunk handoff, lets it run. It needs the GIL seldom: a file finished, a flush due.
+        """
+        deadline = time.monotonic() + _YIELD_SECONDS
+        while self._clock[3] and time.monotonic() < deadline:
+            time.sleep(_YIELD_SLEEP)
+
     def _listen(self) -> None:
         """Process mode: take the writer process's answers (chunks done, files finished, its failure)."""
         while True:
-            messages = self._link.receive(POLL_SECONDS)
+            messages = self._link.receive(POLL_SECONDS, self._clock)
             for m in messages or ():
                 if "file" in m:
                     self.files.append(Path(m["file"]))

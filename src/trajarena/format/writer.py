@@ -140,6 +140,7 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
         self.settings = opts
         self.flush_seconds, self.segment_seconds, self.segment_steps = opts.flush_seconds, opts.segment_seconds, \
             opts.segment_steps
+        self._clock[2] = opts.flush_seconds
         self.files: list[Path] = []
         self._segment_rows = 0
         self._segment_start = time.monotonic()
@@ -268,6 +269,8 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
                 self._send(chunk, "chunk", chunk.flushed, chunk.rows, list(chunk.starts),
                            chunk.ends[chunk.ends_flushed :], chunk.info, rotate, chunk.fill_s)
             self._reclaim()
+            if self._clock[3]:
+                self._yield()
             return  # no drain: a kill of this process does not stop the writer process from writing it
         behind = self._queue.qsize() > 0
         if chunk.ends:

@@ -35,10 +35,16 @@ import numpy as np
 from trajarena.errors import RecordingError, SettingsError
 from trajarena.format.writer_wire import SharedSlots, pack, pack_chunk
 
+try:  # its watch(): the listener waits without the GIL
+    from trajarena.format import _capture
+except ImportError:  # pragma: no cover - a build without a C compiler: the listener wakes into Python every poll
+    _capture = None
+
 __all__ = ["TOUCH_ROW_BYTES", "WriterLink", "choose_writer"]
 
 _PIPE_BYTES = 1 << 20  # Linux's default fs.pipe-max-size
 _START_SECONDS = 60.0  # a loaded machine may take long to start Python
+_WATCH_MAX_S = 1.0  # the listener runs Python at least this often (receive with a clock)
 _ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds the trajarena package
 #: The child's program (``-P``: the working folder is not on its import path): it imports only the format modules it needs, not the packages' ``__init__`` (which
 #: import gymnasium and the env registry), nor pandas, so it is ready in ~0.1 s instead of ~0.35 s; meanwhile the game
@@ -213,9 +219,25 @@ class WriterLink:
                 raise RecordingError(f"The writer process (pid {self.proc.pid}) is gone: {exc}") from exc
             raise
 
-    def receive(self, timeout: float) -> list[dict[str, Any]] | None:
-        """The child's messages that arrived within ``timeout`` seconds; ``None`` once it has exited."""
+    def receive(self, timeout: float, clock: np.ndarray | None = None) -> list[dict[str, Any]] | None:
+        """The child's messages that arrived within ``timeout`` seconds; ``None`` once it has exited.
+
+        With the game loop's ``clock`` (``[last handoff, end due, flush seconds]``, see
+        ``ChunkBuffers._clock``) and the C accelerator, it waits without the GIL until a message
+        comes, a flush is due (looked at every ``timeout``) or ``_WATCH_MAX_S`` pass: a thread that
+        woke into Python every ``timeout`` cost an env that releases the GIL often ~10 % of its speed.
+        """
         out: list[dict[str, Any]] = []
+        if clock is not None and _capture is not None:
+            try:
+                ready = _capture.watch(self._in.fileno(), clock, max(1, round(timeout * 1000)),
+                                       round(_WATCH_MAX_S * 1000))
+            except OSError:  # closed meanwhile: poll() below says so
+                ready = True
+            clock[3] = 0.0  # this thread has the GIL again (see ProcessHandoff._yield)
+            if not ready:
+                return out
+            timeout = 0
         try:
             while self._in.poll(timeout if not out else 0):
                 out.append(json.loads(self._in.recv_bytes(1 << 20)))
