@@ -27,8 +27,8 @@ import bench_replay  # noqa: E402
 from _common import RESULTS_DIR, Table, parse_args  # noqa: E402
 from _envs import BOXING, CARTPOLE, DUEL  # noqa: E402
 
-OTHER_SCRIPTS = ("duel_speed.py", "record_paired.py", "bench_format.py", "bench_export.py", "bench_view.py",
-                 "bench_diambra.py", "bench_ray.py")
+OTHER_SCRIPTS = ("duel_speed.py", "record_paired.py", "listener_study.py", "bench_format.py", "bench_export.py",
+                 "bench_view.py", "bench_diambra.py", "bench_ray.py")
 
 
 @dataclasses.dataclass

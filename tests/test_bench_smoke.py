@@ -62,7 +62,7 @@ def test_bench_record_quick(tmp_path):
 
 
 def test_record_paired_quick(tmp_path):
-    proc = _run("record_paired.py", tmp_path, "--envs", "duel", "CartPole-v1")  # a writer process, a thread
+    proc = _run("record_paired.py", tmp_path, "--envs", "duel", "CartPole-v1")
     assert "[duel] pair ratios:" in proc.stdout and "[CartPole-v1] pair ratios:" in proc.stdout
     rows = {row["env"]: row for row in _load(tmp_path, "record_paired")["rows"]}
     assert set(rows) == {"duel", "CartPole-v1"}
@@ -71,6 +71,17 @@ def test_record_paired_quick(tmp_path):
         q1, q3 = map(float, row["ratio q1 - q3"].split(" - "))
         assert 0 < q1 <= row["ratio median"] <= q3 and row["ratio of totals"] > 0 and row["close() ms"] > 0
         assert row["raw steps/s"] > 0 and row["recording steps/s"] > 0
+
+
+def test_listener_study_quick(tmp_path):
+    proc = _run("listener_study.py", tmp_path)
+    assert "[CartPole-v1] round 0 poll:" in proc.stdout
+    rows = {row["variant"]: row for row in _load(tmp_path, "listener_study")["rows"]}
+    assert list(rows) == ["raw", "watch", "poll", "thread"]
+    assert rows["raw"]["ratio to raw"] == 1.0 and rows["raw"]["writer process CPU us/step"] == 0.0
+    for row in rows.values():
+        assert row["runs"] == 1 and row["steps/s"] > 0 and row["game process CPU us/step"] > 0
+    assert rows["watch"]["writer process CPU us/step"] > 0 and rows["thread"]["writer process CPU us/step"] == 0.0
 
 
 def test_record_study_quick(tmp_path):
