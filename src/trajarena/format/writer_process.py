@@ -11,9 +11,10 @@ The child's loop is :mod:`trajarena.format.writer_child`.
 The encoding (XOR, CRC-32, zstd, Arrow) then never holds the game loop's GIL: an env that keeps the
 GIL while it steps (ALE, pure-Python games) is not slowed down by its own recording.
 
-The messages and the shared chunks are :mod:`trajarena.format.writer_wire` (both ends use it). The child naps (1 ms polls) for a while after each message, so the
-game loop wakes it (an eventfd write, ~20 us) only once it has gone to sleep. If the game process dies
-(a kill), the child still writes every chunk it was handed, then leaves the file ``.partial`` for
+The messages and the shared chunks are :mod:`trajarena.format.writer_wire` (both ends use it). The
+child naps (1 ms polls) for a while after each message, so the game loop wakes it (an eventfd write,
+~20 us) only once it has gone to sleep. If the game process dies (a kill), the child still writes
+every chunk it was handed, then leaves the file ``.partial`` for
 :func:`~trajarena.format.integrity.repair`; if the child dies, the game loop's next call raises
 :class:`~trajarena.errors.RecordingError`.
 """
@@ -77,8 +78,9 @@ def choose_writer(setting: str, text_leaves: bool) -> str:
     """``"thread"`` or ``"process"``: where a writer encodes, for the ``writer`` setting.
 
     ``"auto"`` picks the process wherever it can run and a core is free for it: the encoding then
-    never holds the game loop's GIL (CartPole records at ~0.83 of its raw speed with it, ~0.75 with
-    the thread; ALE Boxing, whose emulator holds the GIL, 0.91-0.98 against 0.78).
+    never holds the game loop's GIL (CartPole records at 0.85 of its raw speed with it, 0.70 with
+    the thread, ``bench/listener_study.py``; ALE Boxing, whose emulator holds the GIL, 0.91-0.98
+    against 0.78).
 
     Raises:
         SettingsError: ``"process"`` where it cannot run (not Linux, no ``sys.executable``, Text leaves).
