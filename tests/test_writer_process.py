@@ -254,7 +254,13 @@ def _alive(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_a_paused_game_loop_is_flushed_by_the_process_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("c_watch", [True, False])
+def test_a_paused_game_loop_is_flushed_by_the_process_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          c_watch: bool) -> None:
+    """Its listener looks at the game loop's clock in C (``_capture.watch``) or, built without the C
+    module, in Python every poll: either way it writes what a paused game loop finished."""
+    if not c_watch:
+        monkeypatch.setattr(writer_process, "_capture", None)
     w = TrajectoryWriter(tmp_path, FRAME, ACT, chunk_steps=100, flush_seconds=0.05, segment_seconds=1e9,
                          writer="process")
     o = {"frame": np.ones((6, 5, 3), np.uint8), "hp": np.float32(2)}

@@ -34,8 +34,9 @@ PyObject *trajarena_watch(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     PyObject *clock = args[1];
     if (!PyArray_Check(clock) || PyArray_TYPE((PyArrayObject *)clock) != NPY_FLOAT64 ||
-        PyArray_SIZE((PyArrayObject *)clock) != 4 || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)clock)) {
-        PyErr_SetString(PyExc_TypeError, "watch: clock must be a C-contiguous float64 array of 4 values");
+        PyArray_SIZE((PyArrayObject *)clock) != 4 || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)clock) ||
+        !PyArray_ISWRITEABLE((PyArrayObject *)clock)) {
+        PyErr_SetString(PyExc_TypeError, "watch: clock must be a writable C-contiguous float64 array of 4 values");
         return NULL;
     }
     if (fd < 0 || fd > INT_MAX || poll_ms < 1 || poll_ms > 60000 || max_ms < 0 || max_ms > 3600000) {

@@ -224,7 +224,7 @@ class WriterLink:
     def receive(self, timeout: float, clock: np.ndarray | None = None) -> list[dict[str, Any]] | None:
         """The child's messages that arrived within ``timeout`` seconds; ``None`` once it has exited.
 
-        With the game loop's ``clock`` (``[last handoff, end due, flush seconds]``, see
+        With the game loop's ``clock`` (``[last handoff, end due, flush seconds, waiting]``, see
         ``ChunkBuffers._clock``) and the C accelerator, it waits without the GIL until a message
         comes, a flush is due (looked at every ``timeout``) or ``_WATCH_MAX_S`` pass: a thread that
         woke into Python every ``timeout`` cost an env that releases the GIL often ~10 % of its speed.
