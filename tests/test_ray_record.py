@@ -92,7 +92,7 @@ def test_a_killed_worker_is_re_run_and_its_leftovers_removed(ray_local, tmp_path
         inner, steps = make_agent("random", env, player, seed), [0]
 
         def until_an_episode_is_on_disk(staging: str) -> None:
-            """Wait (60 s at most) until the writer thread has put the finished episode in a staging file."""
+            """Wait (60 s at most) until the writer (thread or process) has put the finished episode in a staging file."""
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 for path in glob.glob(os.path.join(staging, "**", "*.arrow.partial"), recursive=True):
@@ -122,8 +122,11 @@ def test_a_killed_worker_is_re_run_and_its_leftovers_removed(ray_local, tmp_path
         return Killer()
 
     out = tmp_path / "data"
+    # one file per task: on a loaded machine an episode can outlive the default 2 s segment, and its file
+    # would then be finished (.arrow) before the kill instead of the .partial this test is about
     summary = record_ray("duel", killer, episodes=5, out=out, workers=2, episodes_per_task=2,
-                         settings=DUEL_FAST, seed=3, progress=False, staging_dir=str(tmp_path / "staging"))
+                         settings=DUEL_FAST, seed=3, progress=False, staging_dir=str(tmp_path / "staging"),
+                         traj_rec_settings={"segment_seconds": 3600})
     assert os.path.exists(marker)
     assert len(summary.retried) == 1 and "WorkerCrashedError" in summary.retried[0]
     assert any(f.endswith(".arrow.partial") for f in summary.removed)  # what the dead worker was writing
