@@ -92,7 +92,7 @@ def test_a_killed_worker_is_re_run_and_its_leftovers_removed(ray_local, tmp_path
         inner, steps = make_agent("random", env, player, seed), [0]
 
         def until_an_episode_is_on_disk(staging: str) -> None:
-            """Wait (60 s at most) until the writer (thread or process) has put the finished episode in a staging file."""
+            """Wait (60 s at most) until the writer (either kind) has put the finished episode in a staging file."""
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 for path in glob.glob(os.path.join(staging, "**", "*.arrow.partial"), recursive=True):
