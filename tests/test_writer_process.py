@@ -32,14 +32,15 @@ FRAME = spaces.Dict(frame=spaces.Box(0, 255, (6, 5, 3), np.uint8), hp=spaces.Box
 ACT = spaces.MultiDiscrete([3, 2])
 
 
-def play(folder: Path, script: list[tuple], seed: int, **options) -> TrajectoryWriter:
+def play(folder: Path, script: list[tuple], seed: int, shape: tuple = (6, 5, 3), **options) -> TrajectoryWriter:
     """Run one script of writer calls; the values come from ``seed``, so two runs write the same."""
     rng = np.random.default_rng(seed)
 
     def obs() -> dict:
-        return {"frame": rng.integers(0, 256, (6, 5, 3), np.uint8), "hp": np.float32(rng.integers(0, 9))}
+        return {"frame": rng.integers(0, 256, shape, np.uint8), "hp": np.float32(rng.integers(0, 9))}
 
-    w = TrajectoryWriter(folder, FRAME, ACT, {"env_id": "test"}, segment_seconds=1e9, **options)
+    space = spaces.Dict(frame=spaces.Box(0, 255, shape, np.uint8), hp=FRAME["hp"])
+    w = TrajectoryWriter(folder, space, ACT, {"env_id": "test"}, segment_seconds=1e9, **options)
     for op, arg in script:
         if op == "reset":
             w.reset(obs(), {"round": arg}, seed=arg)
@@ -198,17 +199,17 @@ CHILD = textwrap.dedent("""
     import numpy as np
     from gymnasium import spaces
     from trajarena.format.writer import TrajectoryWriter
-    folder, log_path = sys.argv[1:3]
-    space = spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    folder, log_path, side = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    space = spaces.Box(0, 255, (side, 64, 3), np.uint8)
     w = TrajectoryWriter(folder, space, spaces.Discrete(4), {{}}, writer="process", segment_seconds=0.3)
     log = open(log_path, "w")
     log.write(f"ready {{w._link.proc.pid}}\\n"); log.flush()
     e = 0
     while True:
-        w.reset(np.full((64, 64, 3), e % 256, np.uint8), seed=e)
+        w.reset(np.full((side, 64, 3), e % 256, np.uint8), seed=e)
         n = 20 + e % 30
         for t in range(n):
-            w.step(t % 4, np.full((64, 64, 3), (e + t) % 256, np.uint8), 1.0, t == n - 1, False)
+            w.step(t % 4, np.full((side, 64, 3), (e + t) % 256, np.uint8), 1.0, t == n - 1, False)
             time.sleep(0.0005)
         log.write(f"{{e}} {{n}} {{time.monotonic()}}\\n"); log.flush()
         e += 1
@@ -216,11 +217,12 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_killing_the_game_process_loses_no_episode_it_handed_over(tmp_path: Path) -> None:
+@pytest.mark.parametrize("side", [64, 96])  # 12 kB rows; 18 kB rows, whose frames the copier thread moves
+def test_killing_the_game_process_loses_no_episode_it_handed_over(tmp_path: Path, side: int) -> None:
     rng = np.random.default_rng(7)
     for run in range(3):
         folder, log = tmp_path / f"run{run}", tmp_path / f"run{run}.log"
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(log)])
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(log), str(side)])
         deadline = time.monotonic() + 60
         while not (log.exists() and log.read_text().startswith("ready")):
             assert proc.poll() is None and time.monotonic() < deadline, "the recording child never started"
@@ -325,11 +327,11 @@ _STARTS = st.lists(st.one_of(
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(slot=st.integers(0, 2**32 - 1), lo=st.integers(0, 2**20), n=st.integers(0, 2**20), starts=_STARTS,
-       rotate=st.booleans(), fill_s=st.floats(0, 1e6))
-def test_a_chunk_record_reads_back_as_the_json_chunk_message(slot, lo, n, starts, rotate, fill_s) -> None:
+       rotate=st.booleans(), fill_s=st.floats(0, 1e6), copied=st.integers(0, 2**64 - 1))
+def test_a_chunk_record_reads_back_as_the_json_chunk_message(slot, lo, n, starts, rotate, fill_s, copied) -> None:
     header = {"kind": "chunk", "slot": slot, "lo": lo, "hi": lo + n, "starts": starts, "ends": [], "info": [],
-              "rotate": rotate, "fill_s": fill_s}
-    assert unpack(pack_chunk(slot, lo, lo + n, starts, rotate, fill_s)) == (header, [])
+              "rotate": rotate, "fill_s": fill_s, "copied": copied}
+    assert unpack(pack_chunk(slot, lo, lo + n, starts, rotate, fill_s, copied)) == (header, [])
     assert unpack(pack(header)) == (header, [])  # what the child gets either way
 
 
@@ -525,6 +527,8 @@ KILL_SELF = textwrap.dedent("""
         w.reset(rng.integers(0, 256, (128, 96, 3), np.uint8), seed=ep)
         for t in range(15):
             w.step(0, rng.integers(0, 256, (128, 96, 3), np.uint8), 1.0, t == 14, False)
+    if w._copier is not None:
+        w._copier.wait()  # every chunk handed over has its frames in the shared memory (see the next test)
     print(w._link.proc.pid, int(w._link.shared.done[0]), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """).format(src=str(ROOT / "src"))

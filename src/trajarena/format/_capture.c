@@ -370,5 +370,10 @@ PyMODINIT_FUNC PyInit__capture(void)
 {
     import_array();
     trajarena_store_init();
-    return PyModule_Create(&module);
+    if (PyType_Ready(&trajarena_CopierType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddObjectRef(m, "Copier", (PyObject *)&trajarena_CopierType) < 0)
+        Py_CLEAR(m);
+    return m;
 }

@@ -72,6 +72,11 @@ static void copy_bytes(char *dst, const char *src, size_t n)
     memcpy(dst, src, n);
 }
 
+void trajarena_copy_bytes(char *dst, const char *src, size_t n)
+{
+    copy_bytes(dst, src, n);
+}
+
 /* A Python int into an integer buffer of ``size`` bytes when it fits; 1 if stored, 0 if not. */
 static int store_int(char *dst, int type_num, int size, PyObject *value)
 {

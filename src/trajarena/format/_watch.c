@@ -16,7 +16,10 @@
 #include <poll.h>
 #include <time.h>
 
-static double monotonic(void)
+/* A copy job nobody has started for this long is done by the listener (see _copier.c). */
+#define HELP_AGE_S 0.02
+
+double trajarena_monotonic(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t); /* what time.monotonic() reads */
@@ -25,8 +28,13 @@ static double monotonic(void)
 
 PyObject *trajarena_watch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "watch(fd, clock, poll_ms, max_ms) takes 4 arguments");
+    if (nargs != 4 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "watch(fd, clock, poll_ms, max_ms[, copier]) takes 4 or 5 arguments");
+        return NULL;
+    }
+    PyObject *copier = nargs == 5 && args[4] != Py_None ? args[4] : NULL; /* kept alive by args */
+    if (copier != NULL && !trajarena_is_copier(copier)) {
+        PyErr_SetString(PyExc_TypeError, "watch: copier must be a trajarena.format._capture.Copier or None");
         return NULL;
     }
     long fd = PyLong_AsLong(args[0]), poll_ms = PyLong_AsLong(args[2]), max_ms = PyLong_AsLong(args[3]);
@@ -48,7 +56,7 @@ PyObject *trajarena_watch(PyObject *self, PyObject *const *args, Py_ssize_t narg
     volatile double *c = (volatile double *)PyArray_DATA((PyArrayObject *)clock);
     int ready = 0;
     Py_BEGIN_ALLOW_THREADS
-    double start = monotonic();
+    double start = trajarena_monotonic();
     for (;;) {
         struct pollfd p = {(int)fd, POLLIN, 0};
         int r = poll(&p, 1, (int)poll_ms);
@@ -56,7 +64,9 @@ PyObject *trajarena_watch(PyObject *self, PyObject *const *args, Py_ssize_t narg
             ready = 1;
             break;
         }
-        double now = monotonic(), last = c[0], end_due = c[1], flush = c[2];
+        if (copier != NULL) /* a chunk's frames its starved copier has not started: copied here */
+            trajarena_copier_help(copier, HELP_AGE_S);
+        double now = trajarena_monotonic(), last = c[0], end_due = c[1], flush = c[2];
         if (now - last >= flush || (end_due > 0.0 && now >= end_due) || (now - start) * 1000.0 >= max_ms)
             break;
     }

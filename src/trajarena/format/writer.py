@@ -145,6 +145,7 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
         self._segment_rows = 0
         self._segment_start = time.monotonic()
         self._slots = 0  # chunks made in shared memory
+        self._copier, self._copy_seq, self._staged = None, 0, {}  # their frames' private memory (ProcessHandoff._stage)
         self._inflight: collections.deque[Chunk] = collections.deque()  # handed to the process, in order
         self._reclaimed = 0  # chunks of _inflight the process had written, and were freed
         self._link: WriterLink | None = None
@@ -226,6 +227,8 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
             return
         self._link.close_input()  # the process writes what it has, then exits: the listener sees it
         self._answered.wait()
+        if self._copier is not None:
+            self._copier.close()  # its jobs are done (the child waited for them) or moot (the child is gone)
         if self._closed_ok:  # it has finished every file: its exit (unmapping the chunks) is not waited for
             self._link.detach()  # the listener reaps it
             return
@@ -253,7 +256,7 @@ class TrajectoryWriter(ProcessHandoff, ChunkBuffers):
             return super()._alloc(layout)
         slot, self._slots = self._slots, self._slots + 1
         *arrays, self._arenas[slot] = self._link.shared.arrays(slot)
-        return arrays, slot
+        return self._stage(arrays, slot), slot
 
     def _submit(self, chunk: Chunk) -> None:
         rotate = chunk.rotate

@@ -14,6 +14,7 @@ import os
 import select
 import signal
 import sys
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,19 @@ _NAPS = 50 if len(os.sched_getaffinity(0)) > 1 else 0  # one core: a nap would t
 #: Asleep, it still looks whether the game process is gone this often (a kill between its message and
 #: the eventfd write).
 _SLEEP_MS = 1000
+#: How often it looks whether the frames of a chunk it was handed have been copied (see _copied).
+_COPY_POLL_S = 0.0001
+
+
+def _copied(shared: SharedSlots, job: int, parent: int) -> bool:
+    """Wait until the game process's copier thread has put a chunk's frames in the shared memory (its
+    copy job ``job``, ~1 ms for 8 MB); False if the game process died first (that chunk is lost, as
+    one not yet handed over would be)."""
+    while int(shared.copied[0]) < job:
+        if os.getppid() != parent:
+            return False
+        time.sleep(_COPY_POLL_S)
+    return True
 
 
 def _next_message(inbox: Connection, wake_fd: int, parent: int, asleep: np.ndarray) -> bytes:
@@ -144,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
                 known.update({k: (np.dtype(d), tuple(s)) for k, (d, s) in header["known"].items()})
             info = {k: (arrays[2 * i], arrays[2 * i + 1]) for i, k in enumerate(header["info"])}
             slot = header["slot"]
+            if not _copied(shared, header.get("copied", 0), parent):
+                break  # the game process died before this chunk's frames were copied: the file stays for repair
             shared_at = header.get("shared_info", shared_at)  # sent when it changed
             if shared_at:
                 info.update(_shared_info(views[slot].arena, shared_at, config["chunk_steps"], header["lo"], header["hi"]))

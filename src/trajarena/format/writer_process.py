@@ -188,10 +188,11 @@ class WriterLink:
         """
         self._write(pack(header, arrays), wake=header.get("kind") != "chunk")
 
-    def send_chunk(self, slot: int, lo: int, hi: int, starts: list[list], rotate: bool, fill_s: float) -> bool:
+    def send_chunk(self, slot: int, lo: int, hi: int, starts: list[list], rotate: bool, fill_s: float,
+                   copied: int = 0) -> bool:
         """Send a :func:`pack_chunk` message (the usual chunk); False when it does not fit one (send it
         with :meth:`send`)."""
-        data = pack_chunk(slot, lo, hi, starts, rotate, fill_s)
+        data = pack_chunk(slot, lo, hi, starts, rotate, fill_s, copied)
         if data is None:
             return False
         self._write(data, wake=False)
@@ -221,19 +222,21 @@ class WriterLink:
                 raise RecordingError(f"The writer process (pid {self.proc.pid}) is gone: {exc}") from exc
             raise
 
-    def receive(self, timeout: float, clock: np.ndarray | None = None) -> list[dict[str, Any]] | None:
+    def receive(self, timeout: float, clock: np.ndarray | None = None, copier: Any = None) -> list[dict[str, Any]] | None:
         """The child's messages that arrived within ``timeout`` seconds; ``None`` once it has exited.
 
         With the game loop's ``clock`` (``[last handoff, end due, flush seconds, waiting]``, see
         ``ChunkBuffers._clock``) and the C accelerator, it waits without the GIL until a message
         comes, a flush is due (looked at every ``timeout``) or ``_WATCH_MAX_S`` pass: a thread that
         woke into Python every ``timeout`` cost an env that releases the GIL often ~10 % of its speed.
+        Meanwhile it copies the frames of a chunk that the game process's ``copier`` (a starved
+        low-priority thread) has not started on for 20 ms.
         """
         out: list[dict[str, Any]] = []
         if clock is not None and _capture is not None:
             try:
                 ready = _capture.watch(self._in.fileno(), clock, max(1, round(timeout * 1000)),
-                                       round(_WATCH_MAX_S * 1000))
+                                       round(_WATCH_MAX_S * 1000), copier)
             except OSError:  # closed meanwhile: poll() below says so
                 ready = True
             clock[3] = 0.0  # this thread has the GIL again (see ProcessHandoff._yield)

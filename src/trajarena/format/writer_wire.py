@@ -45,19 +45,21 @@ def pack(header: dict[str, Any], arrays: list[np.ndarray] = ()) -> bytes:
 #: A :func:`pack_chunk` message starts with this where a :func:`pack` message has its header length
 #: (never this large: :func:`unpack` refuses a header longer than the message).
 _CHUNK_MARK = b"\xff\xff\xff\xff"
-_CHUNK = struct.Struct("<4sIIIdI?")  # mark, slot, lo, hi, fill_s, number of starts, rotate
+_CHUNK = struct.Struct("<4sIIIdI?Q")  # mark, slot, lo, hi, fill_s, number of starts, rotate, copy job
 _START = struct.Struct("<qqqqq")  # row, episode, step, form (3: [row, episode, step]; 4: a seed; 5: seed None), seed
 
 
-def pack_chunk(slot: int, lo: int, hi: int, starts: list[list], rotate: bool, fill_s: float) -> bytes | None:
+def pack_chunk(slot: int, lo: int, hi: int, starts: list[list], rotate: bool, fill_s: float,
+               copied: int = 0) -> bytes | None:
     """A chunk message with no episode end and no info values: a fixed binary record, or ``None``
-    when a value does not fit it (then :func:`pack` says it).
+    when a value does not fit it (then :func:`pack` says it). ``copied``: the copy job that puts the
+    chunk's frames in the shared memory (0: none; see :class:`SharedSlots`).
 
     >>> unpack(pack_chunk(2, 0, 113, [[0, 4, 25], [60, 5, 0, None]], False, 0.5))[0]["starts"]
     [[0, 4, 25], [60, 5, 0, None]]
     """
     try:
-        parts = [_CHUNK.pack(_CHUNK_MARK, slot, lo, hi, fill_s, len(starts), rotate)]
+        parts = [_CHUNK.pack(_CHUNK_MARK, slot, lo, hi, fill_s, len(starts), rotate, copied)]
         for s in starts:
             if len(s) == 3:
                 parts.append(_START.pack(*s, 3, 0))
@@ -73,7 +75,7 @@ def pack_chunk(slot: int, lo: int, hi: int, starts: list[list], rotate: bool, fi
 def _unpack_chunk(data: bytes) -> dict[str, Any]:
     if len(data) < _CHUNK.size:
         raise ValueError("chunk message shorter than its record")
-    _, slot, lo, hi, fill_s, n, rotate = _CHUNK.unpack_from(data)
+    _, slot, lo, hi, fill_s, n, rotate, copied = _CHUNK.unpack_from(data)
     if len(data) != _CHUNK.size + n * _START.size:
         raise ValueError(f"chunk message of {len(data)} bytes for {n} episode starts")
     starts = []
@@ -82,7 +84,7 @@ def _unpack_chunk(data: bytes) -> dict[str, Any]:
             raise ValueError(f"chunk message with an episode start of form {form}")
         starts.append([row, episode, t] if form == 3 else [row, episode, t, seed if form == 4 else None])
     return {"kind": "chunk", "slot": slot, "lo": lo, "hi": hi, "starts": starts, "ends": [], "info": [],
-            "rotate": rotate, "fill_s": fill_s}
+            "rotate": rotate, "fill_s": fill_s, "copied": copied}
 
 
 def unpack(data: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
@@ -130,6 +132,8 @@ class SharedSlots:
     chunk it has written (chunks are handed over and written in order), so the game loop reuses a
     chunk without waiting for a message: a thread of the game process that waits for a message
     also waits for the GIL, up to a switch interval (5 ms) behind an env that holds it (ALE).
+    Frames reach a chunk after its message may have: the game process's copier thread stores the
+    number of its last copy job done in :attr:`copied`, and a message names the job it waits for.
 
     Args:
         layout: ``[(dtype, shape), ...]`` of one chunk's arrays.
@@ -157,6 +161,8 @@ class SharedSlots:
         self.done = np.frombuffer(self._map, np.uint64, 1, size - mmap.PAGESIZE)
         #: 1 while the writer process sleeps until the game loop wakes it (it naps after each message)
         self.asleep = np.frombuffer(self._map, np.uint64, 1, size - mmap.PAGESIZE + _ALIGN)
+        #: the last copy job of the game process's copier thread done (see trajarena.format._capture.Copier)
+        self.copied = np.frombuffer(self._map, np.uint64, 1, size - mmap.PAGESIZE + 2 * _ALIGN)
 
     def release(self) -> None:
         """Free the chunks' memory (not the counter): MADV_REMOVE also drops every other mapping's pages.
