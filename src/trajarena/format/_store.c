@@ -55,7 +55,7 @@ __attribute__((target("avx2"))) static void stream_avx2(char *dst, const char *s
 }
 #endif
 
-static void copy_bytes(char *dst, const char *src, size_t n)
+void trajarena_copy_bytes(char *dst, const char *src, size_t n)
 {
 #ifdef TRAJARENA_SSE2
     if (n >= STREAM_BYTES) {
@@ -70,11 +70,6 @@ static void copy_bytes(char *dst, const char *src, size_t n)
     }
 #endif
     memcpy(dst, src, n);
-}
-
-void trajarena_copy_bytes(char *dst, const char *src, size_t n)
-{
-    copy_bytes(dst, src, n);
 }
 
 /* A Python int into an integer buffer of ``size`` bytes when it fits; 1 if stored, 0 if not. */
@@ -159,7 +154,7 @@ static int store_fast(PyArrayObject *buf, Py_ssize_t row, PyObject *value)
             return 0; /* a view of the row itself: numpy copies overlapping memory right */
         /* the same built-in number type, both in native byte order (ISCARRAY): equivalent, without numpy's cast lookup */
         if (PyArray_TYPE(a) == type_num || PyArray_EquivTypes(PyArray_DESCR(a), descr)) {
-            copy_bytes(dst, src, src_bytes);
+            trajarena_copy_bytes(dst, src, src_bytes);
             return 1;
         }
         /* integer actions into their float64 buffer (see trajarena.format.actions): numpy's cast is C's */
