@@ -81,7 +81,7 @@ static void run_job(Copier *c, Job *job)
     job->state = DONE;
     for (; c->tail < c->claim && c->jobs[c->tail % RING].state == DONE; c->tail++) {
         Job *first = &c->jobs[c->tail % RING];
-        __atomic_store_n(first->counter, first->seq, __ATOMIC_RELEASE); /* after the copies: sfence in trajarena_copy_bytes */
+        __atomic_store_n(first->counter, first->seq, __ATOMIC_RELEASE); /* after the copies (their sfence) */
     }
     pthread_cond_broadcast(&c->done);
 }
